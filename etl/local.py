@@ -1,0 +1,288 @@
+"""The embedded engine: DuckDB (SQL transformations) and pandas (function transformations).
+
+A run computes a view over a window, then publishes the *same* frame to the offline store
+(Parquet, atomic per run) and the online store (latest row per entity, newer event time wins),
+and records one run in the registry. When anything fails, nothing is published and the run is
+recorded as failed with its error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
+from featurestore.errors import FeatureStoreError, RunError
+from featurestore.schema import conform
+from featurestore.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did; the same figures are recorded in the registry under ``run_id``."""
+
+    run_id: str
+    view: str
+    status: str
+    rows_computed: int
+    rows_offline: int
+    rows_online: int
+    rows_online_skipped_older: int
+    watermark: datetime | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class LocalEngine:
+    """Runs feature views in this process. ``root`` resolves relative source paths."""
+
+    name = "local"
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        self.root = store.config.root
+
+    # ------------------------------------------------------------------ computing
+
+    def _register_source(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: Source,
+        *,
+        lower: datetime | None,
+        upper: datetime | None,
+        done: set[str],
+    ) -> None:
+        if source.name in done:
+            return
+        if isinstance(source, FileSource):
+            path = Path(source.path)
+            path = path if path.is_absolute() else self.root / path
+            if not any(path.parent.glob(path.name)):
+                raise RunError(f"Source '{source.name}': no file matches '{path}'; check the path in its definition")
+            reader = "read_parquet" if source.file_format == "parquet" else "read_csv_auto"
+            body = f"SELECT * FROM {reader}({_literal(path)})"
+        elif isinstance(source, SqlSource):
+            for up in source.sources:
+                self._register_source(con, up, lower=None, upper=upper, done=done)
+            body = source.query
+        else:  # pragma: no cover - definitions reject other types
+            raise RunError(f"Source '{source}' has an unknown kind")
+        conditions = []
+        if source.timestamp_field and upper is not None:
+            conditions.append(f"{_quote(source.timestamp_field)} < $upper")
+        if source.timestamp_field and lower is not None:
+            conditions.append(f"{_quote(source.timestamp_field)} >= $lower")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        params = {}
+        if "$upper" in where:
+            params["upper"] = upper
+        if "$lower" in where:
+            params["lower"] = lower
+        try:
+            # A view cannot take parameters: materialize the filtered rows once as a table.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(source.name)} AS SELECT * FROM ({body}){where}", params)
+        except duckdb.Error as err:
+            raise RunError(f"Source '{source.name}' cannot be read: {err}") from err
+        done.add(source.name)
+
+    def _transform(self, con: duckdb.DuckDBPyConnection, view: FeatureView, *, limit: int | None = None) -> pa.Table:
+        t = view.transformation
+        source_sql = f"SELECT * FROM {_quote(view.source.name)}" + (f" LIMIT {limit}" if limit is not None else "")
+        try:
+            if t is None:
+                return con.sql(source_sql).to_arrow_table()
+            if isinstance(t, StoredTransformation):
+                raise RunError(
+                    f"Feature view '{view.name}' was loaded from the registry; run it from the project's definition files"
+                )
+            if isinstance(t, str):
+                sql = f"SELECT * FROM ({t}) LIMIT {limit}" if limit is not None else t
+                return con.sql(sql).to_arrow_table()
+            frame = con.execute(source_sql).df()
+            result = t(frame)
+            if not isinstance(result, pd.DataFrame):
+                raise RunError(
+                    f"Feature view '{view.name}': the transformation returned {type(result).__name__}, not a pandas DataFrame"
+                )
+            return pa.Table.from_pandas(result, preserve_index=False)
+        except duckdb.Error as err:
+            raise RunError(f"Feature view '{view.name}': the transformation failed in DuckDB: {err}") from err
+        except FeatureStoreError:
+            raise
+        except Exception as err:
+            raise RunError(
+                f"Feature view '{view.name}': the transformation raised {type(err).__name__}: {err}"
+            ) from err
+
+    def infer_schema(self, view: FeatureView) -> pa.Schema:
+        """The schema of the view's transformation output, computed on a few source rows."""
+        con = duckdb.connect()
+        try:
+            self._register_source(con, view.source, lower=None, upper=None, done=set())
+            return self._transform(con, view, limit=100).schema
+        finally:
+            con.close()
+
+    def compute(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
+        """The view's rows with event time in ``[start, end)``, conformed to its schema, one row
+        per (keys, event time): when the transformation emits duplicates, the last one wins."""
+        lower = None
+        if start is not None and view.source_lookback is not None:
+            lower = start - view.source_lookback
+        con = duckdb.connect()
+        try:
+            self._register_source(con, view.source, lower=lower, upper=end, done=set())
+            raw = self._transform(con, view)
+        finally:
+            con.close()
+        table = conform(view, raw)
+        for col in (*view.join_keys, view.timestamp_field):
+            nulls = table.column(col).null_count
+            if nulls:
+                raise RunError(
+                    f"Feature view '{view.name}': {nulls} computed row(s) have a null '{col}'; "
+                    "filter them out in the transformation"
+                )
+        ts = table.column(view.timestamp_field)
+        mask = None
+        if start is not None:
+            mask = pc.greater_equal(ts, pa.scalar(start, ts.type))
+        if end is not None:
+            upper_mask = pc.less(ts, pa.scalar(end, ts.type))
+            mask = upper_mask if mask is None else pc.and_(mask, upper_mask)
+        if mask is not None:
+            table = table.filter(mask)
+        return _latest(table, [*view.join_keys, view.timestamp_field], newest_by=None)
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self,
+        view_name: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        definitions: dict[str, FeatureView] | None = None,
+        progress: bool = True,
+    ) -> RunResult:
+        """Compute the view over ``[start, end)`` and publish it offline and online in one run."""
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise RunError(
+                    f"Run window {name} {value} has no time zone; give UTC times, e.g. 2024-01-01T00:00:00+00:00"
+                )
+        if start is not None and end is not None and start >= end:
+            raise RunError(f"Run window start {start} is not before end {end}")
+        view = (definitions or {}).get(view_name) or self.store.get_feature_view(view_name)
+        registry, project = self.store.registry, self.store.project
+        run_id = registry.start_run(project, view.name, engine=self.name, window_start=start, window_end=end)
+        timings: dict[str, float] = {}
+        offline = self.store.offline_store
+        bar = tqdm(total=4, desc=f"run {view.name}", unit="step", disable=not progress, leave=False)
+        staged = None
+        try:
+            t0 = time.perf_counter()
+            bar.set_postfix_str("computing")
+            frame = self.compute(view, start, end)
+            timings["compute_s"] = time.perf_counter() - t0
+            bar.update()
+            with offline.lock(view):
+                t0 = time.perf_counter()
+                bar.set_postfix_str(f"writing {frame.num_rows:,} rows offline")
+                staged = offline.stage(view, frame, start=start, end=end, run_id=run_id)
+                timings["offline_stage_s"] = time.perf_counter() - t0
+                bar.update()
+                t0 = time.perf_counter()
+                online_rows = (
+                    _latest(frame, list(view.join_keys), newest_by=view.timestamp_field)
+                    if view.online
+                    else frame.slice(0, 0)
+                )
+                bar.set_postfix_str(f"writing {online_rows.num_rows:,} rows online")
+                stats = self.store.online_store.write(view, online_rows) if view.online else None
+                timings["online_write_s"] = time.perf_counter() - t0
+                bar.update()
+                t0 = time.perf_counter()
+                staged.commit()
+                timings["offline_publish_s"] = time.perf_counter() - t0
+                bar.update()
+        except BaseException as err:
+            if staged is not None and not staged.done:
+                staged.abort()
+            registry.finish_run(run_id, status="failed", timings=timings, error=f"{type(err).__name__}: {err}")
+            bar.close()
+            log.error("run %s of feature view '%s' failed; nothing was published: %s", run_id, view.name, err)
+            if isinstance(err, FeatureStoreError | KeyboardInterrupt):
+                raise
+            raise RunError(f"Run of feature view '{view.name}' failed; nothing was published: {err}") from err
+        bar.close()
+        watermark = None
+        if frame.num_rows:
+            watermark = pc.max(frame.column(view.timestamp_field)).as_py()
+        result = RunResult(
+            run_id=run_id,
+            view=view.name,
+            status="succeeded",
+            rows_computed=frame.num_rows,
+            rows_offline=frame.num_rows,
+            rows_online=stats.written if stats else 0,
+            rows_online_skipped_older=stats.skipped_older if stats else 0,
+            watermark=watermark,
+            timings=timings,
+        )
+        registry.finish_run(
+            run_id,
+            status="succeeded",
+            rows_computed=frame.num_rows,
+            rows_offline=frame.num_rows,
+            rows_online=result.rows_online,
+            timings=timings,
+            watermark=watermark,
+        )
+        log.info(
+            "run %s of '%s': %d rows offline, %d online (%d older skipped), watermark %s",
+            run_id,
+            view.name,
+            frame.num_rows,
+            result.rows_online,
+            result.rows_online_skipped_older,
+            watermark,
+        )
+        return result
+
+
+def _latest(table: pa.Table, partition: list[str], *, newest_by: str | None) -> pa.Table:
+    """One row per ``partition`` value, in table order: the row with the newest ``newest_by``
+    time (ties: the later row), or without ``newest_by`` simply the later row."""
+    if table.num_rows == 0:
+        return table
+    indexed = table.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
+    keys = ", ".join(_quote(k) for k in partition)
+    order = f"{_quote(newest_by)} DESC, __i DESC" if newest_by else "__i DESC"
+    con = duckdb.connect()
+    try:
+        con.register("t", indexed)
+        sql = f"SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1 ORDER BY __i"
+        out = con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+    return out.drop_columns(["__i"]).cast(table.schema)

@@ -1,0 +1,170 @@
+"""The project file, ``featurestore.yaml``: typed, with unknown keys rejected by file and key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from featurestore.errors import ConfigError, did_you_mean
+
+CONFIG_FILE_NAME = "featurestore.yaml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParquetOfflineConfig:
+    """Offline store on local Parquet files, partitioned by date, published atomically per run."""
+
+    type: str = "parquet"
+    path: Path = Path("data/offline")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqliteOnlineConfig:
+    """Embedded online store in one SQLite file: no server needed."""
+
+    type: str = "sqlite"
+    path: Path = Path("data/online.db")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalEngineConfig:
+    """The embedded engine: DuckDB and pandas in this process."""
+
+    type: str = "local"
+
+
+OfflineStoreConfig = ParquetOfflineConfig
+OnlineStoreConfig = SqliteOnlineConfig
+EngineConfig = LocalEngineConfig
+
+_OFFLINE_TYPES: dict[str, type[Any]] = {"parquet": ParquetOfflineConfig}
+_ONLINE_TYPES: dict[str, type[Any]] = {"sqlite": SqliteOnlineConfig}
+_ENGINE_TYPES: dict[str, type[Any]] = {"local": LocalEngineConfig}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectConfig:
+    """Everything ``featurestore.yaml`` says. Relative paths are resolved against ``root``."""
+
+    project: str
+    root: Path
+    definitions: tuple[str, ...] = ("features.py",)
+    registry: str = "sqlite:///data/registry.db"
+    offline_store: OfflineStoreConfig = field(default_factory=ParquetOfflineConfig)
+    online_store: OnlineStoreConfig = field(default_factory=SqliteOnlineConfig)
+    engine: EngineConfig = field(default_factory=LocalEngineConfig)
+    file: Path | None = None
+
+    @property
+    def registry_url(self) -> str:
+        """The registry's SQLAlchemy URL, with a relative SQLite path made absolute."""
+        prefix = "sqlite:///"
+        url = self.registry
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str((self.root / url[len(prefix) :]).resolve())
+        return url
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else (self.root / p)
+
+    @classmethod
+    def load(cls, path: str | Path = ".") -> ProjectConfig:
+        """Read ``featurestore.yaml`` from a directory (or the file itself)."""
+        p = Path(path)
+        file = p / CONFIG_FILE_NAME if p.is_dir() else p
+        if not file.exists():
+            raise ConfigError(
+                f"no {CONFIG_FILE_NAME} here; run 'featurestore init' to create a project, or pass --project DIR",
+                file=str(file),
+            )
+        try:
+            raw = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"is not valid YAML: {err}", file=str(file)) from err
+        if not isinstance(raw, Mapping):
+            raise ConfigError("must be a mapping of keys to values", file=str(file))
+        return cls.from_mapping(raw, root=file.parent.resolve(), file=file)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, root: Path, file: Path | None = None) -> ProjectConfig:
+        fname = str(file) if file else None
+        known = {"project", "definitions", "registry", "offline_store", "online_store", "engine"}
+        for key in raw:
+            if key not in known:
+                raise ConfigError(
+                    f"unknown key.{did_you_mean(str(key), known)} Known keys: {sorted(known)}", file=fname, key=str(key)
+                )
+        project = raw.get("project")
+        if not isinstance(project, str) or not project:
+            raise ConfigError("is required: the project's name, e.g. 'project: bank'", file=fname, key="project")
+        defs = raw.get("definitions", ["features.py"])
+        if isinstance(defs, str):
+            defs = [defs]
+        if not isinstance(defs, list) or not all(isinstance(d, str) for d in defs):
+            raise ConfigError("must be a file name or a list of file names", file=fname, key="definitions")
+        registry = raw.get("registry", "sqlite:///data/registry.db")
+        if not isinstance(registry, str):
+            raise ConfigError("must be an SQLAlchemy URL, e.g. sqlite:///data/registry.db", file=fname, key="registry")
+        return cls(
+            project=project,
+            root=root,
+            definitions=tuple(defs),
+            registry=registry,
+            offline_store=_section(raw, "offline_store", _OFFLINE_TYPES, "parquet", fname),
+            online_store=_section(raw, "online_store", _ONLINE_TYPES, "sqlite", fname),
+            engine=_section(raw, "engine", _ENGINE_TYPES, "local", fname),
+            file=file,
+        )
+
+
+def _section(raw: Mapping[str, Any], key: str, types: dict[str, type[Any]], default: str, fname: str | None) -> Any:
+    value = raw.get(key, {"type": default})
+    if isinstance(value, str):
+        value = {"type": value}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must be a mapping with a 'type', e.g. {{type: {default}}}", file=fname, key=key)
+    kind = value.get("type", default)
+    if kind not in types:
+        raise ConfigError(
+            f"unknown type '{kind}'.{did_you_mean(str(kind), types)} Available: {sorted(types)}",
+            file=fname,
+            key=f"{key}.type",
+        )
+    cls = types[kind]
+    allowed = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for k, v in value.items():
+        if k not in allowed:
+            raise ConfigError(
+                f"unknown key for a {kind} {key}.{did_you_mean(str(k), allowed)} Known keys: {sorted(allowed)}",
+                file=fname,
+                key=f"{key}.{k}",
+            )
+        if allowed[k].type in ("Path", Path):
+            v = Path(str(v))
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def render_default_config(project: str) -> str:
+    """The ``featurestore.yaml`` that ``featurestore init`` writes."""
+    return f"""\
+# The feature store project file. Paths are relative to this file's folder.
+project: {project}
+# Python files that define entities, sources, feature views and feature services.
+definitions: [features.py]
+# Any SQLAlchemy URL: SQLite by default, e.g. postgresql+psycopg://user@host/db for a team.
+registry: sqlite:///data/registry.db
+offline_store:
+  type: parquet
+  path: data/offline
+online_store:
+  type: sqlite
+  path: data/online.db
+engine: local
+"""

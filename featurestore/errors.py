@@ -1,0 +1,96 @@
+"""The error hierarchy. Every error a user can act on derives from :class:`FeatureStoreError`.
+
+Subclasses are split by what the user must do about them: fix a definition, fix a config
+file, use an existing name, start or reach a store, look at a quality report, or fix the
+request they sent. HTTP status codes are mapped only in ``datamart``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+
+def near_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """The candidates that look most like ``name``, best first (for "did you mean" hints)."""
+    return difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.6)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A " Did you mean 'x'?" suffix, or an empty string when nothing is close."""
+    close = near_names(name, candidates)
+    if not close:
+        return ""
+    if len(close) == 1:
+        return f" Did you mean '{close[0]}'?"
+    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+class FeatureStoreError(Exception):
+    """Root of every error raised on purpose by the feature store."""
+
+
+class DefinitionError(FeatureStoreError):
+    """One or more definitions are invalid. ``problems`` lists every one found, not only the first."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems in the definitions:\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        super().__init__(message)
+
+
+class ConfigError(FeatureStoreError):
+    """The project configuration is wrong: names the file and the key to fix."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        where = ""
+        if file and key:
+            where = f"{file}: key '{key}': "
+        elif file:
+            where = f"{file}: "
+        elif key:
+            where = f"key '{key}': "
+        super().__init__(where + message)
+
+
+class NotFoundError(FeatureStoreError):
+    """A named object does not exist. Carries the kind, the name and the nearest existing names."""
+
+    def __init__(self, kind: str, name: str, *, project: str | None = None, candidates: Iterable[str] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.suggestions = near_names(name, candidates)
+        where = f" in project '{project}'" if project else ""
+        super().__init__(f"{kind.capitalize()} '{name}' not found{where}.{did_you_mean(name, candidates)}")
+
+
+class StoreUnavailableError(FeatureStoreError):
+    """A store could not be reached or used. Names the store and its address."""
+
+    def __init__(self, store: str, address: str, reason: str) -> None:
+        self.store = store
+        self.address = address
+        super().__init__(f"{store} at {address} is unavailable: {reason}")
+
+
+class QualityCheckFailedError(FeatureStoreError):
+    """Computed data failed a blocking quality check; nothing was published."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class InvalidRequestError(FeatureStoreError):
+    """A read request is malformed (bad spine, unknown feature reference, bad date...)."""
+
+
+class RunError(FeatureStoreError):
+    """A run failed while computing or publishing; the stores were left as they were before it."""

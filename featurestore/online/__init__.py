@@ -1,0 +1,46 @@
+"""Online stores: the latest row per entity of each feature view, for low-latency lookups.
+
+Every store implements :class:`OnlineStore` and passes the shared contract suite in
+``tests/contract``. Rows go in and come out as Arrow tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+from featurestore.definitions import FeatureView
+
+EVENT_TIME_COLUMN = "__event_timestamp"
+"""Column of :meth:`OnlineStore.read` results holding each row's event time (null when missing)."""
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What a write did: rows that became the stored value, and rows ignored because the store
+    already held a newer event time for their key."""
+
+    written: int
+    skipped_older: int
+
+
+class OnlineStore(Protocol):
+    """The interface every online store implements."""
+
+    def prepare(self, views: Sequence[FeatureView]) -> None:
+        """Create what the views need (tables, keyspaces). Idempotent."""
+
+    def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
+        """Upsert rows (join keys, the view's timestamp field, features). For each key the row with
+        the newest event time wins; a row never replaces one with a newer event time; at an equal
+        event time the later write wins, so re-running a corrected window fixes it."""
+
+    def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
+        """One row per row of ``keys``, in order: the key columns, the requested features and
+        ``__event_timestamp``; nulls where a key has no stored row."""
+
+    def close(self) -> None:
+        """Release connections."""

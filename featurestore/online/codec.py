@@ -1,0 +1,108 @@
+"""How entity keys and feature rows are packed into bytes by online stores.
+
+Keys are cast to the entity's declared types first, so that ``42`` and ``"42"`` never name two
+different rows. Values are one compact JSON object per row: readable with any tool, and one
+value per entity and view so that a batch lookup is a single multi-get.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featurestore.definitions import FeatureView
+from featurestore.errors import InvalidRequestError
+from featurestore.types import UTC_TIMESTAMP, ValueType
+
+
+def cast_keys(view: FeatureView, table: pa.Table) -> list[pa.Array]:
+    """The view's join-key columns of ``table``, cast to the declared key types."""
+    out = []
+    for key, vtype in view.key_schema.items():
+        if key not in table.column_names:
+            raise InvalidRequestError(
+                f"Entity key '{key}' of feature view '{view.name}' is missing; got columns {table.column_names}"
+            )
+        col = table.column(key).combine_chunks()
+        try:
+            out.append(col if col.type == vtype.arrow else pc.cast(col, vtype.arrow))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise InvalidRequestError(
+                f"Entity key '{key}' of feature view '{view.name}' must be {vtype.value}, got values of type {col.type}"
+            ) from err
+    return out
+
+
+def encode_keys(view: FeatureView, key_columns: Sequence[pa.Array]) -> list[str]:
+    """One string per row naming the entity: ``7`` or ``["a",7]`` for compound keys."""
+    columns = [c.to_pylist() for c in key_columns]
+    if len(columns) == 1:
+        return [json.dumps(v, separators=(",", ":")) for v in columns[0]]
+    return [json.dumps(list(vals), separators=(",", ":")) for vals in zip(*columns, strict=True)]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return int(v.timestamp() * 1_000_000) if v.tzinfo else int(v.replace(tzinfo=UTC).timestamp() * 1_000_000)
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def encode_values(view: FeatureView, rows: pa.Table) -> list[bytes]:
+    """One packed value per row: ``{"feature": value, ...}``; timestamps as microseconds."""
+    names = view.feature_names
+    cols = []
+    for f in view.features:
+        col = rows.column(f.name)
+        if f.dtype is ValueType.TIMESTAMP:
+            col = pc.cast(pc.cast(col, UTC_TIMESTAMP), pa.int64())
+        cols.append(col.to_pylist())
+    return [
+        json.dumps({n: _jsonable(v) for n, v in zip(names, vals, strict=True)}, separators=(",", ":")).encode()
+        for vals in zip(*cols, strict=True)
+    ]
+
+
+def event_micros(view: FeatureView, rows: pa.Table) -> list[int]:
+    col = pc.cast(rows.column(view.timestamp_field), UTC_TIMESTAMP)
+    return pc.cast(col, pa.int64()).to_pylist()
+
+
+def decode_rows(
+    view: FeatureView,
+    key_columns: Sequence[pa.Array],
+    found: Sequence[tuple[int, bytes] | None],
+    features: Sequence[str],
+) -> pa.Table:
+    """Build a read result from (event micros, packed value) per requested key (None: missing)."""
+    values: dict[str, list[Any]] = {f: [] for f in features}
+    times: list[int | None] = []
+    for item in found:
+        if item is None:
+            times.append(None)
+            for f in features:
+                values[f].append(None)
+            continue
+        micros, packed = item
+        times.append(micros)
+        row = json.loads(packed)
+        for f in features:
+            values[f].append(row.get(f))
+    arrays: dict[str, pa.Array] = {}
+    for key, col in zip(view.key_schema, key_columns, strict=True):
+        arrays[key] = col
+    for f in features:
+        dtype = view.feature(f).dtype
+        if dtype is ValueType.TIMESTAMP:
+            arrays[f] = pc.cast(pa.array(values[f], pa.int64()), UTC_TIMESTAMP)
+        else:
+            arrays[f] = pa.array(values[f], dtype.arrow)
+    arrays["__event_timestamp"] = pc.cast(pa.array(times, pa.int64()), UTC_TIMESTAMP)
+    return pa.table(arrays)

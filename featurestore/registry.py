@@ -1,0 +1,708 @@
+"""The registry: every definition, its versions, lineage, runs and usage, in any SQLAlchemy database.
+
+SQLite by default (one file, no server); PostgreSQL or any other SQLAlchemy URL for teams.
+Definitions are stored as their JSON specs so that readers (the datamart, the UI) rebuild the
+same frozen objects without importing the project's Python files.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from featurestore.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Project,
+    Source,
+    source_from_spec,
+)
+from featurestore.errors import NotFoundError, StoreUnavailableError
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+
+def _definition_table(name: str, *extra: sa.Column[Any]) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        *extra,
+    )
+
+
+entities_t = _definition_table("entities")
+sources_t = _definition_table("sources")
+views_t = _definition_table(
+    "feature_views",
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+)
+services_t = _definition_table("feature_services")
+models_t = _definition_table("models")
+view_versions_t = sa.Table(
+    "feature_view_versions",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("changes", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+features_t = sa.Table(
+    "features",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("view", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("dtype", sa.String(20), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+)
+lineage_t = sa.Table(
+    "lineage_edges",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("src_kind", sa.String(40), primary_key=True),
+    sa.Column("src_name", sa.String(200), primary_key=True),
+    sa.Column("dst_kind", sa.String(40), primary_key=True),
+    sa.Column("dst_name", sa.String(200), primary_key=True),
+)
+runs_t = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("view", sa.String(200), nullable=False, index=True),
+    sa.Column("view_version", sa.Integer, nullable=False),
+    sa.Column("engine", sa.String(40), nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=True),
+    sa.Column("window_end", UTCDateTime, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rows_computed", sa.BigInteger, nullable=True),
+    sa.Column("rows_offline", sa.BigInteger, nullable=True),
+    sa.Column("rows_online", sa.BigInteger, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("timings", sa.Text, nullable=False, default="{}"),
+    sa.Column("watermark", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+usage_t = sa.Table(
+    "usage_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("consumer", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("view", sa.String(200), nullable=False),
+    sa.Column("feature", sa.String(200), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What ``apply`` changed, by kind: names created, updated (with the view's new version) and removed."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a feature view, as recorded in the registry."""
+
+    id: str
+    project: str
+    view: str
+    view_version: int
+    engine: str
+    window_start: datetime | None
+    window_end: datetime | None
+    status: str
+    rows_computed: int | None
+    rows_offline: int | None
+    rows_online: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    timings: dict[str, float]
+    watermark: datetime | None
+    error: str | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            out[k] = v.isoformat() if isinstance(v, datetime) else v
+        out["duration_seconds"] = self.duration_seconds
+        return out
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One read of one feature: by whom, of what kind (online, training, reference), how many rows."""
+
+    consumer: str
+    kind: str
+    view: str
+    feature: str
+    rows: int
+    at: datetime = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ViewVersion:
+    version: int
+    fingerprint: str
+    changes: str
+    created_at: datetime
+    spec: dict[str, Any]
+
+
+class Registry:
+    """Definitions, versions, lineage, runs and usage of every project in one database."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        try:
+            self._engine = engine or sa.create_engine(url)
+            metadata.create_all(self._engine)
+        except sa.exc.SQLAlchemyError as err:
+            raise StoreUnavailableError("Registry", _safe_url(url), str(err).splitlines()[0]) from err
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ------------------------------------------------------------------ definitions
+
+    def apply(self, project: str, definitions: Project) -> ApplyReport:
+        """Make the registry hold exactly these definitions; views get a new version when their
+        schema fingerprint changes. Runs, usage and version history are kept."""
+        report = ApplyReport()
+        now = _now()
+        with self._engine.begin() as conn:
+            groups: list[tuple[sa.Table, str, Sequence[Any]]] = [
+                (entities_t, "entity", definitions.entities),
+                (sources_t, "source", definitions.sources),
+                (services_t, "feature service", definitions.feature_services),
+            ]
+            for table, kind, objs in groups:
+                self._apply_group(conn, project, table, kind, objs, now, report)
+            self._apply_views(conn, project, definitions.feature_views, now, report)
+            conn.execute(lineage_t.delete().where(lineage_t.c.project == project, lineage_t.c.dst_kind != "model"))
+            edges = _lineage_edges(definitions)
+            if edges:
+                conn.execute(lineage_t.insert(), [{"project": project, **e} for e in edges])
+        return report
+
+    def _apply_group(
+        self,
+        conn: sa.Connection,
+        project: str,
+        table: sa.Table,
+        kind: str,
+        objs: Sequence[Any],
+        now: datetime,
+        report: ApplyReport,
+    ) -> None:
+        existing = {
+            r.name: r.spec
+            for r in conn.execute(sa.select(table.c.name, table.c.spec).where(table.c.project == project))
+        }
+        wanted = {o.name: json.dumps(o.to_spec(), sort_keys=True) for o in objs}
+        for name, spec in wanted.items():
+            if name not in existing:
+                conn.execute(
+                    table.insert().values(project=project, name=name, spec=spec, created_at=now, updated_at=now)
+                )
+                report.created.append(f"{kind} {name}")
+            elif existing[name] != spec:
+                conn.execute(
+                    table.update()
+                    .where(table.c.project == project, table.c.name == name)
+                    .values(spec=spec, updated_at=now)
+                )
+                report.updated.append(f"{kind} {name}")
+            else:
+                report.unchanged.append(f"{kind} {name}")
+        for name in set(existing) - set(wanted):
+            conn.execute(table.delete().where(table.c.project == project, table.c.name == name))
+            report.removed.append(f"{kind} {name}")
+
+    def _apply_views(
+        self, conn: sa.Connection, project: str, views: Sequence[FeatureView], now: datetime, report: ApplyReport
+    ) -> None:
+        existing = {
+            r.name: r
+            for r in conn.execute(
+                sa.select(views_t.c.name, views_t.c.spec, views_t.c.version, views_t.c.fingerprint).where(
+                    views_t.c.project == project
+                )
+            )
+        }
+        for view in views:
+            spec_dict = view.to_spec()
+            spec_dict["join_keys"] = list(view.join_keys)
+            spec = json.dumps(spec_dict, sort_keys=True)
+            fingerprint = view.schema_fingerprint()
+            old = existing.get(view.name)
+            if old is None:
+                version = _latest_version(conn, project, view.name) + 1
+                changes = "created" if version == 1 else "re-created"
+                conn.execute(
+                    views_t.insert().values(
+                        project=project,
+                        name=view.name,
+                        spec=spec,
+                        version=version,
+                        fingerprint=fingerprint,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                self._add_version(conn, project, view.name, version, fingerprint, spec, changes, now)
+                report.created.append(f"feature view {view.name} (version {version})")
+            elif old.spec == spec:
+                report.unchanged.append(f"feature view {view.name}")
+            else:
+                version = old.version
+                if old.fingerprint != fingerprint:
+                    version = old.version + 1
+                    changes = _describe_changes(json.loads(old.spec), spec_dict)
+                    self._add_version(conn, project, view.name, version, fingerprint, spec, changes, now)
+                    report.updated.append(f"feature view {view.name} (version {version}: {changes})")
+                else:
+                    report.updated.append(f"feature view {view.name} (metadata only)")
+                conn.execute(
+                    views_t.update()
+                    .where(views_t.c.project == project, views_t.c.name == view.name)
+                    .values(spec=spec, version=version, fingerprint=fingerprint, updated_at=now)
+                )
+            conn.execute(features_t.delete().where(features_t.c.project == project, features_t.c.view == view.name))
+            conn.execute(
+                features_t.insert(),
+                [
+                    {
+                        "project": project,
+                        "view": view.name,
+                        "name": f.name,
+                        "dtype": f.dtype.value,
+                        "description": f.description,
+                        "owner": f.owner or view.owner,
+                        "tags": json.dumps(list(f.tags)),
+                    }
+                    for f in view.features
+                ],
+            )
+        wanted = {v.name for v in views}
+        for name in set(existing) - wanted:
+            conn.execute(views_t.delete().where(views_t.c.project == project, views_t.c.name == name))
+            conn.execute(features_t.delete().where(features_t.c.project == project, features_t.c.view == name))
+            report.removed.append(f"feature view {name}")
+
+    @staticmethod
+    def _add_version(
+        conn: sa.Connection,
+        project: str,
+        name: str,
+        version: int,
+        fingerprint: str,
+        spec: str,
+        changes: str,
+        now: datetime,
+    ) -> None:
+        conn.execute(
+            view_versions_t.insert().values(
+                project=project,
+                name=name,
+                version=version,
+                fingerprint=fingerprint,
+                spec=spec,
+                changes=changes,
+                created_at=now,
+            )
+        )
+
+    def _specs(self, table: sa.Table, project: str) -> dict[str, dict[str, Any]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(table.c.name, table.c.spec).where(table.c.project == project).order_by(table.c.name)
+            )
+            return {r.name: json.loads(r.spec) for r in rows}
+
+    def projects(self) -> list[str]:
+        with self._engine.connect() as conn:
+            return sorted({r[0] for r in conn.execute(sa.select(views_t.c.project).distinct())})
+
+    def list_entities(self, project: str) -> list[Entity]:
+        return [Entity.from_spec(s) for s in self._specs(entities_t, project).values()]
+
+    def list_sources(self, project: str) -> list[Source]:
+        specs = self._specs(sources_t, project)
+        resolved: dict[str, Source] = {}
+
+        def build(name: str) -> Source:
+            if name not in resolved:
+                spec = specs[name]
+                for up in spec.get("sources", []):
+                    build(up)
+                resolved[name] = source_from_spec(spec, resolved)
+            return resolved[name]
+
+        return [build(n) for n in specs]
+
+    def list_feature_views(self, project: str) -> list[FeatureView]:
+        entities = {e.name: e for e in self.list_entities(project)}
+        sources = {s.name: s for s in self.list_sources(project)}
+        return [
+            FeatureView.from_spec(spec, entities, sources[spec["source"]])
+            for spec in self._specs(views_t, project).values()
+        ]
+
+    def get_feature_view(self, project: str, name: str) -> FeatureView:
+        views = {v.name: v for v in self.list_feature_views(project)}
+        if name not in views:
+            raise NotFoundError("feature view", name, project=project, candidates=views)
+        return views[name]
+
+    def view_version(self, project: str, name: str) -> int:
+        with self._engine.connect() as conn:
+            version = conn.execute(
+                sa.select(views_t.c.version).where(views_t.c.project == project, views_t.c.name == name)
+            ).scalar()
+        if version is None:
+            raise NotFoundError("feature view", name, project=project, candidates=self._specs(views_t, project))
+        return int(version)
+
+    def view_versions(self, project: str, name: str) -> list[ViewVersion]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(view_versions_t)
+                .where(view_versions_t.c.project == project, view_versions_t.c.name == name)
+                .order_by(view_versions_t.c.version)
+            )
+            return [ViewVersion(r.version, r.fingerprint, r.changes, r.created_at, json.loads(r.spec)) for r in rows]
+
+    def list_feature_services(self, project: str) -> list[FeatureService]:
+        return [FeatureService.from_spec(s) for s in self._specs(services_t, project).values()]
+
+    def get_feature_service(self, project: str, name: str) -> FeatureService:
+        services = {s.name: s for s in self.list_feature_services(project)}
+        if name not in services:
+            raise NotFoundError("feature service", name, project=project, candidates=services)
+        return services[name]
+
+    def list_features(self, project: str) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(features_t)
+                .where(features_t.c.project == project)
+                .order_by(features_t.c.view, features_t.c.name)
+            )
+            return [
+                {
+                    "view": r.view,
+                    "name": r.name,
+                    "dtype": r.dtype,
+                    "description": r.description,
+                    "owner": r.owner,
+                    "tags": json.loads(r.tags),
+                }
+                for r in rows
+            ]
+
+    # ------------------------------------------------------------------ models and lineage
+
+    def register_model(self, project: str, name: str, feature_service: str, description: str = "") -> None:
+        """Record a model as a consumer of a feature service (service → model in the lineage)."""
+        self.get_feature_service(project, feature_service)
+        now = _now()
+        spec = json.dumps(
+            {"name": name, "feature_service": feature_service, "description": description}, sort_keys=True
+        )
+        with self._engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(models_t.c.name).where(models_t.c.project == project, models_t.c.name == name)
+            ).first()
+            if exists:
+                conn.execute(
+                    models_t.update()
+                    .where(models_t.c.project == project, models_t.c.name == name)
+                    .values(spec=spec, updated_at=now)
+                )
+            else:
+                conn.execute(
+                    models_t.insert().values(project=project, name=name, spec=spec, created_at=now, updated_at=now)
+                )
+            conn.execute(
+                lineage_t.delete().where(
+                    lineage_t.c.project == project, lineage_t.c.dst_kind == "model", lineage_t.c.dst_name == name
+                )
+            )
+            conn.execute(
+                lineage_t.insert().values(
+                    project=project,
+                    src_kind="feature_service",
+                    src_name=feature_service,
+                    dst_kind="model",
+                    dst_name=name,
+                )
+            )
+
+    def list_models(self, project: str) -> list[dict[str, Any]]:
+        return list(self._specs(models_t, project).values())
+
+    def lineage(self, project: str) -> list[dict[str, str]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(lineage_t).where(lineage_t.c.project == project))
+            return [
+                {"src_kind": r.src_kind, "src_name": r.src_name, "dst_kind": r.dst_kind, "dst_name": r.dst_name}
+                for r in rows
+            ]
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(
+        self, project: str, view: str, *, engine: str, window_start: datetime | None, window_end: datetime | None
+    ) -> str:
+        run_id = str(uuid.uuid4())
+        with self._engine.begin() as conn:
+            conn.execute(
+                runs_t.insert().values(
+                    id=run_id,
+                    project=project,
+                    view=view,
+                    view_version=self.view_version(project, view),
+                    engine=engine,
+                    window_start=window_start,
+                    window_end=window_end,
+                    status="running",
+                    started_at=_now(),
+                    timings="{}",
+                )
+            )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        rows_computed: int | None = None,
+        rows_offline: int | None = None,
+        rows_online: int | None = None,
+        timings: Mapping[str, float] | None = None,
+        watermark: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                runs_t.update()
+                .where(runs_t.c.id == run_id)
+                .values(
+                    status=status,
+                    rows_computed=rows_computed,
+                    rows_offline=rows_offline,
+                    rows_online=rows_online,
+                    finished_at=_now(),
+                    timings=json.dumps(dict(timings or {})),
+                    watermark=watermark,
+                    error=error,
+                )
+            )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError("run", run_id)
+        return _run_record(row)
+
+    def list_runs(self, project: str, view: str | None = None, limit: int = 50) -> list[RunRecord]:
+        query = sa.select(runs_t).where(runs_t.c.project == project)
+        if view is not None:
+            query = query.where(runs_t.c.view == view)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(runs_t.c.started_at.desc()).limit(limit))
+            return [_run_record(r) for r in rows]
+
+    def watermark(self, project: str, view: str) -> datetime | None:
+        """The newest event time published by a successful run of the view."""
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(runs_t.c.watermark)).where(
+                    runs_t.c.project == project, runs_t.c.view == view, runs_t.c.status == "succeeded"
+                )
+            ).scalar()
+        if isinstance(value, str):  # SQLite returns max() of a DateTime column as text
+            value = datetime.fromisoformat(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    # ------------------------------------------------------------------ usage
+
+    def record_usage(self, project: str, events: Iterable[UsageEvent]) -> int:
+        rows = [
+            {
+                "project": project,
+                "at": e.at,
+                "consumer": e.consumer,
+                "kind": e.kind,
+                "view": e.view,
+                "feature": e.feature,
+                "rows": e.rows,
+            }
+            for e in events
+        ]
+        if rows:
+            with self._engine.begin() as conn:
+                conn.execute(usage_t.insert(), rows)
+        return len(rows)
+
+    def usage_summary(self, project: str) -> list[dict[str, Any]]:
+        """Reads per feature and consumer: number of reads, rows read, last read."""
+        query = (
+            sa.select(
+                usage_t.c.view,
+                usage_t.c.feature,
+                usage_t.c.consumer,
+                usage_t.c.kind,
+                sa.func.count().label("reads"),
+                sa.func.sum(usage_t.c.rows).label("rows"),
+                sa.func.max(usage_t.c.at).label("last_read"),
+            )
+            .where(usage_t.c.project == project)
+            .group_by(usage_t.c.view, usage_t.c.feature, usage_t.c.consumer, usage_t.c.kind)
+            .order_by(sa.text("reads DESC"))
+        )
+        with self._engine.connect() as conn:
+            return [
+                {
+                    "view": r.view,
+                    "feature": r.feature,
+                    "consumer": r.consumer,
+                    "kind": r.kind,
+                    "reads": int(r.reads),
+                    "rows": int(r.rows or 0),
+                    "last_read": str(r.last_read),
+                }
+                for r in conn.execute(query)
+            ]
+
+
+def _latest_version(conn: sa.Connection, project: str, name: str) -> int:
+    value = conn.execute(
+        sa.select(sa.func.max(view_versions_t.c.version)).where(
+            view_versions_t.c.project == project, view_versions_t.c.name == name
+        )
+    ).scalar()
+    return int(value or 0)
+
+
+def _describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    old_f = {f["name"]: f["dtype"] for f in old["features"]}
+    new_f = {f["name"]: f["dtype"] for f in new["features"]}
+    parts = []
+    added = [n for n in new_f if n not in old_f]
+    removed = [n for n in old_f if n not in new_f]
+    retyped = [f"{n} {old_f[n]}→{new_f[n]}" for n in new_f if n in old_f and old_f[n] != new_f[n]]
+    if added:
+        parts.append("added " + ", ".join(added))
+    if removed:
+        parts.append("removed " + ", ".join(removed))
+    if retyped:
+        parts.append("retyped " + ", ".join(retyped))
+    for key in ("entities", "timestamp_field", "source", "transformation", "ttl_seconds", "join_keys"):
+        if old.get(key) != new.get(key):
+            parts.append(f"changed {key.replace('_seconds', '')}")
+    return "; ".join(parts) or "changed"
+
+
+def _lineage_edges(definitions: Project) -> list[dict[str, str]]:
+    edges: set[tuple[str, str, str, str]] = set()
+    for s in definitions.sources:
+        for up in s.upstream:
+            edges.add(("source", up, "source", s.name))
+    for v in definitions.feature_views:
+        edges.add(("source", v.source.name, "feature_view", v.name))
+        for e in v.resolved_entities():
+            edges.add(("entity", e.name, "feature_view", v.name))
+    for svc in definitions.feature_services:
+        for sel in svc.selections():
+            edges.add(("feature_view", sel.view, "feature_service", svc.name))
+    return [{"src_kind": a, "src_name": b, "dst_kind": c, "dst_name": d} for a, b, c, d in sorted(edges)]
+
+
+def _run_record(row: sa.Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        project=row.project,
+        view=row.view,
+        view_version=row.view_version,
+        engine=row.engine,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        status=row.status,
+        rows_computed=row.rows_computed,
+        rows_offline=row.rows_offline,
+        rows_online=row.rows_online,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        timings=json.loads(row.timings or "{}"),
+        watermark=row.watermark,
+        error=row.error,
+    )
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url

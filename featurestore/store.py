@@ -1,0 +1,201 @@
+"""The ``FeatureStore`` facade: one project's registry, stores and reads, behind one object."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from featurestore.config import ProjectConfig
+from featurestore.definitions import FeatureService, FeatureView, Project
+from featurestore.errors import InvalidRequestError, NotFoundError
+from featurestore.lookup import OnlineResponse, online_lookup
+from featurestore.offline.parquet import ParquetOfflineStore
+from featurestore.online import OnlineStore
+from featurestore.registry import ApplyReport, Registry, UsageEvent
+from featurestore.retrieval import ViewRequest, as_of, normalize_spine, resolve_features, training_set
+from featurestore.usage import UsageLog
+from featurestore.validation import SchemaResolver, validate_project
+
+FeatureRefs = Sequence[str] | FeatureService | str
+
+
+def create_online_store(config: ProjectConfig) -> OnlineStore:
+    """The online store named by the project's config."""
+    from featurestore.online.sqlite import SqliteOnlineStore
+
+    return SqliteOnlineStore(config.resolve(config.online_store.path))
+
+
+class FeatureStore:
+    """Entry point of the SDK for one project: definitions, training sets, online lookups and
+    reference data. Runs (computing views) are the engines' job, in ``etl``.
+
+    Definitions are read from the registry and cached for ``definitions_ttl`` seconds, so the
+    online hot path does not query the registry database on every lookup.
+    """
+
+    def __init__(
+        self,
+        config: ProjectConfig | str | Path = ".",
+        *,
+        registry: Registry | None = None,
+        online_store: OnlineStore | None = None,
+        definitions_ttl: float = 5.0,
+    ) -> None:
+        self.config = config if isinstance(config, ProjectConfig) else ProjectConfig.load(config)
+        self.project = self.config.project
+        self.registry = registry or Registry(self.config.registry_url)
+        self.offline_store = ParquetOfflineStore(self.config.resolve(self.config.offline_store.path))
+        self._online_store = online_store
+        self._definitions_ttl = definitions_ttl
+        self._views: dict[str, FeatureView] = {}
+        self._views_loaded_at = -1e18
+        self._lock = threading.Lock()
+        self.usage = UsageLog(self.registry, self.project)
+
+    @property
+    def online_store(self) -> OnlineStore:
+        if self._online_store is None:
+            self._online_store = create_online_store(self.config)
+        return self._online_store
+
+    # ------------------------------------------------------------------ definitions
+
+    def apply(self, objects: Sequence[object], *, schema_resolver: SchemaResolver | None = None) -> ApplyReport:
+        """Validate the definitions as one project (every problem reported at once) and record them."""
+        project: Project = validate_project(objects, schema_resolver)
+        report = self.registry.apply(self.project, project)
+        self.online_store.prepare([v for v in project.feature_views if v.online])
+        self.refresh()
+        return report
+
+    def refresh(self) -> None:
+        """Forget cached definitions; the next read loads them from the registry."""
+        with self._lock:
+            self._views_loaded_at = -1e18
+
+    def feature_views(self) -> dict[str, FeatureView]:
+        now = time.monotonic()
+        if now - self._views_loaded_at > self._definitions_ttl:
+            views = {v.name: v for v in self.registry.list_feature_views(self.project)}
+            with self._lock:
+                self._views, self._views_loaded_at = views, now
+        return self._views
+
+    def get_feature_view(self, name: str) -> FeatureView:
+        views = self.feature_views()
+        if name not in views:
+            raise NotFoundError("feature view", name, project=self.project, candidates=views)
+        return views[name]
+
+    def _resolve(self, features: FeatureRefs) -> list[ViewRequest]:
+        if isinstance(features, str) and ":" not in features:
+            services = {s.name: s for s in self.registry.list_feature_services(self.project)}
+            if features in services:
+                features = services[features]
+        return resolve_features(self.feature_views(), features, project=self.project)
+
+    def register_model(self, name: str, feature_service: str, description: str = "") -> None:
+        """Record that a model consumes a feature service (lineage service → model)."""
+        self.registry.register_model(self.project, name, feature_service, description)
+
+    # ------------------------------------------------------------------ reads
+
+    def _log(self, consumer: str, kind: str, requests: Sequence[ViewRequest], rows: int) -> None:
+        at = datetime.now(UTC)
+        self.usage.record(
+            UsageEvent(consumer=consumer, kind=kind, view=r.view.name, feature=f, rows=rows, at=at)
+            for r in requests
+            for f in r.features
+        )
+
+    def get_training_set(
+        self,
+        spine: pa.Table | pd.DataFrame,
+        features: FeatureRefs,
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+        consumer: str = "sdk",
+    ) -> pa.Table:
+        """Point-in-time correct features for every spine row (keys, a timestamp, any labels)."""
+        requests = self._resolve(features)
+        normalized = normalize_spine(spine, timestamp_column, requests)
+        files = {r.view.name: self.offline_store.files(r.view) for r in requests}
+        result = training_set(normalized, timestamp_column, requests, files, full_names=full_feature_names)
+        self._log(consumer, "training", requests, result.num_rows)
+        return result
+
+    def get_online_features(
+        self,
+        features: FeatureRefs,
+        entity_rows: pa.Table | pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        *,
+        full_feature_names: bool = False,
+        consumer: str = "sdk",
+        now: datetime | None = None,
+    ) -> OnlineResponse:
+        """The latest values of the entities' features, with a status per value (TTL honoured)."""
+        requests = self._resolve(features)
+        if isinstance(entity_rows, pa.Table):
+            table = entity_rows
+        elif isinstance(entity_rows, pd.DataFrame):
+            table = pa.Table.from_pandas(entity_rows, preserve_index=False)
+        elif isinstance(entity_rows, Mapping):
+            table = pa.table(dict(entity_rows))
+        else:
+            table = pa.Table.from_pylist(list(entity_rows))
+        missing = sorted({k for r in requests for k in r.view.join_keys if k not in table.column_names})
+        if missing:
+            raise InvalidRequestError(f"Entity rows lack key(s) {missing}; they have {table.column_names}")
+        for r in requests:
+            if not r.view.online:
+                raise InvalidRequestError(
+                    f"Feature view '{r.view.name}' is offline only (online=False); it cannot be looked up online"
+                )
+        response = online_lookup(self.online_store, requests, table, now=now, full_names=full_feature_names)
+        self._log(consumer, "online", requests, table.num_rows)
+        return response
+
+    def get_reference_data(
+        self,
+        view: str,
+        as_of_time: datetime,
+        *,
+        features: Sequence[str] | None = None,
+        include_expired: bool = False,
+        consumer: str = "sdk",
+    ) -> pa.Table:
+        """Every entity's values of a view as of a time (the latest row at or before it, within TTL)."""
+        if as_of_time.tzinfo is None:
+            as_of_time = as_of_time.replace(tzinfo=UTC)
+        refs = [f"{view}:{f}" for f in features] if features else [view]
+        (request,) = self._resolve(refs)
+        table = as_of(
+            request.view,
+            self.offline_store.files(request.view),
+            request.features,
+            as_of_time,
+            include_expired=include_expired,
+        )
+        self._log(consumer, "reference", [request], table.num_rows)
+        return table
+
+    def close(self) -> None:
+        self.usage.close()
+        if self._online_store is not None:
+            self._online_store.close()
+        self.registry.close()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

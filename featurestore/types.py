@@ -1,0 +1,58 @@
+"""Value types of features and entity keys, and their Arrow equivalents."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pyarrow as pa
+
+
+class ValueType(StrEnum):
+    """The type of a feature value or an entity key."""
+
+    INT64 = "int64"
+    FLOAT64 = "float64"
+    STRING = "string"
+    BOOL = "bool"
+    TIMESTAMP = "timestamp"
+
+    @property
+    def arrow(self) -> pa.DataType:
+        return _ARROW[self]
+
+    @classmethod
+    def parse(cls, value: ValueType | str) -> ValueType:
+        if isinstance(value, ValueType):
+            return value
+        return cls(str(value).lower())
+
+    def accepts(self, arrow_type: pa.DataType) -> bool:
+        """Whether a column of ``arrow_type`` can hold values of this type without loss of meaning."""
+        if self is ValueType.INT64:
+            return pa.types.is_integer(arrow_type)
+        if self is ValueType.FLOAT64:
+            return (
+                pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type) or pa.types.is_decimal(arrow_type)
+            )
+        if self is ValueType.STRING:
+            return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+        if self is ValueType.BOOL:
+            return pa.types.is_boolean(arrow_type)
+        return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+
+
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+_ARROW: dict[ValueType, pa.DataType] = {
+    ValueType.INT64: pa.int64(),
+    ValueType.FLOAT64: pa.float64(),
+    ValueType.STRING: pa.string(),
+    ValueType.BOOL: pa.bool_(),
+    ValueType.TIMESTAMP: UTC_TIMESTAMP,
+}
+
+Int64 = ValueType.INT64
+Float64 = ValueType.FLOAT64
+String = ValueType.STRING
+Bool = ValueType.BOOL
+Timestamp = ValueType.TIMESTAMP
