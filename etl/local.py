@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import FeatureStoreError, RunError
 from featurestore.schema import conform
+from featurestore.sql import connect as duckdb_connect
 from featurestore.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class LocalEngine:
 
     def infer_schema(self, view: FeatureView) -> pa.Schema:
         """The schema of the view's transformation output, computed on a few source rows."""
-        con = duckdb.connect()
+        con = duckdb_connect()
         try:
             self._register_source(con, view.source, lower=None, upper=None, done=set())
             return self._transform(con, view, limit=100).schema
@@ -148,7 +149,7 @@ class LocalEngine:
         lower = None
         if start is not None and view.source_lookback is not None:
             lower = start - view.source_lookback
-        con = duckdb.connect()
+        con = duckdb_connect()
         try:
             self._register_source(con, view.source, lower=lower, upper=end, done=set())
             raw = self._transform(con, view)
@@ -278,7 +279,7 @@ def _latest(table: pa.Table, partition: list[str], *, newest_by: str | None) -> 
     indexed = table.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
     keys = ", ".join(_quote(k) for k in partition)
     order = f"{_quote(newest_by)} DESC, __i DESC" if newest_by else "__i DESC"
-    con = duckdb.connect()
+    con = duckdb_connect()
     try:
         con.register("t", indexed)
         sql = f"SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1 ORDER BY __i"

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from featurestore.definitions import FeatureService, FeatureView
 from featurestore.errors import InvalidRequestError, NotFoundError, did_you_mean
+from featurestore.sql import connect as duckdb_connect
 from featurestore.schema import to_utc_timestamp, view_schema
 from featurestore.types import UTC_TIMESTAMP
 
@@ -146,11 +147,13 @@ def _naive(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return pc.cast(col, pa.timestamp("us"))
 
 
-def _view_relation(view: FeatureView, files: Sequence[Path], features: Sequence[str]) -> pa.Table:
+def _view_relation(
+    con: duckdb.DuckDBPyConnection, view: FeatureView, files: Sequence[Path], features: Sequence[str]
+) -> pa.Table:
     columns = [*view.join_keys, view.timestamp_field, *features]
     if files:
         table = (
-            duckdb.read_parquet([str(f) for f in files])
+            con.read_parquet([str(f) for f in files])
             .select(*[duckdb.ColumnExpression(c) for c in columns])
             .to_arrow_table()
         )
@@ -182,7 +185,7 @@ def training_set(
         raise InvalidRequestError(
             f"The spine already has column(s) {clash} named like requested features; rename them or ask for full feature names"
         )
-    con = duckdb.connect()
+    con = duckdb_connect()
     try:
         work = spine.append_column("__row_id", pa.array(range(spine.num_rows), pa.int64()))
         work = work.append_column("__spine_ts", _naive(spine.column(timestamp_column)))
@@ -191,7 +194,7 @@ def training_set(
         joins = []
         for i, r in enumerate(requests):
             rel = f"fv{i}"
-            con.register(rel, _view_relation(r.view, files.get(r.view.name, []), r.features))
+            con.register(rel, _view_relation(con, r.view, files.get(r.view.name, []), r.features))
             ts = _quote(r.view.timestamp_field)
             on = " AND ".join(f"s.{_quote(k)} = {rel}.{_quote(k)}" for k in r.view.join_keys)
             ttl_us = int(r.view.ttl.total_seconds() * 1_000_000)
@@ -219,9 +222,9 @@ def as_of(
 ) -> pa.Table:
     """Every entity's latest row of the view at or before ``when``, within TTL unless ``include_expired``."""
     when_naive = when.astimezone(UTC).replace(tzinfo=None)
-    con = duckdb.connect()
+    con = duckdb_connect()
     try:
-        con.register("fv", _view_relation(view, files, features))
+        con.register("fv", _view_relation(con, view, files, features))
         ts = _quote(view.timestamp_field)
         keys = ", ".join(_quote(k) for k in view.join_keys)
         cols = ", ".join([*(_quote(k) for k in view.join_keys), ts, *(_quote(f) for f in features)])

@@ -1,0 +1,190 @@
+"""The main job, end to end on the embedded default (no server to install):
+
+1. generate the bank's raw data (deterministic from a seed),
+2. validate and register the definitions (``featurestore apply``),
+3. compute every feature view once, writing offline (Parquet) and online (SQLite) in one run,
+4. start the datamart API and build a point-in-time training set through it,
+5. train a small scikit-learn model and register it as the consumer of its feature service,
+6. score a few customers from online lookups, and show that each online feature vector equals
+   the offline one as of the same time.
+
+Run with ``make demo`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+
+from datamart.client import DatamartClient
+from etl.local import LocalEngine
+from featurestore.project_files import load_definitions
+from featurestore.store import FeatureStore
+from featurestore.validation import validate_project
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from generate_data import generate  # noqa: E402
+
+SERVICE = "credit_default"
+MODEL = "credit_default_gbm"
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_api(project: Path, port: int) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("featurestore")
+    cmd = [str(exe), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    log = open(project / "data" / "datamart.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the datamart API exited early; see {project / 'data' / 'datamart.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("the datamart API did not answer within 30 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", type=Path, default=HERE, help="project folder (default: examples/bank)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--keep-server", action="store_true", help="leave the datamart API running at the end")
+    args = parser.parse_args()
+    project: Path = args.project.resolve()
+    started = time.perf_counter()
+
+    step("1. Generate the bank's raw data")
+    data = project / "data"
+    if data.exists():
+        shutil.rmtree(data)  # the demo starts from nothing each time
+    counts = generate(data / "raw", seed=args.seed, customers=args.customers)
+    print("   " + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
+
+    step("2. Validate and register the definitions (featurestore apply)")
+    with FeatureStore(project) as store:
+        engine = LocalEngine(store)
+        objects = load_definitions(store.config)
+        report = store.apply(objects, schema_resolver=engine.infer_schema)
+        for item in report.created:
+            print(f"   created {item}")
+
+        step("3. Compute each feature view once, publishing offline and online in the same run")
+        definitions = {v.name: v for v in validate_project(objects).feature_views}
+        for name in definitions:
+            result = engine.run(name, definitions=definitions)
+            print(
+                f"   {name:18} {result.rows_offline:>9,} rows offline  {result.rows_online:>6,} online  "
+                f"watermark {result.watermark:%Y-%m-%d %H:%M}  {sum(result.timings.values()):.2f}s"
+            )
+
+    step("4. Start the datamart API and build a point-in-time training set through it")
+    port = free_port()
+    server = start_api(project, port)
+    base = f"http://127.0.0.1:{port}"
+    print(f"   datamart API on {base} (OpenAPI docs: {base}/docs)")
+    try:
+        with DatamartClient(base, consumer="demo-training") as client:
+            applications = pd.read_parquet(data / "raw" / "applications.parquet")
+            spine = applications[["application_id", "customer_id", "applied_at", "defaulted"]]
+            t0 = time.perf_counter()
+            training = client.get_training_set(spine, SERVICE, timestamp_column="applied_at").to_pandas()
+            elapsed = time.perf_counter() - t0
+            features = [c for c in training.columns if c not in spine.columns]
+            print(f"   {len(training):,} rows x {len(features)} features in {elapsed:.2f}s (spine had {len(spine):,} rows)")
+            print(f"   share of null values per feature: {training[features].isna().mean().round(3).to_dict()}")
+
+            step("5. Train a small model and register it as the consumer of its feature service")
+            train = training[training["applied_at"] < training["applied_at"].quantile(0.75)]
+            test = training[training["applied_at"] >= training["applied_at"].quantile(0.75)]
+            model = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, random_state=args.seed)
+            model.fit(train[features].astype(float), train["defaulted"])
+            auc = roc_auc_score(test["defaulted"], model.predict_proba(test[features].astype(float))[:, 1])
+            print(f"   trained on {len(train):,} applications, tested on the {len(test):,} latest: AUC {auc:.3f}")
+            client.register_model(MODEL, SERVICE, "Gradient boosting on credit applications (demo)")
+            print(f"   registered model {MODEL} -> feature service {SERVICE}")
+
+        step("6. Score customers from online lookups; compare with the offline values as of the same time")
+        with DatamartClient(base, consumer="demo-scoring") as client:
+            customers = [int(c) for c in applications["customer_id"].drop_duplicates().head(5)]
+            now = datetime.now(UTC)
+            online = client.get_online_features(SERVICE, {"customer_id": customers})
+            offline = client.get_training_set(
+                pd.DataFrame({"customer_id": customers, "event_timestamp": [now] * len(customers)}), SERVICE
+            ).to_pandas()
+            vectors = pd.DataFrame({f: online["features"][f]["values"] for f in features}, index=customers)
+            scores = model.predict_proba(vectors.astype(float))[:, 1]
+            all_equal = True
+            for i, cid in enumerate(customers):
+                on = [online["features"][f]["values"][i] for f in features]
+                off = [None if pd.isna(v) else v for v in offline.loc[i, features].tolist()]
+                equal = all(_same(a, b) for a, b in zip(on, off, strict=True))
+                all_equal &= equal
+                statuses = {online["features"][f]["statuses"][i] for f in features}
+                print(
+                    f"   customer {cid:>5}: risk {scores[i]:.3f}  online == offline: {'yes' if equal else 'NO'}"
+                    f"  ({len(features)} features, statuses {sorted(statuses)})"
+                )
+                if not equal:
+                    for f, a, b in zip(features, on, off, strict=True):
+                        if not _same(a, b):
+                            print(f"      {f}: online {a!r} offline {b!r}")
+            latencies = []
+            for _ in range(200):
+                t0 = time.perf_counter()
+                client.get_online_features(SERVICE, {"customer_id": customers[:1]})
+                latencies.append((time.perf_counter() - t0) * 1000)
+            print(
+                f"   online lookup of one customer through the API: p50 {statistics.median(latencies):.2f} ms, "
+                f"p95 {np.percentile(latencies, 95):.2f} ms over {len(latencies)} calls"
+            )
+            if not all_equal:
+                raise SystemExit("online and offline feature vectors differ")
+        print(f"\nDone in {time.perf_counter() - started:.1f}s. Registry: {project / 'data' / 'registry.db'}")
+        print(f"Explore: featurestore -C {os.path.relpath(project)} list | describe customer_spend | runs")
+    finally:
+        if args.keep_server:
+            print(f"datamart API still running on {base} (pid {server.pid})")
+        else:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def _same(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        return float(a) == float(b)  # type: ignore[arg-type]
+    return bool(a == b)
+
+
+if __name__ == "__main__":
+    main()
