@@ -268,6 +268,33 @@ def reference_data(state: _Context, view: str, as_of_time: str, out: Path | None
     _write_table(state.store().get_reference_data(view, when, consumer="cli"), out)
 
 
+@cli.command("check-consistency")
+@click.argument("view")
+@click.option("--sample", default=1000, show_default=True, help="Check this many random entities.")
+@click.option("--all", "check_all", is_flag=True, help="Check every entity (and count extra online rows).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.pass_obj
+def check_consistency(state: _Context, view: str, sample: int, check_all: bool, as_json: bool) -> None:
+    """Compare online values with offline values as of the view's last published watermark.
+
+    Exits with status 2 when anything differs, so it can gate a deployment."""
+    report = state.store().check_consistency(view, sample=None if check_all else sample)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        click.echo(
+            f"{report.view} as of {report.watermark}: checked {report.checked:,} of {report.offline_entities:,} "
+            f"entities: {report.matched:,} match, {report.mismatched:,} differ, {report.missing:,} missing online"
+            + ("" if report.sampled else f", {report.extra:,} extra online")
+        )
+        for f, n in sorted(report.by_feature.items()):
+            click.echo(f"    {f}: {n:,} differing values")
+        for ex in report.examples:
+            click.echo(f"    e.g. {ex['key']} {ex['feature']}: online {ex['online']!r}, offline {ex['offline']!r}")
+    if not report.consistent:
+        sys.exit(2)
+
+
 @cli.command("register-model")
 @click.argument("name")
 @click.option("--feature-service", required=True)

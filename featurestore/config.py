@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from featurestore.errors import ConfigError, did_you_mean
+from featurestore.online.redis import RedisOnlineConfig
 
 CONFIG_FILE_NAME = "featurestore.yaml"
 
@@ -38,11 +39,11 @@ class LocalEngineConfig:
 
 
 OfflineStoreConfig = ParquetOfflineConfig
-OnlineStoreConfig = SqliteOnlineConfig
+OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig
 EngineConfig = LocalEngineConfig
 
 _OFFLINE_TYPES: dict[str, type[Any]] = {"parquet": ParquetOfflineConfig}
-_ONLINE_TYPES: dict[str, type[Any]] = {"sqlite": SqliteOnlineConfig}
+_ONLINE_TYPES: dict[str, type[Any]] = {"sqlite": SqliteOnlineConfig, "redis": RedisOnlineConfig}
 _ENGINE_TYPES: dict[str, type[Any]] = {"local": LocalEngineConfig}
 
 
@@ -145,8 +146,14 @@ def _section(raw: Mapping[str, Any], key: str, types: dict[str, type[Any]], defa
                 file=fname,
                 key=f"{key}.{k}",
             )
+        default = allowed[k].default
         if allowed[k].type in ("Path", Path):
             v = Path(str(v))
+        elif isinstance(default, bool | int | float | str) and not (
+            isinstance(v, type(default)) or (isinstance(default, float) and isinstance(v, int))
+        ):
+            kinds = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
+            raise ConfigError(f"must be {kinds[type(default).__name__]}, got {v!r}", file=fname, key=f"{key}.{k}")
         kwargs[k] = v
     return cls(**kwargs)
 

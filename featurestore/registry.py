@@ -134,6 +134,21 @@ usage_t = sa.Table(
     sa.Column("rows", sa.BigInteger, nullable=False),
 )
 
+consistency_t = sa.Table(
+    "consistency_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("view", sa.String(200), nullable=False),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+    sa.Column("consistent", sa.Boolean, nullable=False),
+    sa.Column("checked", sa.BigInteger, nullable=False),
+    sa.Column("mismatched", sa.BigInteger, nullable=False),
+    sa.Column("missing", sa.BigInteger, nullable=False),
+    sa.Column("extra", sa.BigInteger, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -585,6 +600,27 @@ class Registry:
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+    # ------------------------------------------------------------------ consistency checks
+
+    def record_consistency(self, project: str, report: Mapping[str, Any]) -> None:
+        """Keep the outcome of a consistency check (a ``ConsistencyReport.to_dict()``)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                consistency_t.insert().values(
+                    project=project, view=report["view"], checked_at=_now(), consistent=bool(report["consistent"]),
+                    checked=report["checked"], mismatched=report["mismatched"], missing=report["missing"],
+                    extra=report["extra"], report=json.dumps(report, default=str),
+                )
+            )
+
+    def list_consistency(self, project: str, view: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        query = sa.select(consistency_t.c.report).where(consistency_t.c.project == project)
+        if view is not None:
+            query = query.where(consistency_t.c.view == view)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(consistency_t.c.id.desc()).limit(limit))
+            return [json.loads(r.report) for r in rows]
 
     # ------------------------------------------------------------------ usage
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from featurestore.config import ProjectConfig
+from featurestore.consistency import ConsistencyReport, check_consistency
 from featurestore.definitions import FeatureService, FeatureView, Project
 from featurestore.errors import InvalidRequestError, NotFoundError
 from featurestore.lookup import OnlineResponse, online_lookup
@@ -28,9 +29,16 @@ FeatureRefs = Sequence[str] | FeatureService | str
 
 def create_online_store(config: ProjectConfig) -> OnlineStore:
     """The online store named by the project's config."""
+    from featurestore.online.redis import RedisOnlineConfig
+
+    online = config.online_store
+    if isinstance(online, RedisOnlineConfig):
+        from featurestore.online.redis import RedisOnlineStore
+
+        return RedisOnlineStore(online, project=config.project)
     from featurestore.online.sqlite import SqliteOnlineStore
 
-    return SqliteOnlineStore(config.resolve(config.online_store.path))
+    return SqliteOnlineStore(config.resolve(online.path))
 
 
 class FeatureStore:
@@ -187,6 +195,16 @@ class FeatureStore:
         )
         self._log(consumer, "reference", [request], table.num_rows)
         return table
+
+    def check_consistency(self, view: str, *, sample: int | None = 1000, seed: int = 0) -> ConsistencyReport:
+        """Compare the online store with the offline store as of the view's last published
+        watermark (``sample`` random entities, or all when ``None``) and record the outcome."""
+        fv = self.get_feature_view(view)
+        report = check_consistency(
+            fv, self.offline_store, self.online_store, self.registry.watermark(self.project, view), sample=sample, seed=seed
+        )
+        self.registry.record_consistency(self.project, report.to_dict())
+        return report
 
     def close(self) -> None:
         self.usage.close()

@@ -42,5 +42,8 @@ class OnlineStore(Protocol):
         """One row per row of ``keys``, in order: the key columns, the requested features and
         ``__event_timestamp``; nulls where a key has no stored row."""
 
+    def count(self, view: FeatureView) -> int:
+        """How many entities the store holds for the view (for consistency checks; may scan)."""
+
     def close(self) -> None:
         """Release connections."""

@@ -102,6 +102,15 @@ class SqliteOnlineStore:
                     raise StoreUnavailableError("SQLite online store", str(self.path), str(err)) from err
         return decode_rows(view, key_cols, [found.get(k) for k in encoded], features)
 
+    def count(self, view: FeatureView) -> int:
+        try:
+            row = self._conn().execute(f"SELECT count(*) FROM {self._table(view)}").fetchone()
+        except sqlite3.OperationalError as err:
+            if "no such table" in str(err):
+                return 0
+            raise StoreUnavailableError("SQLite online store", str(self.path), str(err)) from err
+        return int(row[0]) if row else 0
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:

@@ -1,0 +1,151 @@
+"""Online store on Redis or Redis Cluster.
+
+Layout: one string key per entity and view, ``<prefix>:<view>:<entity key>``, whose value is
+``<event time in microseconds>|<features as one JSON object>``. A batch lookup of N entities
+is one ``MGET`` (hashes would cost N ``HGETALL`` round trips through redis-py's encoder).
+Writes go through a Lua script that keeps the stored value when it has a newer event time, so
+an older row never replaces a newer one, even when two runs write at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from featurestore.definitions import FeatureView
+from featurestore.errors import ConfigError, StoreUnavailableError
+from featurestore.online import WriteStats
+from featurestore.online.codec import cast_keys, decode_rows, encode_keys, encode_values, event_micros
+
+# KEYS: entity keys; ARGV: event micros and packed value, alternating. Returns how many were set.
+_WRITE_NEWER = """
+local written = 0
+for i, key in ipairs(KEYS) do
+  local t = ARGV[2 * i - 1]
+  local current = redis.call('GET', key)
+  local keep = false
+  if current then
+    local bar = string.find(current, '|', 1, true)
+    if bar and tonumber(string.sub(current, 1, bar - 1)) > tonumber(t) then keep = true end
+  end
+  if not keep then
+    redis.call('SET', key, t .. '|' .. ARGV[2 * i])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisOnlineConfig:
+    """``online_store: {type: redis, url: redis://127.0.0.1:6379/0}``; ``cluster: true`` for Redis Cluster."""
+
+    type: str = "redis"
+    url: str = "redis://127.0.0.1:6379/0"
+    cluster: bool = False
+    key_prefix: str = ""
+    """Prefix of every key; the project's name when empty, so projects can share a server."""
+    batch_size: int = 1000
+    """Entities per pipelined write batch."""
+    max_connections: int = 64
+    socket_timeout: float = 5.0
+
+
+class RedisOnlineStore:
+    """Online store on Redis (see the module docs for the key and value layout)."""
+
+    def __init__(self, config: RedisOnlineConfig, *, project: str) -> None:
+        try:
+            import redis
+            import redis.cluster
+        except ImportError as err:
+            raise ConfigError(
+                "the Redis online store needs the redis client: pip install 'featurestore[redis]'",
+                key="online_store.type",
+            ) from err
+        self.config = config
+        self.prefix = config.key_prefix or project
+        self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        try:
+            if config.cluster:
+                self._client: Any = redis.cluster.RedisCluster.from_url(
+                    config.url, socket_timeout=config.socket_timeout, max_connections=config.max_connections
+                )
+            else:
+                pool = redis.BlockingConnectionPool.from_url(
+                    config.url, max_connections=config.max_connections, socket_timeout=config.socket_timeout
+                )
+                self._client = redis.Redis(connection_pool=pool)
+            self._client.ping()
+            self._script = self._client.register_script(_WRITE_NEWER)
+        except redis.RedisError as err:
+            raise StoreUnavailableError("Redis online store", config.url, str(err)) from err
+
+    def _key(self, view: FeatureView, entity: str) -> str:
+        return f"{self.prefix}:{view.name}:{entity}"
+
+    def prepare(self, views: Sequence[FeatureView]) -> None:
+        """Redis needs no schema; only checks that the server answers."""
+        try:
+            self._client.ping()
+        except self._redis_errors as err:
+            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+
+    def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
+        if rows.num_rows == 0:
+            return WriteStats(0, 0)
+        keys = [self._key(view, k) for k in encode_keys(view, cast_keys(view, rows))]
+        values = encode_values(view, rows)
+        times = event_micros(view, rows)
+        written = 0
+        size = max(1, self.config.batch_size)
+        try:
+            for start in range(0, len(keys), size):
+                batch = range(start, min(start + size, len(keys)))
+                if self.config.cluster:
+                    # Keys of one script call must share a hash slot: one call per key, pipelined.
+                    pipe = self._client.pipeline(transaction=False)
+                    for i in batch:
+                        self._script(keys=[keys[i]], args=[times[i], values[i]], client=pipe)
+                    written += sum(int(n) for n in pipe.execute())
+                else:
+                    args: list[Any] = []
+                    for i in batch:
+                        args.extend((times[i], values[i]))
+                    written += int(self._script(keys=[keys[i] for i in batch], args=args))
+        except self._redis_errors as err:
+            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+        return WriteStats(written=written, skipped_older=rows.num_rows - written)
+
+    def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
+        key_cols = cast_keys(view, keys)
+        names = [self._key(view, k) for k in encode_keys(view, key_cols)]
+        try:
+            if self.config.cluster:
+                raw = self._client.mget_nonatomic(names)
+            else:
+                raw = self._client.mget(names)
+        except self._redis_errors as err:
+            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+        found: list[tuple[int, bytes] | None] = []
+        for value in raw:
+            if value is None:
+                found.append(None)
+            else:
+                micros, _, packed = value.partition(b"|")
+                found.append((int(micros), packed))
+        return decode_rows(view, key_cols, found, features)
+
+    def count(self, view: FeatureView) -> int:
+        pattern = self._key(view, "*").replace("[", "\\[").replace("]", "\\]")
+        try:
+            return sum(1 for _ in self._client.scan_iter(match=pattern, count=1000))
+        except self._redis_errors as err:
+            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+
+    def close(self) -> None:
+        self._client.close()
