@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import FeatureStoreError, RunError
+from featurestore.online import OnlineStore, WriteStats
 from featurestore.schema import conform
 from featurestore.sql import connect as duckdb_connect
 from featurestore.store import FeatureStore
@@ -219,7 +220,7 @@ class LocalEngine:
                     else frame.slice(0, 0)
                 )
                 bar.set_postfix_str(f"writing {online_rows.num_rows:,} rows online")
-                stats = self.store.online_store.write(view, online_rows) if view.online else None
+                stats = _write_online(self.store.online_store, view, online_rows, progress) if view.online else None
                 timings["online_write_s"] = time.perf_counter() - t0
                 bar.update()
                 t0 = time.perf_counter()
@@ -287,3 +288,27 @@ def _latest(table: pa.Table, partition: list[str], *, newest_by: str | None) -> 
     finally:
         con.close()
     return out.drop_columns(["__i"]).cast(table.schema)
+
+
+ONLINE_BATCH_ROWS = 10_000
+
+
+def _write_online(store: OnlineStore, view: FeatureView, rows: pa.Table, progress: bool) -> WriteStats:
+    """Write a run's newest row per entity online.
+
+    A store whose write is one transaction (``transactional_writes``, e.g. SQLite) gets all rows
+    in one call, so a failure leaves it exactly as before. Other stores (Redis, Cassandra) get
+    batches with a progress bar; if one fails, the batches before it stay written. Those rows are
+    this run's values and every write obeys "newer event time wins", so re-running the window
+    converges to the same online state as an uninterrupted run (the consistency tests show it).
+    """
+    if getattr(store, "transactional_writes", False) or rows.num_rows <= ONLINE_BATCH_ROWS:
+        return store.write(view, rows)
+    written = skipped = 0
+    with tqdm(total=rows.num_rows, desc=f"online {view.name}", unit="row", disable=not progress, leave=False) as bar:
+        for batch in rows.to_batches(max_chunksize=ONLINE_BATCH_ROWS):
+            stats = store.write(view, pa.Table.from_batches([batch], schema=rows.schema))
+            written += stats.written
+            skipped += stats.skipped_older
+            bar.update(batch.num_rows)
+    return WriteStats(written=written, skipped_older=skipped)

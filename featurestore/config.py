@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from featurestore.errors import ConfigError, did_you_mean
+from featurestore.online.cassandra import CassandraOnlineConfig
 from featurestore.online.redis import RedisOnlineConfig
 
 CONFIG_FILE_NAME = "featurestore.yaml"
@@ -39,11 +40,13 @@ class LocalEngineConfig:
 
 
 OfflineStoreConfig = ParquetOfflineConfig
-OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig
+OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig | CassandraOnlineConfig
 EngineConfig = LocalEngineConfig
 
 _OFFLINE_TYPES: dict[str, type[Any]] = {"parquet": ParquetOfflineConfig}
-_ONLINE_TYPES: dict[str, type[Any]] = {"sqlite": SqliteOnlineConfig, "redis": RedisOnlineConfig}
+_ONLINE_TYPES: dict[str, type[Any]] = {"sqlite": SqliteOnlineConfig, "redis": RedisOnlineConfig,
+    "cassandra": CassandraOnlineConfig,
+}
 _ENGINE_TYPES: dict[str, type[Any]] = {"local": LocalEngineConfig}
 
 
@@ -149,6 +152,12 @@ def _section(raw: Mapping[str, Any], key: str, types: dict[str, type[Any]], defa
         default = allowed[k].default
         if allowed[k].type in ("Path", Path):
             v = Path(str(v))
+        elif isinstance(default, tuple):
+            if isinstance(v, str):
+                v = (v,)
+            if not isinstance(v, list | tuple):
+                raise ConfigError(f"must be a list, got {v!r}", file=fname, key=f"{key}.{k}")
+            v = tuple(v)
         elif isinstance(default, bool | int | float | str) and not (
             isinstance(v, type(default)) or (isinstance(default, float) and isinstance(v, int))
         ):

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -226,6 +227,9 @@ class Registry:
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:
         self.url = url
         try:
+            parsed = sa.engine.make_url(url)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self._engine = engine or sa.create_engine(url)
             metadata.create_all(self._engine)
         except sa.exc.SQLAlchemyError as err:

@@ -29,9 +29,14 @@ FeatureRefs = Sequence[str] | FeatureService | str
 
 def create_online_store(config: ProjectConfig) -> OnlineStore:
     """The online store named by the project's config."""
+    from featurestore.online.cassandra import CassandraOnlineConfig
     from featurestore.online.redis import RedisOnlineConfig
 
     online = config.online_store
+    if isinstance(online, CassandraOnlineConfig):
+        from featurestore.online.cassandra import CassandraOnlineStore
+
+        return CassandraOnlineStore(online, project=config.project)
     if isinstance(online, RedisOnlineConfig):
         from featurestore.online.redis import RedisOnlineStore
 

@@ -28,7 +28,15 @@ class WriteStats:
 
 
 class OnlineStore(Protocol):
-    """The interface every online store implements."""
+    """The interface every online store implements.
+
+    Capabilities, declared as class attributes: ``transactional_writes`` (one ``write`` call is
+    all or nothing) and ``equal_time_last_write_wins`` (at an equal event time the later write
+    wins; otherwise the store breaks the tie its own way, deterministically).
+    """
+
+    transactional_writes: bool
+    equal_time_last_write_wins: bool
 
     def prepare(self, views: Sequence[FeatureView]) -> None:
         """Create what the views need (tables, keyspaces). Idempotent."""

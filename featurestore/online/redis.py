@@ -58,6 +58,9 @@ class RedisOnlineConfig:
 class RedisOnlineStore:
     """Online store on Redis (see the module docs for the key and value layout)."""
 
+    transactional_writes = False
+    equal_time_last_write_wins = True
+
     def __init__(self, config: RedisOnlineConfig, *, project: str) -> None:
         try:
             import redis

@@ -24,6 +24,10 @@ class SqliteOnlineStore:
     ``event_us INTEGER`` (event time in microseconds) and ``value BLOB`` (the packed features).
     """
 
+    transactional_writes = True
+    """A write is one SQLite transaction: all of it or nothing."""
+    equal_time_last_write_wins = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
