@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,7 +71,9 @@ def workload() -> pa.Table:
     now = datetime.now(UTC).replace(microsecond=0)
     cols: dict[str, Any] = {
         "customer_id": np.arange(1, ENTITIES + 1),
-        "ts": pa.array([now - timedelta(minutes=int(m)) for m in rng.integers(0, 10_000, ENTITIES)], pa.timestamp("us", tz="UTC")),
+        "ts": pa.array(
+            [now - timedelta(minutes=int(m)) for m in rng.integers(0, 10_000, ENTITIES)], pa.timestamp("us", tz="UTC")
+        ),
     }
     for f in FEATURES:
         cols[f] = rng.normal(size=ENTITIES)
@@ -88,7 +89,9 @@ def make_store(kind: str, tmp: Path) -> Any:
     if kind == "sqlite":
         return SqliteOnlineStore(tmp / "online.db")
     if kind == "redis":
-        return RedisOnlineStore(RedisOnlineConfig(url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")), project="bench")
+        return RedisOnlineStore(
+            RedisOnlineConfig(url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")), project="bench"
+        )
     port = int(os.environ.get("CASSANDRA_PORT", "9042"))
     return CassandraOnlineStore(CassandraOnlineConfig(port=port, consistency="ONE"), project="bench")
 
@@ -111,7 +114,9 @@ def raw_round_trips(kind: str, keys1: list[int], keys100: list[int]) -> dict[str
 
         cluster = Cluster(["127.0.0.1"], port=int(os.environ.get("CASSANDRA_PORT", "9042")), protocol_version=5)
         session = cluster.connect()
-        stmt = session.prepare('SELECT entity_key, event_us, value FROM "bench"."fv_bench_features" WHERE entity_key = ?')
+        stmt = session.prepare(
+            'SELECT entity_key, event_us, value FROM "bench"."fv_bench_features" WHERE entity_key = ?'
+        )
         out["raw CQL select (1 key)"] = measure(lambda: session.execute(stmt, (str(keys1[0]),)).one(), 1000)
         cluster.shutdown()
     elif kind == "sqlite":
@@ -157,9 +162,13 @@ def bench_store(kind: str, table: pa.Table, tmp: Path, api: bool) -> None:
     registry.apply("bench", Project.collect([VIEW]))
     refs = [f"bench_features:{f}" for f in FEATURES]
     one = pa.table({"customer_id": keys1})
-    hundred = pa.table({"customer_id": keys100})
+
     row("store.read, 1 entity", measure(lambda: store.read(VIEW, one, FEATURES), 2000), raw1)
-    row("FeatureStore.get_online_features, 1 entity", measure(lambda: fs.get_online_features(refs, {"customer_id": keys1}), 2000), raw1)
+    row(
+        "FeatureStore.get_online_features, 1 entity",
+        measure(lambda: fs.get_online_features(refs, {"customer_id": keys1}), 2000),
+        raw1,
+    )
     p100 = measure(lambda: fs.get_online_features(refs, {"customer_id": keys100}), 500)
     row("FeatureStore.get_online_features, 100 entities", p100)
     if api:
@@ -182,7 +191,9 @@ def bench_api(kind: str, tmp: Path, refs: list[str], keys1: list[int], keys100: 
     port = free_port()
     exe = Path(sys.executable).with_name("featurestore")
     proc = subprocess.Popen(
-        [str(exe), "-C", str(project), "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(exe), "-C", str(project), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -195,8 +206,14 @@ def bench_api(kind: str, tmp: Path, refs: list[str], keys1: list[int], keys100: 
         with httpx.Client(base_url=base) as client:
             body1 = {"features": refs, "entities": {"customer_id": keys1}}
             body100 = {"features": refs, "entities": {"customer_id": keys100}}
-            row("HTTP POST /v1/online-features, 1 entity", measure(lambda: client.post("/v1/online-features", json=body1), 1000))
-            row("HTTP POST /v1/online-features, 100 entities", measure(lambda: client.post("/v1/online-features", json=body100), 300))
+            row(
+                "HTTP POST /v1/online-features, 1 entity",
+                measure(lambda: client.post("/v1/online-features", json=body1), 1000),
+            )
+            row(
+                "HTTP POST /v1/online-features, 100 entities",
+                measure(lambda: client.post("/v1/online-features", json=body100), 300),
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

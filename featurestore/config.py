@@ -44,7 +44,9 @@ OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig | CassandraOnlineConf
 EngineConfig = LocalEngineConfig
 
 _OFFLINE_TYPES: dict[str, type[Any]] = {"parquet": ParquetOfflineConfig}
-_ONLINE_TYPES: dict[str, type[Any]] = {"sqlite": SqliteOnlineConfig, "redis": RedisOnlineConfig,
+_ONLINE_TYPES: dict[str, type[Any]] = {
+    "sqlite": SqliteOnlineConfig,
+    "redis": RedisOnlineConfig,
     "cassandra": CassandraOnlineConfig,
 }
 _ENGINE_TYPES: dict[str, type[Any]] = {"local": LocalEngineConfig}
@@ -149,20 +151,20 @@ def _section(raw: Mapping[str, Any], key: str, types: dict[str, type[Any]], defa
                 file=fname,
                 key=f"{key}.{k}",
             )
-        default = allowed[k].default
+        field_default: Any = allowed[k].default
         if allowed[k].type in ("Path", Path):
             v = Path(str(v))
-        elif isinstance(default, tuple):
+        elif isinstance(field_default, tuple):
             if isinstance(v, str):
                 v = (v,)
             if not isinstance(v, list | tuple):
                 raise ConfigError(f"must be a list, got {v!r}", file=fname, key=f"{key}.{k}")
             v = tuple(v)
-        elif isinstance(default, bool | int | float | str) and not (
-            isinstance(v, type(default)) or (isinstance(default, float) and isinstance(v, int))
+        elif isinstance(field_default, bool | int | float | str) and not (
+            isinstance(v, type(field_default)) or (isinstance(field_default, float) and isinstance(v, int))
         ):
             kinds = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
-            raise ConfigError(f"must be {kinds[type(default).__name__]}, got {v!r}", file=fname, key=f"{key}.{k}")
+            raise ConfigError(f"must be {kinds[type(field_default).__name__]}, got {v!r}", file=fname, key=f"{key}.{k}")
         kwargs[k] = v
     return cls(**kwargs)
 

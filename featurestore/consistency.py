@@ -133,11 +133,8 @@ def check_consistency(
 
 def _example(report: ConsistencyReport, key: dict[str, Any], feature: str, online: Any, offline: Any) -> None:
     if len(report.examples) < MAX_EXAMPLES:
-        report.examples.append(
-            {"key": key, "feature": feature, "online": _plain(online), "offline": _plain(offline)}
-        )
+        report.examples.append({"key": key, "feature": feature, "online": _plain(online), "offline": _plain(offline)})
 
 
 def _plain(v: Any) -> Any:
     return v.isoformat() if isinstance(v, datetime) else v
-

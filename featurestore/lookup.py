@@ -40,7 +40,7 @@ class OnlineResponse:
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One dict per entity: its keys, then ``{"value": ..., "status": ...}`` per feature."""
-        rows = self.values.to_pylist()
+        rows: list[dict[str, Any]] = self.values.to_pylist()
         for i, row in enumerate(rows):
             for name, statuses in self.statuses.items():
                 row[name] = {"value": row[name], "status": statuses[i].value}

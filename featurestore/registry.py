@@ -612,9 +612,15 @@ class Registry:
         with self._engine.begin() as conn:
             conn.execute(
                 consistency_t.insert().values(
-                    project=project, view=report["view"], checked_at=_now(), consistent=bool(report["consistent"]),
-                    checked=report["checked"], mismatched=report["mismatched"], missing=report["missing"],
-                    extra=report["extra"], report=json.dumps(report, default=str),
+                    project=project,
+                    view=report["view"],
+                    checked_at=_now(),
+                    consistent=bool(report["consistent"]),
+                    checked=report["checked"],
+                    mismatched=report["mismatched"],
+                    missing=report["missing"],
+                    extra=report["extra"],
+                    report=json.dumps(report, default=str),
                 )
             )
 

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 
 from featurestore.definitions import FeatureService, FeatureView
 from featurestore.errors import InvalidRequestError, NotFoundError, did_you_mean
-from featurestore.sql import connect as duckdb_connect
 from featurestore.schema import to_utc_timestamp, view_schema
+from featurestore.sql import connect as duckdb_connect
 from featurestore.types import UTC_TIMESTAMP
 
 

@@ -206,7 +206,12 @@ class FeatureStore:
         watermark (``sample`` random entities, or all when ``None``) and record the outcome."""
         fv = self.get_feature_view(view)
         report = check_consistency(
-            fv, self.offline_store, self.online_store, self.registry.watermark(self.project, view), sample=sample, seed=seed
+            fv,
+            self.offline_store,
+            self.online_store,
+            self.registry.watermark(self.project, view),
+            sample=sample,
+            seed=seed,
         )
         self.registry.record_consistency(self.project, report.to_dict())
         return report

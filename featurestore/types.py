@@ -29,16 +29,16 @@ class ValueType(StrEnum):
     def accepts(self, arrow_type: pa.DataType) -> bool:
         """Whether a column of ``arrow_type`` can hold values of this type without loss of meaning."""
         if self is ValueType.INT64:
-            return pa.types.is_integer(arrow_type)
+            return bool(pa.types.is_integer(arrow_type))
         if self is ValueType.FLOAT64:
-            return (
+            return bool(
                 pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type) or pa.types.is_decimal(arrow_type)
             )
         if self is ValueType.STRING:
-            return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+            return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
         if self is ValueType.BOOL:
-            return pa.types.is_boolean(arrow_type)
-        return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+            return bool(pa.types.is_boolean(arrow_type))
+        return bool(pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type))
 
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")

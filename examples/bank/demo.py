@@ -119,7 +119,9 @@ def main() -> None:
             training = client.get_training_set(spine, SERVICE, timestamp_column="applied_at").to_pandas()
             elapsed = time.perf_counter() - t0
             features = [c for c in training.columns if c not in spine.columns]
-            print(f"   {len(training):,} rows x {len(features)} features in {elapsed:.2f}s (spine had {len(spine):,} rows)")
+            print(
+                f"   {len(training):,} rows x {len(features)} features in {elapsed:.2f}s (spine had {len(spine):,} rows)"
+            )
             print(f"   share of null values per feature: {training[features].isna().mean().round(3).to_dict()}")
 
             step("5. Train a small model and register it as the consumer of its feature service")

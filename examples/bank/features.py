@@ -100,9 +100,7 @@ customer_spend = FeatureView(
         Feature("txn_count_7d", Int64, description="Number of card transactions over the last 7 days"),
         Feature("txn_count_30d", Int64, description="Number of card transactions over the last 30 days"),
         Feature("txn_count_90d", Int64, description="Number of card transactions over the last 90 days"),
-        Feature(
-            "days_since_last_txn", Int64, description="Days since the customer's last card transaction (recency)"
-        ),
+        Feature("days_since_last_txn", Int64, description="Days since the customer's last card transaction (recency)"),
     ),
     description="Daily card spending aggregates per customer, as known at midnight UTC",
     owner="risk-data@bank.example",

@@ -44,7 +44,11 @@ def generate(out: Path, *, seed: int = 7, customers: int = 2000, anchor: datetim
     quiet_from = np.where(rng.random(customers) < 0.15, rng.integers(60, DAYS, customers), DAYS)
     counts = rng.poisson(rate * quiet_from)
     cust = np.repeat(ids, counts)
-    offsets = np.concatenate([rng.random(c) * q for c, q in zip(counts, quiet_from, strict=True)]) if counts.sum() else np.array([])
+    offsets = (
+        np.concatenate([rng.random(c) * q for c, q in zip(counts, quiet_from, strict=True)])
+        if counts.sum()
+        else np.array([])
+    )
     amount = np.round(rng.lognormal(np.log(np.repeat(ticket, counts)), 0.6), 2)
     ts = pd.Timestamp(start) + pd.to_timedelta(offsets * 86400, unit="s").round("s")
     tx = pd.DataFrame({"customer_id": cust, "ts": ts, "amount": amount})
@@ -72,9 +76,17 @@ def generate(out: Path, *, seed: int = 7, customers: int = 2000, anchor: datetim
     app_time = anchor - timedelta(days=120) + pd.to_timedelta(rng.random(n_apps) * 118 * 86400, unit="s").round("s")
     apps = pd.DataFrame({"customer_id": app_cust, "applied_at": _utc(app_time)})
     apps["amount_requested"] = np.round(rng.lognormal(8.5, 0.7, n_apps), -1)
-    last_bal = pd.merge_asof(
-        apps.sort_values("applied_at"), balances.sort_values("ts"), left_on="applied_at", right_on="ts", by="customer_id"
-    ).set_index(apps.sort_values("applied_at").index)["balance"].reindex(apps.index)
+    last_bal = (
+        pd.merge_asof(
+            apps.sort_values("applied_at"),
+            balances.sort_values("ts"),
+            left_on="applied_at",
+            right_on="ts",
+            by="customer_id",
+        )
+        .set_index(apps.sort_values("applied_at").index)["balance"]
+        .reindex(apps.index)
+    )
     monthly_income = income[app_cust - 1] / 12
     spend_ratio = rate[app_cust - 1] * ticket[app_cust - 1] * 30 / monthly_income
     quiet = (quiet_from[app_cust - 1] < DAYS).astype(float)

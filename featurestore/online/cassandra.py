@@ -80,7 +80,9 @@ class CassandraOnlineStore:
         try:
             level = getattr(ConsistencyLevel, config.consistency)
         except AttributeError as err:
-            raise ConfigError(f"unknown consistency level '{config.consistency}'", key="online_store.consistency") from err
+            raise ConfigError(
+                f"unknown consistency level '{config.consistency}'", key="online_store.consistency"
+            ) from err
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.local_dc or None)),
             consistency_level=level,

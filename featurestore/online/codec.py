@@ -72,7 +72,8 @@ def encode_values(view: FeatureView, rows: pa.Table) -> list[bytes]:
 
 def event_micros(view: FeatureView, rows: pa.Table) -> list[int]:
     col = pc.cast(rows.column(view.timestamp_field), UTC_TIMESTAMP)
-    return pc.cast(col, pa.int64()).to_pylist()
+    micros: list[int] = pc.cast(col, pa.int64()).to_pylist()
+    return micros
 
 
 def decode_rows(

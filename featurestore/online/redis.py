@@ -128,10 +128,7 @@ class RedisOnlineStore:
         key_cols = cast_keys(view, keys)
         names = [self._key(view, k) for k in encode_keys(view, key_cols)]
         try:
-            if self.config.cluster:
-                raw = self._client.mget_nonatomic(names)
-            else:
-                raw = self._client.mget(names)
+            raw = self._client.mget_nonatomic(names) if self.config.cluster else self._client.mget(names)
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
         found: list[tuple[int, bytes] | None] = []

@@ -1,0 +1,118 @@
+"""The datamart API: the feature store's catalog and reads over HTTP (FastAPI, docs on /docs).
+
+``featurestore serve`` runs ``create_app_from_env`` under uvicorn; tests and embedding code call
+``create_app`` with a store of their own. Feature store errors become HTTP statuses here and
+nowhere else (see :mod:`datamart.errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from datamart.errors import error_body, http_status
+from datamart.routes import catalog, reads
+from featurestore import __version__
+from featurestore.errors import ConfigError, FeatureStoreError, InvalidRequestError
+from featurestore.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR_ENV = "FEATURESTORE_PROJECT_DIR"
+API_PREFIX = "/v1"
+
+DESCRIPTION = """\
+Point-in-time correct training sets, online feature lookups and reference data from the
+feature store, and its catalog: search, feature views with their versions and runs, feature
+services, lineage and usage.
+
+Name yourself in the `X-Consumer` header: every read is recorded under that name in the
+registry's usage statistics (`GET /v1/usage`). Errors answer
+`{"error": <exception class>, "message": ..., "suggestions": [...]}`.
+"""
+
+TAGS = [
+    {"name": "reads", "description": "Online features, training sets and reference data."},
+    {"name": "catalog", "description": "What exists, how it is built, who uses it."},
+    {"name": "service", "description": "The API itself."},
+]
+
+
+def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
+    """An API serving ``store``. On shutdown the app flushes the store's buffered usage events,
+    or closes the store (which flushes them too) when ``close_store``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(store.close if close_store else store.usage.flush)
+
+    app = FastAPI(
+        title="featurestore datamart",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.include_router(reads.router, prefix=API_PREFIX)
+    app.include_router(catalog.router, prefix=API_PREFIX)
+    app.add_exception_handler(FeatureStoreError, _feature_store_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for ``featurestore serve``: serves the project in ``$FEATURESTORE_PROJECT_DIR``
+    and closes its store on shutdown."""
+    project_dir = os.environ.get(PROJECT_DIR_ENV)
+    if not project_dir:
+        raise ConfigError(
+            f"the environment variable {PROJECT_DIR_ENV} is not set: start the API with "
+            "'featurestore -C <project dir> serve', or set it to the folder holding featurestore.yaml"
+        )
+    return create_app(FeatureStore(project_dir), close_store=True)
+
+
+async def _feature_store_error(request: Request, err: FeatureStoreError) -> JSONResponse:
+    status = http_status(err)
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, err, exc_info=err)
+    return JSONResponse(error_body(err), status_code=status)
+
+
+async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+    errors = err.errors()
+    details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors]
+    where = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details)
+    # Unreadable JSON is a malformed body (400); JSON of the wrong shape is an invalid request (422).
+    status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
+    body = {"error": InvalidRequestError.__name__, "message": f"Invalid request: {where}", "details": details}
+    return JSONResponse(body, status_code=status)
+
+
+async def _http_error(request: Request, err: HTTPException) -> JSONResponse:
+    body = {"error": "HTTPError", "message": f"{request.method} {request.url.path}: {err.detail}"}
+    return JSONResponse(body, status_code=err.status_code, headers=err.headers)
+
+
+async def _unexpected_error(request: Request, err: Exception) -> JSONResponse:
+    # Logged with its traceback by the server; the caller learns only that it is our fault.
+    body = {
+        "error": "InternalServerError",
+        "message": f"{request.method} {request.url.path} failed on an unexpected {type(err).__name__}; "
+        "see the datamart's log",
+    }
+    return JSONResponse(body, status_code=500)

@@ -1,0 +1,213 @@
+"""A Python client of the datamart API, mirroring the SDK's reads.
+
+```python
+with DatamartClient("http://127.0.0.1:8000", consumer="churn-model") as client:
+    train = client.get_training_set(spine, "credit_default", timestamp_column="applied_at")  # pyarrow.Table
+    online = client.get_online_features("credit_default", {"customer_id": [1, 2]})
+    online["features"]["spend_30d"]["values"], online["features"]["spend_30d"]["statuses"]
+```
+
+Tables travel as Parquet both ways, so types survive exactly. Errors are raised as the feature
+store's own exceptions (``NotFoundError`` with its suggestions, ``InvalidRequestError``...) with
+the server's message; an unreachable API raises ``StoreUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datamart.errors import error_from_body
+from datamart.tables import PARQUET_MEDIA_TYPE
+from featurestore.errors import FeatureStoreError, StoreUnavailableError
+
+API_PREFIX = "/v1"
+
+Features: TypeAlias = Sequence[str] | str
+EntityRows: TypeAlias = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | pd.DataFrame | pa.Table
+
+
+class DatamartClient:
+    """Synchronous client of one datamart API. ``consumer`` names the caller in the registry's
+    usage statistics (sent as the ``X-Consumer`` header with every request)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        consumer: str = "anonymous",
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.consumer = consumer
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"X-Consumer": consumer, "User-Agent": "featurestore-datamart-client"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, API_PREFIX + path, **kwargs)
+        except httpx.TransportError as err:
+            raise StoreUnavailableError("Datamart API", self.base_url, f"{type(err).__name__}: {err}") from err
+        if response.is_error:
+            raise _error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DatamartClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ catalog
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok", "project": ..., "version": ...}``."""
+        result: dict[str, Any] = self._json("GET", "/health")
+        return result
+
+    def search(
+        self, q: str = "", *, tag: str | None = None, owner: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Catalog entries matching ``q``, best first (see ``GET /v1/search``)."""
+        params = {k: v for k, v in {"q": q, "tag": tag, "owner": owner, "kind": kind}.items() if v is not None}
+        results: list[dict[str, Any]] = self._json("GET", "/search", params=params)["results"]
+        return results
+
+    def list_feature_views(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", "/feature-views")
+        return result
+
+    def describe(self, view: str) -> dict[str, Any]:
+        """A feature view's schema, source, transformation, versions, watermark and last runs."""
+        result: dict[str, Any] = self._json("GET", f"/feature-views/{view}")
+        return result
+
+    def list_feature_services(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", "/feature-services")
+        return result
+
+    def lineage(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/lineage")
+        return result
+
+    def usage(self, *, consumer: str | None = None, view: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"consumer": consumer, "view": view}.items() if v is not None}
+        rows: list[dict[str, Any]] = self._json("GET", "/usage", params=params)["usage"]
+        return rows
+
+    def register_model(self, name: str, feature_service: str, description: str = "") -> dict[str, Any]:
+        """Record a model as a consumer of a feature service (lineage service → model)."""
+        body = {"name": name, "feature_service": feature_service, "description": description}
+        result: dict[str, Any] = self._json("POST", "/models", json=body)
+        return result
+
+    # ------------------------------------------------------------------ reads
+
+    def get_online_features(
+        self, features: Features, entities: EntityRows, *, full_feature_names: bool = False
+    ) -> dict[str, Any]:
+        """The entities' latest values: ``{"entities": {...}, "features": {name: {"values": [...],
+        "statuses": [...]}}, "event_timestamps": {view: [...]}}``."""
+        body = {
+            "features": _features(features),
+            "entities": _columns(entities),
+            "full_feature_names": full_feature_names,
+        }
+        result: dict[str, Any] = self._json("POST", "/online-features", json=body)
+        return result
+
+    def get_training_set(
+        self,
+        spine: pd.DataFrame | pa.Table,
+        features: Features,
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+    ) -> pa.Table:
+        """Point-in-time correct features for every spine row (sent and received as Parquet)."""
+        table = spine if isinstance(spine, pa.Table) else pa.Table.from_pandas(spine, preserve_index=False)
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        refs = _features(features)
+        response = self._request(
+            "POST",
+            "/training-set/upload",
+            params={"format": "parquet"},
+            data={
+                "features": [refs] if isinstance(refs, str) else refs,
+                "timestamp_column": timestamp_column,
+                "full_feature_names": "true" if full_feature_names else "false",
+            },
+            files={"spine": ("spine.parquet", sink.getvalue(), PARQUET_MEDIA_TYPE)},
+        )
+        return pq.read_table(pa.BufferReader(response.content))
+
+    def get_reference_data(
+        self,
+        view: str,
+        as_of: datetime | str,
+        *,
+        features: Sequence[str] | None = None,
+        include_expired: bool = False,
+    ) -> pa.Table:
+        """Every entity's values of ``view`` as of a time (naive datetimes are taken as UTC)."""
+        if isinstance(as_of, datetime):
+            as_of = (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)).isoformat()
+        params: dict[str, Any] = {"as_of": as_of, "format": "parquet", "include_expired": include_expired}
+        if features:
+            params["features"] = list(features)
+        response = self._request("GET", f"/reference-data/{view}", params=params)
+        return pq.read_table(pa.BufferReader(response.content))
+
+
+def _error(response: httpx.Response) -> FeatureStoreError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "message" not in body:
+        text = response.text.strip()[:300] or response.reason_phrase
+        body = {"message": f"{response.request.method} {response.request.url} answered {response.status_code}: {text}"}
+    return error_from_body(response.status_code, body)
+
+
+def _features(features: Features) -> list[str] | str:
+    return features if isinstance(features, str) else list(features)
+
+
+def _plain(values: Any) -> list[Any]:
+    # JSON needs Python scalars: numpy arrays and pandas series have tolist(), numpy scalars item().
+    if hasattr(values, "tolist"):
+        return list(values.tolist())
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def _columns(entities: EntityRows) -> dict[str, list[Any]]:
+    if isinstance(entities, pa.Table):
+        return entities.to_pydict()  # type: ignore[no-any-return]
+    if isinstance(entities, pd.DataFrame):
+        return {str(c): _plain(entities[c]) for c in entities.columns}
+    if isinstance(entities, Mapping):
+        return {str(k): _plain(v) for k, v in entities.items()}
+    names = list(dict.fromkeys(k for row in entities for k in row))
+    return {n: _plain([row.get(n) for row in entities]) for n in names}

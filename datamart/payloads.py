@@ -1,0 +1,282 @@
+"""Typed request and response bodies of the datamart API (they make the OpenAPI docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from featurestore.lookup import FeatureStatus
+
+FEATURES_DESCRIPTION = (
+    "What to read: a list of 'view:feature' references, 'view' for all of a view's features, "
+    "or the name of a feature service."
+)
+FeatureRefs = list[str] | str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer. ``error`` is the feature store's exception class."""
+
+    error: str = Field(description="Exception class, e.g. NotFoundError or InvalidRequestError.")
+    message: str = Field(description="What went wrong, for which object, and how to fix it.")
+    suggestions: list[str] | None = Field(default=None, description="Nearest existing names (not found errors).")
+    problems: list[str] | None = Field(default=None, description="Every problem found (definition errors).")
+    details: list[dict[str, Any]] | None = Field(default=None, description="Invalid fields of the request.")
+
+
+# ---------------------------------------------------------------------- catalog
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    project: str
+    version: str
+
+
+class SearchResult(BaseModel):
+    kind: Literal["feature_view", "feature", "feature_service", "entity"]
+    name: str = Field(description="The object's name; features are named 'view:feature'.")
+    view: str | None = Field(default=None, description="A feature's view.")
+    dtype: str | None = Field(default=None, description="A feature's value type.")
+    description: str
+    owner: str
+    tags: list[str]
+    score: int = Field(description="3: exact name, 2: name contains the query, 1: description, tag or owner does.")
+    matched: list[str] = Field(description="Fields that matched: name, description, tags, owner.")
+
+
+class SearchResults(BaseModel):
+    query: str
+    count: int
+    results: list[SearchResult]
+
+
+class FeatureInfo(BaseModel):
+    name: str
+    dtype: str
+    description: str
+    owner: str
+    tags: list[str]
+
+
+class KeyInfo(BaseModel):
+    name: str
+    dtype: str
+    entity: str
+
+
+class SourceInfo(BaseModel):
+    name: str
+    kind: Literal["file", "sql"]
+    path: str | None = None
+    file_format: str | None = None
+    query: str | None = None
+    upstream: list[str] = Field(default_factory=list, description="Sources a SQL source reads.")
+    timestamp_field: str | None = None
+    description: str = ""
+    owner: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class TransformationInfo(BaseModel):
+    kind: Literal["sql", "pandas", "none"]
+    text: str
+
+
+class VersionInfo(BaseModel):
+    version: int
+    fingerprint: str
+    changes: str
+    created_at: datetime
+
+
+class RunInfo(BaseModel):
+    id: str
+    view: str
+    view_version: int
+    engine: str
+    status: str
+    window_start: datetime | None
+    window_end: datetime | None
+    rows_computed: int | None
+    rows_offline: int | None
+    rows_online: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    timings: dict[str, float]
+    watermark: datetime | None
+    error: str | None
+
+
+class ConsistencyCheck(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    checked_at: datetime
+    watermark: datetime | None
+    consistent: bool
+    sampled: bool
+    offline_entities: int
+    checked: int
+    matched: int
+    mismatched: int
+    missing: int
+    extra: int
+    by_feature: dict[str, int]
+
+
+class FeatureViewSummary(BaseModel):
+    name: str
+    description: str
+    owner: str
+    tags: list[str]
+    entities: list[str]
+    keys: list[KeyInfo]
+    timestamp_field: str
+    features: list[FeatureInfo]
+    ttl_seconds: float
+    online: bool = Field(description="Whether the view is served online (false: offline only).")
+    version: int = Field(description="Current version: it changes when what the view stores changes.")
+    watermark: datetime | None = Field(description="Newest event time published by a successful run.")
+
+
+class FeatureViewDetail(FeatureViewSummary):
+    source: SourceInfo
+    transformation: TransformationInfo
+    source_lookback_seconds: float | None
+    versions: list[VersionInfo]
+    runs: list[RunInfo] = Field(description="The last runs, newest first.")
+    consistency_checks: list[ConsistencyCheck] = Field(description="The last online/offline checks, newest first.")
+
+
+class FeatureServiceInfo(BaseModel):
+    name: str
+    description: str
+    owner: str
+    tags: list[str]
+    features: list[str] = Field(description="The 'view:feature' references the service gives.")
+    models: list[str] = Field(description="Models registered as consumers of the service.")
+
+
+class LineageNode(BaseModel):
+    kind: str
+    name: str
+
+
+class LineageEdge(BaseModel):
+    src_kind: str
+    src_name: str
+    dst_kind: str
+    dst_name: str
+
+
+class Lineage(BaseModel):
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+
+class ModelRegistration(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "credit_default_gbm", "feature_service": "credit_default", "description": "Default risk"}
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    feature_service: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+class ModelInfo(BaseModel):
+    name: str
+    feature_service: str
+    description: str
+
+
+class UsageRow(BaseModel):
+    view: str
+    feature: str
+    consumer: str
+    kind: str = Field(description="online, training or reference.")
+    reads: int
+    rows: int
+    last_read: datetime | None
+
+
+class Usage(BaseModel):
+    usage: list[UsageRow]
+
+
+# ---------------------------------------------------------------------- reads
+
+EntityKey = int | str
+
+
+class OnlineFeaturesRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"features": "credit_default", "entities": {"customer_id": [1, 2, 3]}},
+                {
+                    "features": ["customer_spend:spend_30d", "customer_balance:balance"],
+                    "entities": {"customer_id": [1, 2]},
+                    "full_feature_names": True,
+                },
+            ]
+        },
+    )
+
+    features: FeatureRefs = Field(description=FEATURES_DESCRIPTION)
+    entities: dict[str, list[EntityKey]] = Field(
+        description="Entity key columns: each join key's values, one per entity, all columns of the same length."
+    )
+    full_feature_names: bool = Field(default=False, description="Name features 'view__feature'.")
+
+
+class FeatureValues(BaseModel):
+    values: list[Any] = Field(description="One value per entity (null when missing, expired or null).")
+    statuses: list[FeatureStatus] = Field(description="One status per entity: present, null, missing or expired.")
+
+
+class OnlineFeatures(BaseModel):
+    entities: dict[str, list[EntityKey]] = Field(description="The entity keys, as given.")
+    features: dict[str, FeatureValues]
+    event_timestamps: dict[str, list[datetime | None]] = Field(
+        description="Per feature view, the event time of each entity's values (null when missing)."
+    )
+
+
+class TrainingSetRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "features": "credit_default",
+                    "spine": {"customer_id": [1, 2], "applied_at": ["2024-03-01T12:00:00Z", "2024-03-02T08:30:00Z"]},
+                    "timestamp_column": "applied_at",
+                }
+            ]
+        },
+    )
+
+    features: FeatureRefs = Field(description=FEATURES_DESCRIPTION)
+    spine: dict[str, list[Any]] | list[dict[str, Any]] = Field(
+        description="Entity keys, a timestamp (ISO 8601) and any labels: as columns {name: [values]} or as rows."
+    )
+    timestamp_column: str = Field(default="event_timestamp", description="The spine's timestamp column.")
+    full_feature_names: bool = Field(default=False, description="Name features 'view__feature'.")
+
+
+class TableData(BaseModel):
+    """A table as JSON: columns of values (times as ISO 8601 strings) and each column's Arrow type."""
+
+    num_rows: int
+    types: dict[str, str]
+    columns: dict[str, list[Any]]

@@ -1,0 +1,179 @@
+"""Read endpoints: online features (the hot path of model services), training sets and
+reference data. Every read passes the ``X-Consumer`` header to the store, which logs the usage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from datamart.payloads import (
+    FEATURES_DESCRIPTION,
+    FeatureRefs,
+    OnlineFeatures,
+    OnlineFeaturesRequest,
+    TableData,
+    TrainingSetRequest,
+)
+from datamart.routes import DEFAULT_CONSUMER, ERROR_RESPONSES, ConsumerDep, StoreDep
+from datamart.tables import (
+    MEDIA_TYPES,
+    TableFormat,
+    entity_table,
+    iso_times,
+    jsonable_column,
+    negotiate_format,
+    read_spine_file,
+    spine_from_json,
+    table_to_bytes,
+    table_to_json,
+)
+from featurestore.types import ValueType
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+FormatQuery = Annotated[
+    TableFormat | None,
+    Query(alias="format", description="Output format; without it, the Accept header decides (default json)."),
+]
+AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
+TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The table: JSON columns, or a Parquet or CSV file",
+        "content": {MEDIA_TYPES["parquet"]: {}, MEDIA_TYPES["csv"]: {}},
+    }
+}
+
+
+def _refs(features: FeatureRefs) -> FeatureRefs:
+    # One name without a colon may be a feature service: the store resolves a plain string so.
+    return features[0] if isinstance(features, list) and len(features) == 1 else features
+
+
+def _table_response(table: Any, fmt: TableFormat, name: str) -> Response:
+    if fmt == "json":
+        return JSONResponse(table_to_json(table))
+    return Response(
+        table_to_bytes(table, fmt),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+    )
+
+
+@router.post(
+    "/online-features",
+    tags=["reads"],
+    response_model=OnlineFeatures,
+    summary="Latest feature values of entities, with a status per value",
+)
+def get_online_features(
+    body: OnlineFeaturesRequest, store: StoreDep, consumer: ConsumerDep = DEFAULT_CONSUMER
+) -> Response:
+    """The hot path of model services. Values come from the online store, TTL honoured: an
+    expired value is null with status ``expired``; an entity without a row has status ``missing``."""
+    response = store.get_online_features(
+        _refs(body.features),
+        entity_table(body.entities),
+        full_feature_names=body.full_feature_names,
+        consumer=consumer,
+    )
+    values = response.values
+    content = {
+        "entities": body.entities,
+        "features": {
+            name: {"values": jsonable_column(values.column(name)), "statuses": statuses}
+            for name, statuses in response.statuses.items()
+        },
+        "event_timestamps": {view: iso_times(times) for view, times in response.event_timestamps.items()},
+    }
+    # Returned as is: the handler built plain JSON, so FastAPI's response validation is skipped.
+    return JSONResponse(content)
+
+
+@router.post(
+    "/training-set",
+    tags=["reads"],
+    response_model=TableData,
+    responses=TABLE_RESPONSES,
+    summary="Point-in-time correct training set for a spine given as JSON",
+)
+def get_training_set(
+    body: TrainingSetRequest,
+    store: StoreDep,
+    consumer: ConsumerDep = DEFAULT_CONSUMER,
+    format_: FormatQuery = None,
+    accept: AcceptHeader = None,
+) -> Response:
+    """Each spine row gets every feature's value as of its timestamp (the latest row at or before
+    it, within the view's TTL, else null). Spine rows keep their order; none is dropped."""
+    table = store.get_training_set(
+        spine_from_json(body.spine),
+        _refs(body.features),
+        timestamp_column=body.timestamp_column,
+        full_feature_names=body.full_feature_names,
+        consumer=consumer,
+    )
+    return _table_response(table, negotiate_format(format_, accept), "training_set")
+
+
+@router.post(
+    "/training-set/upload",
+    tags=["reads"],
+    response_model=TableData,
+    responses=TABLE_RESPONSES,
+    summary="Point-in-time correct training set for a spine uploaded as CSV or Parquet",
+)
+def get_training_set_from_file(
+    store: StoreDep,
+    spine: Annotated[UploadFile, File(description="The spine: a .parquet or .csv file (with a header line).")],
+    features: Annotated[list[str], Form(description=FEATURES_DESCRIPTION + " Repeated or comma separated.")],
+    timestamp_column: Annotated[str, Form(description="The spine's timestamp column.")] = "event_timestamp",
+    full_feature_names: Annotated[bool, Form(description="Name features 'view__feature'.")] = False,
+    consumer: ConsumerDep = DEFAULT_CONSUMER,
+    format_: FormatQuery = None,
+    accept: AcceptHeader = None,
+) -> Response:
+    """As ``POST /v1/training-set``; the spine's format is told by its magic bytes, its file
+    name or its media type. The Python client sends Parquet and asks for Parquet."""
+    refs = [f.strip() for item in features for f in item.split(",") if f.strip()]
+    # Keys declared as strings are read from CSV as text, so that '007' stays '007'.
+    text_keys = {k for v in store.feature_views().values() for k, t in v.key_schema.items() if t is ValueType.STRING}
+    table = read_spine_file(
+        spine.file.read(), filename=spine.filename, content_type=spine.content_type, string_columns=text_keys
+    )
+    result = store.get_training_set(
+        table,
+        _refs(refs),
+        timestamp_column=timestamp_column,
+        full_feature_names=full_feature_names,
+        consumer=consumer,
+    )
+    return _table_response(result, negotiate_format(format_, accept), "training_set")
+
+
+@router.get(
+    "/reference-data/{view}",
+    tags=["reads"],
+    response_model=TableData,
+    responses=TABLE_RESPONSES,
+    summary="Every entity's values of a feature view as of a time",
+)
+def get_reference_data(
+    view: str,
+    store: StoreDep,
+    as_of: Annotated[datetime, Query(description="ISO 8601 date or time; UTC unless a zone is given.")],
+    features: Annotated[
+        list[str] | None, Query(description="Features of the view (comma separated or repeated); default all.")
+    ] = None,
+    include_expired: Annotated[bool, Query(description="Keep rows older than the view's TTL.")] = False,
+    consumer: ConsumerDep = DEFAULT_CONSUMER,
+    format_: FormatQuery = None,
+    accept: AcceptHeader = None,
+) -> Response:
+    """For analysts: per entity, the latest row at or before ``as_of`` (within TTL unless
+    ``include_expired``), read from the offline store."""
+    names = [f.strip() for item in features or () for f in item.split(",") if f.strip()] or None
+    table = store.get_reference_data(view, as_of, features=names, include_expired=include_expired, consumer=consumer)
+    return _table_response(table, negotiate_format(format_, accept), f"{view}_reference")

@@ -1,0 +1,188 @@
+"""Arrow tables on the wire: spines in (JSON, CSV, Parquet) and results out (JSON, CSV, Parquet).
+
+JSON gives columns of plain values: times as ISO 8601 strings, non-finite floats as null (JSON
+has no NaN). Parquet keeps every type exactly and is what the Python client uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from datamart.errors import MalformedRequestError
+from featurestore.errors import InvalidRequestError
+
+TableFormat = Literal["json", "csv", "parquet"]
+
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+CSV_MEDIA_TYPE = "text/csv"
+MEDIA_TYPES: dict[TableFormat, str] = {
+    "json": "application/json",
+    "csv": CSV_MEDIA_TYPE,
+    "parquet": PARQUET_MEDIA_TYPE,
+}
+# Media types clients send for Parquet besides the registered one.
+_PARQUET_ALIASES = (PARQUET_MEDIA_TYPE, "application/x-parquet", "application/parquet")
+_CSV_ALIASES = (CSV_MEDIA_TYPE, "application/csv", "text/plain")
+_PARQUET_MAGIC = b"PAR1"
+
+
+def negotiate_format(requested: TableFormat | None, accept: str | None) -> TableFormat:
+    """The output format: ``?format=`` when given, else the first of Parquet or CSV named by the
+    ``Accept`` header, else JSON."""
+    if requested is not None:
+        return requested
+    for item in (accept or "").split(","):
+        media = item.split(";")[0].strip().lower()
+        if media in _PARQUET_ALIASES:
+            return "parquet"
+        if media in (CSV_MEDIA_TYPE, "application/csv"):
+            return "csv"
+        if media in ("application/json", "*/*"):
+            return "json"
+    return "json"
+
+
+# ---------------------------------------------------------------------- out
+
+
+def jsonable_column(col: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """A column's values as JSON-ready Python values."""
+    t = col.type
+    if pa.types.is_floating(t) and pc.all(pc.is_finite(col)).as_py() is False:
+        col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, t))
+    values: list[Any] = col.to_pylist()
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t) or _is_text(t):
+        return values
+    return [_jsonable(v) for v in values]
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime | date | time):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "total_seconds"):  # durations, as seconds
+        return v.total_seconds()
+    return v
+
+
+def iso_times(values: Iterable[datetime | None]) -> list[str | None]:
+    return [None if v is None else v.isoformat() for v in values]
+
+
+def table_to_json(table: pa.Table) -> dict[str, Any]:
+    """``{"num_rows": n, "types": {column: arrow type}, "columns": {column: [values]}}``."""
+    return {
+        "num_rows": table.num_rows,
+        "types": {f.name: str(f.type) for f in table.schema},
+        "columns": {name: jsonable_column(table.column(name)) for name in table.column_names},
+    }
+
+
+def table_to_bytes(table: pa.Table, fmt: Literal["csv", "parquet"]) -> bytes:
+    """The table as a Parquet file or as CSV with a header line."""
+    sink = io.BytesIO()
+    if fmt == "parquet":
+        pq.write_table(table, sink)
+        return sink.getvalue()
+    try:
+        pacsv.write_csv(table, sink)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise InvalidRequestError(
+            f"The result cannot be written as CSV ({err}); ask for format=parquet or json"
+        ) from err
+    return sink.getvalue()
+
+
+# ---------------------------------------------------------------------- in
+
+
+def spine_from_json(spine: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> pa.Table:
+    """A spine given as columns ``{name: [values]}`` or as rows ``[{name: value}]``."""
+    if isinstance(spine, Mapping):
+        columns = {str(k): list(v) for k, v in spine.items()}
+    else:
+        names = list(dict.fromkeys(k for row in spine for k in row))
+        columns = {n: [row.get(n) for row in spine] for n in names}
+    if not columns:
+        raise InvalidRequestError("The spine is empty: give entity key columns and a timestamp column")
+    lengths = {n: len(v) for n, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidRequestError(f"The spine's columns have different lengths: {lengths}")
+    return pa.table(_arrays(columns, "spine"))
+
+
+def entity_table(entities: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """Entity rows given as key columns; every column must have the same length."""
+    if not entities:
+        raise InvalidRequestError('No entities given: send key columns, e.g. {"customer_id": [1, 2]}')
+    lengths = {n: len(v) for n, v in entities.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidRequestError(f"The entity key columns have different lengths: {lengths}")
+    return pa.table(_arrays(entities, "entities"))
+
+
+def _arrays(columns: Mapping[str, Sequence[Any]], what: str) -> dict[str, pa.Array]:
+    arrays = {}
+    for name, values in columns.items():
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise InvalidRequestError(
+                f"The {what} column '{name}' mixes values of different types ({err}); give values of one type"
+            ) from err
+    return arrays
+
+
+def read_spine_file(
+    data: bytes, *, filename: str | None, content_type: str | None, string_columns: Iterable[str] = ()
+) -> pa.Table:
+    """An uploaded spine: Parquet (by its magic bytes, its ``.parquet`` suffix or its media type)
+    or CSV (with a header line; ``string_columns`` are read as text, so that a key like ``007``
+    keeps its zeros)."""
+    label = f"'{filename}'" if filename else "file"
+    if not data:
+        raise MalformedRequestError(f"The uploaded spine {label} is empty")
+    suffix = PurePath(filename or "").suffix.lower()
+    media = (content_type or "").split(";")[0].strip().lower()
+    if data[:4] == _PARQUET_MAGIC or suffix in (".parquet", ".pq") or media in _PARQUET_ALIASES:
+        try:
+            return pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowException, OSError) as err:
+            raise MalformedRequestError(f"The uploaded spine {label} cannot be read as Parquet: {err}") from err
+    declared_csv = suffix in (".csv", ".txt") or media in _CSV_ALIASES
+    declared_other = suffix not in ("", ".csv", ".txt") or media not in (*_CSV_ALIASES, "", "application/octet-stream")
+    if declared_other and not declared_csv:
+        raise MalformedRequestError(
+            f"The uploaded spine {label} ({media or 'no media type'}) is neither CSV nor Parquet; "
+            "send a .csv or .parquet file"
+        )
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in string_columns})  # absent ones: ignored
+    try:
+        return pacsv.read_csv(pa.BufferReader(data), convert_options=convert)
+    except (pa.ArrowException, OSError) as err:
+        raise MalformedRequestError(f"The uploaded spine {label} cannot be read as CSV: {err}") from err
