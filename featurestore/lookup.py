@@ -1,18 +1,36 @@
-"""Online lookups: values from the online store with a status per value, TTL honoured."""
+"""Online lookups: values from the online store with a status per value, TTL honoured.
+
+This is the hot path of model services, so it stays in plain Python from the request to the
+store client and back: a :class:`LookupPlan` (resolved once per feature list and cached by the
+``FeatureStore``) encodes the entity keys, fetches one packed value per entity and view with
+:meth:`OnlineStore.read_packed`, and unpacks only the requested features. Arrow tables are built
+only when a caller asks for :attr:`OnlineResponse.values`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeAlias
 
+import orjson
+import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from featurestore.online import EVENT_TIME_COLUMN, OnlineStore
+from featurestore.definitions import FeatureView
+from featurestore.errors import InvalidRequestError
+from featurestore.online import OnlineStore
+from featurestore.online.codec import (
+    cast_keys,
+    encode_key_values,
+    encode_keys,
+    pure_python_keys,
+)
 from featurestore.retrieval import ViewRequest, output_names
+from featurestore.types import ValueType
 
 
 class FeatureStatus(StrEnum):
@@ -28,67 +46,212 @@ class FeatureStatus(StrEnum):
     """A stored row older than the view's TTL: the value is withheld (null)."""
 
 
+EntityRows: TypeAlias = pa.Table | pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+
+
 @dataclass(frozen=True)
 class OnlineResponse:
-    """Feature values for a batch of entities. ``values`` has the entity keys and one column per
-    feature; ``statuses`` gives each feature's status per row; ``event_timestamps`` each view's
-    event time per row (null when missing)."""
+    """Feature values for a batch of entities, as Python lists in request order.
 
-    values: pa.Table
+    ``keys``: the entity key columns (cast to the declared key types); ``columns``: one list of
+    values per feature (timestamps as aware UTC datetimes, expired values as None);
+    ``statuses``: each feature's status per entity; ``event_timestamps``: each view's stored event
+    time per entity (None when missing); ``types``: each column's Arrow type.
+    """
+
+    keys: dict[str, list[Any]]
+    columns: dict[str, list[Any]]
     statuses: dict[str, list[FeatureStatus]]
     event_timestamps: dict[str, list[datetime | None]]
+    types: dict[str, pa.DataType] = field(repr=False)
+
+    @cached_property
+    def values(self) -> pa.Table:
+        """Keys and features as one Arrow table (built on first use)."""
+        data = {**self.keys, **self.columns}
+        return pa.table({name: pa.array(values, self.types[name]) for name, values in data.items()})
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One dict per entity: its keys, then ``{"value": ..., "status": ...}`` per feature."""
-        rows: list[dict[str, Any]] = self.values.to_pylist()
-        for i, row in enumerate(rows):
-            for name, statuses in self.statuses.items():
-                row[name] = {"value": row[name], "status": statuses[i].value}
+        n = len(next(iter(self.keys.values()))) if self.keys else 0
+        rows: list[dict[str, Any]] = [{k: v[i] for k, v in self.keys.items()} for i in range(n)]
+        for name, values in self.columns.items():
+            statuses = self.statuses[name]
+            for i, row in enumerate(rows):
+                row[name] = {"value": values[i], "status": statuses[i].value}
         return rows
 
 
-def online_lookup(
-    store: OnlineStore,
-    requests: Sequence[ViewRequest],
-    entity_rows: pa.Table,
-    *,
-    now: datetime | None = None,
-    full_names: bool = False,
-) -> OnlineResponse:
-    now = now or datetime.now(UTC)
-    names = output_names(requests, full_names)
-    key_names = list(dict.fromkeys(k for r in requests for k in r.view.join_keys))
-    out = entity_rows.select([k for k in key_names if k in entity_rows.column_names])
-    statuses: dict[str, list[FeatureStatus]] = {}
-    event_times: dict[str, list[datetime | None]] = {}
-    now_scalar = pa.scalar(now.astimezone(UTC), pa.timestamp("us", tz="UTC"))
-    for r in requests:
-        result = store.read(r.view, entity_rows, r.features)
-        ts = result.column(EVENT_TIME_COLUMN)
-        age_us = pc.subtract(pc.cast(now_scalar, pa.int64()), pc.cast(ts, pa.int64()))
-        ttl_us = int(r.view.ttl.total_seconds() * 1_000_000)
-        expired = pc.fill_null(pc.greater(age_us, ttl_us), False).to_pylist()
-        missing = ts.is_null().to_pylist()
-        event_times[r.view.name] = ts.to_pylist()
-        for k in r.view.join_keys:  # keys as the store cast them (the declared types)
-            if k in out.column_names:
-                out = out.set_column(out.column_names.index(k), k, result.column(k))
-        for f in r.features:
-            col = result.column(f)
-            nulls = col.is_null().to_pylist()
-            status = [
-                FeatureStatus.MISSING
-                if m
-                else FeatureStatus.EXPIRED
-                if e
-                else FeatureStatus.NULL
-                if n
-                else FeatureStatus.PRESENT
-                for m, e, n in zip(missing, expired, nulls, strict=True)
-            ]
-            if any(expired):
-                col = pc.if_else(pa.array(expired), pa.nulls(len(col), col.type), col)
-            name = names[(r.view.name, f)]
-            out = out.append_column(pa.field(name, col.type), col)
-            statuses[name] = status
-    return OnlineResponse(values=out, statuses=statuses, event_timestamps=event_times)
+@dataclass(frozen=True)
+class _ViewPlan:
+    view: FeatureView
+    features: tuple[str, ...]
+    outputs: tuple[str, ...]
+    timestamp_features: frozenset[str]
+    key_schema: dict[str, ValueType]
+    ttl_us: int
+    python_keys: bool
+
+
+@dataclass(frozen=True)
+class LookupPlan:
+    """A resolved feature list, ready to look up: built once per list of references and reused."""
+
+    requests: tuple[ViewRequest, ...]
+    views: tuple[_ViewPlan, ...]
+    key_schema: dict[str, ValueType]
+    types: dict[str, pa.DataType]
+
+    @classmethod
+    def build(cls, requests: Sequence[ViewRequest], *, full_names: bool = False) -> LookupPlan:
+        names = output_names(requests, full_names)
+        views = []
+        key_schema: dict[str, ValueType] = {}
+        types: dict[str, pa.DataType] = {}
+        for r in requests:
+            if not r.view.online:
+                raise InvalidRequestError(
+                    f"Feature view '{r.view.name}' is offline only (online=False); it cannot be looked up online"
+                )
+            schema = r.view.key_schema
+            for k, t in schema.items():
+                key_schema.setdefault(k, t)
+                types.setdefault(k, t.arrow)
+            outputs = tuple(names[(r.view.name, f)] for f in r.features)
+            for f, out in zip(r.features, outputs, strict=True):
+                types[out] = r.view.feature(f).dtype.arrow
+            views.append(
+                _ViewPlan(
+                    view=r.view,
+                    features=r.features,
+                    outputs=outputs,
+                    timestamp_features=frozenset(
+                        f for f in r.features if r.view.feature(f).dtype is ValueType.TIMESTAMP
+                    ),
+                    key_schema=schema,
+                    ttl_us=int(r.view.ttl.total_seconds() * 1_000_000),
+                    python_keys=pure_python_keys(schema),
+                )
+            )
+        return cls(tuple(requests), tuple(views), key_schema, types)
+
+    @cached_property
+    def key_names(self) -> list[str]:
+        return list(self.key_schema)
+
+    @cached_property
+    def usage_key(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """What a lookup with this plan reads, as logged in usage: (view, features) pairs."""
+        return tuple((r.view.name, r.features) for r in self.requests)
+
+    def lookup(self, store: OnlineStore, entity_rows: EntityRows, *, now: datetime | None = None) -> OnlineResponse:
+        columns = entity_columns(entity_rows, self.key_names)
+        n = len(next(iter(columns.values()), []))
+        now_dt = (now or datetime.now(UTC)).astimezone(UTC)
+        now_us = (now_dt - _EPOCH) // _MICROSECOND
+        keys: dict[str, list[Any]] = {}
+        values: dict[str, list[Any]] = {}
+        statuses: dict[str, list[FeatureStatus]] = {}
+        event_times: dict[str, list[datetime | None]] = {}
+        for plan in self.views:
+            if plan.python_keys:
+                encoded = encode_key_values(plan.view, plan.key_schema, columns)
+            else:  # key types Python cannot cast exactly like Arrow: let Arrow do it
+                table = pa.table({k: columns[k] for k in plan.key_schema})
+                encoded = encode_keys(plan.view, cast_keys(plan.view, table))
+            for k, vtype in plan.key_schema.items():
+                if k not in keys:
+                    keys[k] = _cast_key_column(plan.view, k, vtype, columns[k])
+            found = store.read_packed(plan.view, encoded)
+            if len(found) != n:
+                raise RuntimeError(f"online store returned {len(found)} rows for {n} keys of '{plan.view.name}'")
+            rows: list[dict[str, Any]] = []
+            states: list[FeatureStatus | None] = []  # MISSING or EXPIRED for the whole row, else None
+            times: list[datetime | None] = []
+            ttl_us = plan.ttl_us
+            for item in found:
+                if item is None:
+                    rows.append(_NO_ROW)
+                    states.append(FeatureStatus.MISSING)
+                    times.append(None)
+                    continue
+                micros, packed = item
+                times.append(_EPOCH + timedelta(microseconds=micros))
+                if now_us - micros > ttl_us:
+                    rows.append(_NO_ROW)
+                    states.append(FeatureStatus.EXPIRED)
+                else:
+                    rows.append(orjson.loads(packed))
+                    states.append(None)
+            event_times[plan.view.name] = times
+            if n == 1:  # the most common lookup: plain loops beat comprehensions at this size
+                row, state = rows[0], states[0]
+                for f, out in zip(plan.features, plan.outputs, strict=True):
+                    v = row.get(f)
+                    if v is not None and f in plan.timestamp_features:
+                        v = _EPOCH + timedelta(microseconds=v)
+                    values[out] = [v]
+                    statuses[out] = [state or (_NULL if v is None else _PRESENT)]
+                continue
+            for f, out in zip(plan.features, plan.outputs, strict=True):
+                vals = [row.get(f) for row in rows]
+                if f in plan.timestamp_features:
+                    vals = [None if v is None else _EPOCH + timedelta(microseconds=v) for v in vals]
+                values[out] = vals
+                statuses[out] = [s or (_NULL if v is None else _PRESENT) for s, v in zip(states, vals, strict=True)]
+        return OnlineResponse(
+            keys=keys, columns=values, statuses=statuses, event_timestamps=event_times, types=self.types
+        )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NO_ROW: dict[str, Any] = {}
+_NULL = FeatureStatus.NULL
+_PRESENT = FeatureStatus.PRESENT
+
+
+def _cast_key_column(view: FeatureView, key: str, vtype: ValueType, values: list[Any]) -> list[Any]:
+    if vtype is ValueType.INT64 and all(type(v) is int for v in values):
+        return values
+    if vtype is ValueType.STRING and all(type(v) is str for v in values):
+        return values
+    cast: list[Any] = cast_keys(view, pa.table({key: pa.array(values)}))[0].to_pylist()
+    return cast
+
+
+def entity_columns(entity_rows: EntityRows, required: Sequence[str]) -> dict[str, list[Any]]:
+    """Entity rows in any accepted shape as key columns (Python lists of one length), with
+    clear errors for a missing key, ragged columns or an empty request."""
+    if isinstance(entity_rows, pa.Table):
+        columns: dict[str, list[Any]] = entity_rows.to_pydict()
+    elif isinstance(entity_rows, pd.DataFrame):
+        columns = {str(c): entity_rows[c].tolist() for c in entity_rows.columns}
+    elif type(entity_rows) is dict and all(type(v) is list for v in entity_rows.values()):
+        columns = entity_rows  # the common case (JSON bodies, SDK calls): nothing to convert
+    elif isinstance(entity_rows, Mapping):
+        columns = {}
+        for name, vals in entity_rows.items():
+            if isinstance(vals, str | bytes | Mapping) or not hasattr(vals, "__len__"):
+                raise InvalidRequestError(
+                    f"Entity key column '{name}' must be a list of values, e.g. {{'{name}': [1, 2]}}; got {vals!r}"
+                )
+            tolist = getattr(vals, "to_pylist", None) or getattr(vals, "tolist", None)
+            columns[str(name)] = tolist() if tolist is not None else list(vals)
+    else:
+        rows = list(entity_rows)
+        columns = {k: [] for k in required}
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise InvalidRequestError(f"Entity row {i} must be a mapping of key to value, got {row!r}")
+            for k in required:
+                if k not in row:
+                    raise InvalidRequestError(f"Entity row {i} lacks key '{k}'; it has {sorted(row)}")
+                columns[k].append(row[k])
+    missing = [k for k in required if k not in columns]
+    if missing:
+        raise InvalidRequestError(f"Entity rows lack key(s) {missing}; they have {sorted(columns)}")
+    lengths = {k: len(v) for k, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidRequestError(f"The entity key columns have different lengths: {lengths}")
+    return {k: columns[k] for k in required}

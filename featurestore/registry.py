@@ -133,6 +133,7 @@ usage_t = sa.Table(
     sa.Column("view", sa.String(200), nullable=False),
     sa.Column("feature", sa.String(200), nullable=False),
     sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("reads", sa.BigInteger, nullable=False, server_default="1"),
 )
 
 consistency_t = sa.Table(
@@ -202,7 +203,9 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class UsageEvent:
-    """One read of one feature: by whom, of what kind (online, training, reference), how many rows."""
+    """Reads of one feature by one consumer, of one kind (online, training, reference): how
+    many reads, how many rows in all, and when the last one was. One event per read, or a
+    roll-up of many (see ``featurestore.usage``)."""
 
     consumer: str
     kind: str
@@ -210,6 +213,7 @@ class UsageEvent:
     feature: str
     rows: int
     at: datetime = field(default_factory=_now)
+    reads: int = 1
 
 
 @dataclass(frozen=True)
@@ -644,6 +648,7 @@ class Registry:
                 "view": e.view,
                 "feature": e.feature,
                 "rows": e.rows,
+                "reads": e.reads,
             }
             for e in events
         ]
@@ -653,14 +658,14 @@ class Registry:
         return len(rows)
 
     def usage_summary(self, project: str) -> list[dict[str, Any]]:
-        """Reads per feature and consumer: number of reads, rows read, last read."""
+        """Reads per feature and consumer: number of reads, rows read, last read (aware UTC)."""
         query = (
             sa.select(
                 usage_t.c.view,
                 usage_t.c.feature,
                 usage_t.c.consumer,
                 usage_t.c.kind,
-                sa.func.count().label("reads"),
+                sa.func.sum(usage_t.c.reads).label("reads"),
                 sa.func.sum(usage_t.c.rows).label("rows"),
                 sa.func.max(usage_t.c.at).label("last_read"),
             )
@@ -677,10 +682,19 @@ class Registry:
                     "kind": r.kind,
                     "reads": int(r.reads),
                     "rows": int(r.rows or 0),
-                    "last_read": str(r.last_read),
+                    "last_read": _as_utc(r.last_read),
                 }
                 for r in conn.execute(query)
             ]
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """An aggregate of a UTCDateTime column: SQLAlchemy does not apply the column type to
+    ``max()``, so SQLite gives text and PostgreSQL a datetime."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _latest_version(conn: sa.Connection, project: str, name: str) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,11 @@ import pyarrow as pa
 from featurestore.config import ProjectConfig
 from featurestore.consistency import ConsistencyReport, check_consistency
 from featurestore.definitions import FeatureService, FeatureView, Project
-from featurestore.errors import InvalidRequestError, NotFoundError
-from featurestore.lookup import OnlineResponse, online_lookup
+from featurestore.errors import NotFoundError
+from featurestore.lookup import EntityRows, LookupPlan, OnlineResponse
 from featurestore.offline.parquet import ParquetOfflineStore
 from featurestore.online import OnlineStore
-from featurestore.registry import ApplyReport, Registry, UsageEvent
+from featurestore.registry import ApplyReport, Registry
 from featurestore.retrieval import ViewRequest, as_of, normalize_spine, resolve_features, training_set
 from featurestore.usage import UsageLog
 from featurestore.validation import SchemaResolver, validate_project
@@ -69,6 +70,8 @@ class FeatureStore:
         self._online_store = online_store
         self._definitions_ttl = definitions_ttl
         self._views: dict[str, FeatureView] = {}
+        self._services: dict[str, FeatureService] = {}
+        self._plans: dict[tuple[Any, bool], LookupPlan] = {}
         self._views_loaded_at = -1e18
         self._lock = threading.Lock()
         self.usage = UsageLog(self.registry, self.project)
@@ -95,12 +98,22 @@ class FeatureStore:
             self._views_loaded_at = -1e18
 
     def feature_views(self) -> dict[str, FeatureView]:
+        self._load_definitions()
+        return self._views
+
+    def feature_services(self) -> dict[str, FeatureService]:
+        self._load_definitions()
+        return self._services
+
+    def _load_definitions(self) -> None:
         now = time.monotonic()
         if now - self._views_loaded_at > self._definitions_ttl:
             views = {v.name: v for v in self.registry.list_feature_views(self.project)}
+            services = {s.name: s for s in self.registry.list_feature_services(self.project)}
             with self._lock:
-                self._views, self._views_loaded_at = views, now
-        return self._views
+                if views != self._views or services != self._services:
+                    self._plans = {}
+                self._views, self._services, self._views_loaded_at = views, services, now
 
     def get_feature_view(self, name: str) -> FeatureView:
         views = self.feature_views()
@@ -110,10 +123,26 @@ class FeatureStore:
 
     def _resolve(self, features: FeatureRefs) -> list[ViewRequest]:
         if isinstance(features, str) and ":" not in features:
-            services = {s.name: s for s in self.registry.list_feature_services(self.project)}
+            services = self.feature_services()
             if features in services:
                 features = services[features]
         return resolve_features(self.feature_views(), features, project=self.project)
+
+    def _lookup_plan(self, features: FeatureRefs, full_names: bool) -> LookupPlan:
+        """The resolved plan of a feature list, cached until the definitions change."""
+        self._load_definitions()
+        ref = tuple(features) if isinstance(features, list | tuple) else features
+        try:
+            return self._plans[(ref, full_names)]
+        except (KeyError, TypeError):
+            pass
+        plan = LookupPlan.build(self._resolve(features), full_names=full_names)
+        with self._lock:
+            if len(self._plans) > 1000:  # callers with ever-changing feature lists: keep memory bounded
+                self._plans = {}
+            with contextlib.suppress(TypeError):  # an unhashable reference: not cached
+                self._plans[(ref, full_names)] = plan
+        return plan
 
     def register_model(self, name: str, feature_service: str, description: str = "") -> None:
         """Record that a model consumes a feature service (lineage service → model)."""
@@ -122,12 +151,7 @@ class FeatureStore:
     # ------------------------------------------------------------------ reads
 
     def _log(self, consumer: str, kind: str, requests: Sequence[ViewRequest], rows: int) -> None:
-        at = datetime.now(UTC)
-        self.usage.record(
-            UsageEvent(consumer=consumer, kind=kind, view=r.view.name, feature=f, rows=rows, at=at)
-            for r in requests
-            for f in r.features
-        )
+        self.usage.record(consumer, kind, tuple((r.view.name, r.features) for r in requests), rows)
 
     def get_training_set(
         self,
@@ -149,32 +173,17 @@ class FeatureStore:
     def get_online_features(
         self,
         features: FeatureRefs,
-        entity_rows: pa.Table | pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        entity_rows: EntityRows,
         *,
         full_feature_names: bool = False,
         consumer: str = "sdk",
         now: datetime | None = None,
     ) -> OnlineResponse:
         """The latest values of the entities' features, with a status per value (TTL honoured)."""
-        requests = self._resolve(features)
-        if isinstance(entity_rows, pa.Table):
-            table = entity_rows
-        elif isinstance(entity_rows, pd.DataFrame):
-            table = pa.Table.from_pandas(entity_rows, preserve_index=False)
-        elif isinstance(entity_rows, Mapping):
-            table = pa.table(dict(entity_rows))
-        else:
-            table = pa.Table.from_pylist(list(entity_rows))
-        missing = sorted({k for r in requests for k in r.view.join_keys if k not in table.column_names})
-        if missing:
-            raise InvalidRequestError(f"Entity rows lack key(s) {missing}; they have {table.column_names}")
-        for r in requests:
-            if not r.view.online:
-                raise InvalidRequestError(
-                    f"Feature view '{r.view.name}' is offline only (online=False); it cannot be looked up online"
-                )
-        response = online_lookup(self.online_store, requests, table, now=now, full_names=full_feature_names)
-        self._log(consumer, "online", requests, table.num_rows)
+        plan = self._lookup_plan(features, full_feature_names)
+        response = plan.lookup(self.online_store, entity_rows, now=now)
+        n = len(next(iter(response.keys.values()), []))
+        self.usage.record(consumer, "online", plan.usage_key, n)
         return response
 
     def get_reference_data(

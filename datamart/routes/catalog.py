@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -218,18 +217,9 @@ def usage(
             kind=r["kind"],
             reads=r["reads"],
             rows=r["rows"],
-            last_read=_utc(r["last_read"]),
+            last_read=r["last_read"],
         )
         for r in store.registry.usage_summary(store.project)
         if (consumer is None or r["consumer"] == consumer) and (view is None or r["view"] == view)
     ]
     return Usage(usage=rows)
-
-
-def _utc(value: object) -> datetime | None:
-    # usage_summary gives max(at) as text: the database's own rendering, without a zone on SQLite.
-    try:
-        parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

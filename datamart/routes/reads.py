@@ -21,9 +21,8 @@ from datamart.routes import DEFAULT_CONSUMER, ERROR_RESPONSES, ConsumerDep, Stor
 from datamart.tables import (
     MEDIA_TYPES,
     TableFormat,
-    entity_table,
     iso_times,
-    jsonable_column,
+    jsonable_values,
     negotiate_format,
     read_spine_file,
     spine_from_json,
@@ -75,16 +74,15 @@ def get_online_features(
     expired value is null with status ``expired``; an entity without a row has status ``missing``."""
     response = store.get_online_features(
         _refs(body.features),
-        entity_table(body.entities),
+        body.entities,
         full_feature_names=body.full_feature_names,
         consumer=consumer,
     )
-    values = response.values
     content = {
         "entities": body.entities,
         "features": {
-            name: {"values": jsonable_column(values.column(name)), "statuses": statuses}
-            for name, statuses in response.statuses.items()
+            name: {"values": jsonable_values(values), "statuses": response.statuses[name]}
+            for name, values in response.columns.items()
         },
         "event_timestamps": {view: iso_times(times) for view, times in response.event_timestamps.items()},
     }

@@ -154,11 +154,13 @@ class CassandraOnlineStore:
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)
-        encoded = encode_keys(view, key_cols)
-        unique = list(dict.fromkeys(encoded))
-        stmt = self._statement(view, "read")
+        return decode_rows(view, key_cols, self.read_packed(view, encode_keys(view, key_cols)), features)
+
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[tuple[int, bytes] | None]:
+        unique = list(dict.fromkeys(entity_keys))
         found: dict[str, tuple[int, bytes]] = {}
         try:
+            stmt = self._statement(view, "read")
             if len(unique) == 1:
                 rows = [self._session.execute(stmt, (unique[0],))]
             else:
@@ -169,9 +171,9 @@ class CassandraOnlineStore:
                     found[entity_key] = (event_us, bytes(value))
         except self._errors as err:
             if "unconfigured table" in str(err):
-                return decode_rows(view, key_cols, [None] * len(encoded), features)
+                return [None] * len(entity_keys)
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
-        return decode_rows(view, key_cols, [found.get(k) for k in encoded], features)
+        return [found.get(k) for k in entity_keys]
 
     def count(self, view: FeatureView) -> int:
         try:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import operator
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -45,6 +46,66 @@ def encode_keys(view: FeatureView, key_columns: Sequence[pa.Array]) -> list[str]
     if len(columns) == 1:
         return [json.dumps(v, separators=(",", ":")) for v in columns[0]]
     return [json.dumps(list(vals), separators=(",", ":")) for vals in zip(*columns, strict=True)]
+
+
+def _python_key(key: str, vtype: ValueType, value: Any, view: FeatureView) -> Any:
+    """One key value cast the way :func:`cast_keys` casts it with Arrow, without Arrow."""
+    if value is None:
+        return None
+    if vtype is ValueType.INT64:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return int(value) if isinstance(value, str) else operator.index(value)
+        except (TypeError, ValueError) as err:
+            raise InvalidRequestError(
+                f"Entity key '{key}' of feature view '{view.name}' must be int64, got {value!r}"
+            ) from err
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidRequestError(f"Entity key '{key}' of feature view '{view.name}' must be string, got {value!r}")
+
+
+def encode_key_values(
+    view: FeatureView, key_schema: Mapping[str, ValueType], rows: Mapping[str, Sequence[Any]]
+) -> list[str]:
+    """:func:`encode_keys` for keys given as Python lists (the online hot path): the same
+    strings, without building Arrow arrays. Only for int64 and string keys (see
+    :func:`pure_python_keys`)."""
+    if len(key_schema) == 1:  # fast path: one int64 or string key given with its own type
+        ((key, vtype),) = key_schema.items()
+        col = rows.get(key)
+        if col is not None:
+            if vtype is ValueType.INT64 and all(type(v) is int for v in col):
+                return [str(v) for v in col]
+            if vtype is ValueType.STRING and all(type(v) is str for v in col):
+                return [json.dumps(v) for v in col]
+    columns = []
+    for key, vtype in key_schema.items():
+        if key not in rows:
+            raise InvalidRequestError(
+                f"Entity key '{key}' of feature view '{view.name}' is missing; got columns {list(rows)}"
+            )
+        columns.append([_python_key(key, vtype, v, view) for v in rows[key]])
+    if len(columns) == 1:
+        if key_schema[next(iter(key_schema))] is ValueType.INT64:
+            return ["null" if v is None else str(v) for v in columns[0]]
+        return [json.dumps(v) for v in columns[0]]
+    return [json.dumps(list(vals), separators=(",", ":")) for vals in zip(*columns, strict=True)]
+
+
+def pure_python_keys(key_schema: Mapping[str, ValueType]) -> bool:
+    """Whether :func:`encode_key_values` handles these key types (int64 and string do)."""
+    return all(t in (ValueType.INT64, ValueType.STRING) for t in key_schema.values())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros_to_datetime(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _jsonable(v: Any) -> Any:

@@ -126,7 +126,11 @@ class RedisOnlineStore:
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)
-        names = [self._key(view, k) for k in encode_keys(view, key_cols)]
+        return decode_rows(view, key_cols, self.read_packed(view, encode_keys(view, key_cols)), features)
+
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[tuple[int, bytes] | None]:
+        prefix = f"{self.prefix}:{view.name}:"
+        names = [prefix + k for k in entity_keys]
         try:
             raw = self._client.mget_nonatomic(names) if self.config.cluster else self._client.mget(names)
         except self._redis_errors as err:
@@ -138,7 +142,7 @@ class RedisOnlineStore:
             else:
                 micros, _, packed = value.partition(b"|")
                 found.append((int(micros), packed))
-        return decode_rows(view, key_cols, found, features)
+        return found
 
     def count(self, view: FeatureView) -> int:
         pattern = self._key(view, "*").replace("[", "\\[").replace("]", "\\]")

@@ -88,11 +88,13 @@ class SqliteOnlineStore:
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)
-        encoded = encode_keys(view, key_cols)
+        return decode_rows(view, key_cols, self.read_packed(view, encode_keys(view, key_cols)), features)
+
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[tuple[int, bytes] | None]:
         table = self._table(view)
         conn = self._conn()
         found: dict[str, tuple[int, bytes]] = {}
-        unique = list(dict.fromkeys(encoded))
+        unique = list(dict.fromkeys(entity_keys))
         for start in range(0, len(unique), _MAX_VARIABLES):
             chunk = unique[start : start + _MAX_VARIABLES]
             marks = ",".join("?" * len(chunk))
@@ -104,7 +106,7 @@ class SqliteOnlineStore:
             except sqlite3.OperationalError as err:
                 if "no such table" not in str(err):
                     raise StoreUnavailableError("SQLite online store", str(self.path), str(err)) from err
-        return decode_rows(view, key_cols, [found.get(k) for k in encoded], features)
+        return [found.get(k) for k in entity_keys]
 
     def count(self, view: FeatureView) -> int:
         try:
