@@ -127,6 +127,15 @@ class ConsistencyCheck(BaseModel):
     by_feature: dict[str, int]
 
 
+class ConsistencyReportPayload(ConsistencyCheck):
+    """One check's full report: counts, per-feature mismatches and a few examples."""
+
+    view: str
+    examples: list[dict[str, Any]] = Field(
+        description="A few differing entities: key, feature, online and offline value (or what is missing)."
+    )
+
+
 class FeatureViewSummary(BaseModel):
     name: str
     description: str

@@ -90,21 +90,6 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def jsonable_values(values: list[Any]) -> list[Any]:
-    """Python values of one column as JSON-ready values (timestamps as ISO 8601 text, NaN and
-    infinities as null); the list itself when it is ready already (the common case)."""
-    for v in values:
-        t = type(v)
-        if v is None or t is int or t is str or t is bool or (t is float and math.isfinite(v)):
-            continue
-        return [_jsonable(x) for x in values]
-    return values
-
-
-def iso_times(values: Iterable[datetime | None]) -> list[str | None]:
-    return [None if v is None else v.isoformat() for v in values]
-
-
 def table_to_json(table: pa.Table) -> dict[str, Any]:
     """``{"num_rows": n, "types": {column: arrow type}, "columns": {column: [values]}}``."""
     return {

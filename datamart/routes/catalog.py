@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from datamart.catalog import CatalogKind, catalog_entries, search_catalog
 from datamart.payloads import (
     ConsistencyCheck,
+    ConsistencyReportPayload,
     FeatureInfo,
     FeatureServiceInfo,
     FeatureViewDetail,
@@ -135,6 +136,44 @@ def describe_feature_view(name: str, store: StoreDep) -> FeatureViewDetail:
             ConsistencyCheck.model_validate(c) for c in registry.list_consistency(project, name, limit=CHECKS_SHOWN)
         ],
     )
+
+
+@router.post(
+    "/feature-views/{name}/consistency-checks",
+    tags=["catalog"],
+    summary="Check that the online store holds what the offline store says it should",
+)
+def check_consistency(
+    name: str,
+    store: StoreDep,
+    sample: Annotated[
+        int | None, Query(ge=1, description="Entities to check, drawn at random (default 1000); ignored with all=true.")
+    ] = None,
+    all_entities: Annotated[bool, Query(alias="all", description="Check every entity of the view.")] = False,
+    seed: Annotated[int, Query(description="Seed of the random sample, to repeat a check.")] = 0,
+) -> ConsistencyReportPayload:
+    """Compares, per entity and feature, the online value with the offline value as of the view's
+    last published watermark; reports mismatched, missing and extra entities with examples and
+    records the result in the registry (it then shows in the feature view's description)."""
+    report = store.check_consistency(name, sample=None if all_entities else (sample or 1000), seed=seed)
+    return ConsistencyReportPayload.model_validate(report.to_dict())
+
+
+@router.get(
+    "/feature-views/{name}/consistency-checks",
+    tags=["catalog"],
+    summary="The last online/offline consistency checks of a feature view",
+)
+def list_consistency_checks(
+    name: str,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first.")] = 20,
+) -> list[ConsistencyReportPayload]:
+    store.get_feature_view(name)  # 404 with a suggestion for an unknown view
+    return [
+        ConsistencyReportPayload.model_validate(c)
+        for c in store.registry.list_consistency(store.project, name, limit=limit)
+    ]
 
 
 def _common(source: Source) -> dict[str, Any]:

@@ -512,3 +512,36 @@ def test_app_from_env_without_the_variable_says_how_to_start(monkeypatch: pytest
     monkeypatch.delenv("FEATURESTORE_PROJECT_DIR", raising=False)
     with pytest.raises(ConfigError, match="FEATURESTORE_PROJECT_DIR"):
         create_app_from_env()
+
+
+def test_consistency_check_endpoint_reports_a_value_changed_in_the_online_store(
+    api: TestClient, project_dir: Path
+) -> None:
+    clean = api.post("/v1/feature-views/customer_profile/consistency-checks", params={"all": "true"})
+    assert clean.status_code == 200, clean.text
+    body = clean.json()
+    assert body["consistent"] is True
+    assert (body["checked"], body["mismatched"], body["missing"], body["sampled"]) == (3, 0, 0, False)
+
+    import sqlite3
+
+    con = sqlite3.connect(project_dir / "data" / "online.db")
+    (original,) = con.execute("SELECT value FROM fv_customer_profile WHERE entity_key = '2'").fetchone()
+    try:
+        tampered = bytes(original).replace(b'"affluent"', b'"student"')
+        assert tampered != bytes(original)
+        con.execute("UPDATE fv_customer_profile SET value = ? WHERE entity_key = '2'", (tampered,))
+        con.commit()
+        report = api.post("/v1/feature-views/customer_profile/consistency-checks", params={"all": "true"}).json()
+    finally:
+        con.execute("UPDATE fv_customer_profile SET value = ? WHERE entity_key = '2'", (original,))
+        con.commit()
+        con.close()
+    assert report["consistent"] is False
+    assert report["mismatched"] == 1
+    assert report["by_feature"] == {"segment": 1}
+    assert any("affluent" in str(e) and "student" in str(e) for e in report["examples"])
+
+    history = api.get("/v1/feature-views/customer_profile/consistency-checks").json()
+    assert [c["consistent"] for c in history[:2]] == [False, True]
+    assert api.get("/v1/feature-views/customer_profil/consistency-checks").status_code == 404
