@@ -121,6 +121,17 @@ class DatamartClient:
         result: dict[str, Any] = self._json("POST", "/models", json=body)
         return result
 
+    def check_consistency(self, view: str, *, sample: int | None = 1000, seed: int = 0) -> dict[str, Any]:
+        """Compare the online store with the offline store for ``sample`` random entities of a
+        view (every entity when None); the report is recorded in the registry too."""
+        params: dict[str, Any] = {"seed": seed}
+        if sample is None:
+            params["all"] = "true"
+        else:
+            params["sample"] = sample
+        result: dict[str, Any] = self._json("POST", f"/feature-views/{view}/consistency-checks", params=params)
+        return result
+
     # ------------------------------------------------------------------ reads
 
     def get_online_features(

@@ -170,6 +170,16 @@ def main() -> None:
             )
             if not all_equal:
                 raise SystemExit("online and offline feature vectors differ")
+
+            step("7. Check every entity of every view: online store against offline store")
+            for name in definitions:
+                check = client.check_consistency(name, sample=None)
+                print(
+                    f"   {name:18} {check['checked']:>6,} entities: {check['matched']:,} match, "
+                    f"{check['mismatched']} mismatched, {check['missing']} missing, {check['extra']} extra online"
+                )
+                if not check["consistent"]:
+                    raise SystemExit(f"online and offline stores differ for {name}: {check['examples'][:3]}")
         print(f"\nDone in {time.perf_counter() - started:.1f}s. Registry: {project / 'data' / 'registry.db'}")
         print(f"Explore: featurestore -C {os.path.relpath(project)} list | describe customer_spend | runs")
     finally:
