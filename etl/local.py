@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
-from featurestore.errors import FeatureStoreError, RunError
+from featurestore.errors import FeatureStoreError, NotFoundError, RunError
 from featurestore.online import OnlineStore, WriteStats
 from featurestore.schema import conform
 from featurestore.sql import connect as duckdb_connect
@@ -177,6 +177,28 @@ class LocalEngine:
 
     # ------------------------------------------------------------------ running
 
+    def _view_to_run(self, view_name: str, definitions: dict[str, FeatureView] | None) -> FeatureView:
+        """The view from ``definitions`` (the project's files), which must be the applied one: a
+        run records the registry's version, and readers decode what it publishes with the
+        registry's definition. Without ``definitions``, the registry's view (SQL only)."""
+        defined = (definitions or {}).get(view_name)
+        try:
+            applied = self.store.registry.get_feature_view(self.store.project, view_name)
+        except NotFoundError:
+            if defined is None:
+                raise
+            raise RunError(
+                f"Feature view '{view_name}' is defined but not applied; run 'featurestore apply' first"
+            ) from None
+        if defined is None:
+            return applied
+        if defined.schema_fingerprint() != applied.schema_fingerprint():
+            raise RunError(
+                f"Feature view '{view_name}' has changed since it was applied (its keys, features, timestamp, "
+                "source, transformation or TTL differ from the registry's); run 'featurestore apply' first"
+            )
+        return defined
+
     def run(
         self,
         view_name: str,
@@ -194,7 +216,7 @@ class LocalEngine:
                 )
         if start is not None and end is not None and start >= end:
             raise RunError(f"Run window start {start} is not before end {end}")
-        view = (definitions or {}).get(view_name) or self.store.get_feature_view(view_name)
+        view = self._view_to_run(view_name, definitions)
         registry, project = self.store.registry, self.store.project
         run_id = registry.start_run(project, view.name, engine=self.name, window_start=start, window_end=end)
         timings: dict[str, float] = {}

@@ -151,22 +151,55 @@ def _section(raw: Mapping[str, Any], key: str, types: dict[str, type[Any]], defa
                 file=fname,
                 key=f"{key}.{k}",
             )
-        field_default: Any = allowed[k].default
-        if allowed[k].type in ("Path", Path):
-            v = Path(str(v))
-        elif isinstance(field_default, tuple):
-            if isinstance(v, str):
-                v = (v,)
-            if not isinstance(v, list | tuple):
-                raise ConfigError(f"must be a list, got {v!r}", file=fname, key=f"{key}.{k}")
-            v = tuple(v)
-        elif isinstance(field_default, bool | int | float | str) and not (
-            isinstance(v, type(field_default)) or (isinstance(field_default, float) and isinstance(v, int))
-        ):
-            kinds = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
-            raise ConfigError(f"must be {kinds[type(field_default).__name__]}, got {v!r}", file=fname, key=f"{key}.{k}")
-        kwargs[k] = v
+        kwargs[k] = _field_value(_type_name(allowed[k].type), v, fname, f"{key}.{k}")
     return cls(**kwargs)
+
+
+def _type_name(annotation: object) -> str:
+    # Config classes use `from __future__ import annotations`: their field types are strings.
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation)
+
+
+def _field_value(type_name: str, v: Any, fname: str | None, key: str) -> Any:
+    """``v`` checked against a config field's declared type (and converted: paths, tuples)."""
+
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"must be {expected}, got {v!r}", file=fname, key=key)
+
+    if type_name == "Path":
+        if not isinstance(v, str) or not v:
+            raise wrong("a path (a string)")
+        return Path(v)
+    if type_name == "bool":
+        if not isinstance(v, bool):
+            raise wrong("true or false")
+        return v
+    if type_name == "int":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise wrong("an integer")
+        return v
+    if type_name == "float":
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise wrong("a number")
+        return float(v)
+    if type_name == "str":
+        if not isinstance(v, str):
+            raise wrong("a string")
+        return v
+    if type_name.startswith("tuple"):
+        items = (v,) if isinstance(v, str) else v
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise wrong("a list of strings")
+        return tuple(items)
+    if type_name.startswith("dict"):
+        if not isinstance(v, Mapping):
+            raise wrong("a mapping")
+        return dict(v)
+    return v
 
 
 def render_default_config(project: str) -> str:

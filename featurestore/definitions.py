@@ -14,7 +14,7 @@ import inspect
 import json
 import re
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePath
@@ -35,6 +35,14 @@ def _tuple_of_str(value: object, what: str) -> tuple[str, ...]:
         return (value,)
     if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
         raise DefinitionError([f"{what} must be a sequence of strings, got {value!r}"])
+    return tuple(value)
+
+
+def _items(value: object, single: type | tuple[type, ...]) -> tuple[Any, ...]:
+    """A sequence as a tuple, and one item (``single``: a string, say) as a tuple of it: a lone
+    ``"customer"`` must not become the entities ``'c', 'u', ...``."""
+    if isinstance(value, single) or not isinstance(value, Iterable):
+        return (value,)
     return tuple(value)
 
 
@@ -64,7 +72,7 @@ class Entity:
         _check_name_type("Entity", self.name)
         keys = _tuple_of_str(self.join_keys, f"Entity '{self.name}' join_keys")
         object.__setattr__(self, "join_keys", keys)
-        types = self.key_types or tuple(ValueType.STRING for _ in keys)
+        types = _items(self.key_types or (), str) or tuple(ValueType.STRING for _ in keys)
         try:
             parsed = tuple(ValueType.parse(t) for t in types)
         except ValueError as err:
@@ -175,7 +183,7 @@ class SqlSource:
         _check_name_type("Source", self.name)
         if not isinstance(self.query, str):
             raise DefinitionError([f"Source '{self.name}' query must be a SQL string"])
-        object.__setattr__(self, "sources", tuple(self.sources))
+        object.__setattr__(self, "sources", _items(self.sources, (FileSource, SqlSource)))
         for s in self.sources:
             if not isinstance(s, FileSource | SqlSource):
                 raise DefinitionError([f"Source '{self.name}' sources must be sources, got {s!r}"])
@@ -300,9 +308,9 @@ class FeatureView:
 
     def __post_init__(self) -> None:
         _check_name_type("Feature view", self.name)
-        ents = (self.entities,) if isinstance(self.entities, Entity) else tuple(self.entities)
+        ents = _items(self.entities, (Entity, str))
         object.__setattr__(self, "entities", ents)
-        feats = tuple(self.features)
+        feats = _items(self.features, Feature)
         object.__setattr__(self, "features", feats)
         problems = []
         if not all(isinstance(e, Entity | str) for e in ents):
@@ -455,7 +463,15 @@ class FeatureService:
 
     def __post_init__(self) -> None:
         _check_name_type("Feature service", self.name)
-        object.__setattr__(self, "features", tuple(self.features))
+        items = _items(self.features, (FeatureView, FeatureSelection, str))
+        if not all(isinstance(i, FeatureView | FeatureSelection | str) for i in items):
+            raise DefinitionError(
+                [
+                    f"Feature service '{self.name}' features must be feature views, view.select(...) selections "
+                    f"or 'view:feature' references, got {items!r}"
+                ]
+            )
+        object.__setattr__(self, "features", items)
         object.__setattr__(self, "tags", _tuple_of_str(self.tags, f"Feature service '{self.name}' tags"))
 
     def selections(self) -> list[FeatureSelection]:

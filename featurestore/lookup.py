@@ -147,7 +147,11 @@ class LookupPlan:
     def lookup(self, store: OnlineStore, entity_rows: EntityRows, *, now: datetime | None = None) -> OnlineResponse:
         columns = entity_columns(entity_rows, self.key_names)
         n = len(next(iter(columns.values()), []))
-        now_dt = (now or datetime.now(UTC)).astimezone(UTC)
+        if now is not None and now.tzinfo is None:
+            raise InvalidRequestError(
+                f"now={now.isoformat()} has no time zone; give an aware time, e.g. datetime(..., tzinfo=UTC)"
+            )
+        now_dt = now or datetime.now(UTC)
         now_us = (now_dt - _EPOCH) // _MICROSECOND
         keys: dict[str, list[Any]] = {}
         values: dict[str, list[Any]] = {}

@@ -34,11 +34,12 @@ def load_definitions(config: ProjectConfig) -> list[object]:
             sys.path.insert(0, root)  # definition files may import helpers next to them
         try:
             spec.loader.exec_module(module)
-        except DefinitionError as err:
-            raise DefinitionError([f"{path.name}: {p}" for p in err.problems]) from err
         except Exception as err:
+            # Name the line of the definition file that failed (the last of its frames).
             frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
             where = f"{path.name}:{frames[-1].lineno}" if frames else path.name
+            if isinstance(err, DefinitionError):
+                raise DefinitionError([f"{where}: {p}" for p in err.problems]) from err
             raise DefinitionError([f"{where}: {type(err).__name__}: {err}"]) from err
         finally:
             if added:

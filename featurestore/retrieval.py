@@ -90,7 +90,10 @@ def output_names(requests: Sequence[ViewRequest], full_names: bool) -> dict[tupl
 
 
 def normalize_spine(spine: pa.Table | pd.DataFrame, timestamp_column: str, requests: Sequence[ViewRequest]) -> pa.Table:
-    """Check the spine has its timestamp and every needed key, with usable types; timestamps to UTC."""
+    """Check the spine has its timestamp and every needed key, with usable types; timestamps to UTC.
+
+    Timestamps must be timezone-aware (naive ones are rejected); ISO 8601 strings without an
+    offset and dates are read as UTC."""
     if isinstance(spine, pd.DataFrame):
         try:
             spine = pa.Table.from_pandas(spine, preserve_index=False)
@@ -108,6 +111,13 @@ def normalize_spine(spine: pa.Table | pd.DataFrame, timestamp_column: str, reque
             f"it has columns {spine.column_names}"
         )
     ts = spine.column(timestamp_column)
+    if pa.types.is_timestamp(ts.type) and ts.type.tz is None:
+        # A naive time is local to whoever made it: reading it as UTC would silently shift every
+        # row by that offset and leak or drop feature values.
+        raise InvalidRequestError(
+            f"The spine's timestamp column '{timestamp_column}' has no time zone ({ts.type}); give timezone-aware "
+            "times, e.g. in UTC: pandas `.dt.tz_localize('UTC')`, or ISO 8601 strings ending in 'Z'"
+        )
     try:
         if pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
             parsed = pd.to_datetime(pd.Series(ts.to_pylist()), utc=True, format="ISO8601")
@@ -221,7 +231,8 @@ def as_of(
     view: FeatureView, files: Sequence[Path], features: Sequence[str], when: datetime, *, include_expired: bool = False
 ) -> pa.Table:
     """Every entity's latest row of the view at or before ``when``, within TTL unless ``include_expired``."""
-    when_naive = when.astimezone(UTC).replace(tzinfo=None)
+    # A naive ``when`` is UTC, as everywhere in the store (``astimezone`` would take the machine's zone).
+    when_naive = when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
     con = duckdb_connect()
     try:
         con.register("fv", _view_relation(con, view, files, features))

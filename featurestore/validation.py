@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
-from featurestore.definitions import Entity, FeatureService, FeatureView, FileSource, Project, SqlSource
+from featurestore.definitions import Entity, FeatureService, FeatureView, FileSource, Project, Source, SqlSource
 from featurestore.errors import DefinitionError, FeatureStoreError, did_you_mean
 from featurestore.types import ValueType
 
@@ -21,9 +21,10 @@ def validate_project(objects: Sequence[object], schema_resolver: SchemaResolver 
     listing every problem. With a ``schema_resolver`` the views' outputs are checked too: the
     timestamp, the keys and every feature must exist with a compatible type."""
     problems: list[str] = []
-    _check_duplicates(objects, problems)
+    _check_duplicates(_with_nested(objects), problems)
     declared_entities = {o.name: o for o in objects if isinstance(o, Entity)}
     resolved: list[object] = []
+    unresolved_views: set[str] = set()
     for obj in objects:
         if isinstance(obj, Entity | FileSource | SqlSource | FeatureService):
             problems.extend(obj.problems())
@@ -31,8 +32,15 @@ def validate_project(objects: Sequence[object], schema_resolver: SchemaResolver 
         elif isinstance(obj, FeatureView):
             problems.extend(obj.problems())
             view = _resolve_entities(obj, declared_entities, problems)
+            if view is obj and any(isinstance(e, str) for e in obj.entities):
+                unresolved_views.add(obj.name)
             resolved.append(view)
     project = Project.collect(resolved)
+    # Sources only reached through views (or other sources) are checked too.
+    declared_sources = {id(o) for o in objects if isinstance(o, FileSource | SqlSource)}
+    for source in project.sources:
+        if id(source) not in declared_sources:
+            problems.extend(source.problems())
     views = {v.name: v for v in project.feature_views}
     for svc in project.feature_services:
         for sel in svc.selections():
@@ -48,8 +56,12 @@ def validate_project(objects: Sequence[object], schema_resolver: SchemaResolver 
                         f"{did_you_mean(f, views[sel.view].feature_names)}"
                     )
     if schema_resolver is not None:
+        broken_sources = {s.name for s in project.sources if s.problems()}
         for view in project.feature_views:
-            if any(p.startswith(f"Feature view '{view.name}'") for p in problems):
+            # Without its entities a view's keys are unknown, and a broken source cannot be
+            # read: checking the output would only repeat those problems. Any other problem of
+            # the view (a bad TTL, say) does not stop its columns from being checked.
+            if view.name in unresolved_views or _source_names(view.source) & broken_sources:
                 continue
             try:
                 schema = schema_resolver(view)
@@ -64,26 +76,69 @@ def validate_project(objects: Sequence[object], schema_resolver: SchemaResolver 
     return project
 
 
+_KINDS: tuple[tuple[type, str], ...] = (
+    (Entity, "entity"),
+    (FileSource, "source"),
+    (SqlSource, "source"),
+    (FeatureView, "feature view"),
+    (FeatureService, "feature service"),
+)
+
+
+def _source_names(source: Source) -> set[str]:
+    names = {source.name}
+    if isinstance(source, SqlSource):
+        for up in source.sources:
+            names |= _source_names(up)
+    return names
+
+
+def _with_nested(objects: Sequence[object]) -> list[object]:
+    """The objects, then the entities and sources they use without declaring them: two different
+    sources of one name hidden inside two views would otherwise share one registry entry."""
+    out = list(objects)
+
+    def add_source(s: Source) -> None:
+        out.append(s)
+        if isinstance(s, SqlSource):
+            for up in s.sources:
+                add_source(up)
+
+    for obj in objects:
+        if isinstance(obj, FeatureView):
+            out.extend(e for e in obj.entities if isinstance(e, Entity))
+            add_source(obj.source)
+        elif isinstance(obj, SqlSource):
+            for up in obj.sources:
+                add_source(up)
+    return out
+
+
 def _check_duplicates(objects: Sequence[object], problems: list[str]) -> None:
     kinds: dict[str, dict[str, str]] = {}
     for obj in objects:
         if not isinstance(obj, Entity | FileSource | SqlSource | FeatureView | FeatureService):
             continue
-        kind = {
-            Entity: "entity",
-            FileSource: "source",
-            SqlSource: "source",
-            FeatureView: "feature view",
-            FeatureService: "feature service",
-        }[type(obj)]
+        kind = next(k for t, k in _KINDS if isinstance(obj, t))
         try:
             spec = json.dumps(obj.to_spec(), sort_keys=True, default=str)
         except (TypeError, ValueError):
             spec = repr(obj)
         seen = kinds.setdefault(kind, {})
         if obj.name in seen and seen[obj.name] != spec:
-            problems.append(f"Two different {kind} definitions are named '{obj.name}': rename one of them")
+            message = f"Two different {kind} definitions are named '{obj.name}': rename one of them"
+            if message not in problems:
+                problems.append(message)
         seen.setdefault(obj.name, spec)
+    # Online tables (SQLite, Cassandra) and offline folders on some file systems ignore case.
+    views = sorted(kinds.get("feature view", {}))
+    for i, name in enumerate(views):
+        for other in views[i + 1 :]:
+            if name.lower() == other.lower():
+                problems.append(
+                    f"Feature views '{name}' and '{other}' differ only in case; stores that ignore case "
+                    "(SQLite, Cassandra, some file systems) would mix them up: rename one of them"
+                )
 
 
 def _resolve_entities(view: FeatureView, declared: dict[str, Entity], problems: list[str]) -> FeatureView:
@@ -110,12 +165,13 @@ def check_output_schema(view: FeatureView, schema: pa.Schema) -> list[str]:
     out: list[str] = []
     names = schema.names
     ts = view.timestamp_field
-    if ts not in names:
+    # An empty timestamp_field is a problem of the definition itself, reported by its problems().
+    if ts and ts not in names:
         out.append(
             f"Feature view '{view.name}': the output has no timestamp column '{ts}'.{did_you_mean(ts, names)} "
             f"Columns: {names}"
         )
-    elif not ValueType.TIMESTAMP.accepts(schema.field(ts).type):
+    elif ts and not ValueType.TIMESTAMP.accepts(schema.field(ts).type):
         out.append(
             f"Feature view '{view.name}': timestamp column '{ts}' has type {schema.field(ts).type}, not a timestamp"
         )

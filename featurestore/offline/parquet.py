@@ -14,6 +14,7 @@ run, so a reader holding the previous manifest can still finish.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -36,6 +37,13 @@ from featurestore.schema import view_schema
 MANIFEST = "_manifest.json"
 
 
+def _as_utc(when: datetime | None) -> datetime | None:
+    """``when`` in UTC; a naive time is taken as UTC (as Arrow does), never as the machine's zone."""
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 @dataclass
 class StagedPublish:
     """A run's files, written but not yet visible. :meth:`commit` makes them visible at once;
@@ -48,6 +56,7 @@ class StagedPublish:
     removed_partitions: list[str]
     rows: int
     staged_files: list[Path] = field(default_factory=list)
+    created_dirs: list[Path] = field(default_factory=list)
     done: bool = False
 
     def commit(self) -> None:
@@ -57,6 +66,11 @@ class StagedPublish:
     def abort(self) -> None:
         for f in self.staged_files:
             f.unlink(missing_ok=True)
+            f.with_suffix(".parquet.tmp").unlink(missing_ok=True)
+        # Partition folders this run created, now empty: the store is left as it was.
+        for d in reversed(self.created_dirs):
+            with contextlib.suppress(OSError):  # not empty: another run's files
+                d.rmdir()
         self.done = True
 
 
@@ -89,9 +103,10 @@ class ParquetOfflineStore:
     def read(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
         """Published rows with event time in ``[start, end)`` (all when not given)."""
         files = self.files(view)
+        start, end = _as_utc(start), _as_utc(end)
         if start is not None or end is not None:
-            lo = start.astimezone(UTC).date() if start else date.min
-            hi = end.astimezone(UTC).date() if end else date.max
+            lo = start.date() if start else date.min
+            hi = end.date() if end else date.max
             files = [f for f in files if lo <= date.fromisoformat(f.parent.name[5:]) <= hi]
         if not files:
             return view_schema(view).empty_table()
@@ -163,11 +178,13 @@ class ParquetOfflineStore:
                     continue
                 rel = f"date={day}/{run_id}.parquet"
                 path = base / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.parent.exists():
+                    path.parent.mkdir(parents=True)
+                    staged.created_dirs.append(path.parent)
                 tmp = path.with_suffix(".parquet.tmp")
+                staged.staged_files.append(path)  # before writing: abort removes a partial file too
                 pq.write_table(part, tmp)
                 os.replace(tmp, path)
-                staged.staged_files.append(path)
                 staged.new_partitions[day] = rel
         except BaseException:
             staged.abort()

@@ -43,6 +43,8 @@ def cast_keys(view: FeatureView, table: pa.Table) -> list[pa.Array]:
 def encode_keys(view: FeatureView, key_columns: Sequence[pa.Array]) -> list[str]:
     """One string per row naming the entity: ``7`` or ``["a",7]`` for compound keys."""
     columns = [c.to_pylist() for c in key_columns]
+    if any(pa.types.is_timestamp(c.type) for c in key_columns):  # as microseconds since the epoch, like values
+        columns = [[_jsonable(v) for v in col] for col in columns]
     if len(columns) == 1:
         return [json.dumps(v, separators=(",", ":")) for v in columns[0]]
     return [json.dumps(list(vals), separators=(",", ":")) for vals in zip(*columns, strict=True)]

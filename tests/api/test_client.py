@@ -119,11 +119,18 @@ def test_training_set_from_pandas_round_trips_as_parquet(client: DatamartClient)
     assert str(frame["applied_at"].dt.tz) == "UTC"
 
 
-def test_training_set_of_a_service_from_an_arrow_spine_with_naive_times(client: DatamartClient) -> None:
-    spine = pa.table({"customer_id": [2], "event_timestamp": [datetime(2024, 3, 2)]})  # naive: UTC
+def test_training_set_of_a_service_from_an_arrow_spine(client: DatamartClient) -> None:
+    spine = pa.table({"customer_id": [2], "event_timestamp": [datetime(2024, 3, 2, tzinfo=UTC)]})
     table = client.get_training_set(spine, "churn", full_feature_names=True)
     assert table.column("customer_stats__spend_1d").to_pylist() == [100.0]
     assert table.column("customer_profile__segment").to_pylist() == ["affluent"]
+
+
+def test_training_set_with_naive_times_is_rejected_naming_the_column(client: DatamartClient) -> None:
+    # A naive time's zone is unknown: reading it as UTC could shift rows past their features.
+    spine = pa.table({"customer_id": [2], "event_timestamp": [datetime(2024, 3, 2)]})
+    with pytest.raises(InvalidRequestError, match="'event_timestamp' has no time zone"):
+        client.get_training_set(spine, "churn")
 
 
 def test_reference_data(client: DatamartClient) -> None:

@@ -1,0 +1,329 @@
+"""Runs of the local engine: offline and online published together, idempotent, atomic.
+
+The view ``daily_spend`` sums each customer's card transactions per day and publishes the sum
+at the next midnight (``as_of``). Transactions (2024, UTC) and the rows they give:
+
+==========  ===========  ======      ====  ===========  =====  =
+customer    ts           amount      cust  as_of        spend  n
+==========  ===========  ======      ====  ===========  =====  =
+1           03-01 10:00  10.0        1     03-02 00:00  15.0   2
+1           03-01 12:00   5.0        1     03-03 00:00   7.0   1
+1           03-02 09:00   7.0        1     03-05 00:00   1.0   1
+1           03-04 08:00   1.0        2     03-02 00:00  100.0  1
+2           03-01 08:00  100.0       2     03-04 00:00  50.0   1
+2           03-03 20:00  50.0        3     03-03 00:00   3.0   1
+3           03-02 11:00   3.0
+==========  ===========  ======      ====  ===========  =====  =
+
+Newest row per customer (what the online store must hold after a full run): customer 1
+(03-05, 1.0, 1), customer 2 (03-04, 50.0, 1), customer 3 (03-03, 3.0, 1); watermark 03-05.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from tiny_projects import UTC_US, machine_time_zone, new_project, tree_snapshot, utc, write_parquet
+
+from etl.local import LocalEngine
+from featurestore import Entity, Feature, FeatureView, FileSource, Float64, Int64, RunError
+from featurestore.definitions import Project
+from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, WriteStats
+from featurestore.store import FeatureStore, create_online_store
+from featurestore.validation import validate_project
+
+VIEW = "daily_spend"
+KEYS = [1, 2, 3, 4]  # customer 4 never has data
+SQL = """
+    SELECT customer_id, date_trunc('day', ts) + INTERVAL 1 DAY AS as_of,
+           sum(amount) AS spend, count(*) AS n
+    FROM transactions GROUP BY ALL
+"""
+
+
+def definitions(transformation: str = SQL) -> Project:
+    customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+    transactions = FileSource(name="transactions", path="data/transactions.parquet", timestamp_field="ts")
+    view = FeatureView(
+        name=VIEW,
+        entities=(customer,),
+        source=transactions,
+        timestamp_field="as_of",
+        ttl=timedelta(days=3650),
+        transformation=transformation,
+        features=(Feature("spend", Float64), Feature("n", Int64)),
+    )
+    return validate_project([customer, transactions, view])
+
+
+def write_transactions(root: Path, rows: Sequence[tuple[int, Any, float]]) -> None:
+    write_parquet(
+        root / "data" / "transactions.parquet",
+        {
+            "customer_id": pa.array([r[0] for r in rows], pa.int64()),
+            "ts": pa.array([r[1] for r in rows], UTC_US),
+            "amount": [r[2] for r in rows],
+        },
+    )
+
+
+TRANSACTIONS = [
+    (1, utc(2024, 3, 1, 10), 10.0),
+    (1, utc(2024, 3, 1, 12), 5.0),
+    (1, utc(2024, 3, 2, 9), 7.0),
+    (1, utc(2024, 3, 4, 8), 1.0),
+    (2, utc(2024, 3, 1, 8), 100.0),
+    (2, utc(2024, 3, 3, 20), 50.0),
+    (3, utc(2024, 3, 2, 11), 3.0),
+]
+ALL_ROWS = [
+    (1, utc(2024, 3, 2), 15.0, 2),
+    (1, utc(2024, 3, 3), 7.0, 1),
+    (1, utc(2024, 3, 5), 1.0, 1),
+    (2, utc(2024, 3, 2), 100.0, 1),
+    (2, utc(2024, 3, 4), 50.0, 1),
+    (3, utc(2024, 3, 3), 3.0, 1),
+]
+NEWEST_ONLINE = {1: (utc(2024, 3, 5), 1.0, 1), 2: (utc(2024, 3, 4), 50.0, 1), 3: (utc(2024, 3, 3), 3.0, 1)}
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = new_project(tmp_path / "cards", "cards")
+    write_transactions(root, TRANSACTIONS)
+    with FeatureStore(root) as store:
+        project = definitions()
+        store.apply([*project.entities, *project.sources, *project.feature_views])
+    return root
+
+
+@pytest.fixture
+def store(root: Path) -> Iterator[FeatureStore]:
+    with FeatureStore(root) as s:
+        yield s
+
+
+def run(store: FeatureStore, **window: Any) -> Any:
+    views = {v.name: v for v in definitions().feature_views}
+    return LocalEngine(store).run(VIEW, definitions=views, progress=False, **window)
+
+
+def offline_rows(store: FeatureStore) -> list[tuple[Any, ...]]:
+    view = store.get_feature_view(VIEW)
+    table = store.offline_store.read(view)
+    return sorted(zip(*(table.column(c).to_pylist() for c in ("customer_id", "as_of", "spend", "n")), strict=True))
+
+
+def online_rows(store: FeatureStore | OnlineStore) -> dict[int, tuple[Any, ...]]:
+    """What the online store holds per customer: (event time, spend, n); absent customers left out."""
+    online = store.online_store if isinstance(store, FeatureStore) else store
+    view = definitions().feature_views[0]
+    table = online.read(view, pa.table({"customer_id": pa.array(KEYS, pa.int64())}), ["spend", "n"])
+    out = {}
+    for row in table.to_pylist():
+        if row[EVENT_TIME_COLUMN] is not None:
+            out[row["customer_id"]] = (row[EVENT_TIME_COLUMN], row["spend"], row["n"])
+    return out
+
+
+# ---------------------------------------------------------------------- consistency
+
+
+def test_a_run_publishes_the_same_values_offline_and_online(store: FeatureStore) -> None:
+    result = run(store)
+    assert result.status == "succeeded"
+    assert result.watermark == utc(2024, 3, 5)
+    assert offline_rows(store) == ALL_ROWS
+    assert online_rows(store) == NEWEST_ONLINE
+
+    # Online equals offline as of the watermark, for every key (read both).
+    reference = store.get_reference_data(VIEW, result.watermark, include_expired=True)
+    offline_as_of = {r["customer_id"]: (r["as_of"], r["spend"], r["n"]) for r in reference.to_pylist()}
+    assert offline_as_of == online_rows(store)
+    assert store.online_store.count(store.get_feature_view(VIEW)) == 3
+
+
+def test_the_run_is_recorded_with_window_rows_watermark_and_timings(store: FeatureStore) -> None:
+    result = run(store, start=utc(2024, 3, 2), end=utc(2024, 3, 4))
+    # In [03-02, 03-04): four rows; newest per customer: 1 at 03-03, 2 at 03-02, 3 at 03-03.
+    assert (result.rows_computed, result.rows_offline, result.rows_online) == (4, 4, 3)
+    (record,) = store.registry.list_runs(store.project, VIEW)
+    assert record.id == result.run_id
+    assert record.status == "succeeded"
+    assert record.engine == "local"
+    assert record.view_version == 1
+    assert (record.window_start, record.window_end) == (utc(2024, 3, 2), utc(2024, 3, 4))
+    assert (record.rows_computed, record.rows_offline, record.rows_online) == (4, 4, 3)
+    assert record.watermark == utc(2024, 3, 3)
+    assert record.error is None
+    assert set(record.timings) == {"compute_s", "offline_stage_s", "online_write_s", "offline_publish_s"}
+    assert all(t >= 0 for t in record.timings.values())
+    assert record.finished_at is not None and record.finished_at >= record.started_at
+    assert store.registry.watermark(store.project, VIEW) == utc(2024, 3, 3)
+
+
+# ---------------------------------------------------------------------- idempotence
+
+
+def test_rerunning_everything_is_idempotent(store: FeatureStore) -> None:
+    run(store)
+    first_offline, first_online = offline_rows(store), online_rows(store)
+    run(store)
+    assert offline_rows(store) == first_offline == ALL_ROWS
+    assert online_rows(store) == first_online == NEWEST_ONLINE
+    runs = store.registry.list_runs(store.project, VIEW)
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert [r.rows_offline for r in runs] == [6, 6]
+
+
+def test_rerunning_a_window_is_idempotent(store: FeatureStore) -> None:
+    window = {"start": utc(2024, 3, 3), "end": utc(2024, 3, 5)}
+    run(store)
+    run(store, **window)
+    after_one = offline_rows(store)
+    run(store, **window)
+    assert offline_rows(store) == after_one == ALL_ROWS
+    assert online_rows(store) == NEWEST_ONLINE
+    runs = store.registry.list_runs(store.project, VIEW)
+    assert [r.status for r in runs] == ["succeeded"] * 3
+    # [03-03, 03-05) holds customer 1 at 03-03, customer 2 at 03-04 and customer 3 at 03-03.
+    assert [r.rows_offline for r in runs[:2]] == [3, 3]
+
+
+def test_a_window_replaces_only_its_rows(store: FeatureStore, root: Path) -> None:
+    run(store)
+    # Customer 3's transaction of 03-02 was booked twice as large; other days unchanged.
+    write_transactions(root, [(c, t, a * 2 if c == 3 else a) for c, t, a in TRANSACTIONS])
+    run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+    assert offline_rows(store) == [r if r[0] != 3 else (3, utc(2024, 3, 3), 6.0, 1) for r in ALL_ROWS]
+    assert online_rows(store)[3] == (utc(2024, 3, 3), 6.0, 1)
+
+
+# ---------------------------------------------------------------------- newer wins online
+
+
+def test_a_backfill_of_an_older_window_never_overwrites_newer_values(store: FeatureStore) -> None:
+    newer = run(store, start=utc(2024, 3, 4), end=utc(2024, 3, 6))
+    # [03-04, 03-06): customer 1 at 03-05 and customer 2 at 03-04.
+    assert online_rows(store) == {1: NEWEST_ONLINE[1], 2: NEWEST_ONLINE[2]}
+    assert newer.rows_online == 2
+
+    older = run(store, start=utc(2024, 3, 2), end=utc(2024, 3, 4))
+    # Newest per customer in [03-02, 03-04): 1 at 03-03, 2 at 03-02, 3 at 03-03. Only customer 3
+    # is new online; customers 1 and 2 already hold newer rows.
+    assert (older.rows_online, older.rows_online_skipped_older) == (1, 2)
+    assert online_rows(store) == NEWEST_ONLINE
+    assert offline_rows(store) == ALL_ROWS
+    assert store.registry.watermark(store.project, VIEW) == utc(2024, 3, 5)
+
+
+# ---------------------------------------------------------------------- atomic failures
+
+
+class FailingOnlineStore:
+    """An online store whose writes fail, delegating everything else to a real store."""
+
+    transactional_writes = True
+    equal_time_last_write_wins = True
+
+    def __init__(self, inner: OnlineStore) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    def prepare(self, views: Sequence[FeatureView]) -> None:
+        self.inner.prepare(views)
+
+    def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
+        self.writes += 1
+        raise OSError("simulated: the online store's disk is full")
+
+    def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
+        return self.inner.read(view, keys, features)
+
+    def count(self, view: FeatureView) -> int:
+        return self.inner.count(view)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_run_failing_during_the_online_write_publishes_nothing(store: FeatureStore, root: Path) -> None:
+    run(store)
+    offline_dir = store.offline_store.root
+    offline_before = tree_snapshot(offline_dir)
+    online_before = online_rows(store)
+    rows_before = offline_rows(store)
+    # New data that a successful run would publish: a new day for customer 1 and changed amounts.
+    write_transactions(root, [*[(c, t, a + 1) for c, t, a in TRANSACTIONS], (1, utc(2024, 3, 5, 9), 4.0)])
+
+    failing = FailingOnlineStore(create_online_store(store.config))
+    with FeatureStore(root, online_store=failing) as broken:
+        with pytest.raises(RunError, match=r"Run of feature view 'daily_spend' failed; nothing was published"):
+            run(broken)
+        assert failing.writes == 1  # the offline stage was done: the failure came after it
+        failed = broken.registry.list_runs(broken.project, VIEW)[0]
+
+    assert tree_snapshot(offline_dir) == offline_before  # byte for byte, no file or folder left behind
+    assert offline_rows(store) == rows_before
+    assert online_rows(store) == online_before == NEWEST_ONLINE
+    assert failed.status == "failed"
+    assert failed.error == "OSError: simulated: the online store's disk is full"
+    assert "offline_stage_s" in failed.timings
+    assert failed.watermark is None
+    assert store.registry.watermark(store.project, VIEW) == utc(2024, 3, 5)  # the first run's
+
+
+def test_a_failing_first_run_leaves_no_offline_data(store: FeatureStore, root: Path) -> None:
+    failing = FailingOnlineStore(create_online_store(store.config))
+    with FeatureStore(root, online_store=failing) as broken, pytest.raises(RunError):
+        run(broken)
+    assert store.offline_store.files(store.get_feature_view(VIEW)) == []
+    assert [p for p in store.offline_store.root.rglob("*") if p.is_file() and p.name != ".lock"] == []
+    assert online_rows(store) == {}
+
+
+def test_a_failing_transformation_is_a_failed_run_with_a_clear_error(store: FeatureStore) -> None:
+    run(store)
+    offline_before = tree_snapshot(store.offline_store.root)
+    bad = definitions(transformation="SELECT customer_id, ts AS as_of, amount AS spend, cnt AS n FROM transactions")
+    store.apply([*bad.entities, *bad.sources, *bad.feature_views])  # no schema check: the SQL is not run
+    with pytest.raises(RunError) as caught:
+        LocalEngine(store).run(VIEW, definitions={VIEW: bad.feature_views[0]}, progress=False)
+    message = str(caught.value)
+    assert "Feature view 'daily_spend': the transformation failed in DuckDB" in message
+    assert '"cnt"' in message  # DuckDB names the unknown column
+    failed = store.registry.list_runs(store.project, VIEW)[0]
+    assert failed.status == "failed"
+    assert failed.error is not None and '"cnt"' in failed.error
+    assert tree_snapshot(store.offline_store.root) == offline_before
+    assert online_rows(store) == NEWEST_ONLINE
+
+
+def test_a_naive_window_is_refused_before_anything_runs(store: FeatureStore) -> None:
+    with pytest.raises(RunError, match="has no time zone"):
+        run(store, start=utc(2024, 3, 2).replace(tzinfo=None))
+    assert store.registry.list_runs(store.project, VIEW) == []
+
+
+def test_a_view_changed_since_it_was_applied_is_not_run(store: FeatureStore) -> None:
+    # The run would publish rows the registry's definition (what readers decode with) does not describe.
+    changed = definitions(transformation=SQL.replace("count(*)", "count(DISTINCT amount)"))
+    with pytest.raises(RunError, match=r"has changed since it was applied.*run 'featurestore apply' first"):
+        LocalEngine(store).run(VIEW, definitions={VIEW: changed.feature_views[0]}, progress=False)
+    assert store.registry.list_runs(store.project, VIEW) == []
+    assert store.offline_store.files(VIEW) == []
+
+
+def test_reading_a_window_with_naive_bounds_is_utc_wherever_the_code_runs(store: FeatureStore) -> None:
+    run(store)
+    view = store.get_feature_view(VIEW)
+    # [03-02 00:00, 03-02 06:00) UTC holds the two rows as of 03-02. In Tokyo, 06:00 would be the
+    # previous day in UTC, and the partition of 03-02 would be skipped.
+    with machine_time_zone("Asia/Tokyo"):
+        table = store.offline_store.read(view, start=datetime(2024, 3, 2), end=datetime(2024, 3, 2, 6))
+    assert sorted(table.column("spend").to_pylist()) == [15.0, 100.0]
