@@ -121,10 +121,10 @@ class DatamartClient:
         result: dict[str, Any] = self._json("POST", "/models", json=body)
         return result
 
-    def check_consistency(self, view: str, *, sample: int | None = 1000, seed: int = 0) -> dict[str, Any]:
+    def check_consistency(self, view: str, *, sample: int | None = 1000, seed: int | None = None) -> dict[str, Any]:
         """Compare the online store with the offline store for ``sample`` random entities of a
         view (every entity when None); the report is recorded in the registry too."""
-        params: dict[str, Any] = {"seed": seed}
+        params: dict[str, Any] = {} if seed is None else {"seed": seed}
         if sample is None:
             params["all"] = "true"
         else:

@@ -218,70 +218,91 @@ class LocalEngine:
             raise RunError(f"Run window start {start} is not before end {end}")
         view = self._view_to_run(view_name, definitions)
         registry, project = self.store.registry, self.store.project
-        run_id = registry.start_run(project, view.name, engine=self.name, window_start=start, window_end=end)
-        timings: dict[str, float] = {}
         offline = self.store.offline_store
+        online_store = self.store.online_store if view.online else None
+        timings: dict[str, float] = {}
         bar = tqdm(total=4, desc=f"run {view.name}", unit="step", disable=not progress, leave=False)
         staged = None
-        try:
-            t0 = time.perf_counter()
-            bar.set_postfix_str("computing")
-            frame = self.compute(view, start, end)
-            timings["compute_s"] = time.perf_counter() - t0
-            bar.update()
-            with offline.lock(view):
+        online_started = False
+        # The view's publish lock is held from the run's start to its end, so a run that finds
+        # another run of the view still "running" knows that run's process died.
+        with offline.lock(view):
+            run_id = registry.start_run(project, view.name, engine=self.name, window_start=start, window_end=end)
+            abandoned = registry.abandon_runs(project, view.name, found_by=run_id)
+            orphans = offline.remove_orphans(view)
+            if abandoned or orphans:
+                log.warning(
+                    "feature view '%s': %d earlier run(s) stopped without an outcome, now marked abandoned; "
+                    "removed %d unpublished file(s) they left",
+                    view.name,
+                    len(abandoned),
+                    len(orphans),
+                )
+            try:
+                t0 = time.perf_counter()
+                bar.set_postfix_str("computing")
+                frame = self.compute(view, start, end)
+                timings["compute_s"] = time.perf_counter() - t0
+                bar.update()
                 t0 = time.perf_counter()
                 bar.set_postfix_str(f"writing {frame.num_rows:,} rows offline")
                 staged = offline.stage(view, frame, start=start, end=end, run_id=run_id)
                 timings["offline_stage_s"] = time.perf_counter() - t0
                 bar.update()
                 t0 = time.perf_counter()
-                online_rows = (
-                    _latest(frame, list(view.join_keys), newest_by=view.timestamp_field)
-                    if view.online
-                    else frame.slice(0, 0)
-                )
-                bar.set_postfix_str(f"writing {online_rows.num_rows:,} rows online")
-                stats = _write_online(self.store.online_store, view, online_rows, progress) if view.online else None
+                stats = None
+                if online_store is not None:
+                    online_rows = _latest(frame, list(view.join_keys), newest_by=view.timestamp_field)
+                    bar.set_postfix_str(f"writing {online_rows.num_rows:,} rows online")
+                    online_started = True
+                    stats = _write_online(online_store, view, online_rows, progress)
                 timings["online_write_s"] = time.perf_counter() - t0
                 bar.update()
                 t0 = time.perf_counter()
                 staged.commit()
                 timings["offline_publish_s"] = time.perf_counter() - t0
                 bar.update()
-        except BaseException as err:
-            if staged is not None and not staged.done:
-                staged.abort()
-            registry.finish_run(run_id, status="failed", timings=timings, error=f"{type(err).__name__}: {err}")
+            except BaseException as err:
+                if staged is not None and not staged.done:
+                    staged.abort()
+                registry.finish_run(run_id, status="failed", timings=timings, error=f"{type(err).__name__}: {err}")
+                bar.close()
+                if online_started and online_store is not None and not online_store.transactional_writes:
+                    outcome = (
+                        "the offline store is unchanged; the online store may hold some of its rows (never "
+                        "replacing newer ones): re-run the window to converge"
+                    )
+                else:
+                    outcome = "nothing was published"
+                log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, outcome, err)
+                if isinstance(err, FeatureStoreError | KeyboardInterrupt):
+                    raise
+                raise RunError(f"Run of feature view '{view.name}' failed; {outcome}: {err}") from err
             bar.close()
-            log.error("run %s of feature view '%s' failed; nothing was published: %s", run_id, view.name, err)
-            if isinstance(err, FeatureStoreError | KeyboardInterrupt):
-                raise
-            raise RunError(f"Run of feature view '{view.name}' failed; nothing was published: {err}") from err
-        bar.close()
-        watermark = None
-        if frame.num_rows:
-            watermark = pc.max(frame.column(view.timestamp_field)).as_py()
-        result = RunResult(
-            run_id=run_id,
-            view=view.name,
-            status="succeeded",
-            rows_computed=frame.num_rows,
-            rows_offline=frame.num_rows,
-            rows_online=stats.written if stats else 0,
-            rows_online_skipped_older=stats.skipped_older if stats else 0,
-            watermark=watermark,
-            timings=timings,
-        )
-        registry.finish_run(
-            run_id,
-            status="succeeded",
-            rows_computed=frame.num_rows,
-            rows_offline=frame.num_rows,
-            rows_online=result.rows_online,
-            timings=timings,
-            watermark=watermark,
-        )
+            # Recorded under the lock: a run is never seen as abandoned once it has published.
+            watermark = None
+            if frame.num_rows:
+                watermark = pc.max(frame.column(view.timestamp_field)).as_py()
+            result = RunResult(
+                run_id=run_id,
+                view=view.name,
+                status="succeeded",
+                rows_computed=frame.num_rows,
+                rows_offline=frame.num_rows,
+                rows_online=stats.written if stats else 0,
+                rows_online_skipped_older=stats.skipped_older if stats else 0,
+                watermark=watermark,
+                timings=timings,
+            )
+            registry.finish_run(
+                run_id,
+                status="succeeded",
+                rows_computed=frame.num_rows,
+                rows_offline=frame.num_rows,
+                rows_online=result.rows_online,
+                timings=timings,
+                watermark=watermark,
+            )
         log.info(
             "run %s of '%s': %d rows offline, %d online (%d older skipped), watermark %s",
             run_id,

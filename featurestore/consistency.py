@@ -5,6 +5,11 @@ the last published watermark: same event time, same value for every feature. The
 the expected rows offline, looks the same entities up online, and counts per entity and feature
 what matches, what differs, what is missing online and what the online store holds beyond the
 offline entities.
+
+Values are compared as stored: the online store is read directly, not through lookups, so a row
+past the view's TTL (which lookups withhold) is still compared. Extra online entities are only
+counted (the store interface has no key listing to name them), and only when every entity is
+checked.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from featurestore.retrieval import as_of
 from featurestore.schema import view_schema
 
 MAX_EXAMPLES = 10
+"""Examples kept per kind of difference (a differing value, a missing row)."""
 
 
 @dataclass
 class ConsistencyReport:
     """The outcome of one check. ``mismatched`` counts entities with at least one differing value
-    or event time; ``by_feature`` counts differing values per feature."""
+    or event time; ``by_feature`` counts differing values per feature; ``seed`` drew the sample
+    (pass it again to check the same entities)."""
 
     view: str
     watermark: str | None
@@ -45,6 +52,7 @@ class ConsistencyReport:
     extra: int = 0
     by_feature: dict[str, int] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    seed: int | None = None
 
     @property
     def consistent(self) -> bool:
@@ -71,12 +79,17 @@ def check_consistency(
     watermark: datetime | None,
     *,
     sample: int | None = 1000,
-    seed: int = 0,
+    seed: int | None = 0,
     batch_size: int = 1000,
 ) -> ConsistencyReport:
-    """Compare online with offline for ``sample`` random entities (all of them when ``None``)."""
+    """Compare online with offline for ``sample`` random entities (all of them when ``None``),
+    drawn with ``seed`` (a fresh one, recorded in the report, when ``None``)."""
     if not view.online:
         raise InvalidRequestError(f"Feature view '{view.name}' is offline only; there is nothing online to check")
+    if sample is not None and sample < 1:
+        raise InvalidRequestError(
+            f"Consistency check of '{view.name}': sample must be at least 1, got {sample}; check every entity instead"
+        )
     now = datetime.now(UTC).isoformat()
     if watermark is None:
         expected = view_schema(view).empty_table()
@@ -85,6 +98,8 @@ def check_consistency(
     total = expected.num_rows
     indices = list(range(total))
     sampled = sample is not None and sample < total
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
     if sample is not None and sampled:
         indices = sorted(random.Random(seed).sample(indices, sample))
         expected = expected.take(pa.array(indices, pa.int64()))
@@ -95,6 +110,7 @@ def check_consistency(
         sampled=sampled,
         offline_entities=total,
         checked=expected.num_rows,
+        seed=seed if sampled else None,
     )
     by_feature: Counter[str] = Counter()
     found_online = 0
@@ -108,19 +124,19 @@ def check_consistency(
             key = {k: w[k] for k in keys}
             if g[EVENT_TIME_COLUMN] is None:
                 report.missing += 1
-                _example(report, key, "(row)", "missing", w[view.timestamp_field])
+                _example(report, "missing", key, "(row)", "missing", w[view.timestamp_field])
                 continue
             found_online += 1
             differs = False
             if g[EVENT_TIME_COLUMN] != w[view.timestamp_field]:
                 differs = True
                 by_feature[view.timestamp_field] += 1
-                _example(report, key, view.timestamp_field, g[EVENT_TIME_COLUMN], w[view.timestamp_field])
+                _example(report, "mismatch", key, view.timestamp_field, g[EVENT_TIME_COLUMN], w[view.timestamp_field])
             for f in view.feature_names:
                 if not _same(g[f], w[f]):
                     differs = True
                     by_feature[f] += 1
-                    _example(report, key, f, g[f], w[f])
+                    _example(report, "mismatch", key, f, g[f], w[f])
             if differs:
                 report.mismatched += 1
             else:
@@ -131,9 +147,14 @@ def check_consistency(
     return report
 
 
-def _example(report: ConsistencyReport, key: dict[str, Any], feature: str, online: Any, offline: Any) -> None:
-    if len(report.examples) < MAX_EXAMPLES:
-        report.examples.append({"key": key, "feature": feature, "online": _plain(online), "offline": _plain(offline)})
+def _example(
+    report: ConsistencyReport, kind: str, key: dict[str, Any], feature: str, online: Any, offline: Any
+) -> None:
+    # Capped per kind, so that many differing values do not hide the missing rows.
+    if sum(1 for e in report.examples if e["kind"] == kind) < MAX_EXAMPLES:
+        report.examples.append(
+            {"kind": kind, "key": key, "feature": feature, "online": _plain(online), "offline": _plain(offline)}
+        )
 
 
 def _plain(v: Any) -> Any:

@@ -580,6 +580,34 @@ class Registry:
                 )
             )
 
+    def abandon_runs(self, project: str, view: str, *, found_by: str) -> list[str]:
+        """Mark the view's runs still ``running`` as ``abandoned``: their process stopped (killed,
+        crashed) before recording an outcome. Called by a run that holds the view's publish lock,
+        which every run holds from start to end, so no other run of the view can be alive."""
+        with self._engine.begin() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(
+                    sa.select(runs_t.c.id).where(
+                        runs_t.c.project == project,
+                        runs_t.c.view == view,
+                        runs_t.c.status == "running",
+                        runs_t.c.id != found_by,
+                    )
+                )
+            ]
+            if ids:
+                conn.execute(
+                    runs_t.update()
+                    .where(runs_t.c.id.in_(ids))
+                    .values(
+                        status="abandoned",
+                        finished_at=_now(),
+                        error=f"the process running it stopped before recording an outcome (found by run {found_by})",
+                    )
+                )
+        return ids
+
     def get_run(self, run_id: str) -> RunRecord:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()

@@ -51,6 +51,10 @@ def conform(view: FeatureView, table: pa.Table) -> pa.Table:
                 f"Feature view '{view.name}': column '{field.name}' of type {col.type} cannot be stored as "
                 f"{ValueType(_vt(view, field.name)).value}: {err}"
             ) from err
+        if pa.types.is_floating(field.type) and col.null_count < len(col):
+            # NaN means "no value" in pandas and most sources; stored as null everywhere, so the
+            # offline and online stores (JSON has no NaN) hold the same thing.
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, field.type), col)
         arrays.append(col)
     return pa.Table.from_arrays(arrays, schema=schema)
 

@@ -210,15 +210,18 @@ class FeatureStore:
         self._log(consumer, "reference", [request], table.num_rows)
         return table
 
-    def check_consistency(self, view: str, *, sample: int | None = 1000, seed: int = 0) -> ConsistencyReport:
+    def check_consistency(self, view: str, *, sample: int | None = 1000, seed: int | None = None) -> ConsistencyReport:
         """Compare the online store with the offline store as of the view's last published
-        watermark (``sample`` random entities, or all when ``None``) and record the outcome."""
+        watermark (``sample`` random entities, or all when ``None``; ``seed`` repeats a sample,
+        recorded in the report) and record the outcome."""
         fv = self.get_feature_view(view)
         report = check_consistency(
             fv,
             self.offline_store,
             self.online_store,
-            self.registry.watermark(self.project, view),
+            # The manifest's watermark is written with the files it describes, so it is right even
+            # when a run died between publishing and telling the registry.
+            self.offline_store.watermark(fv) or self.registry.watermark(self.project, view),
             sample=sample,
             seed=seed,
         )

@@ -150,7 +150,9 @@ def check_consistency(
         int | None, Query(ge=1, description="Entities to check, drawn at random (default 1000); ignored with all=true.")
     ] = None,
     all_entities: Annotated[bool, Query(alias="all", description="Check every entity of the view.")] = False,
-    seed: Annotated[int, Query(description="Seed of the random sample, to repeat a check.")] = 0,
+    seed: Annotated[
+        int | None, Query(description="Seed of the random sample, to repeat a check (a fresh sample by default).")
+    ] = None,
 ) -> ConsistencyReportPayload:
     """Compares, per entity and feature, the online value with the offline value as of the view's
     last published watermark; reports mismatched, missing and extra entities with examples and

@@ -55,6 +55,7 @@ class StagedPublish:
     new_partitions: dict[str, str]
     removed_partitions: list[str]
     rows: int
+    watermark: datetime | None = None
     staged_files: list[Path] = field(default_factory=list)
     created_dirs: list[Path] = field(default_factory=list)
     done: bool = False
@@ -93,6 +94,32 @@ class ParquetOfflineStore:
         except (OSError, json.JSONDecodeError) as err:
             raise StoreUnavailableError("Parquet offline store", str(path), f"cannot read the manifest: {err}") from err
         return data
+
+    def watermark(self, view: FeatureView | str) -> datetime | None:
+        """The newest event time any committed run published (recorded in the manifest with the
+        files, so it is right even when the process died before the registry heard of the run)."""
+        value = self._manifest(view).get("watermark")
+        return datetime.fromisoformat(value) if value else None
+
+    def remove_orphans(self, view: FeatureView) -> list[Path]:
+        """Delete files no manifest refers to: what runs killed before commit or abort left.
+        The caller holds :meth:`lock`, so no run is staging files at the same time."""
+        base = self.view_dir(view)
+        manifest = self._manifest(view)
+        known = set(manifest["partitions"].values()) | set(manifest.get("superseded", []))
+        removed = []
+        for path in sorted(base.glob("date=*/*")):
+            rel = f"{path.parent.name}/{path.name}"
+            if path.is_file() and rel not in known:
+                path.unlink()
+                removed.append(path)
+        for path in base.glob(f"{MANIFEST}.*.tmp"):
+            path.unlink()
+            removed.append(path)
+        for d in base.glob("date=*"):
+            with contextlib.suppress(OSError):  # not empty
+                d.rmdir()
+        return removed
 
     def files(self, view: FeatureView | str) -> list[Path]:
         """The Parquet files that make up the view's published rows, oldest date first."""
@@ -158,7 +185,7 @@ class ParquetOfflineStore:
             lo = (start or datetime.min.replace(tzinfo=UTC)).astimezone(UTC).date()
             hi = (end - timedelta(microseconds=1) if end else datetime.max.replace(tzinfo=UTC)).astimezone(UTC).date()
             affected = new_dates | {d for d in existing if lo <= date.fromisoformat(d) <= hi}
-        staged = StagedPublish(self, view, run_id, {}, [], rows.num_rows)
+        staged = StagedPublish(self, view, run_id, {}, [], rows.num_rows, watermark=pc.max(ts).as_py())
         try:
             for day in sorted(affected):
                 part = rows.filter(pc.equal(days, pa.scalar(date.fromisoformat(day), pa.date32())))
@@ -205,8 +232,11 @@ class ParquetOfflineStore:
         # reader can still hold: delete them now; keep the ones this run replaces until next time.
         for rel in manifest.get("superseded", []):
             (base / rel).unlink(missing_ok=True)
+        previous = manifest.get("watermark")
+        marks = [m for m in (staged.watermark, datetime.fromisoformat(previous) if previous else None) if m]
         new_manifest = {
             "generation": int(manifest.get("generation", 0)) + 1,
+            "watermark": max(marks).isoformat() if marks else None,
             "run_id": staged.run_id,
             "updated_at": datetime.now(UTC).isoformat(),
             "partitions": dict(sorted(partitions.items())),

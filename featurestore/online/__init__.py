@@ -32,11 +32,14 @@ class OnlineStore(Protocol):
 
     Capabilities, declared as class attributes: ``transactional_writes`` (one ``write`` call is
     all or nothing) and ``equal_time_last_write_wins`` (at an equal event time the later write
-    wins; otherwise the store breaks the tie its own way, deterministically).
+    wins; otherwise the store breaks the tie its own way, deterministically) and
+    ``reports_skipped_older`` (``WriteStats.skipped_older`` counts the rows a newer stored row
+    kept out; otherwise the store cannot tell and reports 0).
     """
 
     transactional_writes: bool
     equal_time_last_write_wins: bool
+    reports_skipped_older: bool
 
     def prepare(self, views: Sequence[FeatureView]) -> None:
         """Create what the views need (tables, keyspaces). Idempotent."""

@@ -57,6 +57,8 @@ def _python_key(key: str, vtype: ValueType, value: Any, view: FeatureView) -> An
     if vtype is ValueType.INT64:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, float) and value.is_integer():  # 42.0, as JSON clients may send
+            return int(value)
         try:
             return int(value) if isinstance(value, str) else operator.index(value)
         except (TypeError, ValueError) as err:

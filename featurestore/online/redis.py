@@ -9,6 +9,7 @@ an older row never replaces a newer one, even when two runs write at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,7 @@ class RedisOnlineStore:
 
     transactional_writes = False
     equal_time_last_write_wins = True
+    reports_skipped_older = True
 
     def __init__(self, config: RedisOnlineConfig, *, project: str) -> None:
         try:
@@ -145,7 +147,8 @@ class RedisOnlineStore:
         return found
 
     def count(self, view: FeatureView) -> int:
-        pattern = self._key(view, "*").replace("[", "\\[").replace("]", "\\]")
+        literal = re.sub(r"([\\*?\[\]])", r"\\\1", self._key(view, ""))  # glob characters of the prefix
+        pattern = literal + "*"
         try:
             return sum(1 for _ in self._client.scan_iter(match=pattern, count=1000))
         except self._redis_errors as err:

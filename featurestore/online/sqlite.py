@@ -27,6 +27,7 @@ class SqliteOnlineStore:
     transactional_writes = True
     """A write is one SQLite transaction: all of it or nothing."""
     equal_time_last_write_wins = True
+    reports_skipped_older = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -1,0 +1,167 @@
+"""Shared session fixtures: real Redis and Cassandra servers, started by the project's own
+``infra/`` scripts, and a fresh, isolated online store configuration per test and store kind.
+
+* Redis runs on a dedicated test port (``FEATURESTORE_TEST_REDIS_PORT``, default 16379), so a
+  developer's own Redis is never touched. Each test gets its own key prefix, deleted afterwards.
+* Cassandra runs on dedicated test ports too (``FEATURESTORE_TEST_CASSANDRA_PORT``, default
+  19042, and storage port ``FEATURESTORE_TEST_CASSANDRA_STORAGE_PORT``, default 17000), apart
+  from a developer's node on 9042. Each test gets its own keyspace, dropped afterwards.
+* A start script that fails FAILS the tests that need its server, with the script's output: a
+  missing server is a broken test environment, never a reason to skip.
+* Servers this session started are stopped at its end; servers already running are left alone.
+  ``FEATURESTORE_TEST_KEEP_SERVERS=1`` keeps them running for the next session (Cassandra takes
+  a while to start).
+
+Nothing here is autouse: unit tests start no server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+INFRA = REPO / "infra"
+
+ONLINE_STORES = ("sqlite", "redis", "cassandra")
+"""Every online store kind; the contract and integration suites run once per kind."""
+
+REDIS_PORT = int(os.environ.get("FEATURESTORE_TEST_REDIS_PORT", "16379"))
+CASSANDRA_PORT = int(os.environ.get("FEATURESTORE_TEST_CASSANDRA_PORT", "19042"))
+CASSANDRA_STORAGE_PORT = int(os.environ.get("FEATURESTORE_TEST_CASSANDRA_STORAGE_PORT", "17000"))
+KEEP_SERVERS = os.environ.get("FEATURESTORE_TEST_KEEP_SERVERS", "") not in ("", "0")
+START_TIMEOUT_S = {"redis": 120.0, "cassandra": 900.0}  # Cassandra may first fetch its jars with mvn
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server a start script brought up (or found running)."""
+
+    name: str
+    host: str
+    port: int
+    started_here: bool
+    start_output: str
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _script(name: str, action: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    path = INFRA / name / f"{action}.sh"
+    if not path.exists():
+        pytest.fail(f"{path.relative_to(REPO)} does not exist: cannot {action} the {name} server", pytrace=False)
+    try:
+        return subprocess.run(
+            ["bash", str(path)],
+            env={**os.environ, **env},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        out = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        errs = (err.stderr or b"").decode() if isinstance(err.stderr, bytes) else (err.stderr or "")
+        pytest.fail(
+            f"{path.relative_to(REPO)} did not finish within {timeout:.0f} s\n--- stdout\n{out}\n--- stderr\n{errs}",
+            pytrace=False,
+        )
+
+
+def _server(name: str, port: int, env: dict[str, str]) -> Iterator[Server]:
+    host = "127.0.0.1"
+    was_running = _answers(host, port)
+    proc = _script(name, "start", env, START_TIMEOUT_S[name])
+    output = f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    if proc.returncode != 0:
+        pytest.fail(
+            f"infra/{name}/start.sh ({' '.join(f'{k}={v}' for k, v in env.items())}) exited {proc.returncode}\n{output}",
+            pytrace=False,
+        )
+    if not _answers(host, port):
+        pytest.fail(f"infra/{name}/start.sh succeeded but nothing answers on {host}:{port}\n{output}", pytrace=False)
+    server = Server(name=name, host=host, port=port, started_here=not was_running, start_output=output)
+    yield server
+    if server.started_here and not KEEP_SERVERS:
+        _script(name, "stop", env, 120.0)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Server]:
+    """Redis on the dedicated test port, started by ``infra/redis/start.sh``."""
+    yield from _server("redis", REDIS_PORT, {"REDIS_PORT": str(REDIS_PORT)})
+
+
+@pytest.fixture(scope="session")
+def cassandra_server() -> Iterator[Server]:
+    """Cassandra, started by ``infra/cassandra/start.sh`` (returns once CQL answers)."""
+    env = {"CASSANDRA_PORT": str(CASSANDRA_PORT), "CASSANDRA_STORAGE_PORT": str(CASSANDRA_STORAGE_PORT)}
+    yield from _server("cassandra", CASSANDRA_PORT, env)
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_server: Server) -> Iterator[Any]:
+    """A raw client of the test Redis, for cleaning up and for tampering with stored values."""
+    import redis
+
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def cassandra_session(cassandra_server: Server) -> Iterator[Any]:
+    """A raw CQL session on the test Cassandra, for cleaning up and for tampering with stored values."""
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([cassandra_server.host], port=cassandra_server.port, protocol_version=5)
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other test (or session) uses: valid as a Cassandra keyspace and a Redis prefix."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=ONLINE_STORES)
+def online_store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The ``online_store`` section of a project file for a fresh, empty store of each kind.
+
+    Tests using it run once per store kind. Servers start only for the kinds a test runs with.
+    """
+    kind: str = request.param
+    if kind == "sqlite":
+        yield {"type": "sqlite", "path": str(tmp_path / "online.db")}
+    elif kind == "redis":
+        server: Server = request.getfixturevalue("redis_server")
+        client = request.getfixturevalue("redis_client")
+        prefix = unique_name("fstest")
+        yield {"type": "redis", "url": f"redis://{server.host}:{server.port}/0", "key_prefix": prefix}
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    elif kind == "cassandra":
+        server = request.getfixturevalue("cassandra_server")
+        session = request.getfixturevalue("cassandra_session")
+        keyspace = unique_name("fstest")
+        yield {"type": "cassandra", "hosts": [server.host], "port": server.port, "keyspace": keyspace}
+        session.execute(f'DROP KEYSPACE IF EXISTS "{keyspace}"', timeout=60)
+    else:  # pragma: no cover - ONLINE_STORES lists the kinds above
+        raise AssertionError(kind)
