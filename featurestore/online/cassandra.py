@@ -1,20 +1,26 @@
 """Online store on Apache Cassandra.
 
-Layout: keyspace ``<keyspace>`` (the project's name by default), one table per view,
-``fv_<view> (entity_key text PRIMARY KEY, event_us bigint, value blob)``: the encoded join keys,
-the event time in microseconds and the features packed as one JSON value. Every write is
-stamped ``USING TIMESTAMP <event time in µs>``, so Cassandra's last-write-wins keeps the row
-with the newest event time whatever order writes arrive in: an older row never replaces a
-newer one, on any replica. At an *equal* event time Cassandra breaks the tie by comparing
-values, not by arrival (``equal_time_last_write_wins = False``).
+Layout: keyspace ``<keyspace>`` (the project's name by default, with any character other than a
+letter, digit or underscore replaced by ``_``), one table per view, ``"fv_<View>" (entity_key
+text, event_us bigint, value blob, PRIMARY KEY (entity_key, event_us)) WITH CLUSTERING ORDER BY
+(event_us DESC)``: the encoded join keys, the event time in microseconds and the features packed
+as one JSON value. A read takes the first row of the entity's partition, i.e. the newest event
+time, so a row with an older event time never shadows a newer one whatever order writes arrive
+in; at an *equal* event time the two writes hit the same row and the later write wins
+(``equal_time_last_write_wins``), so re-running a corrected window fixes the value. Each write
+also deletes the entity's rows older than itself (a range tombstone, in the same single-partition
+batch), so a partition holds one live row in the steady state.
 
 Writes and batch reads are concurrent asynchronous requests on prepared statements, routed
-token-aware to a replica.
+token-aware to a replica. Names are quoted identifiers, so they keep their case: views ``spend`` and
+``Spend`` are two tables. ``prepare`` creates only what ``system_schema`` does not already list, so
+a keyspace or tables created beforehand by an administrator need no CREATE permission.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +31,36 @@ from featurestore.errors import ConfigError, StoreUnavailableError
 from featurestore.online import WriteStats
 from featurestore.online.codec import cast_keys, decode_rows, encode_keys, encode_values, event_micros
 
+_READ_CHUNK = 100
+"""Keys per multi-partition read request."""
+
+_KEYSPACE_NAME = re.compile(r"[A-Za-z0-9_]{1,48}")
+"""What Cassandra accepts as a keyspace name, quoted or not."""
+
+
+def keyspace_name(config: CassandraOnlineConfig, project: str) -> str:
+    """The keyspace of a project's tables: ``keyspace`` when set, else the project's name with
+    every character Cassandra does not allow in a keyspace name replaced by ``_``."""
+    if config.keyspace:
+        if not _KEYSPACE_NAME.fullmatch(config.keyspace):
+            raise ConfigError(
+                f"'{config.keyspace}' is not a Cassandra keyspace name: use at most 48 letters, digits and underscores",
+                key="online_store.keyspace",
+            )
+        return config.keyspace
+    name = re.sub(r"[^A-Za-z0-9_]", "_", project)
+    if not _KEYSPACE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"the project's name '{project}' is too long for a Cassandra keyspace name (at most 48 characters); "
+            "set online_store.keyspace",
+            key="online_store.keyspace",
+        )
+    return name
+
+
+def _cql_string(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
 
 @dataclass(frozen=True, kw_only=True)
 class CassandraOnlineConfig:
@@ -34,7 +70,7 @@ class CassandraOnlineConfig:
     hosts: tuple[str, ...] = ("127.0.0.1",)
     port: int = 9042
     keyspace: str = ""
-    """Keyspace of the view tables; the project's name when empty."""
+    """Keyspace of the view tables; the project's name when empty (see :func:`keyspace_name`)."""
     replication: dict[str, Any] = field(default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1})
     """Replication of the keyspace when the store creates it, e.g. {class: NetworkTopologyStrategy, dc1: 3}."""
     local_dc: str = ""
@@ -52,7 +88,10 @@ class CassandraOnlineStore:
     """Online store on Cassandra (see the module docs for the layout and ordering rule)."""
 
     transactional_writes = False
-    equal_time_last_write_wins = False
+    equal_time_last_write_wins = True
+    reports_skipped_older = False
+    """Cassandra accepts every write and resolves by timestamp on read: it cannot tell which rows
+    lost to a newer stored one, so ``write`` counts all of them as written."""
 
     def __init__(self, config: CassandraOnlineConfig, *, project: str) -> None:
         try:
@@ -66,15 +105,24 @@ class CassandraOnlineStore:
                 key="online_store.type",
             ) from err
         import cassandra
+        import cassandra.protocol
 
         self.config = config
-        self.keyspace = config.keyspace or project
+        self.keyspace = keyspace_name(config, project)
+        if not isinstance(config.replication, Mapping) or "class" not in config.replication:
+            raise ConfigError(
+                f"must be a mapping with a 'class', e.g. {{class: NetworkTopologyStrategy, dc1: 3}}; got {config.replication!r}",
+                key="online_store.replication",
+            )
         self.address = ",".join(f"{h}:{config.port}" for h in config.hosts)
         self._errors: tuple[type[Exception], ...] = (
             cassandra.DriverException,
             cassandra.RequestExecutionException,
             cassandra.RequestValidationException,
             cassandra.OperationTimedOut,
+            # Server errors without a driver exception of their own (configuration, syntax,
+            # overloaded, server error...) are raised as the protocol's error messages.
+            cassandra.protocol.ErrorMessage,
             OSError,
         )
         try:
@@ -106,50 +154,132 @@ class CassandraOnlineStore:
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
         self._prepared: dict[tuple[str, str], Any] = {}
 
+    def _table_name(self, view: FeatureView) -> str:
+        # Quoted, so case-sensitive like view names themselves (letters, digits, underscores).
+        return f"fv_{view.name}"
+
     def _table(self, view: FeatureView) -> str:
-        return f'"{self.keyspace}"."fv_{view.name.lower()}"'
+        return f'"{self.keyspace}"."{self._table_name(view)}"'
+
+    @staticmethod
+    def _is_missing_table(err: Exception) -> bool:
+        """Whether a request failed because the keyspace or table does not exist (a view never
+        prepared). Cassandra 5 says "table ... does not exist", 4.x "unconfigured table ..."."""
+        import cassandra
+
+        message = str(err)
+        return isinstance(err, cassandra.InvalidRequest) and (
+            "unconfigured table" in message or "does not exist" in message
+        )
 
     def _statement(self, view: FeatureView, kind: str) -> Any:
         key = (view.name, kind)
         if key not in self._prepared:
             table = self._table(view)
-            if kind == "write":
-                cql = f"INSERT INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?) USING TIMESTAMP ?"
-            else:
-                cql = f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key = ?"
+            cql = {
+                "insert": f"INSERT INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?)",
+                "delete_older": f"DELETE FROM {table} WHERE entity_key = ? AND event_us < ?",
+                "read_one": f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key = ? LIMIT 1",
+                "read_many": (
+                    f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key IN ? PER PARTITION LIMIT 1"
+                ),
+            }[kind]
             self._prepared[key] = self._session.prepare(cql)
         return self._prepared[key]
 
-    def prepare(self, views: Sequence[FeatureView]) -> None:
-        replication = "{" + ", ".join(f"'{k}': '{v}'" for k, v in self.config.replication.items()) + "}"
+    def _create(self, cql: str, what: str, *, key: str, grant: str) -> None:
+        """Run a CREATE; a refusal (permissions, options) is the user's to fix, not an outage."""
+        import cassandra
+        import cassandra.protocol
+
         try:
-            self._session.execute(f'CREATE KEYSPACE IF NOT EXISTS "{self.keyspace}" WITH replication = {replication}')
-            for view in views:
-                self._session.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._table(view)} "
-                    "(entity_key text PRIMARY KEY, event_us bigint, value blob)"
+            self._session.execute(cql)
+        except (cassandra.RequestValidationException, cassandra.protocol.RequestValidationException) as err:
+            raise ConfigError(
+                f"Cassandra at {self.address} refused to create {what}: {err}. Check {key}, "
+                f"GRANT {grant} to the store's user, or create it yourself: {cql}",
+                key=key,
+            ) from err
+
+    def prepare(self, views: Sequence[FeatureView]) -> None:
+        replication = (
+            "{" + ", ".join(f"{_cql_string(k)}: {_cql_string(v)}" for k, v in self.config.replication.items()) + "}"
+        )
+        try:
+            # Read what exists first: no DDL (and no CREATE permission) when the schema is there.
+            keyspaces = self._session.execute(
+                "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (self.keyspace,)
+            )
+            if keyspaces.one() is None:
+                self._create(
+                    f'CREATE KEYSPACE IF NOT EXISTS "{self.keyspace}" WITH replication = {replication}',
+                    f"keyspace '{self.keyspace}'",
+                    key="online_store.replication",
+                    grant="CREATE ON ALL KEYSPACES",
                 )
+            tables = {
+                row[0]
+                for row in self._session.execute(
+                    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (self.keyspace,)
+                )
+            }
+            for view in views:
+                if self._table_name(view) not in tables:
+                    self._create(
+                        f"CREATE TABLE IF NOT EXISTS {self._table(view)} "
+                        "(entity_key text, event_us bigint, value blob, PRIMARY KEY (entity_key, event_us)) "
+                        "WITH CLUSTERING ORDER BY (event_us DESC)",
+                        f"the table of feature view '{view.name}'",
+                        key="online_store.username",
+                        grant=f'CREATE ON KEYSPACE "{self.keyspace}"',
+                    )
+            for view in views:
+                self._check_layout(view)
         except self._errors as err:
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
 
+    def _check_layout(self, view: FeatureView) -> None:
+        """Refuse a table of another layout (e.g. made by an older version) rather than misread it."""
+        kinds = {
+            row[0]: row[1]
+            for row in self._session.execute(
+                "SELECT column_name, kind FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+                (self.keyspace, self._table_name(view)),
+            )
+        }
+        if kinds != {"entity_key": "partition_key", "event_us": "clustering", "value": "regular"}:
+            raise ConfigError(
+                f"Cassandra table {self._table(view)} of feature view '{view.name}' has another layout "
+                f"({kinds}); drop it (DROP TABLE {self._table(view)}) and re-run the view to rebuild it",
+                key="online_store.keyspace",
+            )
+
     def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
-        from cassandra.concurrent import execute_concurrent_with_args
+        from cassandra.concurrent import execute_concurrent
+        from cassandra.query import BatchStatement, BatchType
 
         if rows.num_rows == 0:
             return WriteStats(0, 0)
         keys = encode_keys(view, cast_keys(view, rows))
         values = encode_values(view, rows)
         times = event_micros(view, rows)
-        stmt = self._statement(view, "write")
-        params = list(zip(keys, times, values, times, strict=True))
+        insert, delete_older = self._statement(view, "insert"), self._statement(view, "delete_older")
+
+        def batches() -> Any:
+            # One single-partition batch per entity: atomic and isolated on its replica.
+            for key, micros, value in zip(keys, times, values, strict=True):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                batch.add(insert, (key, micros, value))
+                batch.add(delete_older, (key, micros))
+                yield batch, None
+
         try:
-            results = execute_concurrent_with_args(
-                self._session, stmt, params, concurrency=self.config.concurrency, raise_on_first_error=True
+            results = execute_concurrent(
+                self._session, batches(), concurrency=self.config.concurrency, raise_on_first_error=True
             )
         except self._errors as err:
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
-        # Cassandra accepts every write and resolves by timestamp on read: it does not say which
-        # writes lost to a newer stored row, so all count as written.
+        # All count as written (see reports_skipped_older).
         return WriteStats(written=sum(1 for ok, _ in results if ok), skipped_older=0)
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
@@ -160,27 +290,33 @@ class CassandraOnlineStore:
         unique = list(dict.fromkeys(entity_keys))
         found: dict[str, tuple[int, bytes]] = {}
         try:
-            stmt = self._statement(view, "read")
             if len(unique) == 1:
-                rows = [self._session.execute(stmt, (unique[0],))]
-            else:
-                futures = [self._session.execute_async(stmt, (k,)) for k in unique]
-                rows = [f.result() for f in futures]
-            for result in rows:
+                results = [self._session.execute(self._statement(view, "read_one"), (unique[0],))]
+            else:  # one request per chunk of keys; the coordinator asks the replicas in parallel
+                stmt = self._statement(view, "read_many")
+                futures = [
+                    self._session.execute_async(stmt, (unique[i : i + _READ_CHUNK],))
+                    for i in range(0, len(unique), _READ_CHUNK)
+                ]
+                results = [f.result() for f in futures]
+            for result in results:
                 for entity_key, event_us, value in result:
                     found[entity_key] = (event_us, bytes(value))
         except self._errors as err:
-            if "unconfigured table" in str(err):
+            if self._is_missing_table(err):  # a view never prepared holds nothing
                 return [None] * len(entity_keys)
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
         return [found.get(k) for k in entity_keys]
 
     def count(self, view: FeatureView) -> int:
         try:
-            row = self._session.execute(f"SELECT count(*) FROM {self._table(view)}").one()
+            # Entities, not rows: a backfill written after newer data leaves an older row beside it.
+            rows = self._session.execute(f"SELECT DISTINCT entity_key FROM {self._table(view)}")
+            return sum(1 for _ in rows)
         except self._errors as err:
+            if self._is_missing_table(err):
+                return 0
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
-        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self._cluster.shutdown()
