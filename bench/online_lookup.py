@@ -1,18 +1,26 @@
 """Online lookup latency: embedded (SQLite), Redis and Cassandra, in process and through the API.
 
-Builds the workload (100,000 entities, 10 numeric features), writes it to each online store
+Builds the workload (100,000 entities, 10 float features), writes it to each online store
 through the same code path as a run, then prints p50/p95/p99 latency of 1-entity and
-100-entity lookups, next to the raw client round trip on the same machine (one GET / MGET /
-HGETALL for Redis, one CQL select for Cassandra) and the ratio between them.
+100-entity lookups next to the raw client round trip on the same machine (Redis: one GET of
+the same packed value, one HGETALL of a 10-field hash, one MGET of 100 keys; Cassandra: one
+prepared CQL select, one IN query of 100 keys; SQLite: one select) and the ratio between them.
+Our calls and the raw ones are interleaved, call by call, so that a busy machine slows both
+alike and the ratio stays meaningful. Medians are quoted.
 
-    .venv/bin/python bench/online_lookup.py [--stores sqlite,redis,cassandra] [--api]
+    .venv/bin/python bench/online_lookup.py [--stores sqlite,redis,cassandra] [--api] [--feast]
 
-Redis and Cassandra must be running (infra/redis/start.sh, infra/cassandra/start.sh).
+Servers: REDIS_URL (default redis://127.0.0.1:6379/0, start with infra/redis/start.sh),
+CASSANDRA_PORT (default 9042, start with infra/cassandra/start.sh). ``--feast`` also runs
+bench/feast_reference.py in ``.venv-feast`` (see bench/README.md) on the same Redis and prints
+the 100-entity ratio against Feast. HTTP throughput against a trivial FastAPI endpoint is
+bench/api_throughput.py (it needs wrk).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import socket
@@ -24,12 +32,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
 
 from featurestore import Entity, Feature, FeatureView, FileSource, Float64, Int64
 from featurestore.config import ProjectConfig
+from featurestore.definitions import Project
 from featurestore.online.cassandra import CassandraOnlineConfig, CassandraOnlineStore
 from featurestore.online.redis import RedisOnlineConfig, RedisOnlineStore
 from featurestore.online.sqlite import SqliteOnlineStore
@@ -38,6 +48,9 @@ from featurestore.store import FeatureStore
 
 ENTITIES = 100_000
 FEATURES = [f"f{i}" for i in range(10)]
+REPO = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CASSANDRA_PORT = int(os.environ.get("CASSANDRA_PORT", "9042"))
 
 customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
 VIEW = FeatureView(
@@ -49,21 +62,27 @@ VIEW = FeatureView(
     features=tuple(Feature(f, Float64) for f in FEATURES),
 )
 
+Percentiles = tuple[float, float, float]
 
-def percentiles(samples_ms: list[float]) -> tuple[float, float, float]:
-    a = np.array(samples_ms)
+
+def percentiles(samples_s: list[float]) -> Percentiles:
+    a = np.array(samples_s) * 1000
     return float(np.percentile(a, 50)), float(np.percentile(a, 95)), float(np.percentile(a, 99))
 
 
-def measure(fn: Callable[[], Any], n: int, warmup: int = 50) -> tuple[float, float, float]:
-    for _ in range(warmup):
-        fn()
-    out = []
+def measure(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 100) -> dict[str, Percentiles]:
+    """Time each function ``n`` times, interleaved call by call (so noise hits all alike)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    clock = time.perf_counter
     for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return percentiles(out)
+        for name, fn in fns.items():
+            t0 = clock()
+            fn()
+            samples[name].append(clock() - t0)
+    return {name: percentiles(s) for name, s in samples.items()}
 
 
 def workload() -> pa.Table:
@@ -80,53 +99,102 @@ def workload() -> pa.Table:
     return pa.table(cols)
 
 
-def row(label: str, p: tuple[float, float, float], raw: tuple[float, float, float] | None = None) -> None:
-    ratio = f"  {p[0] / raw[0]:5.2f}x raw p50" if raw else ""
-    print(f"  {label:46} p50 {p[0]:7.3f} ms  p95 {p[1]:7.3f} ms  p99 {p[2]:7.3f} ms{ratio}", flush=True)
+def lookup_keys() -> tuple[list[int], list[int]]:
+    """One entity and 100 distinct ones (bench/feast_reference.py draws the same)."""
+    rng = random.Random(1)
+    return [rng.randint(1, ENTITIES)], rng.sample(range(1, ENTITIES + 1), 100)
+
+
+def line(label: str, p: Percentiles, ratio: str = "") -> None:
+    print(f"  {label:52} p50 {p[0]:7.3f} ms  p95 {p[1]:7.3f} ms  p99 {p[2]:7.3f} ms  {ratio}", flush=True)
 
 
 def make_store(kind: str, tmp: Path) -> Any:
     if kind == "sqlite":
         return SqliteOnlineStore(tmp / "online.db")
     if kind == "redis":
-        return RedisOnlineStore(
-            RedisOnlineConfig(url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")), project="bench"
-        )
-    port = int(os.environ.get("CASSANDRA_PORT", "9042"))
-    return CassandraOnlineStore(CassandraOnlineConfig(port=port, consistency="ONE"), project="bench")
+        return RedisOnlineStore(RedisOnlineConfig(url=REDIS_URL), project="bench")
+    return CassandraOnlineStore(CassandraOnlineConfig(port=CASSANDRA_PORT, consistency="ONE"), project="bench")
 
 
-def raw_round_trips(kind: str, keys1: list[int], keys100: list[int]) -> dict[str, tuple[float, float, float]]:
-    out: dict[str, tuple[float, float, float]] = {}
+def raw_calls(kind: str, store: Any, tmp: Path, keys1: list[int], keys100: list[int]) -> dict[str, Callable[[], Any]]:
+    """The server's own client doing the least a lookup must do: one round trip."""
     if kind == "redis":
         import redis
 
-        r = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+        r = redis.Redis.from_url(REDIS_URL)
         r.hset("bench:hash:1", mapping={f: 1.0 for f in FEATURES})
-        names1 = [f"bench:bench_features:{k}" for k in keys1]
-        names100 = [f"bench:bench_features:{k}" for k in keys100]
-        out["raw GET (1 key)"] = measure(lambda: r.get(names1[0]), 2000)
-        out["raw HGETALL (10 fields)"] = measure(lambda: r.hgetall("bench:hash:1"), 2000)
-        out["raw MGET (100 keys)"] = measure(lambda: r.mget(names100), 1000)
-        r.close()
-    elif kind == "cassandra":
-        from cassandra.cluster import Cluster
-
-        cluster = Cluster(["127.0.0.1"], port=int(os.environ.get("CASSANDRA_PORT", "9042")), protocol_version=5)
-        session = cluster.connect()
-        stmt = session.prepare(
-            'SELECT entity_key, event_us, value FROM "bench"."fv_bench_features" WHERE entity_key = ?'
+        one = f"bench:bench_features:{keys1[0]}"
+        many = [f"bench:bench_features:{k}" for k in keys100]
+        return {
+            "raw GET, 1 key": lambda: r.get(one),
+            "raw HGETALL, 10 fields": lambda: r.hgetall("bench:hash:1"),
+            "raw MGET, 100 keys": lambda: r.mget(many),
+        }
+    if kind == "cassandra":
+        session = store._session
+        table = store._table(VIEW)
+        one_stmt = session.prepare(f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key = ? LIMIT 1")
+        many_stmt = session.prepare(
+            f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key IN ? PER PARTITION LIMIT 1"
         )
-        out["raw CQL select (1 key)"] = measure(lambda: session.execute(stmt, (str(keys1[0]),)).one(), 1000)
-        cluster.shutdown()
-    elif kind == "sqlite":
-        import sqlite3
+        return {
+            "raw CQL select, 1 key": lambda: session.execute(one_stmt, (str(keys1[0]),)).one(),
+            "raw CQL IN select, 100 keys": lambda: list(session.execute(many_stmt, ([str(k) for k in keys100],))),
+        }
+    import sqlite3
 
-        con = sqlite3.connect(os.environ["BENCH_SQLITE"])
-        q = 'SELECT entity_key, event_us, value FROM "fv_bench_features" WHERE entity_key = ?'
-        out["raw SQLite select (1 key)"] = measure(lambda: con.execute(q, (str(keys1[0]),)).fetchone(), 2000)
-        con.close()
-    return out
+    con = sqlite3.connect(tmp / "online.db")
+    q1 = 'SELECT entity_key, event_us, value FROM "fv_bench_features" WHERE entity_key = ?'
+    q100 = f'SELECT entity_key, event_us, value FROM "fv_bench_features" WHERE entity_key IN ({",".join("?" * 100)})'
+    return {
+        "raw SQLite select, 1 key": lambda: con.execute(q1, (str(keys1[0]),)).fetchone(),
+        "raw SQLite IN select, 100 keys": lambda: con.execute(q100, [str(k) for k in keys100]).fetchall(),
+    }
+
+
+def bench_store(kind: str, table: pa.Table, tmp: Path, args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    print(f"\n{kind}", flush=True)
+    store = make_store(kind, tmp)
+    store.prepare([VIEW])
+    t0 = time.perf_counter()
+    for batch in table.to_batches(max_chunksize=10_000):
+        store.write(VIEW, pa.Table.from_batches([batch]))
+    print(f"  wrote {table.num_rows:,} entities in {time.perf_counter() - t0:.1f}s")
+    keys1, keys100 = lookup_keys()
+    raw = raw_calls(kind, store, tmp, keys1, keys100)
+    raw1_name, raw100_name = next(iter(raw)), list(raw)[-1]
+
+    project = tmp / kind
+    project.mkdir(exist_ok=True)
+    config = ProjectConfig.from_mapping({"project": "bench"}, root=project)
+    registry = Registry(config.registry_url)
+    registry.apply("bench", Project.collect([VIEW]))
+    fs = FeatureStore(config, registry=registry, online_store=store)
+    refs = [f"bench_features:{f}" for f in FEATURES]
+    e1, e100 = {"customer_id": keys1}, {"customer_id": keys100}
+    got = fs.get_online_features(refs, e100)
+    expected = table.take([k - 1 for k in keys100]).column("f0").to_pylist()
+    if got.columns["f0"] != expected:
+        raise SystemExit(f"{kind}: lookups returned other values than were written; figures would be meaningless")
+
+    ours1 = "FeatureStore.get_online_features, 1 entity"
+    ours100 = "FeatureStore.get_online_features, 100 entities"
+    small = measure(
+        {**{k: v for k, v in raw.items() if k != raw100_name}, ours1: lambda: fs.get_online_features(refs, e1)}, args.n1
+    )
+    large = measure({raw100_name: raw[raw100_name], ours100: lambda: fs.get_online_features(refs, e100)}, args.n100)
+    for name, p in {**small, **large}.items():
+        if name == ours1:
+            line(name, p, f"{p[0] / small[raw1_name][0]:.2f}x {raw1_name} p50")
+        elif name == ours100:
+            line(name, p, f"{p[0] / large[raw100_name][0]:.2f}x {raw100_name} p50")
+        else:
+            line(name, p)
+    summary[kind] = {"ours1": small[ours1], "raw1": small[raw1_name], "ours100": large[ours100]}
+    if args.api:
+        bench_api(kind, tmp, refs, keys1, keys100, args, summary)
+    fs.close()
 
 
 def free_port() -> int:
@@ -135,58 +203,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_store(kind: str, table: pa.Table, tmp: Path, api: bool) -> None:
-    print(f"\n{kind}", flush=True)
-    store = make_store(kind, tmp)
-    store.prepare([VIEW])
-    t0 = time.perf_counter()
-    for batch in table.to_batches(max_chunksize=10_000):
-        store.write(VIEW, pa.Table.from_batches([batch]))
-    print(f"  wrote {table.num_rows:,} entities in {time.perf_counter() - t0:.1f}s")
-    os.environ["BENCH_SQLITE"] = str(tmp / "online.db")
-    rng = random.Random(1)
-    keys1 = [rng.randint(1, ENTITIES)]
-    keys100 = rng.sample(range(1, ENTITIES + 1), 100)
-    raw = raw_round_trips(kind, keys1, keys100)
-    for label, p in raw.items():
-        row(label, p)
-    raw1 = next(iter(raw.values()))
-
-    project = tmp / kind
-    project.mkdir(exist_ok=True)
-    config = ProjectConfig.from_mapping({"project": "bench"}, root=project)
-    registry = Registry(config.registry_url)
-    fs = FeatureStore(config, registry=registry, online_store=store)
-    from featurestore.definitions import Project
-
-    registry.apply("bench", Project.collect([VIEW]))
-    refs = [f"bench_features:{f}" for f in FEATURES]
-    one = pa.table({"customer_id": keys1})
-
-    row("store.read, 1 entity", measure(lambda: store.read(VIEW, one, FEATURES), 2000), raw1)
-    row(
-        "FeatureStore.get_online_features, 1 entity",
-        measure(lambda: fs.get_online_features(refs, {"customer_id": keys1}), 2000),
-        raw1,
-    )
-    p100 = measure(lambda: fs.get_online_features(refs, {"customer_id": keys100}), 500)
-    row("FeatureStore.get_online_features, 100 entities", p100)
-    if api:
-        bench_api(kind, tmp, refs, keys1, keys100)
-    fs.close()
-
-
-def bench_api(kind: str, tmp: Path, refs: list[str], keys1: list[int], keys100: list[int]) -> None:
+def bench_api(
+    kind: str,
+    tmp: Path,
+    refs: list[str],
+    keys1: list[int],
+    keys100: list[int],
+    args: argparse.Namespace,
+    summary: dict[str, Any],
+) -> None:
     import httpx
+    import yaml
 
     project = tmp / kind
     online = {
         "sqlite": {"type": "sqlite", "path": str(tmp / "online.db")},
-        "redis": {"type": "redis", "url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")},
-        "cassandra": {"type": "cassandra", "port": int(os.environ.get("CASSANDRA_PORT", "9042")), "consistency": "ONE"},
+        "redis": {"type": "redis", "url": REDIS_URL},
+        "cassandra": {"type": "cassandra", "port": CASSANDRA_PORT, "consistency": "ONE"},
     }[kind]
-    import yaml
-
     (project / "featurestore.yaml").write_text(yaml.safe_dump({"project": "bench", "online_store": online}))
     port = free_port()
     exe = Path(sys.executable).with_name("featurestore")
@@ -197,7 +231,7 @@ def bench_api(kind: str, tmp: Path, refs: list[str], keys1: list[int], keys100: 
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        for _ in range(150):
             try:
                 httpx.get(f"{base}/v1/health", timeout=1)
                 break
@@ -206,32 +240,93 @@ def bench_api(kind: str, tmp: Path, refs: list[str], keys1: list[int], keys100: 
         with httpx.Client(base_url=base) as client:
             body1 = {"features": refs, "entities": {"customer_id": keys1}}
             body100 = {"features": refs, "entities": {"customer_id": keys100}}
-            row(
-                "HTTP POST /v1/online-features, 1 entity",
-                measure(lambda: client.post("/v1/online-features", json=body1), 1000),
+            health = measure({"HTTP GET /v1/health (the HTTP floor)": lambda: client.get("/v1/health")}, args.n1 // 2)
+            one = measure(
+                {"HTTP POST /v1/online-features, 1 entity": lambda: client.post("/v1/online-features", json=body1)},
+                args.n1 // 2,
             )
-            row(
-                "HTTP POST /v1/online-features, 100 entities",
-                measure(lambda: client.post("/v1/online-features", json=body100), 300),
+            hundred = measure(
+                {
+                    "HTTP POST /v1/online-features, 100 entities": lambda: client.post(
+                        "/v1/online-features", json=body100
+                    )
+                },
+                args.n100,
             )
+            for name, p in {**health, **one, **hundred}.items():
+                line(name, p)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def feast_reference(args: argparse.Namespace) -> dict[str, Any] | None:
+    python = REPO / ".venv-feast" / "bin" / "python"
+    if not python.exists():
+        print("\nfeast: .venv-feast is missing; see bench/README.md to create it")
+        return None
+    url = urlparse(REDIS_URL)
+    proc = subprocess.run(
+        [
+            str(python),
+            str(REPO / "bench" / "feast_reference.py"),
+            "--json",
+            "--redis-host",
+            url.hostname or "127.0.0.1",
+            "--redis-port",
+            str(url.port or 6379),
+            "--n1",
+            str(args.n1 // 2),
+            "--n100",
+            str(args.n100),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(f"\nfeast: the reference failed:\n{proc.stderr[-2000:]}")
+        return None
+    print("\nfeast (reference, its own venv, same Redis)")
+    for text in proc.stderr.splitlines()[1:]:
+        print(text)
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", default="sqlite,redis,cassandra")
     parser.add_argument("--api", action="store_true", help="also measure through the datamart API")
+    parser.add_argument("--feast", action="store_true", help="also measure Feast on the same Redis (needs .venv-feast)")
+    parser.add_argument("--n1", type=int, default=3000, help="timed 1-entity lookups per function")
+    parser.add_argument("--n100", type=int, default=500, help="timed 100-entity lookups per function")
     args = parser.parse_args()
     table = workload()
-    print(f"workload: {ENTITIES:,} entities x {len(FEATURES)} float features; medians of repeated calls, one process")
+    print(f"workload: {ENTITIES:,} entities x {len(FEATURES)} float features; our calls interleaved with the raw ones")
+    summary: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.stores.split(","):
             try:
-                bench_store(kind, table, Path(tmp), args.api)
+                bench_store(kind, table, Path(tmp), args, summary)
             except Exception as err:  # report and go on with the other stores
-                print(f"  {kind}: skipped: {type(err).__name__}: {err}")
+                print(f"  {kind}: not measured: {type(err).__name__}: {err}")
+    feast = feast_reference(args) if args.feast else None
+
+    print("\ntargets")
+    if "redis" in summary:
+        s = summary["redis"]
+        ratio = s["ours1"][0] / s["raw1"][0]
+        print(
+            f"  Redis, 1 entity in process: {ratio:.2f}x the raw GET at p50 (target <= 2x): {'met' if ratio <= 2 else 'NOT met'}"
+        )
+    if feast and "redis" in summary:
+        f100 = feast["results"]["get_online_features_100"]["p50"]
+        ours = summary["redis"]["ours100"][0]
+        print(
+            f"  Redis, 100 entities: Feast {feast['version']} p50 {f100:.2f} ms, ours {ours:.2f} ms: "
+            f"{f100 / ours:.1f}x faster (target >= 10x): {'met' if f100 / ours >= 10 else 'NOT met'}"
+        )
+    print("  HTTP throughput against a trivial FastAPI endpoint: bench/api_throughput.py")
 
 
 if __name__ == "__main__":
