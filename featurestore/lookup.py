@@ -9,7 +9,8 @@ only when a caller asks for :attr:`OnlineResponse.values`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -62,8 +63,17 @@ class OnlineResponse:
     keys: dict[str, list[Any]]
     columns: dict[str, list[Any]]
     statuses: dict[str, list[FeatureStatus]]
-    event_timestamps: dict[str, list[datetime | None]]
+    event_micros: dict[str, list[int | None]] = field(repr=False)
+    """Each view's stored event time per entity, in microseconds since the epoch (None: missing)."""
     types: dict[str, pa.DataType] = field(repr=False)
+
+    @cached_property
+    def event_timestamps(self) -> dict[str, list[datetime | None]]:
+        """Each view's stored event time per entity, as aware UTC datetimes (None: missing)."""
+        return {
+            view: [None if m is None else _EPOCH + timedelta(microseconds=m) for m in micros]
+            for view, micros in self.event_micros.items()
+        }
 
     @cached_property
     def values(self) -> pa.Table:
@@ -91,6 +101,14 @@ class _ViewPlan:
     key_schema: dict[str, ValueType]
     ttl_us: int
     python_keys: bool
+
+    @cached_property
+    def getter(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """The requested features of a stored row, as a tuple (KeyError if one is absent)."""
+        if len(self.features) == 1:
+            (only,) = self.features
+            return lambda row: (row[only],)
+        return operator.itemgetter(*self.features)
 
 
 @dataclass(frozen=True)
@@ -156,7 +174,7 @@ class LookupPlan:
         keys: dict[str, list[Any]] = {}
         values: dict[str, list[Any]] = {}
         statuses: dict[str, list[FeatureStatus]] = {}
-        event_times: dict[str, list[datetime | None]] = {}
+        event_micros: dict[str, list[int | None]] = {}
         for plan in self.views:
             if plan.python_keys:
                 encoded = encode_key_values(plan.view, plan.key_schema, columns)
@@ -169,43 +187,48 @@ class LookupPlan:
             found = store.read_packed(plan.view, encoded)
             if len(found) != n:
                 raise RuntimeError(f"online store returned {len(found)} rows for {n} keys of '{plan.view.name}'")
-            rows: list[dict[str, Any]] = []
+            features = plan.features
+            width = len(features)
+            getter = plan.getter
+            empty = (None,) * width
+            rows: list[tuple[Any, ...]] = []  # the requested features' values per entity
             states: list[FeatureStatus | None] = []  # MISSING or EXPIRED for the whole row, else None
-            times: list[datetime | None] = []
+            times: list[int | None] = []
             ttl_us = plan.ttl_us
+            all_present = True
             for item in found:
                 if item is None:
-                    rows.append(_NO_ROW)
+                    rows.append(empty)
                     states.append(FeatureStatus.MISSING)
                     times.append(None)
+                    all_present = False
                     continue
                 micros, packed = item
-                times.append(_EPOCH + timedelta(microseconds=micros))
+                times.append(micros)
                 if now_us - micros > ttl_us:
-                    rows.append(_NO_ROW)
+                    rows.append(empty)
                     states.append(FeatureStatus.EXPIRED)
-                else:
-                    rows.append(orjson.loads(packed))
-                    states.append(None)
-            event_times[plan.view.name] = times
-            if n == 1:  # the most common lookup: plain loops beat comprehensions at this size
-                row, state = rows[0], states[0]
-                for f, out in zip(plan.features, plan.outputs, strict=True):
-                    v = row.get(f)
-                    if v is not None and f in plan.timestamp_features:
-                        v = _EPOCH + timedelta(microseconds=v)
-                    values[out] = [v]
-                    statuses[out] = [state or (_NULL if v is None else _PRESENT)]
-                continue
-            for f, out in zip(plan.features, plan.outputs, strict=True):
-                vals = [row.get(f) for row in rows]
+                    all_present = False
+                    continue
+                stored = orjson.loads(packed)
+                try:
+                    rows.append(getter(stored))
+                except KeyError:  # written before a feature was added to the view
+                    rows.append(tuple(stored.get(f) for f in features))
+                states.append(None)
+            event_micros[plan.view.name] = times
+            columns_of_view = list(zip(*rows, strict=True)) if rows else [() for _ in features]
+            for f, out, column in zip(features, plan.outputs, columns_of_view, strict=True):
+                vals = list(column)
+                has_null = None in vals
                 if f in plan.timestamp_features:
                     vals = [None if v is None else _EPOCH + timedelta(microseconds=v) for v in vals]
                 values[out] = vals
-                statuses[out] = [s or (_NULL if v is None else _PRESENT) for s, v in zip(states, vals, strict=True)]
-        return OnlineResponse(
-            keys=keys, columns=values, statuses=statuses, event_timestamps=event_times, types=self.types
-        )
+                if all_present and not has_null:  # the common case, at C speed
+                    statuses[out] = [_PRESENT] * n
+                else:
+                    statuses[out] = [s or (_NULL if v is None else _PRESENT) for s, v in zip(states, vals, strict=True)]
+        return OnlineResponse(keys=keys, columns=values, statuses=statuses, event_micros=event_micros, types=self.types)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
