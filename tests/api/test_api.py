@@ -545,3 +545,29 @@ def test_consistency_check_endpoint_reports_a_value_changed_in_the_online_store(
     history = api.get("/v1/feature-views/customer_profile/consistency-checks").json()
     assert [c["consistent"] for c in history[:2]] == [False, True]
     assert api.get("/v1/feature-views/customer_profil/consistency-checks").status_code == 404
+
+
+def test_openapi_documents_the_online_lookup_body_and_consumer_header(api: TestClient) -> None:
+    # The hot path parses its body by hand; its documentation must not lose anything for it.
+    operation = api.get("/openapi.json").json()["paths"]["/v1/online-features"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"features", "entities", "full_feature_names"} <= set(schema["properties"])
+    assert schema["required"] == ["features", "entities"]
+    assert [p["name"] for p in operation["parameters"]] == ["X-Consumer"]
+    assert "200" in operation["responses"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "words"),
+    [
+        (b"{not json", {}, 400, "JSON decode error"),
+        (b'{"features": ["churn"], "entities": {"customer_id": [1]}}', {"X-Consumer": "x" * 201}, 422, "X-Consumer"),
+        (b'{"features": 3, "entities": {"customer_id": [1]}}', {}, 422, "body.features"),
+    ],
+)
+def test_online_features_malformed_bodies_and_headers(
+    api: TestClient, body: bytes, headers: dict[str, str], status: int, words: str
+) -> None:
+    response = api.post("/v1/online-features", content=body, headers={"content-type": "application/json", **headers})
+    assert response.status_code == status, response.text
+    assert words in response.json()["message"]
