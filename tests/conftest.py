@@ -3,6 +3,9 @@
 
 * Redis runs on a dedicated test port (``FEATURESTORE_TEST_REDIS_PORT``, default 16379), so a
   developer's own Redis is never touched. Each test gets its own key prefix, deleted afterwards.
+* A Redis Cluster (three primaries, ``infra/redis/start-cluster.sh``) runs on dedicated ports too
+  (``FEATURESTORE_TEST_REDIS_CLUSTER_PORT``, default 17100..17102). Each test gets its own key
+  prefix, whose keys are deleted afterwards from every primary.
 * Cassandra runs on dedicated test ports too (``FEATURESTORE_TEST_CASSANDRA_PORT``, default
   19042, and storage port ``FEATURESTORE_TEST_CASSANDRA_STORAGE_PORT``, default 17000), apart
   from a developer's node on 9042. Each test gets its own keyspace, dropped afterwards.
@@ -31,10 +34,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
 
-ONLINE_STORES = ("sqlite", "redis", "cassandra")
-"""Every online store kind; the contract and integration suites run once per kind."""
+ONLINE_STORES = ("sqlite", "redis", "redis_cluster", "cassandra")
+"""Every online store kind; the contract and integration suites run once per kind. ``redis_cluster``
+is the Redis store with ``cluster: true``, against a real three-primary Redis Cluster."""
 
 REDIS_PORT = int(os.environ.get("FEATURESTORE_TEST_REDIS_PORT", "16379"))
+REDIS_CLUSTER_PORT = int(os.environ.get("FEATURESTORE_TEST_REDIS_CLUSTER_PORT", "17100"))
+"""The first of the cluster's three ports; the cluster bus uses each port + 10000."""
 CASSANDRA_PORT = int(os.environ.get("FEATURESTORE_TEST_CASSANDRA_PORT", "19042"))
 CASSANDRA_STORAGE_PORT = int(os.environ.get("FEATURESTORE_TEST_CASSANDRA_STORAGE_PORT", "17000"))
 KEEP_SERVERS = os.environ.get("FEATURESTORE_TEST_KEEP_SERVERS", "") not in ("", "0")
@@ -60,8 +66,10 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-def _script(name: str, action: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    path = INFRA / name / f"{action}.sh"
+def _script(
+    name: str, action: str, env: dict[str, str], timeout: float, variant: str = ""
+) -> subprocess.CompletedProcess[str]:
+    path = INFRA / name / f"{action}{variant}.sh"
     if not path.exists():
         pytest.fail(f"{path.relative_to(REPO)} does not exist: cannot {action} the {name} server", pytrace=False)
     try:
@@ -83,28 +91,38 @@ def _script(name: str, action: str, env: dict[str, str], timeout: float) -> subp
         )
 
 
-def _server(name: str, port: int, env: dict[str, str]) -> Iterator[Server]:
+def _server(name: str, port: int, env: dict[str, str], variant: str = "") -> Iterator[Server]:
+    """The server of ``infra/<name>/start<variant>.sh``, stopped by ``stop<variant>.sh``."""
     host = "127.0.0.1"
+    script = f"infra/{name}/start{variant}.sh"
     was_running = _answers(host, port)
-    proc = _script(name, "start", env, START_TIMEOUT_S[name])
+    proc = _script(name, "start", env, START_TIMEOUT_S[name], variant)
     output = f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
     if proc.returncode != 0:
         pytest.fail(
-            f"infra/{name}/start.sh ({' '.join(f'{k}={v}' for k, v in env.items())}) exited {proc.returncode}\n{output}",
+            f"{script} ({' '.join(f'{k}={v}' for k, v in env.items())}) exited {proc.returncode}\n{output}",
             pytrace=False,
         )
     if not _answers(host, port):
-        pytest.fail(f"infra/{name}/start.sh succeeded but nothing answers on {host}:{port}\n{output}", pytrace=False)
+        pytest.fail(f"{script} succeeded but nothing answers on {host}:{port}\n{output}", pytrace=False)
     server = Server(name=name, host=host, port=port, started_here=not was_running, start_output=output)
     yield server
     if server.started_here and not KEEP_SERVERS:
-        _script(name, "stop", env, 120.0)
+        _script(name, "stop", env, 120.0, variant)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Server]:
     """Redis on the dedicated test port, started by ``infra/redis/start.sh``."""
     yield from _server("redis", REDIS_PORT, {"REDIS_PORT": str(REDIS_PORT)})
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server() -> Iterator[Server]:
+    """A three-primary Redis Cluster on the dedicated test ports, started by
+    ``infra/redis/start-cluster.sh`` (returns once every node reports ``cluster_state:ok``).
+    ``port`` is the first node's; the client discovers the others."""
+    yield from _server("redis", REDIS_CLUSTER_PORT, {"REDIS_CLUSTER_PORT": str(REDIS_CLUSTER_PORT)}, "-cluster")
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +140,24 @@ def redis_client(redis_server: Server) -> Iterator[Any]:
     client = redis.Redis(host=redis_server.host, port=redis_server.port)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_client(redis_cluster_server: Server) -> Iterator[Any]:
+    """A raw cluster client of the test Redis Cluster, for cleaning up and for tampering."""
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster(host=redis_cluster_server.host, port=redis_cluster_server.port)
+    yield client
+    client.close()
+
+
+def _delete_prefix(client: Any, prefix: str) -> None:
+    """Delete the keys ``<prefix>:*``; on a cluster client, SCAN visits every primary and DEL is
+    split by hash slot."""
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
 
 
 @pytest.fixture(scope="session")
@@ -154,9 +190,13 @@ def online_store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         client = request.getfixturevalue("redis_client")
         prefix = unique_name("fstest")
         yield {"type": "redis", "url": f"redis://{server.host}:{server.port}/0", "key_prefix": prefix}
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
+        _delete_prefix(client, prefix)
+    elif kind == "redis_cluster":
+        server = request.getfixturevalue("redis_cluster_server")
+        client = request.getfixturevalue("redis_cluster_client")
+        prefix = unique_name("fstest")
+        yield {"type": "redis", "cluster": True, "url": f"redis://{server.host}:{server.port}", "key_prefix": prefix}
+        _delete_prefix(client, prefix)
     elif kind == "cassandra":
         server = request.getfixturevalue("cassandra_server")
         session = request.getfixturevalue("cassandra_session")

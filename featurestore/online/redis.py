@@ -5,6 +5,10 @@ Layout: one string key per entity and view, ``<prefix>:<view>:<entity key>``, wh
 is one ``MGET`` (hashes would cost N ``HGETALL`` round trips through redis-py's encoder).
 Writes go through a Lua script that keeps the stored value when it has a newer event time, so
 an older row never replaces a newer one, even when two runs write at once.
+
+On Redis Cluster the keys of a batch fall in many hash slots, so a lookup is one ``MGET`` per
+slot (``mget_nonatomic``, one pipelined round trip per node), a write one ``EVALSHA`` per key
+(pipelined: the keys of one script call must share a slot), and a count scans every primary.
 """
 
 from __future__ import annotations
@@ -74,29 +78,41 @@ class RedisOnlineStore:
             ) from err
         self.config = config
         self.prefix = config.key_prefix or project
-        self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        # The cluster client raises RedisClusterException, which is no RedisError, when no node
+        # answers or a slot has no node (SlotNotCoveredError).
+        self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, redis.exceptions.RedisClusterException)
+        self._no_script: type[Exception] = redis.exceptions.NoScriptError
         try:
             if config.cluster:
                 self._client: Any = redis.cluster.RedisCluster.from_url(
                     config.url, socket_timeout=config.socket_timeout, max_connections=config.max_connections
                 )
+                self._client.ping(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+                # Bound once: the hot path pays no test of the mode per lookup.
+                self._mget: Any = self._client.mget_nonatomic
             else:
                 pool = redis.BlockingConnectionPool.from_url(
                     config.url, max_connections=config.max_connections, socket_timeout=config.socket_timeout
                 )
                 self._client = redis.Redis(connection_pool=pool)
-            self._client.ping()
+                self._client.ping()
+                self._mget = self._client.mget
             self._script = self._client.register_script(_WRITE_NEWER)
-        except redis.RedisError as err:
+            if config.cluster:
+                self._client.script_load(_WRITE_NEWER)  # on every primary, for pipelined EVALSHA
+        except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", config.url, str(err)) from err
 
     def _key(self, view: FeatureView, entity: str) -> str:
         return f"{self.prefix}:{view.name}:{entity}"
 
     def prepare(self, views: Sequence[FeatureView]) -> None:
-        """Redis needs no schema; only checks that the server answers."""
+        """Redis needs no schema; only checks that the server (every primary of a cluster) answers."""
         try:
-            self._client.ping()
+            if self.config.cluster:
+                self._client.ping(target_nodes=self._client.PRIMARIES)
+            else:
+                self._client.ping()
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
 
@@ -112,11 +128,7 @@ class RedisOnlineStore:
             for start in range(0, len(keys), size):
                 batch = range(start, min(start + size, len(keys)))
                 if self.config.cluster:
-                    # Keys of one script call must share a hash slot: one call per key, pipelined.
-                    pipe = self._client.pipeline(transaction=False)
-                    for i in batch:
-                        self._script(keys=[keys[i]], args=[times[i], values[i]], client=pipe)
-                    written += sum(int(n) for n in pipe.execute())
+                    written += self._write_cluster_batch([(keys[i], times[i], values[i]) for i in batch])
                 else:
                     args: list[Any] = []
                     for i in batch:
@@ -126,6 +138,27 @@ class RedisOnlineStore:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
         return WriteStats(written=written, skipped_older=rows.num_rows - written)
 
+    def _write_cluster_batch(self, batch: Sequence[tuple[str, int, bytes]]) -> int:
+        """One script call per key (the keys of a call must share a hash slot), pipelined: the
+        cluster pipeline sends each node its calls in one round trip and follows redirections.
+        redis-py's cluster pipeline blocks the ``evalsha`` method that ``Script`` calls, so this
+        sends ``EVALSHA`` as a raw command (as redis-py's own ``mget_nonatomic`` does). When a
+        node lacks the script (restarted, or a replica promoted since it was loaded), it is loaded
+        on every primary and the batch sent once more: harmless, as a repeated call leaves the
+        stored value as it was and counts the same."""
+        try:
+            return self._eval_pipelined(batch)
+        except self._no_script:
+            self._client.script_load(_WRITE_NEWER)
+            return self._eval_pipelined(batch)
+
+    def _eval_pipelined(self, batch: Sequence[tuple[str, int, bytes]]) -> int:
+        pipe = self._client.pipeline(transaction=False)
+        sha = self._script.sha
+        for key, micros, packed in batch:
+            pipe.execute_command("EVALSHA", sha, 1, key, micros, packed)
+        return sum(int(n) for n in pipe.execute())
+
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)
         return decode_rows(view, key_cols, self.read_packed(view, encode_keys(view, key_cols)), features)
@@ -134,7 +167,7 @@ class RedisOnlineStore:
         prefix = f"{self.prefix}:{view.name}:"
         names = [prefix + k for k in entity_keys]
         try:
-            raw = self._client.mget_nonatomic(names) if self.config.cluster else self._client.mget(names)
+            raw = self._mget(names)
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
         found: list[tuple[int, bytes] | None] = []

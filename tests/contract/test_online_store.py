@@ -1,4 +1,5 @@
-"""The online store contract: one suite, run against every store (SQLite, Redis, Cassandra).
+"""The online store contract: one suite, run against every store (SQLite, Redis, Redis Cluster,
+Cassandra).
 
 What a store promises (see ``featurestore.online.OnlineStore``): ``prepare`` is idempotent; a
 read returns one row per requested key, in request order, with the key columns, the requested

@@ -3,8 +3,8 @@ checker finds every key of the online store holding exactly the offline store's 
 view's watermark; and when a stored value is changed, deleted or added behind the feature
 store's back, the checker says so, naming the key.
 
-Runs once per online store (SQLite, Redis, Cassandra), with the embedded engine on a small
-project of two views:
+Runs once per online store (SQLite, Redis, Redis Cluster, Cassandra), with the embedded engine
+on a small project of two views:
 
 * ``account_balance``: rows taken as they are (one entity, values of every type, some null);
   TTL one day, so every 2024 row is long expired online and the checker must compare the
@@ -430,8 +430,9 @@ class RawStore:
         self.store: Any = project.store.online_store
         if self.kind == "sqlite":
             self.path = project.online_config["path"]
-        elif self.kind == "redis":
-            self.redis = request.getfixturevalue("redis_client")
+        elif self.kind == "redis":  # a cluster client routes each key to its node
+            cluster = bool(project.online_config.get("cluster"))
+            self.redis = request.getfixturevalue("redis_cluster_client" if cluster else "redis_client")
         else:
             self.cql = request.getfixturevalue("cassandra_session")
 
