@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo ui test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 ## demo: run the bank demo end to end on the embedded default (no server needed)
 demo: $(STAMP)
 	$(BIN)/python examples/bank/demo.py
+
+## ui: the registry UI on the demo's registry, at http://127.0.0.1:8080/ (after make demo)
+ui: $(STAMP)
+	$(BIN)/featurestore -C examples/bank ui
 
 ## test: lint, type-check and run every test suite
 test: $(STAMP) lint

@@ -19,15 +19,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from datamart.errors import error_body, http_status
-from datamart.routes import catalog, reads
+from datamart.routes import catalog, quality, reads
 from featurestore import __version__
 from featurestore.errors import ConfigError, FeatureStoreError, InvalidRequestError
 from featurestore.store import FeatureStore
+from registry_ui.app import create_app as create_ui_app
 
 log = logging.getLogger(__name__)
 
 PROJECT_DIR_ENV = "FEATURESTORE_PROJECT_DIR"
 API_PREFIX = "/v1"
+UI_PREFIX = "/ui"
 
 DESCRIPTION = """\
 Point-in-time correct training sets, online feature lookups and reference data from the
@@ -35,13 +37,15 @@ feature store, and its catalog: search, feature views with their versions and ru
 services, lineage and usage.
 
 Name yourself in the `X-Consumer` header: every read is recorded under that name in the
-registry's usage statistics (`GET /v1/usage`). Errors answer
+registry's usage statistics (`GET /v1/usage`). The registry UI, the catalog in a browser, is
+served under `/ui/`. Errors answer
 `{"error": <exception class>, "message": ..., "suggestions": [...]}`.
 """
 
 TAGS = [
     {"name": "reads", "description": "Online features, training sets and reference data."},
     {"name": "catalog", "description": "What exists, how it is built, who uses it."},
+    {"name": "quality", "description": "What the quality gate found in each run, and statistics of every run."},
     {"name": "service", "description": "The API itself."},
 ]
 
@@ -67,6 +71,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
     app.state.store = store
     app.include_router(reads.router, prefix=API_PREFIX)
     app.include_router(catalog.router, prefix=API_PREFIX)
+    app.include_router(quality.router, prefix=API_PREFIX)
+    app.mount(UI_PREFIX, create_ui_app(store))  # the registry UI, on the same store
     app.add_exception_handler(FeatureStoreError, _feature_store_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

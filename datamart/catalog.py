@@ -1,147 +1,28 @@
-"""Catalog search: find features, feature views, entities and feature services by what they are
-called, what they mean, their tags and their owners.
-
-Pure logic over the registry's definitions (no HTTP here), so it can move down to the core.
-Ranking, best first: the exact name, then a name containing the query, then a description, tag,
-owner or (for a feature) view name containing it; for several words, every word found somewhere
-in the entry. Ties go to names starting with the query, then shorter names, then feature views
-before features, feature services and entities.
-"""
+"""Catalog search, for the API: the logic lives in the core (:mod:`featurestore.catalog`),
+shared with the registry UI; this module keeps the names the datamart has always imported."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from featurestore.catalog import (
+    EXACT_NAME,
+    KINDS,
+    NAME_CONTAINS,
+    TEXT_CONTAINS,
+    CatalogEntry,
+    CatalogKind,
+    SearchHit,
+    catalog_entries,
+    search_catalog,
+)
 
-from featurestore.errors import InvalidRequestError, did_you_mean
-from featurestore.registry import Registry
-
-CatalogKind = Literal["feature_view", "feature", "feature_service", "entity"]
-KINDS: tuple[CatalogKind, ...] = ("feature_view", "feature", "feature_service", "entity")
-
-EXACT_NAME = 3
-NAME_CONTAINS = 2
-TEXT_CONTAINS = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class CatalogEntry:
-    """One searchable object. A feature is named ``view:feature``, carries its view's name and
-    its type, and has its view's owner (when it has none of its own) and tags besides its own."""
-
-    kind: CatalogKind
-    name: str
-    description: str = ""
-    owner: str = ""
-    tags: tuple[str, ...] = ()
-    view: str | None = None
-    dtype: str | None = None
-
-    @property
-    def short_name(self) -> str:
-        """The name without its view: ``spend_30d`` for ``customer_spend:spend_30d``."""
-        return self.name.partition(":")[2] if self.kind == "feature" else self.name
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """An entry that matched, its rank (higher is better) and the fields that matched."""
-
-    entry: CatalogEntry
-    score: int
-    matched: tuple[str, ...]
-
-
-def catalog_entries(registry: Registry, project: str) -> list[CatalogEntry]:
-    """Every feature view, feature, feature service and entity of the project."""
-    views = registry.list_feature_views(project)
-    view_tags = {v.name: v.tags for v in views}
-    entries = [
-        CatalogEntry(kind="feature_view", name=v.name, description=v.description, owner=v.owner, tags=v.tags)
-        for v in views
-    ]
-    for f in registry.list_features(project):
-        tags = tuple(dict.fromkeys([*f["tags"], *view_tags.get(f["view"], ())]))
-        entries.append(
-            CatalogEntry(
-                kind="feature",
-                name=f"{f['view']}:{f['name']}",
-                description=f["description"],
-                owner=f["owner"],
-                tags=tags,
-                view=f["view"],
-                dtype=f["dtype"],
-            )
-        )
-    entries.extend(
-        CatalogEntry(kind="feature_service", name=s.name, description=s.description, owner=s.owner, tags=s.tags)
-        for s in registry.list_feature_services(project)
-    )
-    entries.extend(
-        CatalogEntry(kind="entity", name=e.name, description=e.description, owner=e.owner, tags=e.tags)
-        for e in registry.list_entities(project)
-    )
-    return entries
-
-
-def _match(entry: CatalogEntry, query: str, words: Sequence[str]) -> tuple[int, tuple[str, ...]]:
-    name, short = entry.name.lower(), entry.short_name.lower()
-    if query in (name, short):
-        return EXACT_NAME, ("name",)
-    if query in short:
-        return NAME_CONTAINS, ("name",)
-    fields = {
-        "view": (entry.view or "").lower(),  # a feature found through its view's name ranks below its own
-        "description": entry.description.lower(),
-        "tags": " ".join(entry.tags).lower(),
-        "owner": entry.owner.lower(),
-    }
-    matched = tuple(field for field, text in fields.items() if query in text)
-    if matched:
-        return TEXT_CONTAINS, matched
-    if len(words) > 1:
-        fields = {"name": short, **fields}
-        if all(any(w in text for text in fields.values()) for w in words):
-            return TEXT_CONTAINS, tuple(f for f, text in fields.items() if any(w in text for w in words))
-    return 0, ()
-
-
-def search_catalog(
-    entries: Iterable[CatalogEntry],
-    query: str = "",
-    *,
-    tag: str | None = None,
-    owner: str | None = None,
-    kind: str | None = None,
-) -> list[SearchHit]:
-    """The entries matching ``query`` (case-insensitive; empty matches everything), best first.
-
-    ``tag`` keeps entries having that exact tag, ``owner`` those whose owner contains it and
-    ``kind`` those of that kind (all case-insensitive)."""
-    if kind is not None and kind not in KINDS:
-        raise InvalidRequestError(f"Unknown catalog kind '{kind}'.{did_you_mean(kind, KINDS)} Use one of {list(KINDS)}")
-    q = " ".join(query.lower().split())
-    words = q.split()
-    hits: list[SearchHit] = []
-    for entry in entries:
-        if kind is not None and entry.kind != kind:
-            continue
-        if tag is not None and tag.lower() not in (t.lower() for t in entry.tags):
-            continue
-        if owner is not None and owner.lower() not in entry.owner.lower():
-            continue
-        if not q:
-            hits.append(SearchHit(entry, 0, ()))
-            continue
-        score, matched = _match(entry, q, words)
-        if score:
-            hits.append(SearchHit(entry, score, matched))
-
-    def rank(hit: SearchHit) -> tuple[int, bool, int, int, str]:
-        if not q:  # no query: the catalog in order, by kind then name
-            return (0, False, 0, KINDS.index(hit.entry.kind), hit.entry.name)
-        name = hit.entry.short_name.lower()
-        return (-hit.score, not name.startswith(q), len(name), KINDS.index(hit.entry.kind), hit.entry.name)
-
-    return sorted(hits, key=rank)
+__all__ = [
+    "EXACT_NAME",
+    "KINDS",
+    "NAME_CONTAINS",
+    "TEXT_CONTAINS",
+    "CatalogEntry",
+    "CatalogKind",
+    "SearchHit",
+    "catalog_entries",
+    "search_catalog",
+]

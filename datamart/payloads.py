@@ -289,3 +289,80 @@ class TableData(BaseModel):
     num_rows: int
     types: dict[str, str]
     columns: dict[str, list[Any]]
+
+
+# ---------------------------------------------------------------------- quality of runs
+
+
+class Histogram(BaseModel):
+    edges: list[float] = Field(
+        description="Bin edges: bin i holds edges[i] <= v < edges[i + 1] (the last bin its top edge too)."
+    )
+    counts: list[int]
+
+
+class FeatureStatistics(BaseModel):
+    """Statistics of one feature in the rows a run published."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dtype: str
+    count: int = Field(description="Rows of the run, nulls included.")
+    null_fraction: float | None
+    distinct: int = Field(description="Distinct non-null values (approximate on the Spark engine).")
+    min: float | str | None = Field(description="Numbers; timestamps as ISO 8601 text; none for strings.")
+    max: float | str | None
+    mean: float | None
+    stddev: float | None = Field(description="Sample standard deviation (n - 1).")
+    histogram: Histogram | None
+    psi: float | None = Field(description="Population stability index against the previous successful run.")
+    drift: bool | None = Field(description="Whether psi exceeds the project's quality.psi_threshold.")
+
+
+class RunStatistics(BaseModel):
+    run_id: str
+    started_at: datetime
+    rows: int | None = Field(description="Rows the run published.")
+    statistics: dict[str, FeatureStatistics]
+
+
+class ExpectationOutcome(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    expectation: str = Field(description="The expectation, in words.")
+    kind: str
+    severity: Literal["block", "warn"]
+    spec: dict[str, Any]
+    success: bool
+    rows_checked: int
+    failed_rows: int | None = Field(description="Rows failing a row-level expectation; null for a table-level one.")
+    failed_fraction: float | None
+    observed: Any = Field(description="What a table-level expectation found (a row count, the newest event time).")
+    examples: list[dict[str, Any]] = Field(description="A few failing rows: keys, event time, checked columns.")
+    error: str | None = Field(description="Why Great Expectations could not evaluate it (a failure).")
+
+
+class Quarantine(BaseModel):
+    rows: int
+    path: str
+    by_expectation: dict[str, int]
+
+
+class ValidationReport(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    view: str
+    status: Literal["passed", "warned", "quarantined", "blocked"]
+    rows: int = Field(description="Rows the run computed.")
+    engine: str
+    checked_at: datetime
+    reference_time: datetime = Field(description="Freshness was judged as of this time.")
+    results: list[ExpectationOutcome]
+    quarantine: Quarantine | None
+    after_quarantine: list[ExpectationOutcome]
+
+
+class RunQuality(BaseModel):
+    run: RunInfo
+    validation: ValidationReport | None = Field(description="Null when the run never reached the quality gate.")
+    statistics: dict[str, FeatureStatistics] = Field(description="Empty when the run published nothing.")

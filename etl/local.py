@@ -1,9 +1,10 @@
 """The embedded engine: DuckDB (SQL transformations) and pandas (function transformations).
 
-A run computes a view over a window, then publishes the *same* frame to the offline store
-(Parquet, atomic per run) and the online store (latest row per entity, newer event time wins),
-and records one run in the registry. When anything fails, nothing is published and the run is
-recorded as failed with its error.
+A run computes a view over a window, checks it with the quality gate (``quality``: the view's
+expectations, then statistics of what it publishes), then publishes the *same* frame to the
+offline store (Parquet, atomic per run) and the online store (latest row per entity, newer event
+time wins), and records one run in the registry. When anything fails, a blocking expectation
+included, nothing is published and the run is recorded as failed with its error.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from featurestore.online import OnlineStore, WriteStats
 from featurestore.schema import conform
 from featurestore.sql import connect as duckdb_connect
 from featurestore.store import FeatureStore
+from quality.checked_run import check_run
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ class RunResult:
     rows_online_skipped_older: int
     watermark: datetime | None
     timings: dict[str, float] = field(default_factory=dict)
+    quality: str = "unchecked"
+    """The quality gate's verdict: ``passed``, ``warned`` or ``quarantined`` (see ``quality.report``);
+    ``unchecked`` from an engine that does not call the gate."""
+    rows_quarantined: int = 0
 
 
 class LocalEngine:
@@ -197,6 +203,12 @@ class LocalEngine:
                 f"Feature view '{view_name}' has changed since it was applied (its keys, features, timestamp, "
                 "source, transformation or TTL differ from the registry's); run 'featurestore apply' first"
             )
+        if [e.to_spec() for e in defined.expectations] != [e.to_spec() for e in applied.expectations]:
+            # A run is checked against the expectations the registry shows, never others.
+            raise RunError(
+                f"Feature view '{view_name}': its expectations have changed since it was applied; "
+                "run 'featurestore apply' first"
+            )
         return defined
 
     def run(
@@ -207,8 +219,12 @@ class LocalEngine:
         end: datetime | None = None,
         definitions: dict[str, FeatureView] | None = None,
         progress: bool = True,
+        quarantine: bool | None = None,
     ) -> RunResult:
-        """Compute the view over ``[start, end)`` and publish it offline and online in one run."""
+        """Compute the view over ``[start, end)``, check it with the quality gate and publish it
+        offline and online in one run. ``quarantine`` (default: the project's
+        ``quality.quarantine``) sets rows failing blocking expectations aside instead of failing
+        the run."""
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
                 raise RunError(
@@ -243,6 +259,10 @@ class LocalEngine:
                 bar.set_postfix_str("computing")
                 frame = self.compute(view, start, end)
                 timings["compute_s"] = time.perf_counter() - t0
+                bar.set_postfix_str(f"checking {frame.num_rows:,} rows")
+                checked = check_run(self.store, view, frame, run_id=run_id, end=end, quarantine=quarantine)
+                frame = checked.frame
+                timings.update(checked.timings)
                 bar.update()
                 t0 = time.perf_counter()
                 bar.set_postfix_str(f"writing {frame.num_rows:,} rows offline")
@@ -287,17 +307,19 @@ class LocalEngine:
                 run_id=run_id,
                 view=view.name,
                 status="succeeded",
-                rows_computed=frame.num_rows,
+                rows_computed=checked.rows_computed,
                 rows_offline=frame.num_rows,
                 rows_online=stats.written if stats else 0,
                 rows_online_skipped_older=stats.skipped_older if stats else 0,
                 watermark=watermark,
                 timings=timings,
+                quality=checked.report.status,
+                rows_quarantined=checked.rows_quarantined,
             )
             registry.finish_run(
                 run_id,
                 status="succeeded",
-                rows_computed=frame.num_rows,
+                rows_computed=checked.rows_computed,
                 rows_offline=frame.num_rows,
                 rows_online=result.rows_online,
                 timings=timings,

@@ -19,6 +19,16 @@ from featurestore.errors import (
     RunError,
     StoreUnavailableError,
 )
+from featurestore.expectations import (
+    Fresh,
+    GxExpectation,
+    InRange,
+    InSet,
+    MatchesRegex,
+    NotNull,
+    RowCount,
+    UniqueKeys,
+)
 from featurestore.types import Bool, Float64, Int64, String, Timestamp, ValueType
 
 if TYPE_CHECKING:
@@ -38,15 +48,23 @@ __all__ = [
     "FeatureView",
     "FileSource",
     "Float64",
+    "Fresh",
+    "GxExpectation",
+    "InRange",
+    "InSet",
     "Int64",
     "InvalidRequestError",
+    "MatchesRegex",
     "NotFoundError",
+    "NotNull",
     "QualityCheckFailedError",
+    "RowCount",
     "RunError",
     "SqlSource",
     "StoreUnavailableError",
     "String",
     "Timestamp",
+    "UniqueKeys",
     "ValueType",
 ]
 

@@ -106,11 +106,31 @@ def apply(state: _Context) -> None:
 @click.option("--start", help="Window start, inclusive (ISO 8601, UTC unless given).")
 @click.option("--end", help="Window end, exclusive (ISO 8601, UTC unless given).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--quarantine/--no-quarantine",
+    default=None,
+    help="Set rows failing blocking expectations aside (in the offline store's _quarantine folder) and "
+    "publish the others, instead of failing the run. Default: the project's quality.quarantine (off).",
+)
+@click.option(
+    "--engine",
+    "engine_name",
+    type=click.Choice(["local", "spark"]),
+    help="Engine to run on (default: featurestore.yaml's 'engine').",
+)
 @click.pass_obj
 def run(
-    state: _Context, views: tuple[str, ...], run_all: bool, start: str | None, end: str | None, no_progress: bool
+    state: _Context,
+    views: tuple[str, ...],
+    run_all: bool,
+    start: str | None,
+    end: str | None,
+    no_progress: bool,
+    quarantine: bool | None,
+    engine_name: str | None,
 ) -> None:
-    """Compute feature views over a window and publish them offline and online in one run each."""
+    """Compute feature views over a window, check them with their expectations and publish them
+    offline and online in one run each."""
     from etl.local import LocalEngine
     from featurestore.project_files import load_definitions
     from featurestore.validation import validate_project
@@ -121,7 +141,11 @@ def run(
     names = list(definitions) if run_all else list(views)
     if not names:
         raise click.UsageError("name the feature views to run, or pass --all")
-    engine = LocalEngine(store)
+    engine: Any = LocalEngine(store)
+    if (engine_name or store.config.engine.type) == "spark":
+        from etl.spark import SparkEngine  # pyspark loads only here
+
+        engine = SparkEngine(store)
     for name in names:
         if name not in definitions:
             store.get_feature_view(name)  # raises "not found" with suggestions
@@ -131,13 +155,82 @@ def run(
             end=_parse_time(end, "--end"),
             definitions=definitions,
             progress=not no_progress,
+            # Only when given: an engine that does not take it yet still runs without the flag.
+            **({} if quarantine is None else {"quarantine": quarantine}),
         )
         total = sum(result.timings.values())
         click.echo(
             f"{result.view}: {result.rows_offline:,} rows offline, {result.rows_online:,} online "
             f"({result.rows_online_skipped_older:,} older skipped), watermark {result.watermark}, "
-            f"{total:.2f}s, run {result.run_id}"
+            f"{total:.2f}s, run {result.run_id}, quality {result.quality}"
+            + (f" ({result.rows_quarantined:,} rows quarantined)" if result.rows_quarantined else "")
         )
+
+
+@cli.command("validate")
+@click.argument("view")
+@click.option("--start", help="Window start, inclusive (ISO 8601, UTC unless given).")
+@click.option("--end", help="Window end, exclusive (ISO 8601, UTC unless given).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def validate_view(state: _Context, view: str, start: str | None, end: str | None, as_json: bool) -> None:
+    """Dry run of the quality gate: compute a view over a window and check its expectations,
+    publishing and recording nothing. Uses the definitions in the project's files (applied or not).
+
+    Exits with status 2 when a blocking expectation fails."""
+    from etl.local import LocalEngine
+    from featurestore.errors import NotFoundError
+    from featurestore.project_files import load_definitions
+    from featurestore.validation import validate_project
+    from quality.gate import reference_time_for, validate
+
+    store = state.store()
+    views = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
+    if view not in views:
+        raise NotFoundError("feature view", view, project=store.project, candidates=views)
+    window_end = _parse_time(end, "--end")
+    frame = LocalEngine(store).compute(views[view], _parse_time(start, "--start"), window_end)
+    report = validate(
+        views[view], frame, reference_time=reference_time_for(window_end), examples=store.config.quality.examples
+    )
+    click.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.render())
+    if report.blocked:
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("view")
+@click.option("--run", "run_id", help="A run's id (default: the view's latest successful run).")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+@click.pass_obj
+def stats(state: _Context, view: str, run_id: str | None, as_json: bool) -> None:
+    """Statistics of a view's run, per feature: nulls, distinct values, min, max, mean, stddev,
+    histogram, and drift (PSI) against the run before it."""
+    from quality.statistics import render_statistics
+
+    store = state.store()
+    store.get_feature_view(view)  # "not found" with suggestions
+    if run_id is None:
+        latest = store.registry.list_statistics(store.project, view, limit=1)
+        if not latest:
+            raise click.ClickException(f"feature view '{view}' has no successful run yet: run it first")
+        run_id = latest[0]["run_id"]
+    record = store.registry.get_run(run_id)
+    if record.view != view:
+        raise click.BadParameter(f"run {run_id} is a run of feature view '{record.view}'", param_hint="--run")
+    quality = store.registry.get_run_quality(run_id) or {"statistics": {}, "validation": None}
+    if as_json:
+        click.echo(json.dumps({"run": record.to_dict(), **quality}, indent=2, default=str))
+        return
+    status = (quality["validation"] or {}).get("status", "not checked")
+    click.echo(
+        f"{view}: run {run_id} of {record.started_at:%Y-%m-%d %H:%M:%S} UTC, {record.status}, "
+        f"{record.rows_offline or 0:,} rows published, quality {status}"
+    )
+    if quality["statistics"]:
+        click.echo(render_statistics(quality["statistics"]))
+    else:
+        click.echo("no statistics: the run published nothing")
 
 
 @cli.command("list")
@@ -322,6 +415,21 @@ def serve(state: _Context, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "datamart.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info"
     )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.pass_obj
+def ui(state: _Context, host: str, port: int) -> None:
+    """Start the registry UI: search the catalog, feature views, lineage and usage in a browser."""
+    import os
+
+    import uvicorn
+
+    os.environ["FEATURESTORE_PROJECT_DIR"] = str(state.project_dir.resolve())
+    click.echo(f"registry UI on http://{host}:{port}/ (lineage: /lineage, usage: /usage)")
+    uvicorn.run("registry_ui.app:create_app_from_env", factory=True, host=host, port=port, log_level="info")
 
 
 def main() -> None:

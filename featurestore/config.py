@@ -25,6 +25,23 @@ class ParquetOfflineConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HiveOfflineConfig:
+    """Offline store as Hive tables (one per view, partitioned by date) in ``database``, written
+    by the Spark engine. The tables' Parquet files live under ``path/<view>`` (external tables,
+    the default) or under ``warehouse/<database>.db/<view>`` (managed tables), with the same
+    manifest as the Parquet store, so the SDK reads them without Spark. The metastore is an
+    embedded Derby database in ``metastore`` unless ``metastore_uri`` (thrift://...) is given."""
+
+    type: str = "hive"
+    database: str = ""
+    path: Path = Path("data/offline")
+    warehouse: Path = Path("data/warehouse")
+    metastore: Path = Path("data/metastore")
+    metastore_uri: str = ""
+    table_type: str = "external"
+
+
+@dataclass(frozen=True, kw_only=True)
 class SqliteOnlineConfig:
     """Embedded online store in one SQLite file: no server needed."""
 
@@ -39,17 +56,44 @@ class LocalEngineConfig:
     type: str = "local"
 
 
-OfflineStoreConfig = ParquetOfflineConfig
-OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig | CassandraOnlineConfig
-EngineConfig = LocalEngineConfig
+@dataclass(frozen=True, kw_only=True)
+class SparkEngineConfig:
+    """The Spark engine (``etl.spark``). ``master``: ``local[*]``, ``spark://host:7077``, ...; empty
+    means the master ``spark-submit`` was given, else ``local[*]``. ``conf``: any Spark settings."""
 
-_OFFLINE_TYPES: dict[str, type[Any]] = {"parquet": ParquetOfflineConfig}
+    type: str = "spark"
+    master: str = ""
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+OfflineStoreConfig = ParquetOfflineConfig | HiveOfflineConfig
+OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig | CassandraOnlineConfig
+EngineConfig = LocalEngineConfig | SparkEngineConfig
+
+_OFFLINE_TYPES: dict[str, type[Any]] = {"parquet": ParquetOfflineConfig, "hive": HiveOfflineConfig}
 _ONLINE_TYPES: dict[str, type[Any]] = {
     "sqlite": SqliteOnlineConfig,
     "redis": RedisOnlineConfig,
     "cassandra": CassandraOnlineConfig,
 }
-_ENGINE_TYPES: dict[str, type[Any]] = {"local": LocalEngineConfig}
+_ENGINE_TYPES: dict[str, type[Any]] = {"local": LocalEngineConfig, "spark": SparkEngineConfig}
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityConfig:
+    """The quality gate and run statistics (section ``quality`` of ``featurestore.yaml``).
+
+    ``psi_threshold``: a feature whose population stability index against the previous
+    successful run exceeds it is flagged as drifting. ``histogram_bins``: equal-width bins of
+    each numeric feature's histogram. ``quarantine``: when true, rows failing a blocking
+    row-level expectation are set aside under ``<offline store>/_quarantine/<view>/<run id>.parquet``
+    and the other rows published (off by default; ``featurestore run --quarantine`` turns it on
+    for one run). ``examples``: failing rows shown per expectation in a report."""
+
+    psi_threshold: float = 0.2
+    histogram_bins: int = 10
+    quarantine: bool = False
+    examples: int = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +107,7 @@ class ProjectConfig:
     offline_store: OfflineStoreConfig = field(default_factory=ParquetOfflineConfig)
     online_store: OnlineStoreConfig = field(default_factory=SqliteOnlineConfig)
     engine: EngineConfig = field(default_factory=LocalEngineConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     file: Path | None = None
 
     @property
@@ -99,7 +144,7 @@ class ProjectConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, root: Path, file: Path | None = None) -> ProjectConfig:
         fname = str(file) if file else None
-        known = {"project", "definitions", "registry", "offline_store", "online_store", "engine"}
+        known = {"project", "definitions", "registry", "offline_store", "online_store", "engine", "quality"}
         for key in raw:
             if key not in known:
                 raise ConfigError(
@@ -124,6 +169,7 @@ class ProjectConfig:
             offline_store=_section(raw, "offline_store", _OFFLINE_TYPES, "parquet", fname),
             online_store=_section(raw, "online_store", _ONLINE_TYPES, "sqlite", fname),
             engine=_section(raw, "engine", _ENGINE_TYPES, "local", fname),
+            quality=_quality_section(raw, fname),
             file=file,
         )
 
@@ -153,6 +199,30 @@ def _section(raw: Mapping[str, Any], key: str, types: dict[str, type[Any]], defa
             )
         kwargs[k] = _field_value(_type_name(allowed[k].type), v, fname, f"{key}.{k}")
     return cls(**kwargs)
+
+
+def _quality_section(raw: Mapping[str, Any], fname: str | None) -> QualityConfig:
+    value = raw.get("quality", {})
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a mapping, e.g. {psi_threshold: 0.2, quarantine: false}", file=fname, key="quality")
+    allowed = {f.name: f for f in fields(QualityConfig)}
+    kwargs: dict[str, Any] = {}
+    for k, v in value.items():
+        if k not in allowed:
+            raise ConfigError(
+                f"unknown key.{did_you_mean(str(k), allowed)} Known keys: {sorted(allowed)}",
+                file=fname,
+                key=f"quality.{k}",
+            )
+        kwargs[k] = _field_value(_type_name(allowed[k].type), v, fname, f"quality.{k}")
+    config = QualityConfig(**kwargs)
+    if config.psi_threshold <= 0:
+        raise ConfigError("must be a positive number, e.g. 0.2", file=fname, key="quality.psi_threshold")
+    if config.histogram_bins < 2:
+        raise ConfigError("must be at least 2", file=fname, key="quality.histogram_bins")
+    if config.examples < 0:
+        raise ConfigError("must not be negative", file=fname, key="quality.examples")
+    return config
 
 
 def _type_name(annotation: object) -> str:

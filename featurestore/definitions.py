@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeAlias
 import pandas as pd
 
 from featurestore.errors import DefinitionError
+from featurestore.expectations import Expectation, expectation_from_spec
 from featurestore.types import ValueType
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -290,7 +291,8 @@ class FeatureView:
     the source's columns as they are. The output must have the entities' join keys, the
     ``timestamp_field`` and every feature. A value is valid online and in training sets for
     ``ttl`` after its event time. ``source_lookback`` bounds how much source history before a
-    run's window the transformation needs (``None``: all of it).
+    run's window the transformation needs (``None``: all of it). ``expectations`` are checked by
+    the quality gate on every run before it publishes (see :mod:`featurestore.expectations`).
     """
 
     name: str
@@ -302,6 +304,7 @@ class FeatureView:
     transformation: Transformation = None
     source_lookback: timedelta | None = None
     online: bool = True
+    expectations: tuple[Expectation, ...] = ()
     description: str = ""
     owner: str = ""
     tags: tuple[str, ...] = ()
@@ -312,6 +315,8 @@ class FeatureView:
         object.__setattr__(self, "entities", ents)
         feats = _items(self.features, Feature)
         object.__setattr__(self, "features", feats)
+        checks = _items(self.expectations, Expectation)
+        object.__setattr__(self, "expectations", checks)
         problems = []
         if not all(isinstance(e, Entity | str) for e in ents):
             problems.append(f"Feature view '{self.name}' entities must be Entity objects or names, got {ents!r}")
@@ -326,6 +331,10 @@ class FeatureView:
         t = self.transformation
         if not (t is None or isinstance(t, str | StoredTransformation) or callable(t)):
             problems.append(f"Feature view '{self.name}' transformation must be SQL text or a pandas function")
+        if not all(isinstance(e, Expectation) for e in checks):
+            problems.append(
+                f"Feature view '{self.name}' expectations must be expectations such as NotNull('col'), got {checks!r}"
+            )
         if problems:
             raise DefinitionError(problems)
         object.__setattr__(self, "tags", _tuple_of_str(self.tags, f"Feature view '{self.name}' tags"))
@@ -389,6 +398,10 @@ class FeatureView:
             out.append(f"Feature view '{self.name}' has no timestamp_field")
         elif self.timestamp_field in self.join_keys:
             out.append(f"Feature view '{self.name}': timestamp field '{self.timestamp_field}' is also a join key")
+        columns = {**self.key_schema, self.timestamp_field: ValueType.TIMESTAMP}
+        columns.update((f.name, f.dtype) for f in self.features)
+        for expectation in self.expectations:
+            out.extend(expectation.problems(self.name, columns))
         return out
 
     def to_spec(self) -> dict[str, Any]:
@@ -403,6 +416,7 @@ class FeatureView:
             "transformation": {"kind": kind, "text": text},
             "source_lookback_seconds": None if self.source_lookback is None else self.source_lookback.total_seconds(),
             "online": self.online,
+            "expectations": [e.to_spec() for e in self.expectations],
             "description": self.description,
             "owner": self.owner,
             "tags": list(self.tags),
@@ -410,7 +424,8 @@ class FeatureView:
 
     def schema_fingerprint(self) -> str:
         """Changes whenever what the view stores changes: keys, features and their types, the
-        timestamp, the source or the transformation. Descriptions, owners and tags do not count."""
+        timestamp, the source or the transformation. Descriptions, owners, tags and expectations
+        do not count (the rows a version stores keep their meaning when the checks change)."""
         spec = self.to_spec()
         relevant = {
             "keys": [[k, t.value] for k, t in self.key_schema.items()],
@@ -436,6 +451,7 @@ class FeatureView:
             transformation=None if tf["kind"] == "none" else StoredTransformation(kind=tf["kind"], text=tf["text"]),
             source_lookback=None if lookback is None else timedelta(seconds=lookback),
             online=spec.get("online", True),
+            expectations=tuple(expectation_from_spec(e) for e in spec.get("expectations", ())),
             description=spec.get("description", ""),
             owner=spec.get("owner", ""),
             tags=tuple(spec.get("tags", ())),

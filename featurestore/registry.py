@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,21 @@ usage_t = sa.Table(
     sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("reads", sa.BigInteger, nullable=False, server_default="1"),
 )
+usage_daily_t = sa.Table(
+    # usage_events rolled up per UTC day, kept up to date in the transaction that records the
+    # events: what the usage statistics (API, UI) read, so they stay fast with millions of events.
+    "usage_daily",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("view", sa.String(200), primary_key=True),
+    sa.Column("feature", sa.String(200), primary_key=True),
+    sa.Column("consumer", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("reads", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("last_read", UTCDateTime, nullable=False),
+)
 
 consistency_t = sa.Table(
     "consistency_checks",
@@ -149,6 +164,17 @@ consistency_t = sa.Table(
     sa.Column("missing", sa.BigInteger, nullable=False),
     sa.Column("extra", sa.BigInteger, nullable=False),
     sa.Column("report", sa.Text, nullable=False),
+)
+
+run_quality_t = sa.Table(
+    # One row per run that reached the quality gate: its validation report and the statistics
+    # of the rows it published (empty when the gate blocked it), both as JSON.
+    "run_quality",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("validation", sa.Text, nullable=False),
+    sa.Column("statistics", sa.Text, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
 )
 
 
@@ -235,7 +261,10 @@ class Registry:
             if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self._engine = engine or sa.create_engine(url)
+            had_daily_usage = sa.inspect(self._engine).has_table(usage_daily_t.name)
             metadata.create_all(self._engine)
+            if not had_daily_usage:  # a registry from before the daily roll-up: fill it once
+                _backfill_usage_daily(self._engine)
         except sa.exc.SQLAlchemyError as err:
             raise StoreUnavailableError("Registry", _safe_url(url), str(err).splitlines()[0]) from err
 
@@ -340,6 +369,9 @@ class Registry:
                     changes = _describe_changes(json.loads(old.spec), spec_dict)
                     self._add_version(conn, project, view.name, version, fingerprint, spec, changes, now)
                     report.updated.append(f"feature view {view.name} (version {version}: {changes})")
+                elif json.loads(old.spec).get("expectations", []) != spec_dict["expectations"]:
+                    # Checks are not part of the schema: the version's rows keep their meaning.
+                    report.updated.append(f"feature view {view.name} (expectations changed; same version)")
                 else:
                     report.updated.append(f"feature view {view.name} (metadata only)")
                 conn.execute(
@@ -637,6 +669,69 @@ class Registry:
             value = value.replace(tzinfo=UTC)
         return value
 
+    def watermarks(self, project: str) -> dict[str, datetime]:
+        """The newest event time published by a successful run, of every view that has one."""
+        query = (
+            sa.select(runs_t.c.view, sa.func.max(runs_t.c.watermark).label("watermark"))
+            .where(runs_t.c.project == project, runs_t.c.status == "succeeded", runs_t.c.watermark.is_not(None))
+            .group_by(runs_t.c.view)
+        )
+        with self._engine.connect() as conn:
+            found = {r.view: _as_utc(r.watermark) for r in conn.execute(query)}
+        return {view: at for view, at in found.items() if at is not None}
+
+    # ------------------------------------------------------------------ quality of runs
+
+    def record_run_quality(self, run_id: str, validation: Mapping[str, Any], statistics: Mapping[str, Any]) -> None:
+        """Keep a run's validation report (``QualityReport.to_dict()``) and the statistics of the
+        rows it published (feature → figures; empty when nothing was published). Recording again
+        replaces them."""
+        values = {
+            "validation": json.dumps(validation, default=str),
+            "statistics": json.dumps(statistics, default=str),
+            "recorded_at": _now(),
+        }
+        with self._engine.begin() as conn:
+            updated = conn.execute(run_quality_t.update().where(run_quality_t.c.run_id == run_id).values(**values))
+            if not updated.rowcount:
+                conn.execute(run_quality_t.insert().values(run_id=run_id, **values))
+
+    def get_run_quality(self, run_id: str) -> dict[str, Any] | None:
+        """``{"run_id", "validation", "statistics", "recorded_at"}`` of a run, or ``None`` when the
+        run never reached the quality gate (it failed before, or ran before the gate existed)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(run_quality_t).where(run_quality_t.c.run_id == run_id)).first()
+        if row is None:
+            return None
+        return {
+            "run_id": row.run_id,
+            "validation": json.loads(row.validation),
+            "statistics": json.loads(row.statistics),
+            "recorded_at": row.recorded_at,
+        }
+
+    def list_statistics(self, project: str, view: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Statistics of the view's successful runs, newest first: ``{"run_id", "started_at",
+        "rows", "statistics"}`` where ``statistics`` maps each feature to ``{count, null_fraction,
+        min, max, mean, stddev, distinct, histogram: {edges, counts}, psi, drift}``."""
+        query = (
+            sa.select(runs_t.c.id, runs_t.c.started_at, runs_t.c.rows_offline, run_quality_t.c.statistics)
+            .join(run_quality_t, run_quality_t.c.run_id == runs_t.c.id)
+            .where(runs_t.c.project == project, runs_t.c.view == view, runs_t.c.status == "succeeded")
+            .order_by(runs_t.c.started_at.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [
+                {
+                    "run_id": r.id,
+                    "started_at": r.started_at,
+                    "rows": r.rows_offline,
+                    "statistics": json.loads(r.statistics),
+                }
+                for r in conn.execute(query)
+            ]
+
     # ------------------------------------------------------------------ consistency checks
 
     def record_consistency(self, project: str, report: Mapping[str, Any]) -> None:
@@ -683,23 +778,26 @@ class Registry:
         if rows:
             with self._engine.begin() as conn:
                 conn.execute(usage_t.insert(), rows)
+                _add_daily_usage(conn, rows)
         return len(rows)
 
-    def usage_summary(self, project: str) -> list[dict[str, Any]]:
-        """Reads per feature and consumer: number of reads, rows read, last read (aware UTC)."""
+    def usage_summary(self, project: str, *, since: date | None = None) -> list[dict[str, Any]]:
+        """Reads per feature and consumer: number of reads, rows read, last read (aware UTC),
+        most read first; from UTC day ``since`` on, or ever. Reads the daily roll-up only."""
+        d = usage_daily_t.c
         query = (
             sa.select(
-                usage_t.c.view,
-                usage_t.c.feature,
-                usage_t.c.consumer,
-                usage_t.c.kind,
-                sa.func.sum(usage_t.c.reads).label("reads"),
-                sa.func.sum(usage_t.c.rows).label("rows"),
-                sa.func.max(usage_t.c.at).label("last_read"),
+                d.view,
+                d.feature,
+                d.consumer,
+                d.kind,
+                sa.func.sum(d.reads).label("reads"),
+                sa.func.sum(d.rows).label("rows"),
+                sa.func.max(d.last_read).label("last_read"),
             )
-            .where(usage_t.c.project == project)
-            .group_by(usage_t.c.view, usage_t.c.feature, usage_t.c.consumer, usage_t.c.kind)
-            .order_by(sa.text("reads DESC"))
+            .where(*_daily_filter(project, since))
+            .group_by(d.view, d.feature, d.consumer, d.kind)
+            .order_by(sa.text("reads DESC"), d.view, d.feature, d.consumer, d.kind)
         )
         with self._engine.connect() as conn:
             return [
@@ -714,6 +812,166 @@ class Registry:
                 }
                 for r in conn.execute(query)
             ]
+
+    def most_read_features(self, project: str, *, since: date | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The most read features from UTC day ``since`` on (or ever), most read first: view,
+        feature, reads, rows, number of consumers and last read. Reads the daily roll-up only."""
+        d = usage_daily_t.c
+        query = (
+            sa.select(
+                d.view,
+                d.feature,
+                sa.func.sum(d.reads).label("reads"),
+                sa.func.sum(d.rows).label("rows"),
+                sa.func.count(sa.distinct(d.consumer)).label("consumers"),
+                sa.func.max(d.last_read).label("last_read"),
+            )
+            .where(*_daily_filter(project, since))
+            .group_by(d.view, d.feature)
+            .order_by(sa.text("reads DESC"), d.view, d.feature)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [
+                {
+                    "view": r.view,
+                    "feature": r.feature,
+                    "reads": int(r.reads),
+                    "rows": int(r.rows or 0),
+                    "consumers": int(r.consumers),
+                    "last_read": _as_utc(r.last_read),
+                }
+                for r in conn.execute(query)
+            ]
+
+    def reads_per_day(
+        self,
+        project: str,
+        *,
+        since: date | None = None,
+        view: str | None = None,
+        feature: str | None = None,
+        consumer: str | None = None,
+    ) -> list[tuple[date, int]]:
+        """Reads per UTC day, oldest first, optionally of one view, feature or consumer; days
+        without reads are left out. Reads the daily roll-up only."""
+        d = usage_daily_t.c
+        where = _daily_filter(project, since)
+        for column, value in ((d.view, view), (d.feature, feature), (d.consumer, consumer)):
+            if value is not None:
+                where.append(column == value)
+        query = sa.select(d.day, sa.func.sum(d.reads).label("reads")).where(*where).group_by(d.day).order_by(d.day)
+        with self._engine.connect() as conn:
+            return [(_as_date(r.day), int(r.reads)) for r in conn.execute(query)]
+
+    def unread_features(self, project: str, *, since: datetime) -> list[dict[str, Any]]:
+        """The project's features nobody has read since ``since``: view, feature and last read
+        (``None``: never read), never read first. Reads the daily roll-up only."""
+        d = usage_daily_t.c
+        last = (
+            sa.select(d.view, d.feature, sa.func.max(d.last_read).label("last_read"))
+            .where(d.project == project)
+            .group_by(d.view, d.feature)
+            .subquery()
+        )
+        f = features_t.c
+        query = (
+            sa.select(f.view, f.name, last.c.last_read)
+            .select_from(features_t.outerjoin(last, sa.and_(last.c.view == f.view, last.c.feature == f.name)))
+            .where(f.project == project)
+            .order_by(f.view, f.name)
+        )
+        with self._engine.connect() as conn:
+            rows = [(r.view, r.name, _as_utc(r.last_read)) for r in conn.execute(query)]
+        unread = [
+            {"view": v, "feature": n, "last_read": at} for v, n, at in rows if at is None or at < since.astimezone(UTC)
+        ]
+        return sorted(
+            unread, key=lambda u: (u["last_read"] is not None, u["last_read"] or since, u["view"], u["feature"])
+        )
+
+
+def _daily_filter(project: str, since: date | None) -> list[sa.ColumnElement[bool]]:
+    where = [usage_daily_t.c.project == project]
+    if since is not None:
+        where.append(usage_daily_t.c.day >= since)
+    return where
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _add_daily_usage(conn: sa.Connection, events: Sequence[Mapping[str, Any]]) -> None:
+    """Add usage rows (``usage_events`` rows) to the daily roll-up: one upsert per project, UTC
+    day, view, feature, consumer and kind, in the caller's transaction."""
+    totals: dict[tuple[str, date, str, str, str, str], list[Any]] = {}
+    for e in events:
+        at: datetime = e["at"] if e["at"].tzinfo else e["at"].replace(tzinfo=UTC)
+        at = at.astimezone(UTC)
+        key = (e["project"], at.date(), e["view"], e["feature"], e["consumer"], e["kind"])
+        total = totals.get(key)
+        if total is None:
+            totals[key] = [e["reads"], e["rows"], at]
+        else:
+            total[0] += e["reads"]
+            total[1] += e["rows"]
+            total[2] = max(total[2], at)
+    keys = ("project", "day", "view", "feature", "consumer", "kind")
+    values = [
+        {**dict(zip(keys, key, strict=True)), "reads": reads, "rows": rows, "last_read": last}
+        for key, (reads, rows, last) in totals.items()
+    ]
+    d = usage_daily_t.c
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        # INSERT ... ON CONFLICT DO UPDATE: one statement, safe against concurrent writers.
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(usage_daily_t)
+        new = stmt.excluded
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={
+                    "reads": d.reads + new.reads,
+                    "rows": d.rows + new.rows,
+                    "last_read": sa.case((new.last_read > d.last_read, new.last_read), else_=d.last_read),
+                },
+            ),
+            values,
+        )
+        return
+    for v in values:  # other databases: update, or insert what is not there yet
+        match = [getattr(d, k) == v[k] for k in keys]
+        updated = conn.execute(
+            usage_daily_t.update()
+            .where(*match)
+            .values(
+                reads=d.reads + v["reads"],
+                rows=d.rows + v["rows"],
+                last_read=sa.case((d.last_read < v["last_read"], v["last_read"]), else_=d.last_read),
+            )
+        )
+        if updated.rowcount == 0:
+            conn.execute(usage_daily_t.insert().values(**v))
+
+
+def _backfill_usage_daily(engine: Engine) -> None:
+    """Roll up the usage events of a registry created before the daily roll-up existed."""
+    u = usage_t.c
+    try:
+        with engine.begin() as conn:
+            if conn.execute(sa.select(u.id).limit(1)).first() is None:
+                return
+            # SQLite keeps datetimes as ISO text: date() takes their day; elsewhere a cast does.
+            day = sa.func.date(u.at) if conn.dialect.name == "sqlite" else sa.cast(u.at, sa.Date)
+            groups = (u.project, day, u.view, u.feature, u.consumer, u.kind)
+            select = sa.select(*groups, sa.func.sum(u.reads), sa.func.sum(u.rows), sa.func.max(u.at)).group_by(*groups)
+            names = ["project", "day", "view", "feature", "consumer", "kind", "reads", "rows", "last_read"]
+            conn.execute(usage_daily_t.insert().from_select(names, select))
+    except sa.exc.IntegrityError:
+        pass  # another process opening the same registry rolled it up first
 
 
 def _as_utc(value: Any) -> datetime | None:

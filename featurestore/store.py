@@ -47,6 +47,19 @@ def create_online_store(config: ProjectConfig) -> OnlineStore:
     return SqliteOnlineStore(config.resolve(online.path))
 
 
+def create_offline_store(config: ProjectConfig) -> ParquetOfflineStore:
+    """The offline store named by the project's config. A Hive store is read like a Parquet one
+    (through its manifest, no Spark needed); only the Spark engine publishes to it."""
+    from featurestore.config import HiveOfflineConfig
+
+    offline = config.offline_store
+    if isinstance(offline, HiveOfflineConfig):
+        from featurestore.offline.hive import HiveOfflineStore
+
+        return HiveOfflineStore.from_config(offline, config)
+    return ParquetOfflineStore(config.resolve(offline.path))
+
+
 class FeatureStore:
     """Entry point of the SDK for one project: definitions, training sets, online lookups and
     reference data. Runs (computing views) are the engines' job, in ``etl``.
@@ -66,7 +79,7 @@ class FeatureStore:
         self.config = config if isinstance(config, ProjectConfig) else ProjectConfig.load(config)
         self.project = self.config.project
         self.registry = registry or Registry(self.config.registry_url)
-        self.offline_store = ParquetOfflineStore(self.config.resolve(self.config.offline_store.path))
+        self.offline_store = create_offline_store(self.config)
         self._online_store = online_store
         self._definitions_ttl = definitions_ttl
         self._views: dict[str, FeatureView] = {}

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import warnings
 from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 import pyarrow as pa
 
 from featurestore.definitions import Entity, FeatureService, FeatureView, FileSource, Project, Source, SqlSource
 from featurestore.errors import DefinitionError, FeatureStoreError, did_you_mean
+from featurestore.expectations import GxExpectation
 from featurestore.types import ValueType
 
 SchemaResolver = Callable[[FeatureView], pa.Schema]
@@ -55,6 +60,8 @@ def validate_project(objects: Sequence[object], schema_resolver: SchemaResolver 
                         f"Feature service '{svc.name}' uses feature '{sel.view}:{f}', which view '{sel.view}' does not define."
                         f"{did_you_mean(f, views[sel.view].feature_names)}"
                     )
+    for view in project.feature_views:
+        problems.extend(gx_expectation_problems(view))
     if schema_resolver is not None:
         broken_sources = {s.name for s in project.sources if s.problems()}
         for view in project.feature_views:
@@ -195,4 +202,95 @@ def check_output_schema(view: FeatureView, schema: pa.Schema) -> list[str]:
                 f"Feature view '{view.name}': feature '{f.name}' is declared {f.dtype.value} but the output has "
                 f"{schema.field(f.name).type}"
             )
+    return out
+
+
+def import_great_expectations() -> ModuleType:
+    """``great_expectations``, imported on first use (it takes 5-9 s). Its import warns about
+    deprecated modules it uses, and pyspark's (imported by it when installed) about pandas 3:
+    warnings about third-party code that this project cannot act on, hence silenced here only.
+    Its INFO logs (dozens of lines about its own internals at import, one per validation) are
+    silenced too; its warnings and errors still show."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import great_expectations
+    # This module sets its own logger to INFO on import, to announce every ephemeral context.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    return great_expectations
+
+
+def build_gx_expectation(view: str, expectation: GxExpectation) -> Any:
+    """The Great Expectations expectation object that ``expectation`` names, built with its
+    arguments; a :class:`DefinitionError` naming the view, the expectation and what to fix
+    when Great Expectations is missing, does not know the name or rejects the arguments."""
+    built, problems = _gx_build(view, expectation)
+    if problems:
+        raise DefinitionError(problems)
+    return built
+
+
+def gx_expectation_problems(view: FeatureView) -> list[str]:
+    """Problems of the view's :class:`GxExpectation` s, found by building each with Great
+    Expectations (imported only when the view has one)."""
+    out: list[str] = []
+    for expectation in view.expectations:
+        if isinstance(expectation, GxExpectation):
+            out.extend(_gx_build(view.name, expectation)[1])
+    return out
+
+
+def _gx_build(view: str, expectation: GxExpectation) -> tuple[Any, list[str]]:
+    """The Great Expectations object, or ``None`` and the problems that prevent building it."""
+    where = f"Feature view '{view}': expectation {expectation.type}"
+    try:
+        gx = import_great_expectations()
+    except ImportError as err:
+        return None, [f"{where} needs Great Expectations ({err}): pip install 'featurestore[quality]'"]
+    from great_expectations.exceptions.exceptions import ExpectationNotFoundError
+    from great_expectations.expectations.registry import (
+        get_expectation_impl,
+        list_registered_expectation_implementations,
+    )
+
+    name = expectation.type
+    try:
+        cls = getattr(gx.expectations, name, None) if name[:1].isupper() else None
+        if not isinstance(cls, type):
+            cls = get_expectation_impl(name)
+    except ExpectationNotFoundError:
+        known = list_registered_expectation_implementations()
+        return None, [
+            f"{where}: Great Expectations has no expectation of that name.{did_you_mean(name, known)} "
+            "Use a name from https://greatexpectations.io/expectations, e.g. expect_column_values_to_be_between"
+        ]
+    try:
+        return cls(**expectation.kwargs), []
+    except Exception as err:  # pydantic's ValidationError, or any error of the expectation's own checks
+        return None, [f"{where}: {reason}" for reason in _gx_argument_errors(err)]
+
+
+def _gx_argument_errors(err: Exception) -> list[str]:
+    """Readable reasons from Great Expectations' argument errors (pydantic v1 ``ValidationError``
+    lists every alternative type a field accepts; the first reason per argument is the useful one)."""
+    errors = getattr(err, "errors", None)
+    if not callable(errors):
+        return [f"bad arguments: {type(err).__name__}: {err}"]
+    by_argument: dict[str, str] = {}
+    for e in errors():
+        loc = ".".join(str(p) for p in e.get("loc", ())) or "__root__"
+        by_argument.setdefault(loc, str(e.get("msg", "")))
+    if len(by_argument) > 1:
+        # A check of the arguments together fails as a consequence of a bad one: fix that first.
+        by_argument.pop("__root__", None)
+    out = []
+    for loc, msg in by_argument.items():
+        if loc == "__root__":
+            out.append(f"bad arguments: {msg}")
+        elif msg == "extra fields not permitted":
+            out.append(f"unknown argument '{loc}'; remove it or check the expectation's documented arguments")
+        elif msg == "field required":
+            out.append(f"missing argument '{loc}'")
+        else:
+            out.append(f"argument '{loc}': {msg}")
     return out

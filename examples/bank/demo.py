@@ -8,21 +8,26 @@
 6. score a few customers from online lookups, and show that each online feature vector equals
    the offline one as of the same time.
 
-Run with ``make demo`` from the repository root.
+Run with ``make demo`` from the repository root. With ``--engine spark``, step 3 runs on Spark
+(``local[*]``) and publishes Hive tables (external, over the same Parquet files); the rest is
+unchanged, and reads them without Spark.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -32,9 +37,11 @@ from sklearn.metrics import roc_auc_score
 
 from datamart.client import DatamartClient
 from etl.local import LocalEngine
+from featurestore.config import HiveOfflineConfig, ProjectConfig, SparkEngineConfig
 from featurestore.project_files import load_definitions
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
+from quality.statistics import render_statistics
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,6 +49,7 @@ from generate_data import generate  # noqa: E402
 
 SERVICE = "credit_default"
 MODEL = "credit_default_gbm"
+UI_URL = "http://127.0.0.1:8080/"  # where `featurestore ui` listens by default
 
 
 def step(title: str) -> None:
@@ -72,12 +80,40 @@ def start_api(project: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the datamart API did not answer within 30 s")
 
 
+def demo_config(project: Path, engine: str) -> ProjectConfig:
+    """The project's config; for ``--engine spark``, runs on Spark (``local[*]``) publishing to the
+    Hive offline store: external tables over ``data/offline``, which the datamart API reads through
+    the same manifests as with the Parquet store, and a Derby metastore in ``data/metastore``."""
+    config = ProjectConfig.load(project)
+    if engine == "local":
+        return config
+    offline = HiveOfflineConfig(database=config.project, path=config.offline_store.path)
+    spark = SparkEngineConfig(conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "8"})
+    return dataclasses.replace(config, offline_store=offline, engine=spark)
+
+
+def show_hive_tables(engine: Any, views: list[str]) -> None:
+    """Each view's Hive table as Spark sees it, then stop Spark (the API reads without it)."""
+    for name in views:
+        table = engine.store.offline_store.table(name)
+        rows = engine.hive_table(name).count()
+        partitions = engine.spark.sql(f"SHOW PARTITIONS {table}").count()
+        print(f"   Hive table {table.replace('`', '')}: {rows:,} rows in {partitions} date partitions")
+    engine.spark.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, default=HERE, help="project folder (default: examples/bank)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--keep-server", action="store_true", help="leave the datamart API running at the end")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="run the views on the embedded engine (default) or on Spark (local[*]), publishing Hive tables",
+    )
     args = parser.parse_args()
     project: Path = args.project.resolve()
     started = time.perf_counter()
@@ -90,10 +126,14 @@ def main() -> None:
     print("   " + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
 
     step("2. Validate and register the definitions (featurestore apply)")
-    with FeatureStore(project) as store:
-        engine = LocalEngine(store)
+    with FeatureStore(demo_config(project, args.engine)) as store:
+        engine: Any = LocalEngine(store)
         objects = load_definitions(store.config)
         report = store.apply(objects, schema_resolver=engine.infer_schema)
+        if args.engine == "spark":
+            from etl.spark import SparkEngine  # pyspark loads only for --engine spark
+
+            engine = SparkEngine(store)
         for item in report.created:
             print(f"   created {item}")
 
@@ -103,8 +143,14 @@ def main() -> None:
             result = engine.run(name, definitions=definitions)
             print(
                 f"   {name:18} {result.rows_offline:>9,} rows offline  {result.rows_online:>6,} online  "
-                f"watermark {result.watermark:%Y-%m-%d %H:%M}  {sum(result.timings.values()):.2f}s"
+                f"watermark {result.watermark:%Y-%m-%d %H:%M}  {sum(result.timings.values()):.2f}s  "
+                f"quality {result.quality}"
             )
+        (latest,) = store.registry.list_statistics(store.project, "customer_spend", limit=1)
+        print(f"   statistics of run {latest['run_id'][:8]} of customer_spend ({latest['rows']:,} rows):")
+        print(textwrap.indent(render_statistics(latest["statistics"]), "     "))
+        if args.engine == "spark":
+            show_hive_tables(engine, list(definitions))
 
     step("4. Start the datamart API and build a point-in-time training set through it")
     port = free_port()
@@ -182,9 +228,13 @@ def main() -> None:
                     raise SystemExit(f"online and offline stores differ for {name}: {check['examples'][:3]}")
         print(f"\nDone in {time.perf_counter() - started:.1f}s. Registry: {project / 'data' / 'registry.db'}")
         print(f"Explore: featurestore -C {os.path.relpath(project)} list | describe customer_spend | runs")
+        if not args.keep_server:
+            ui = "make ui" if project == HERE else f"featurestore -C {os.path.relpath(project)} ui"
+            print(f"Browse the catalog: {ui}  → {UI_URL}")
     finally:
         if args.keep_server:
             print(f"datamart API still running on {base} (pid {server.pid})")
+            print(f"Browse the catalog: {base}/ui/")
         else:
             server.terminate()
             server.wait(timeout=10)

@@ -3,6 +3,8 @@
 Raw data comes from ``generate_data.py`` (customers, card transactions, balance snapshots and
 credit applications). The feature service ``credit_default`` is what the default-risk model
 consumes, for training (point in time, at each application) and for scoring (online).
+Every view declares the expectations its rows must meet: a run checks them before publishing
+(``block``: the run fails and publishes nothing; ``warn``: it publishes and records the failure).
 """
 
 from datetime import timedelta
@@ -15,8 +17,15 @@ from featurestore import (
     FeatureView,
     FileSource,
     Float64,
+    Fresh,
+    GxExpectation,
+    InRange,
+    InSet,
     Int64,
+    NotNull,
+    RowCount,
     String,
+    UniqueKeys,
 )
 
 customer = Entity(
@@ -102,6 +111,16 @@ customer_spend = FeatureView(
         Feature("txn_count_90d", Int64, description="Number of card transactions over the last 90 days"),
         Feature("days_since_last_txn", Int64, description="Days since the customer's last card transaction (recency)"),
     ),
+    expectations=(
+        InRange("spend_7d", min=0),
+        InRange("spend_30d", min=0),
+        InRange("spend_90d", min=0),
+        InRange("txn_count_90d", min=0),
+        NotNull("days_since_last_txn", severity="warn"),
+        UniqueKeys(),
+        RowCount(min=1),
+        Fresh(timedelta(days=2)),
+    ),
     description="Daily card spending aggregates per customer, as known at midnight UTC",
     owner="risk-data@bank.example",
     tags=("domain:cards", "daily"),
@@ -118,6 +137,17 @@ customer_balance = FeatureView(
         Feature("balance", Float64, description="Current account balance at the last snapshot"),
         Feature("overdrawn", Bool, description="Whether the balance was negative at the last snapshot"),
     ),
+    expectations=(
+        NotNull("balance"),
+        UniqueKeys(),
+        Fresh(timedelta(days=7)),
+        # Any Great Expectations expectation, by name: a warning if the average balance moves far.
+        GxExpectation(
+            "expect_column_mean_to_be_between",
+            {"column": "balance", "min_value": 0, "max_value": 20000},
+            severity="warn",
+        ),
+    ),
     description="Latest current account balance per customer",
     owner="risk-data@bank.example",
     tags=("domain:accounts",),
@@ -133,6 +163,12 @@ customer_profile = FeatureView(
         Feature("age", Int64, description="Age in years at sign-up"),
         Feature("income", Float64, description="Declared yearly income"),
         Feature("segment", String, description="Marketing segment: mass, affluent, student or small_business"),
+    ),
+    expectations=(
+        InRange("age", min=18, max=120),
+        InRange("income", min=0),
+        InSet("segment", ("mass", "affluent", "student", "small_business")),
+        UniqueKeys(),
     ),
     description="Customer profile from the CRM",
     owner="crm@bank.example",

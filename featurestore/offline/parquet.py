@@ -134,7 +134,10 @@ class ParquetOfflineStore:
         if start is not None or end is not None:
             lo = start.date() if start else date.min
             hi = end.date() if end else date.max
-            files = [f for f in files if lo <= date.fromisoformat(f.parent.name[5:]) <= hi]
+            # The first folder below the view's is the date partition (``date=YYYY-MM-DD``), whatever
+            # lies below it (the Hive store keeps one folder per run there).
+            base = self.view_dir(view)
+            files = [f for f in files if lo <= date.fromisoformat(f.relative_to(base).parts[0][5:]) <= hi]
         if not files:
             return view_schema(view).empty_table()
         table = pa.concat_tables([pq.read_table(f, schema=view_schema(view)) for f in files])

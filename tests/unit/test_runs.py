@@ -161,7 +161,14 @@ def test_the_run_is_recorded_with_window_rows_watermark_and_timings(store: Featu
     assert (record.rows_computed, record.rows_offline, record.rows_online) == (4, 4, 3)
     assert record.watermark == utc(2024, 3, 3)
     assert record.error is None
-    assert set(record.timings) == {"compute_s", "offline_stage_s", "online_write_s", "offline_publish_s"}
+    assert set(record.timings) == {
+        "compute_s",
+        "validate_s",  # the quality gate (no expectations here: nothing to validate)
+        "statistics_s",
+        "offline_stage_s",
+        "online_write_s",
+        "offline_publish_s",
+    }
     assert all(t >= 0 for t in record.timings.values())
     assert record.finished_at is not None and record.finished_at >= record.started_at
     assert store.registry.watermark(store.project, VIEW) == utc(2024, 3, 3)

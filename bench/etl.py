@@ -1,0 +1,218 @@
+"""Run throughput and peak memory of the engines: the embedded one (DuckDB) and Spark.
+
+For each size (1M and 10M generated rows by default) and engine, one run of one feature view
+that writes offline (Parquet, the manifest layout) and online (the embedded SQLite store) in the
+same run, as ``featurestore run`` does. Each run is its own process, so that peak memory is that
+run's: the process tree's resident memory (the Python driver, Spark's JVM and its Python
+workers) is sampled every 0.1 s and its largest sum printed, next to rows per second.
+
+    .venv/bin/python bench/etl.py [--rows 1000000,10000000] [--engines local,spark] [--entities 100000]
+
+The workload: ``events`` with an int64 ``customer_id`` (``--entities`` of them), a UTC event
+time (unique per row, spread over 30 days) and 8 float64 values; the view ``bench_events`` keeps
+every row with two computed columns (10 features), so the offline store gets every row and the
+online store the newest row of each entity. Spark runs ``local[*]`` with
+``--spark-driver-memory`` (4g by default: 10M rows do not fit Spark's default 1g comfortably).
+Rows per second count the run (compute, offline, online, publish), not the Spark session's start,
+printed apart. On a 2-core machine, run nothing beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Run as a script, this file's folder comes first on sys.path, and this file (etl.py) would
+# hide the project's ``etl`` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+VIEW = "bench_events"
+VALUES = 8
+FEATURES_PY = f'''
+from datetime import timedelta
+
+from featurestore import Entity, Feature, FeatureView, FileSource, Float64, Int64
+
+customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+events = FileSource(name="events", path="events.parquet", timestamp_field="ts")
+bench_events = FeatureView(
+    name="{VIEW}",
+    entities=(customer,),
+    source=events,
+    timestamp_field="ts",
+    ttl=timedelta(days=90),
+    transformation="""
+        SELECT customer_id, ts, {", ".join(f"v{i}" for i in range(VALUES))},
+               v0 + v1 AS v_sum, greatest(v2, v3) AS v_max
+        FROM events
+    """,
+    features=tuple(Feature(f"v{{i}}", Float64) for i in range({VALUES})) + (Feature("v_sum", Float64), Feature("v_max", Float64)),
+)
+'''
+
+
+def generate(path: Path, rows: int, entities: int, seed: int = 0) -> None:
+    """``rows`` events, written in row groups of 1M so that 10M rows need little memory."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    step_us = int(timedelta(days=30).total_seconds() * 1_000_000 // rows)
+    schema = pa.schema(
+        [("customer_id", pa.int64()), ("ts", pa.timestamp("us", tz="UTC"))]
+        + [(f"v{i}", pa.float64()) for i in range(VALUES)]
+    )
+    with pq.ParquetWriter(path, schema) as writer:
+        for lo in range(0, rows, 1_000_000):
+            n = min(1_000_000, rows - lo)
+            ts = int(start.timestamp() * 1_000_000) + (np.arange(lo, lo + n, dtype=np.int64) * step_us)
+            columns = [pa.array(rng.integers(0, entities, n)), pa.array(ts, pa.timestamp("us", tz="UTC"))]
+            columns += [pa.array(rng.normal(100, 30, n).round(2)) for _ in range(VALUES)]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+
+
+def _tree_rss_bytes(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/statm") as f:
+                resident = int(f.read().split()[1]) * page
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = resident
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+class PeakMemory:
+    """Samples the process tree's resident memory in a thread; ``peak`` is the largest sum seen."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+
+    def _sample(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            self._stop.wait(interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+        self._stop.set()
+        self._thread.join()
+
+
+def child(engine_name: str, data: Path, driver_memory: str) -> dict[str, Any]:
+    """One run in a fresh project beside ``data``; returns its figures."""
+    from etl.local import LocalEngine
+    from featurestore.project_files import load_definitions
+    from featurestore.store import FeatureStore
+    from featurestore.validation import validate_project
+
+    with tempfile.TemporaryDirectory(prefix=f"bench-etl-{engine_name}-") as tmp:
+        root = Path(tmp)
+        (root / "events.parquet").symlink_to(data)
+        (root / "features.py").write_text(FEATURES_PY)
+        (root / "featurestore.yaml").write_text(
+            "project: bench\ndefinitions: [features.py]\nregistry: sqlite:///registry.db\n"
+            "offline_store: {type: parquet, path: offline}\nonline_store: {type: sqlite, path: online.db}\n"
+        )
+        with PeakMemory() as memory, FeatureStore(root) as store:
+            objects = load_definitions(store.config)
+            store.apply(objects)
+            views = {v.name: v for v in validate_project(objects).feature_views}
+            session_s = 0.0
+            engine: Any
+            if engine_name == "spark":
+                from etl.spark import SparkEngine
+                from featurestore.config import SparkEngineConfig
+
+                conf = {"spark.ui.enabled": "false", "spark.driver.memory": driver_memory}
+                engine = SparkEngine(store, config=SparkEngineConfig(master="local[*]", conf=conf))
+                t0 = time.perf_counter()
+                engine.spark.range(1).count()
+                session_s = time.perf_counter() - t0
+            else:
+                engine = LocalEngine(store)
+            t0 = time.perf_counter()
+            result = engine.run(VIEW, definitions=views, progress=False)
+            run_s = time.perf_counter() - t0
+        return {
+            "engine": engine_name,
+            "rows": result.rows_offline,
+            "rows_online": result.rows_online,
+            "run_s": round(run_s, 2),
+            "rows_per_s": round(result.rows_offline / run_s),
+            "session_start_s": round(session_s, 2),
+            "peak_rss_mb": round(memory.peak / 2**20),
+            "timings": {k: round(v, 2) for k, v in result.timings.items()},
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="1000000,10000000", help="comma-separated sizes")
+    parser.add_argument("--engines", default="local,spark")
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--spark-driver-memory", default="4g")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per run")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.data, args.spark_driver_memory)))
+        return
+    print(f"{'engine':6} {'rows':>11} {'online':>8} {'run s':>8} {'rows/s':>10} {'peak RSS':>10} {'session s':>9}")
+    with tempfile.TemporaryDirectory(prefix="bench-etl-data-") as tmp:
+        for rows in (int(r) for r in args.rows.split(",")):
+            data = Path(tmp) / f"events-{rows}.parquet"
+            generate(data, rows, args.entities)
+            for engine in args.engines.split(","):
+                cmd = [sys.executable, __file__, "--child", engine, "--data", str(data)]
+                cmd += ["--spark-driver-memory", args.spark_driver_memory]
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    print(f"{engine:6} {rows:>11,} failed:\n{proc.stderr[-3000:]}")
+                    continue
+                figures = json.loads(proc.stdout.strip().splitlines()[-1])
+                if args.json:
+                    print(json.dumps(figures))
+                    continue
+                print(
+                    f"{engine:6} {figures['rows']:>11,} {figures['rows_online']:>8,} {figures['run_s']:>8.1f} "
+                    f"{figures['rows_per_s']:>10,} {figures['peak_rss_mb']:>7,} MB {figures['session_start_s']:>9.1f}"
+                )
+            data.unlink()
+
+
+if __name__ == "__main__":
+    main()

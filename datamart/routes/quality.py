@@ -1,0 +1,43 @@
+"""Quality endpoints: the quality gate's report of a run, and the statistics of a view's runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from datamart.payloads import FeatureStatistics, RunInfo, RunQuality, RunStatistics, ValidationReport
+from datamart.routes import ERROR_RESPONSES, StoreDep
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+
+@router.get("/runs/{run_id}/quality", tags=["quality"], summary="A run's validation report and statistics")
+def run_quality(run_id: str, store: StoreDep) -> RunQuality:
+    """Every expectation's outcome (failed rows, examples), the verdict (passed, warned,
+    quarantined or blocked) and the statistics of the rows the run published."""
+    record = store.registry.get_run(run_id)  # 404 for an unknown run
+    quality = store.registry.get_run_quality(run_id)
+    return RunQuality(
+        run=RunInfo.model_validate(record.to_dict()),
+        validation=None if quality is None else ValidationReport.model_validate(quality["validation"]),
+        statistics={
+            name: FeatureStatistics.model_validate(s) for name, s in (quality or {}).get("statistics", {}).items()
+        },
+    )
+
+
+@router.get(
+    "/feature-views/{name}/statistics",
+    tags=["quality"],
+    summary="Statistics of a feature view's successful runs, newest first",
+)
+def view_statistics(
+    name: str,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="How many runs, newest first.")] = 20,
+) -> list[RunStatistics]:
+    """Per run and feature: count, null fraction, distinct values, min, max, mean, stddev,
+    histogram, and drift (population stability index) against the run before."""
+    store.get_feature_view(name)  # 404 with a suggestion for an unknown view
+    return [RunStatistics.model_validate(r) for r in store.registry.list_statistics(store.project, name, limit=limit)]
