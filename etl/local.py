@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from etl.runs import check_window, failure_outcome, view_to_run
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
-from featurestore.errors import FeatureStoreError, NotFoundError, RunError
+from featurestore.errors import FeatureStoreError, RunError
 from featurestore.online import OnlineStore, WriteStats
 from featurestore.schema import conform
 from featurestore.sql import connect as duckdb_connect
@@ -183,34 +184,6 @@ class LocalEngine:
 
     # ------------------------------------------------------------------ running
 
-    def _view_to_run(self, view_name: str, definitions: dict[str, FeatureView] | None) -> FeatureView:
-        """The view from ``definitions`` (the project's files), which must be the applied one: a
-        run records the registry's version, and readers decode what it publishes with the
-        registry's definition. Without ``definitions``, the registry's view (SQL only)."""
-        defined = (definitions or {}).get(view_name)
-        try:
-            applied = self.store.registry.get_feature_view(self.store.project, view_name)
-        except NotFoundError:
-            if defined is None:
-                raise
-            raise RunError(
-                f"Feature view '{view_name}' is defined but not applied; run 'featurestore apply' first"
-            ) from None
-        if defined is None:
-            return applied
-        if defined.schema_fingerprint() != applied.schema_fingerprint():
-            raise RunError(
-                f"Feature view '{view_name}' has changed since it was applied (its keys, features, timestamp, "
-                "source, transformation or TTL differ from the registry's); run 'featurestore apply' first"
-            )
-        if [e.to_spec() for e in defined.expectations] != [e.to_spec() for e in applied.expectations]:
-            # A run is checked against the expectations the registry shows, never others.
-            raise RunError(
-                f"Feature view '{view_name}': its expectations have changed since it was applied; "
-                "run 'featurestore apply' first"
-            )
-        return defined
-
     def run(
         self,
         view_name: str,
@@ -225,14 +198,8 @@ class LocalEngine:
         offline and online in one run. ``quarantine`` (default: the project's
         ``quality.quarantine``) sets rows failing blocking expectations aside instead of failing
         the run."""
-        for name, value in (("start", start), ("end", end)):
-            if value is not None and value.tzinfo is None:
-                raise RunError(
-                    f"Run window {name} {value} has no time zone; give UTC times, e.g. 2024-01-01T00:00:00+00:00"
-                )
-        if start is not None and end is not None and start >= end:
-            raise RunError(f"Run window start {start} is not before end {end}")
-        view = self._view_to_run(view_name, definitions)
+        check_window(start, end)
+        view = view_to_run(self.store, view_name, definitions)
         registry, project = self.store.registry, self.store.project
         offline = self.store.offline_store
         online_store = self.store.online_store if view.online else None
@@ -287,13 +254,7 @@ class LocalEngine:
                     staged.abort()
                 registry.finish_run(run_id, status="failed", timings=timings, error=f"{type(err).__name__}: {err}")
                 bar.close()
-                if online_started and online_store is not None and not online_store.transactional_writes:
-                    outcome = (
-                        "the offline store is unchanged; the online store may hold some of its rows (never "
-                        "replacing newer ones): re-run the window to converge"
-                    )
-                else:
-                    outcome = "nothing was published"
+                outcome = failure_outcome(online_started, online_store)
                 log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, outcome, err)
                 if isinstance(err, FeatureStoreError | KeyboardInterrupt):
                     raise

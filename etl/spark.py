@@ -50,7 +50,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from etl.local import ONLINE_BATCH_ROWS, LocalEngine, RunResult
+from etl.local import ONLINE_BATCH_ROWS, RunResult
+from etl.runs import check_window, failure_outcome, view_to_run
 from etl.spark_sql import to_spark_sql
 from featurestore.config import ProjectConfig, SparkEngineConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source, SqlSource, StoredTransformation
@@ -431,14 +432,8 @@ class SparkEngine:
         offline and online in one run. ``quarantine`` (default: the project's
         ``quality.quarantine``) sets rows failing blocking expectations aside instead of failing
         the run."""
-        for name, value in (("start", start), ("end", end)):
-            if value is not None and value.tzinfo is None:
-                raise RunError(
-                    f"Run window {name} {value} has no time zone; give UTC times, e.g. 2024-01-01T00:00:00+00:00"
-                )
-        if start is not None and end is not None and start >= end:
-            raise RunError(f"Run window start {start} is not before end {end}")
-        view = LocalEngine(self.store)._view_to_run(view_name, definitions)
+        check_window(start, end)
+        view = view_to_run(self.store, view_name, definitions)
         registry, project = self.store.registry, self.store.project
         offline = self.store.offline_store
         timings: dict[str, float] = {}
@@ -521,13 +516,7 @@ class SparkEngine:
                 message = _spark_error(err) if not isinstance(err, FeatureStoreError) else str(err)
                 registry.finish_run(run_id, status="failed", timings=timings, error=f"{type(err).__name__}: {message}")
                 bar.close()
-                if online_started and not getattr(self.store.online_store, "transactional_writes", False):
-                    outcome = (
-                        "the offline store is unchanged; the online store may hold some of its rows (never "
-                        "replacing newer ones): re-run the window to converge"
-                    )
-                else:
-                    outcome = "nothing was published"
+                outcome = failure_outcome(online_started, self.store.online_store)
                 log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, outcome, message)
                 if isinstance(err, FeatureStoreError | KeyboardInterrupt):
                     raise
