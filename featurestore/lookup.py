@@ -239,9 +239,8 @@ _PRESENT = FeatureStatus.PRESENT
 
 
 def _cast_key_column(view: FeatureView, key: str, vtype: ValueType, values: list[Any]) -> list[Any]:
-    if vtype is ValueType.INT64 and all(type(v) is int for v in values):
-        return values
-    if vtype is ValueType.STRING and all(type(v) is str for v in values):
+    kinds = set(map(type, values))
+    if (vtype is ValueType.INT64 and kinds <= {int}) or (vtype is ValueType.STRING and kinds <= {str}):
         return values
     cast: list[Any] = cast_keys(view, pa.table({key: pa.array(values)}))[0].to_pylist()
     return cast

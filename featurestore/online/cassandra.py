@@ -31,8 +31,8 @@ from featurestore.errors import ConfigError, StoreUnavailableError
 from featurestore.online import WriteStats
 from featurestore.online.codec import cast_keys, decode_rows, encode_keys, encode_values, event_micros
 
-_READ_CHUNK = 100
-"""Keys per multi-partition read request."""
+_READ_CHUNK = 10
+"""Keys per multi-partition read request: 10 measured faster than 1, 25 or 100 here."""
 
 _KEYSPACE_NAME = re.compile(r"[A-Za-z0-9_]{1,48}")
 """What Cassandra accepts as a keyspace name, quoted or not."""

@@ -82,10 +82,11 @@ def encode_key_values(
         ((key, vtype),) = key_schema.items()
         col = rows.get(key)
         if col is not None:
-            if vtype is ValueType.INT64 and all(type(v) is int for v in col):
-                return [str(v) for v in col]
-            if vtype is ValueType.STRING and all(type(v) is str for v in col):
-                return [json.dumps(v) for v in col]
+            kinds = set(map(type, col))  # at C speed, unlike all(... for v in col)
+            if vtype is ValueType.INT64 and kinds <= {int}:
+                return list(map(str, col))
+            if vtype is ValueType.STRING and kinds <= {str}:
+                return list(map(json.dumps, col))
     columns = []
     for key, vtype in key_schema.items():
         if key not in rows:
