@@ -11,7 +11,8 @@ workers) is sampled every 0.1 s and its largest sum printed, next to rows per se
 The workload: ``events`` with an int64 ``customer_id`` (``--entities`` of them), a UTC event
 time (unique per row, spread over 30 days) and 8 float64 values; the view ``bench_events`` keeps
 every row with two computed columns (10 features), so the offline store gets every row and the
-online store the newest row of each entity. Spark runs ``local[*]`` with
+online store the newest row of each entity; it declares 11 expectations, so each run also pays
+the quality gate and the run's statistics, printed apart as a share of the run. Spark runs ``local[*]`` with
 ``--spark-driver-memory`` (4g by default: 10M rows do not fit Spark's default 1g comfortably).
 Rows per second count the run (compute, offline, online, publish), not the Spark session's start,
 printed apart. On a 2-core machine, run nothing beside it.
@@ -44,7 +45,7 @@ VALUES = 8
 FEATURES_PY = f'''
 from datetime import timedelta
 
-from featurestore import Entity, Feature, FeatureView, FileSource, Float64, Int64
+from featurestore import Entity, Feature, FeatureView, FileSource, Float64, InRange, Int64, NotNull, UniqueKeys
 
 customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
 events = FileSource(name="events", path="events.parquet", timestamp_field="ts")
@@ -60,6 +61,9 @@ bench_events = FeatureView(
         FROM events
     """,
     features=tuple(Feature(f"v{{i}}", Float64) for i in range({VALUES})) + (Feature("v_sum", Float64), Feature("v_max", Float64)),
+    # The quality gate's cost is part of every run: one expectation per feature, and unique keys.
+    expectations=tuple(NotNull(f"v{{i}}") for i in range({VALUES}))
+    + (InRange("v_sum", min=-1000.0, max=1000.0), InRange("v_max", min=-500.0, max=500.0), UniqueKeys()),
 )
 '''
 
@@ -191,7 +195,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.data, args.spark_driver_memory)))
         return
-    print(f"{'engine':6} {'rows':>11} {'online':>8} {'run s':>8} {'rows/s':>10} {'peak RSS':>10} {'session s':>9}")
+    print(
+        f"{'engine':6} {'rows':>11} {'online':>8} {'run s':>8} {'rows/s':>10} {'peak RSS':>10} {'session s':>9}"
+        f"  {'quality: validate + statistics (share of the run)'}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-etl-data-") as tmp:
         for rows in (int(r) for r in args.rows.split(",")):
             data = Path(tmp) / f"events-{rows}.parquet"
@@ -207,9 +214,13 @@ def main() -> None:
                 if args.json:
                     print(json.dumps(figures))
                     continue
+                timings = figures["timings"]
+                quality_s = timings.get("validate_s", 0.0) + timings.get("statistics_s", 0.0)
                 print(
                     f"{engine:6} {figures['rows']:>11,} {figures['rows_online']:>8,} {figures['run_s']:>8.1f} "
                     f"{figures['rows_per_s']:>10,} {figures['peak_rss_mb']:>7,} MB {figures['session_start_s']:>9.1f}"
+                    f"  {timings.get('validate_s', 0.0):.2f} s + {timings.get('statistics_s', 0.0):.2f} s"
+                    f" ({quality_s / figures['run_s']:.0%})"
                 )
             data.unlink()
 
