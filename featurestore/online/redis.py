@@ -167,7 +167,8 @@ class RedisOnlineStore:
         prefix = f"{self.prefix}:{view.name}:"
         names = [prefix + k for k in entity_keys]
         try:
-            raw = self._mget(names)
+            # One key (the common lookup): GET, a little cheaper than an MGET of one in redis-py.
+            raw = [self._client.get(names[0])] if len(names) == 1 else self._mget(names)
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
         found: list[tuple[int, bytes] | None] = []
