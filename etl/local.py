@@ -260,7 +260,9 @@ class LocalEngine:
                     raise
                 raise RunError(f"Run of feature view '{view.name}' failed; {outcome}: {err}") from err
             bar.close()
-            # Recorded under the lock: a run is never seen as abandoned once it has published.
+            # Recorded under the lock, so no other run can mark it abandoned meanwhile. A crash
+            # between the commit above and this record leaves it "running" until the next run
+            # marks it abandoned; its files stay published and the manifest holds their watermark.
             watermark = None
             if frame.num_rows:
                 watermark = pc.max(frame.column(view.timestamp_field)).as_py()
