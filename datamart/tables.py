@@ -132,16 +132,6 @@ def spine_from_json(spine: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, A
     return pa.table(_arrays(columns, "spine"))
 
 
-def entity_table(entities: Mapping[str, Sequence[Any]]) -> pa.Table:
-    """Entity rows given as key columns; every column must have the same length."""
-    if not entities:
-        raise InvalidRequestError('No entities given: send key columns, e.g. {"customer_id": [1, 2]}')
-    lengths = {n: len(v) for n, v in entities.items()}
-    if len(set(lengths.values())) > 1:
-        raise InvalidRequestError(f"The entity key columns have different lengths: {lengths}")
-    return pa.table(_arrays(entities, "entities"))
-
-
 def _arrays(columns: Mapping[str, Sequence[Any]], what: str) -> dict[str, pa.Array]:
     arrays = {}
     for name, values in columns.items():

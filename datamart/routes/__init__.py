@@ -11,6 +11,8 @@ from datamart.payloads import ErrorBody
 from featurestore.store import FeatureStore
 
 DEFAULT_CONSUMER = "anonymous"
+CONSUMER_MAX_LENGTH = 200
+CONSUMER_DESCRIPTION = "Who reads (a model service, a notebook): recorded in the registry's usage statistics."
 
 
 async def current_store(request: Request) -> FeatureStore:
@@ -25,8 +27,8 @@ ConsumerDep = Annotated[
     Header(
         alias="X-Consumer",
         min_length=1,
-        max_length=200,
-        description="Who reads (a model service, a notebook): recorded in the registry's usage statistics.",
+        max_length=CONSUMER_MAX_LENGTH,
+        description=CONSUMER_DESCRIPTION,
     ),
 ]
 

@@ -21,7 +21,14 @@ from datamart.payloads import (
     TableData,
     TrainingSetRequest,
 )
-from datamart.routes import DEFAULT_CONSUMER, ERROR_RESPONSES, ConsumerDep, StoreDep
+from datamart.routes import (
+    CONSUMER_DESCRIPTION,
+    CONSUMER_MAX_LENGTH,
+    DEFAULT_CONSUMER,
+    ERROR_RESPONSES,
+    ConsumerDep,
+    StoreDep,
+)
 from datamart.tables import (
     MEDIA_TYPES,
     TableFormat,
@@ -68,8 +75,8 @@ _CONSUMER_HEADER = {
     "name": "X-Consumer",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "default": DEFAULT_CONSUMER},
-    "description": "Who reads (a model service, a notebook): recorded in the registry's usage statistics.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": CONSUMER_MAX_LENGTH, "default": DEFAULT_CONSUMER},
+    "description": CONSUMER_DESCRIPTION,
 }
 
 
@@ -94,10 +101,9 @@ async def get_online_features(request: Request) -> Response:
     # body and header handling cost more than the Redis read itself (bench/api_throughput.py).
     body = _online_request(await request.body())
     consumer = request.headers.get("x-consumer", DEFAULT_CONSUMER)
-    if not 0 < len(consumer) <= 200:
-        raise RequestValidationError(
-            [{"type": "string_length", "loc": ("header", "X-Consumer"), "msg": "must be 1 to 200 characters"}]
-        )
+    if not 0 < len(consumer) <= CONSUMER_MAX_LENGTH:
+        message = f"must be 1 to {CONSUMER_MAX_LENGTH} characters: name the reader, e.g. 'churn-model'"
+        raise RequestValidationError([{"type": "string_length", "loc": ("header", "X-Consumer"), "msg": message}])
     store: FeatureStore = request.app.state.store
     response = await anyio.to_thread.run_sync(
         lambda: store.get_online_features(

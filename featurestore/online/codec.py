@@ -11,7 +11,7 @@ import json
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -104,13 +104,6 @@ def encode_key_values(
 def pure_python_keys(key_schema: Mapping[str, ValueType]) -> bool:
     """Whether :func:`encode_key_values` handles these key types (int64 and string do)."""
     return all(t in (ValueType.INT64, ValueType.STRING) for t in key_schema.values())
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def micros_to_datetime(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _jsonable(v: Any) -> Any:
