@@ -134,9 +134,9 @@ def raw_calls(kind: str, store: Any, tmp: Path, keys1: list[int], keys100: list[
     if kind == "cassandra":
         session = store._session
         table = store._table(VIEW)
-        one_stmt = session.prepare(f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key = ? LIMIT 1")
+        one_stmt = session.prepare(f"SELECT entity_key, value FROM {table} WHERE entity_key = ? LIMIT 1")
         many_stmt = session.prepare(
-            f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key IN ? PER PARTITION LIMIT 1"
+            f"SELECT entity_key, value FROM {table} WHERE entity_key IN ? PER PARTITION LIMIT 1"
         )
         return {
             "raw CQL select, 1 key": lambda: session.execute(one_stmt, (str(keys1[0]),)).one(),
@@ -145,8 +145,8 @@ def raw_calls(kind: str, store: Any, tmp: Path, keys1: list[int], keys100: list[
     import sqlite3
 
     con = sqlite3.connect(tmp / "online.db")
-    q1 = 'SELECT entity_key, event_us, value FROM "fv_bench_features" WHERE entity_key = ?'
-    q100 = f'SELECT entity_key, event_us, value FROM "fv_bench_features" WHERE entity_key IN ({",".join("?" * 100)})'
+    q1 = 'SELECT entity_key, value FROM "fv_bench_features" WHERE entity_key = ?'
+    q100 = f'SELECT entity_key, value FROM "fv_bench_features" WHERE entity_key IN ({",".join("?" * 100)})'
     return {
         "raw SQLite select, 1 key": lambda: con.execute(q1, (str(keys1[0]),)).fetchone(),
         "raw SQLite IN select, 100 keys": lambda: con.execute(q100, [str(k) for k in keys100]).fetchall(),

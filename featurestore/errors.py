@@ -94,3 +94,9 @@ class InvalidRequestError(FeatureStoreError):
 
 class RunError(FeatureStoreError):
     """A run failed while computing or publishing; the stores were left as they were before it."""
+
+
+class UnreadableValueError(FeatureStoreError):
+    """The online store holds a value this version cannot read (another format, a layout the store
+    has no record of, or a value changed by hand). Names the view and the entity; re-running the
+    view rewrites the value."""

@@ -2,22 +2,24 @@
 
 This is the hot path of model services, so it stays in plain Python from the request to the
 store client and back: a :class:`LookupPlan` (resolved once per feature list and cached by the
-``FeatureStore``) encodes the entity keys, fetches one packed value per entity and view with
-:meth:`OnlineStore.read_packed`, and unpacks only the requested features. Arrow tables are built
-only when a caller asks for :attr:`OnlineResponse.values`.
+``FeatureStore``) encodes the entity keys, fetches one stored value per entity and view with
+:meth:`OnlineStore.read_packed`, parses the whole batch with one ``orjson.loads`` and, in the
+common case (every entity found, within TTL, written with the view's current layout), transposes
+it into columns at C speed, with no Python work per entity. Other batches go through
+:func:`~featurestore.online.codec.conform`, row by row. Arrow tables are built only when a
+caller asks for :attr:`OnlineResponse.values`.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, TypeAlias
 
-import orjson
 import pandas as pd
 import pyarrow as pa
 
@@ -25,10 +27,15 @@ from featurestore.definitions import FeatureView
 from featurestore.errors import InvalidRequestError
 from featurestore.online import OnlineStore
 from featurestore.online.codec import (
+    HEADER,
     cast_keys,
+    conform,
     encode_key_values,
     encode_keys,
+    layout_id,
+    parse_values,
     pure_python_keys,
+    restore_infinities,
 )
 from featurestore.retrieval import ViewRequest, output_names
 from featurestore.types import ValueType
@@ -101,14 +108,14 @@ class _ViewPlan:
     key_schema: dict[str, ValueType]
     ttl_us: int
     python_keys: bool
-
-    @cached_property
-    def getter(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-        """The requested features of a stored row, as a tuple (KeyError if one is absent)."""
-        if len(self.features) == 1:
-            (only,) = self.features
-            return lambda row: (row[only],)
-        return operator.itemgetter(*self.features)
+    layout: int
+    """The view's current layout (see ``featurestore.online.codec``)."""
+    width: int
+    """Length of a stored value of the current layout."""
+    positions: tuple[int, ...]
+    """Where each requested feature sits in a stored value."""
+    float_positions: tuple[int, ...]
+    """Where the requested float features sit (their infinities are stored as strings)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,14 @@ class LookupPlan:
                     key_schema=schema,
                     ttl_us=int(r.view.ttl.total_seconds() * 1_000_000),
                     python_keys=pure_python_keys(schema),
+                    layout=layout_id(r.view.feature_names),
+                    width=HEADER + len(r.view.feature_names),
+                    positions=tuple(HEADER + r.view.feature_names.index(f) for f in r.features),
+                    float_positions=tuple(
+                        HEADER + r.view.feature_names.index(f)
+                        for f in r.features
+                        if r.view.feature(f).dtype is ValueType.FLOAT64
+                    ),
                 )
             )
         return cls(tuple(requests), tuple(views), key_schema, types)
@@ -169,8 +184,7 @@ class LookupPlan:
             raise InvalidRequestError(
                 f"now={now.isoformat()} has no time zone; give an aware time, e.g. datetime(..., tzinfo=UTC)"
             )
-        now_dt = now or datetime.now(UTC)
-        now_us = (now_dt - _EPOCH) // _MICROSECOND
+        now_us = time.time_ns() // 1000 if now is None else (now - _EPOCH) // _MICROSECOND
         keys: dict[str, list[Any]] = {}
         values: dict[str, list[Any]] = {}
         statuses: dict[str, list[FeatureStatus]] = {}
@@ -184,56 +198,71 @@ class LookupPlan:
             for k, vtype in plan.key_schema.items():
                 if k not in keys:
                     keys[k] = _cast_key_column(plan.view, k, vtype, columns[k])
-            found = store.read_packed(plan.view, encoded)
-            if len(found) != n:
-                raise RuntimeError(f"online store returned {len(found)} rows for {n} keys of '{plan.view.name}'")
-            features = plan.features
-            width = len(features)
-            getter = plan.getter
-            empty = (None,) * width
-            rows: list[tuple[Any, ...]] = []  # the requested features' values per entity
-            states: list[FeatureStatus | None] = []  # MISSING or EXPIRED for the whole row, else None
-            times: list[int | None] = []
-            ttl_us = plan.ttl_us
-            all_present = True
-            for item in found:
-                if item is None:
-                    rows.append(empty)
-                    states.append(FeatureStatus.MISSING)
-                    times.append(None)
-                    all_present = False
-                    continue
-                micros, packed = item
-                times.append(micros)
-                if now_us - micros > ttl_us:
-                    rows.append(empty)
-                    states.append(FeatureStatus.EXPIRED)
-                    all_present = False
-                    continue
-                stored = orjson.loads(packed)
-                try:
-                    rows.append(getter(stored))
-                except KeyError:  # written before a feature was added to the view
-                    rows.append(tuple(stored.get(f) for f in features))
-                states.append(None)
-            event_micros[plan.view.name] = times
-            columns_of_view = list(zip(*rows, strict=True)) if rows else [() for _ in features]
-            for f, out, column in zip(features, plan.outputs, columns_of_view, strict=True):
-                vals = list(column)
-                has_null = None in vals
+            raw = store.read_packed(plan.view, encoded)
+            if len(raw) != n:
+                raise RuntimeError(f"online store returned {len(raw)} values for {n} keys of '{plan.view.name}'")
+            rows, may_have_null, may_have_infinity = parse_values(raw)
+            cols = _fast_columns(plan, rows, n, now_us)
+            states: list[FeatureStatus | None] | None = None  # MISSING or EXPIRED per row, else None
+            if cols is None:
+                cols, states = _columns(plan, conform(plan.view, rows, store.layout, encoded), now_us)
+            if may_have_infinity:
+                for position in plan.float_positions:
+                    cols[position] = restore_infinities(cols[position])
+            event_micros[plan.view.name] = list(cols[0])
+            for f, out, position in zip(plan.features, plan.outputs, plan.positions, strict=True):
+                vals = list(cols[position])
+                has_null = may_have_null and None in vals
                 if f in plan.timestamp_features:
                     vals = [None if v is None else _EPOCH + timedelta(microseconds=v) for v in vals]
                 values[out] = vals
-                if all_present and not has_null:  # the common case, at C speed
+                if states is None and not has_null:  # the common case, at C speed
                     statuses[out] = [_PRESENT] * n
+                elif states is None:
+                    statuses[out] = [_NULL if v is None else _PRESENT for v in vals]
                 else:
                     statuses[out] = [s or (_NULL if v is None else _PRESENT) for s, v in zip(states, vals, strict=True)]
         return OnlineResponse(keys=keys, columns=values, statuses=statuses, event_micros=event_micros, types=self.types)
 
 
+def _fast_columns(plan: _ViewPlan, rows: list[Any], n: int, now_us: int) -> list[tuple[Any, ...]] | None:
+    """The batch's values as columns (event µs, layout, then the view's features) when every
+    entity was found, within TTL, in the view's current layout; else None (see :func:`_columns`)."""
+    if n == 0:
+        return None
+    try:  # a missing row (None) fails zip at C speed, like any other value that is no list
+        cols = list(zip(*rows, strict=True))
+        if len(cols) != plan.width or cols[1].count(plan.layout) != n or min(cols[0]) < now_us - plan.ttl_us:
+            return None
+    except (TypeError, ValueError):  # values that are no lists or differ in length, times that are no numbers
+        return None
+    return cols
+
+
+def _columns(
+    plan: _ViewPlan, rows: list[list[Any] | None], now_us: int
+) -> tuple[list[tuple[Any, ...]], list[FeatureStatus | None]]:
+    """Columns of conformed rows with each row's state: MISSING or EXPIRED rows read as nulls
+    (their event µs kept when stored), others as stored (state None)."""
+    empty = [None] * plan.width
+    kept: list[list[Any]] = []
+    states: list[FeatureStatus | None] = []
+    for row in rows:
+        if row is None:
+            kept.append(empty)
+            states.append(FeatureStatus.MISSING)
+        elif now_us - row[0] > plan.ttl_us:
+            kept.append([row[0], *empty[1:]])
+            states.append(FeatureStatus.EXPIRED)
+        else:
+            kept.append(row)
+            states.append(None)
+    cols = list(zip(*kept, strict=True)) if kept else [()] * plan.width
+    return cols, states
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_NO_ROW: dict[str, Any] = {}
 _NULL = FeatureStatus.NULL
 _PRESENT = FeatureStatus.PRESENT
 

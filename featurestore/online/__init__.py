@@ -53,10 +53,15 @@ class OnlineStore(Protocol):
         """One row per row of ``keys``, in order: the key columns, the requested features and
         ``__event_timestamp``; nulls where a key has no stored row."""
 
-    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[tuple[int, bytes] | None]:
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[bytes | None]:
         """The online hot path below :meth:`read`: per encoded entity key (see
-        ``featurestore.online.codec``), in order, the stored ``(event time in µs, packed value)``
-        or None. No Arrow on the way, so a lookup costs little more than the store's round trip."""
+        ``featurestore.online.codec``), in order, the stored value ``[event µs, layout, values...]``
+        as JSON bytes, or None. No Arrow and no parsing on the way, so a lookup costs little more
+        than the store's round trip."""
+
+    def layout(self, view: FeatureView, layout: int) -> Sequence[str] | None:
+        """The feature names, in order, of a layout this store has written values of ``view`` in
+        (every ``write`` records its view's layout), or None if it never did."""
 
     def count(self, view: FeatureView) -> int:
         """How many entities the store holds for the view (for consistency checks; may scan)."""

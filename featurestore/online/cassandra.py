@@ -3,10 +3,11 @@
 Layout: keyspace ``<keyspace>`` (the project's name by default, with any character other than a
 letter, digit or underscore replaced by ``_``), one table per view, ``"fv_<View>" (entity_key
 text, event_us bigint, value blob, PRIMARY KEY (entity_key, event_us)) WITH CLUSTERING ORDER BY
-(event_us DESC)``: the encoded join keys, the event time in microseconds and the features packed
-as one JSON value. A read takes the first row of the entity's partition, i.e. the newest event
-time, so a row with an older event time never shadows a newer one whatever order writes arrive
-in; at an *equal* event time the two writes hit the same row and the later write wins
+(event_us DESC)``: the encoded join keys, the event time in microseconds and the stored value
+(``[event µs, layout, values...]``, see ``featurestore.online.codec``); table
+``featurestore_layouts`` (feature_view, layout, names) records the layout of every write. A read
+takes the first row of the entity's partition, i.e. the newest event time, so a row with an
+older event time never shadows a newer one whatever order writes arrive in; at an *equal* event time the two writes hit the same row and the later write wins
 (``equal_time_last_write_wins``), so re-running a corrected window fixes the value. Each write
 also deletes the entity's rows older than itself (a range tombstone, in the same single-partition
 batch), so a partition holds one live row in the steady state.
@@ -29,10 +30,21 @@ import pyarrow as pa
 from featurestore.definitions import FeatureView
 from featurestore.errors import ConfigError, StoreUnavailableError
 from featurestore.online import WriteStats
-from featurestore.online.codec import cast_keys, decode_rows, encode_keys, encode_values, event_micros
+from featurestore.online.codec import (
+    LayoutCache,
+    cast_keys,
+    decode_rows,
+    encode_keys,
+    encode_values,
+    event_micros,
+    layout_id,
+    layout_names,
+)
 
 _READ_CHUNK = 10
 """Keys per multi-partition read request: 10 measured faster than 1, 25 or 100 here."""
+
+_CREATE_LAYOUTS = "CREATE TABLE IF NOT EXISTS {table} (feature_view text, layout bigint, names blob, PRIMARY KEY (feature_view, layout))"
 
 _KEYSPACE_NAME = re.compile(r"[A-Za-z0-9_]{1,48}")
 """What Cassandra accepts as a keyspace name, quoted or not."""
@@ -153,6 +165,7 @@ class CassandraOnlineStore:
         except self._errors as err:
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
         self._prepared: dict[tuple[str, str], Any] = {}
+        self._layouts = LayoutCache()
 
     def _table_name(self, view: FeatureView) -> str:
         # Quoted, so case-sensitive like view names themselves (letters, digits, underscores).
@@ -160,6 +173,10 @@ class CassandraOnlineStore:
 
     def _table(self, view: FeatureView) -> str:
         return f'"{self.keyspace}"."{self._table_name(view)}"'
+
+    @property
+    def _layouts_table(self) -> str:
+        return f'"{self.keyspace}"."featurestore_layouts"'
 
     @staticmethod
     def _is_missing_table(err: Exception) -> bool:
@@ -179,10 +196,10 @@ class CassandraOnlineStore:
             cql = {
                 "insert": f"INSERT INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?)",
                 "delete_older": f"DELETE FROM {table} WHERE entity_key = ? AND event_us < ?",
-                "read_one": f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key = ? LIMIT 1",
-                "read_many": (
-                    f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key IN ? PER PARTITION LIMIT 1"
-                ),
+                "read_one": f"SELECT entity_key, value FROM {table} WHERE entity_key = ? LIMIT 1",
+                "read_many": (f"SELECT entity_key, value FROM {table} WHERE entity_key IN ? PER PARTITION LIMIT 1"),
+                "save_layout": f"INSERT INTO {self._layouts_table} (feature_view, layout, names) VALUES (?, ?, ?)",
+                "read_layouts": f"SELECT layout, names FROM {self._layouts_table} WHERE feature_view = ?",
             }[kind]
             self._prepared[key] = self._session.prepare(cql)
         return self._prepared[key]
@@ -233,6 +250,13 @@ class CassandraOnlineStore:
                         key="online_store.username",
                         grant=f'CREATE ON KEYSPACE "{self.keyspace}"',
                     )
+            if "featurestore_layouts" not in tables:
+                self._create(
+                    _CREATE_LAYOUTS.format(table=self._layouts_table),
+                    "the table of layouts",
+                    key="online_store.username",
+                    grant=f'CREATE ON KEYSPACE "{self.keyspace}"',
+                )
             for view in views:
                 self._check_layout(view)
         except self._errors as err:
@@ -261,9 +285,10 @@ class CassandraOnlineStore:
         if rows.num_rows == 0:
             return WriteStats(0, 0)
         keys = encode_keys(view, cast_keys(view, rows))
-        values = encode_values(view, rows)
         times = event_micros(view, rows)
+        values = encode_values(view, rows, times)
         insert, delete_older = self._statement(view, "insert"), self._statement(view, "delete_older")
+        self._save_layout(view)
 
         def batches() -> Any:
             # One single-partition batch per entity: atomic and isolated on its replica.
@@ -284,11 +309,12 @@ class CassandraOnlineStore:
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)
-        return decode_rows(view, key_cols, self.read_packed(view, encode_keys(view, key_cols)), features)
+        entity_keys = encode_keys(view, key_cols)
+        return decode_rows(view, key_cols, self.read_packed(view, entity_keys), features, self.layout, entity_keys)
 
-    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[tuple[int, bytes] | None]:
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[bytes | None]:
         unique = list(dict.fromkeys(entity_keys))
-        found: dict[str, tuple[int, bytes]] = {}
+        found: dict[str, bytes] = {}
         try:
             if len(unique) == 1:
                 results = [self._session.execute(self._statement(view, "read_one"), (unique[0],))]
@@ -300,13 +326,42 @@ class CassandraOnlineStore:
                 ]
                 results = [f.result() for f in futures]
             for result in results:
-                for entity_key, event_us, value in result:
-                    found[entity_key] = (event_us, bytes(value))
+                for entity_key, value in result:
+                    found[entity_key] = value
         except self._errors as err:
             if self._is_missing_table(err):  # a view never prepared holds nothing
                 return [None] * len(entity_keys)
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
         return [found.get(k) for k in entity_keys]
+
+    def _save_layout(self, view: FeatureView) -> None:
+        """Record the view's layout, before its values: a reader never meets a layout it cannot find."""
+        record = (view.name, layout_id(view.feature_names), layout_names(view))
+        try:
+            try:
+                self._session.execute(self._statement(view, "save_layout"), record)
+            except self._errors as err:
+                if not self._is_missing_table(err):
+                    raise
+                # A keyspace prepared by a version without the table (prepare() makes it now).
+                self._prepared.pop((view.name, "save_layout"), None)
+                self.prepare([view])
+                self._session.execute(self._statement(view, "save_layout"), record)
+        except self._errors as err:
+            raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
+
+    def layout(self, view: FeatureView, layout: int) -> tuple[str, ...] | None:
+        def load() -> dict[int, bytes]:
+            try:
+                return {
+                    row[0]: row[1] for row in self._session.execute(self._statement(view, "read_layouts"), (view.name,))
+                }
+            except self._errors as err:
+                if self._is_missing_table(err):
+                    return {}
+                raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
+
+        return self._layouts.get(view, layout, load)
 
     def count(self, view: FeatureView) -> int:
         try:

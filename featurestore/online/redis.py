@@ -1,10 +1,12 @@
 """Online store on Redis or Redis Cluster.
 
 Layout: one string key per entity and view, ``<prefix>:<view>:<entity key>``, whose value is
-``<event time in microseconds>|<features as one JSON object>``. A batch lookup of N entities
-is one ``MGET`` (hashes would cost N ``HGETALL`` round trips through redis-py's encoder).
-Writes go through a Lua script that keeps the stored value when it has a newer event time, so
-an older row never replaces a newer one, even when two runs write at once.
+the JSON array ``[event µs, layout, value, ...]`` of ``featurestore.online.codec``. A batch
+lookup of N entities is one ``MGET`` (hashes would cost N ``HGETALL`` round trips through
+redis-py's encoder) and one parse of the N values together. Writes go through a Lua script that
+keeps the stored value when it has a newer event time, so an older row never replaces a newer
+one, even when two runs write at once. The hash ``<prefix>#layouts:<view>`` maps each layout
+written to its feature names (outside ``<prefix>:<view>:*``, so it is never counted as an entity).
 
 On Redis Cluster the keys of a batch fall in many hash slots, so a lookup is one ``MGET`` per
 slot (``mget_nonatomic``, one pipelined round trip per node), a write one ``EVALSHA`` per key
@@ -23,21 +25,28 @@ import pyarrow as pa
 from featurestore.definitions import FeatureView
 from featurestore.errors import ConfigError, StoreUnavailableError
 from featurestore.online import WriteStats
-from featurestore.online.codec import cast_keys, decode_rows, encode_keys, encode_values, event_micros
+from featurestore.online.codec import (
+    LayoutCache,
+    cast_keys,
+    decode_rows,
+    encode_keys,
+    encode_values,
+    event_micros,
+    layout_id,
+    layout_names,
+)
 
-# KEYS: entity keys; ARGV: event micros and packed value, alternating. Returns how many were set.
+# KEYS: entity keys; ARGV: event micros and value, alternating. Returns how many were set. The
+# stored event time is the number the value starts with ("[<µs>,..."); a value not in that form
+# (e.g. of an older version) is replaced.
 _WRITE_NEWER = """
 local written = 0
 for i, key in ipairs(KEYS) do
-  local t = ARGV[2 * i - 1]
+  local t = tonumber(ARGV[2 * i - 1])
   local current = redis.call('GET', key)
-  local keep = false
-  if current then
-    local bar = string.find(current, '|', 1, true)
-    if bar and tonumber(string.sub(current, 1, bar - 1)) > tonumber(t) then keep = true end
-  end
-  if not keep then
-    redis.call('SET', key, t .. '|' .. ARGV[2 * i])
+  local stored = current and tonumber(string.match(current, '^%[(%-?%d+),'))
+  if not (stored and stored > t) then
+    redis.call('SET', key, ARGV[2 * i])
     written = written + 1
   end
 end
@@ -78,6 +87,7 @@ class RedisOnlineStore:
             ) from err
         self.config = config
         self.prefix = config.key_prefix or project
+        self._layouts = LayoutCache()
         # The cluster client raises RedisClusterException, which is no RedisError, when no node
         # answers or a slot has no node (SlotNotCoveredError).
         self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, redis.exceptions.RedisClusterException)
@@ -106,6 +116,9 @@ class RedisOnlineStore:
     def _key(self, view: FeatureView, entity: str) -> str:
         return f"{self.prefix}:{view.name}:{entity}"
 
+    def _layouts_key(self, view: FeatureView) -> str:
+        return f"{self.prefix}#layouts:{view.name}"
+
     def prepare(self, views: Sequence[FeatureView]) -> None:
         """Redis needs no schema; only checks that the server (every primary of a cluster) answers."""
         try:
@@ -120,11 +133,13 @@ class RedisOnlineStore:
         if rows.num_rows == 0:
             return WriteStats(0, 0)
         keys = [self._key(view, k) for k in encode_keys(view, cast_keys(view, rows))]
-        values = encode_values(view, rows)
         times = event_micros(view, rows)
+        values = encode_values(view, rows, times)
         written = 0
         size = max(1, self.config.batch_size)
         try:
+            # Before the values: a reader never meets a layout it cannot find.
+            self._client.hset(self._layouts_key(view), str(layout_id(view.feature_names)), layout_names(view))
             for start in range(0, len(keys), size):
                 batch = range(start, min(start + size, len(keys)))
                 if self.config.cluster:
@@ -155,30 +170,33 @@ class RedisOnlineStore:
     def _eval_pipelined(self, batch: Sequence[tuple[str, int, bytes]]) -> int:
         pipe = self._client.pipeline(transaction=False)
         sha = self._script.sha
-        for key, micros, packed in batch:
-            pipe.execute_command("EVALSHA", sha, 1, key, micros, packed)
+        for key, micros, value in batch:
+            pipe.execute_command("EVALSHA", sha, 1, key, micros, value)
         return sum(int(n) for n in pipe.execute())
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)
-        return decode_rows(view, key_cols, self.read_packed(view, encode_keys(view, key_cols)), features)
+        entity_keys = encode_keys(view, key_cols)
+        return decode_rows(view, key_cols, self.read_packed(view, entity_keys), features, self.layout, entity_keys)
 
-    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[tuple[int, bytes] | None]:
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[bytes | None]:
         prefix = f"{self.prefix}:{view.name}:"
         names = [prefix + k for k in entity_keys]
         try:
             # One key (the common lookup): GET, a little cheaper than an MGET of one in redis-py.
-            raw = [self._client.get(names[0])] if len(names) == 1 else self._mget(names)
+            return [self._client.get(names[0])] if len(names) == 1 else self._mget(names)
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
-        found: list[tuple[int, bytes] | None] = []
-        for value in raw:
-            if value is None:
-                found.append(None)
-            else:
-                micros, _, packed = value.partition(b"|")
-                found.append((int(micros), packed))
-        return found
+
+    def layout(self, view: FeatureView, layout: int) -> tuple[str, ...] | None:
+        def load() -> dict[bytes, bytes]:
+            try:
+                recorded: dict[bytes, bytes] = self._client.hgetall(self._layouts_key(view))
+            except self._redis_errors as err:
+                raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+            return recorded
+
+        return self._layouts.get(view, layout, load)
 
     def count(self, view: FeatureView) -> int:
         literal = re.sub(r"([\\*?\[\]])", r"\\\1", self._key(view, ""))  # glob characters of the prefix

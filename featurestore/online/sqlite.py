@@ -12,16 +12,32 @@ import pyarrow as pa
 from featurestore.definitions import FeatureView
 from featurestore.errors import StoreUnavailableError
 from featurestore.online import WriteStats
-from featurestore.online.codec import cast_keys, decode_rows, encode_keys, encode_values, event_micros
+from featurestore.online.codec import (
+    LayoutCache,
+    cast_keys,
+    decode_rows,
+    encode_keys,
+    encode_values,
+    event_micros,
+    layout_id,
+    layout_names,
+)
 
 _MAX_VARIABLES = 900  # below SQLite's default limit of host parameters per statement
+_CREATE_LAYOUTS = (
+    "CREATE TABLE IF NOT EXISTS featurestore_layouts "
+    "(feature_view TEXT NOT NULL, layout INTEGER NOT NULL, names BLOB NOT NULL, PRIMARY KEY (feature_view, layout)) "
+    "WITHOUT ROWID"
+)
 
 
 class SqliteOnlineStore:
     """Online store in a SQLite file (WAL mode, so lookups never wait for a run's write).
 
     Layout: table ``fv_<view>`` with ``entity_key TEXT PRIMARY KEY`` (the encoded join keys),
-    ``event_us INTEGER`` (event time in microseconds) and ``value BLOB`` (the packed features).
+    ``event_us INTEGER`` (event time in microseconds, what newer-wins compares) and ``value BLOB``
+    (the stored value, see ``featurestore.online.codec``); table ``featurestore_layouts`` (view,
+    layout, names) records the layout of every write.
     """
 
     transactional_writes = True
@@ -34,6 +50,7 @@ class SqliteOnlineStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._layouts = LayoutCache()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn()
@@ -57,6 +74,7 @@ class SqliteOnlineStore:
 
     def prepare(self, views: Sequence[FeatureView]) -> None:
         conn = self._conn()
+        conn.execute(_CREATE_LAYOUTS)
         for view in views:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._table(view)} "
@@ -67,12 +85,17 @@ class SqliteOnlineStore:
         if rows.num_rows == 0:
             return WriteStats(0, 0)
         keys = encode_keys(view, cast_keys(view, rows))
-        values = encode_values(view, rows)
         times = event_micros(view, rows)
+        values = encode_values(view, rows, times)
         table = self._table(view)
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute(_CREATE_LAYOUTS)  # a file prepared by a version without it
+            conn.execute(
+                "INSERT OR IGNORE INTO featurestore_layouts (feature_view, layout, names) VALUES (?, ?, ?)",
+                (view.name, layout_id(view.feature_names), layout_names(view)),
+            )
             before = conn.total_changes
             conn.executemany(
                 f"INSERT INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?) "
@@ -89,25 +112,40 @@ class SqliteOnlineStore:
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)
-        return decode_rows(view, key_cols, self.read_packed(view, encode_keys(view, key_cols)), features)
+        entity_keys = encode_keys(view, key_cols)
+        return decode_rows(view, key_cols, self.read_packed(view, entity_keys), features, self.layout, entity_keys)
 
-    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[tuple[int, bytes] | None]:
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[bytes | None]:
         table = self._table(view)
         conn = self._conn()
-        found: dict[str, tuple[int, bytes]] = {}
+        found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(entity_keys))
         for start in range(0, len(unique), _MAX_VARIABLES):
             chunk = unique[start : start + _MAX_VARIABLES]
             marks = ",".join("?" * len(chunk))
             try:
-                for key, micros, value in conn.execute(
-                    f"SELECT entity_key, event_us, value FROM {table} WHERE entity_key IN ({marks})", chunk
-                ):
-                    found[key] = (micros, value)
+                found.update(
+                    conn.execute(f"SELECT entity_key, value FROM {table} WHERE entity_key IN ({marks})", chunk)
+                )
             except sqlite3.OperationalError as err:
                 if "no such table" not in str(err):
                     raise StoreUnavailableError("SQLite online store", str(self.path), str(err)) from err
         return [found.get(k) for k in entity_keys]
+
+    def layout(self, view: FeatureView, layout: int) -> tuple[str, ...] | None:
+        def load() -> dict[int, bytes]:
+            try:
+                return dict(
+                    self._conn().execute(
+                        "SELECT layout, names FROM featurestore_layouts WHERE feature_view = ?", (view.name,)
+                    )
+                )
+            except sqlite3.OperationalError as err:
+                if "no such table" in str(err):
+                    return {}
+                raise StoreUnavailableError("SQLite online store", str(self.path), str(err)) from err
+
+        return self._layouts.get(view, layout, load)
 
     def count(self, view: FeatureView) -> int:
         try:

@@ -14,6 +14,7 @@ from its name, so a new store is held to the same suite by declaring what it can
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -27,8 +28,10 @@ import pytest
 
 from featurestore import Bool, Entity, Feature, FeatureView, FileSource, Float64, Int64, String, Timestamp
 from featurestore.config import ProjectConfig
+from featurestore.lookup import FeatureStatus, LookupPlan
 from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, WriteStats
-from featurestore.online.codec import cast_keys, encode_keys
+from featurestore.online.codec import cast_keys, encode_keys, layout_id
+from featurestore.retrieval import ViewRequest
 from featurestore.schema import view_schema
 from featurestore.store import create_online_store
 from featurestore.types import UTC_TIMESTAMP, ValueType
@@ -201,11 +204,88 @@ def test_read_packed_agrees_with_read(prepared: OnlineStore) -> None:
     packed = prepared.read_packed(VIEW, encoded)
     assert len(packed) == 3
     assert packed[1] is None
-    assert [p[0] if p else None for p in packed] == [
-        int(T2.timestamp() * 1_000_000),
+    stored = [json.loads(p) if p is not None else None for p in packed]
+    layout = layout_id(VIEW.feature_names)
+    assert [s[:3] if s else None for s in stored] == [
+        [int(T2.timestamp() * 1_000_000), layout, 2],
         None,
-        int(T1.timestamp() * 1_000_000),
+        [int(T1.timestamp() * 1_000_000), layout, 1],
     ]
+    assert all(len(s) == 2 + len(VIEW.feature_names) for s in stored if s)
+
+
+# ---------------------------------------------------------------------------- layouts
+
+
+def edited_view() -> FeatureView:
+    """VIEW after its owner edited it: 'b' removed, 'n' added, the others in another order."""
+    return FeatureView(
+        name=VIEW.name,
+        entities=(ACCOUNT,),
+        source=SOURCE,
+        timestamp_field="ts",
+        ttl=timedelta(days=1),
+        features=(
+            Feature("t", Timestamp),
+            Feature("n", Int64),
+            Feature("s", String),
+            Feature("i", Int64),
+            Feature("f", Float64),
+        ),
+    )
+
+
+def test_every_write_records_its_layout(prepared: OnlineStore, config: ProjectConfig) -> None:
+    write(prepared, VIEW, row(1, T1, i=1))
+    assert tuple(prepared.layout(VIEW, layout_id(FEATURES)) or ()) == tuple(FEATURES)
+    assert prepared.layout(VIEW, layout_id(["not", "written"])) is None
+    assert prepared.layout(make_view("other_features"), layout_id(FEATURES)) is None
+    fresh = create_online_store(config)  # another process: nothing cached
+    try:
+        assert tuple(fresh.layout(VIEW, layout_id(FEATURES)) or ()) == tuple(FEATURES)
+    finally:
+        fresh.close()
+
+
+def test_rows_written_before_the_features_changed_are_read_by_name(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, row(1, T1, i=1, f=1.5, s="a", b=True, t=T1))
+    edited = edited_view()
+    prepared.prepare([edited])
+    write(prepared, edited, row(2, T2, i=2, f=2.5, s="b", n=7, t=T2))
+    got = read(prepared, edited, 1, 2, 3)
+    assert got == [
+        {"account_id": 1, "t": T1, "n": None, "s": "a", "i": 1, "f": 1.5, EVENT_TIME_COLUMN: T1},
+        {"account_id": 2, "t": T2, "n": 7, "s": "b", "i": 2, "f": 2.5, EVENT_TIME_COLUMN: T2},
+        {"account_id": 3, "t": None, "n": None, "s": None, "i": None, "f": None, EVENT_TIME_COLUMN: None},
+    ]
+    # The online lookup path agrees, and says the old row has no value for the new feature.
+    plan = LookupPlan.build([ViewRequest(edited, ("n", "i", "t"))])
+    response = plan.lookup(prepared, {"account_id": [2, 1, 3]}, now=T2)  # T1 is one TTL old
+    assert response.columns == {"n": [7, None, None], "i": [2, 1, None], "t": [T2, T1, None]}
+    assert response.statuses["n"] == [FeatureStatus.PRESENT, FeatureStatus.NULL, FeatureStatus.MISSING]
+    assert response.statuses["i"] == [FeatureStatus.PRESENT, FeatureStatus.PRESENT, FeatureStatus.MISSING]
+    # The old definition reads the new row by name too ('b' it lacks reads as null).
+    assert read(prepared, VIEW, 2, features=["b", "i"]) == [{"account_id": 2, "b": None, "i": 2, EVENT_TIME_COLUMN: T2}]
+
+
+def test_lookup_statuses_in_one_batch(prepared: OnlineStore) -> None:
+    """Found, missing, expired and null in one batch: the path that cannot take the fast lane."""
+    write(prepared, VIEW, row(1, T2, i=1), row(2, T1, i=2), row(4, T2))
+    plan = LookupPlan.build([ViewRequest(VIEW, ("i",))])
+    response = plan.lookup(prepared, {"account_id": [1, 2, 3, 4]}, now=T2 + timedelta(hours=12))
+    assert response.columns["i"] == [1, None, None, None]
+    assert response.statuses["i"] == [
+        FeatureStatus.PRESENT,
+        FeatureStatus.EXPIRED,  # written at T1: 36 hours before now, TTL one day
+        FeatureStatus.MISSING,
+        FeatureStatus.NULL,
+    ]
+    micros = [int(t.timestamp() * 1_000_000) if t else None for t in (T2, T1, None, T2)]
+    assert response.event_micros[VIEW.name] == micros
+    # All found and fresh: the fast lane gives the same answer as the slow one.
+    fast = plan.lookup(prepared, {"account_id": [4, 1]}, now=T2 + timedelta(hours=12))
+    assert fast.columns["i"] == [None, 1]
+    assert fast.statuses["i"] == [FeatureStatus.NULL, FeatureStatus.PRESENT]
 
 
 # ---------------------------------------------------------------------------- values

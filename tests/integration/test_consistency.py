@@ -41,7 +41,7 @@ from featurestore.consistency import MAX_EXAMPLES, ConsistencyReport
 from featurestore.definitions import FeatureView
 from featurestore.errors import InvalidRequestError
 from featurestore.lookup import FeatureStatus
-from featurestore.online.codec import cast_keys, encode_keys
+from featurestore.online.codec import cast_keys, encode_keys, layout_id
 from featurestore.project_files import load_definitions
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
@@ -422,7 +422,8 @@ def _run_and_kill(
 
 class RawStore:
     """The online store's data reached behind the feature store's back, with the server's own
-    client: one entity's stored (event time in µs, packed JSON value). Table and key names come
+    client: one entity's stored value ``[event µs, layout, values...]`` (see
+    ``featurestore.online.codec``), seen as (event µs, values by name). Table and key names come
     from the store itself, the data does not."""
 
     def __init__(self, request: pytest.FixtureRequest, project: Project) -> None:
@@ -448,20 +449,22 @@ class RawStore:
         entity = self.entity(view, key)
         if self.kind == "sqlite":
             with closing(self._sqlite()) as conn:
-                micros, value = conn.execute(
-                    f"SELECT event_us, value FROM {self.store._table(view)} WHERE entity_key = ?", (entity,)
+                (value,) = conn.execute(
+                    f"SELECT value FROM {self.store._table(view)} WHERE entity_key = ?", (entity,)
                 ).fetchone()
         elif self.kind == "redis":
-            head, _, value = self.redis.get(self.store._key(view, entity)).partition(b"|")
-            micros = int(head)
+            value = self.redis.get(self.store._key(view, entity))
         else:
-            micros, value = self.cql.execute(
-                f"SELECT event_us, value FROM {self.store._table(view)} WHERE entity_key = %s LIMIT 1", (entity,)
+            (value,) = self.cql.execute(
+                f"SELECT value FROM {self.store._table(view)} WHERE entity_key = %s LIMIT 1", (entity,)
             ).one()
-        return int(micros), json.loads(value)
+        micros, layout, *values = json.loads(value)
+        assert layout == layout_id(view.feature_names)
+        return micros, dict(zip(view.feature_names, values, strict=True))
 
     def put(self, view: FeatureView, key: dict[str, Any], micros: int, values: dict[str, Any]) -> None:
-        entity, packed = self.entity(view, key), json.dumps(values, separators=(",", ":")).encode()
+        stored = [micros, layout_id(view.feature_names), *(values[f] for f in view.feature_names)]
+        entity, packed = self.entity(view, key), json.dumps(stored, separators=(",", ":")).encode()
         if self.kind == "sqlite":
             with closing(self._sqlite()) as conn:
                 conn.execute(
@@ -469,7 +472,7 @@ class RawStore:
                     (entity, micros, packed),
                 )
         elif self.kind == "redis":
-            self.redis.set(self.store._key(view, entity), str(micros).encode() + b"|" + packed)
+            self.redis.set(self.store._key(view, entity), packed)
         else:  # replace the entity's rows (the store reads its newest row)
             self.cql.execute(f"DELETE FROM {self.store._table(view)} WHERE entity_key = %s", (entity,))
             self.cql.execute(
