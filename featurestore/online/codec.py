@@ -258,7 +258,7 @@ def conform(
                 f"The online store's value for entity {entity_keys[i]} of feature view '{view.name}' "
                 f"cannot be read: {shown} is not [event µs, layout, values...] of a layout this store "
                 f"has recorded (written by another version, or changed by hand). Re-run the view to "
-                f"rewrite it (featurestore run {view.name}), or check it with featurestore check-consistency."
+                f"rewrite it: featurestore run {view.name}"
             )
         by_name = dict(zip(names, row[HEADER:], strict=True))
         rows[i] = [row[0], current, *(by_name.get(f) for f in view.feature_names)]

@@ -37,9 +37,9 @@ import pytest
 
 from etl.local import LocalEngine, RunResult
 from featurestore.config import CONFIG_FILE_NAME
-from featurestore.consistency import MAX_EXAMPLES, ConsistencyReport
+from featurestore.consistency import MAX_EXAMPLES, UNREADABLE, ConsistencyReport
 from featurestore.definitions import FeatureView
-from featurestore.errors import InvalidRequestError
+from featurestore.errors import InvalidRequestError, UnreadableValueError
 from featurestore.lookup import FeatureStatus
 from featurestore.online.codec import cast_keys, encode_keys, layout_id
 from featurestore.project_files import load_definitions
@@ -464,7 +464,10 @@ class RawStore:
 
     def put(self, view: FeatureView, key: dict[str, Any], micros: int, values: dict[str, Any]) -> None:
         stored = [micros, layout_id(view.feature_names), *(values[f] for f in view.feature_names)]
-        entity, packed = self.entity(view, key), json.dumps(stored, separators=(",", ":")).encode()
+        self.put_bytes(view, key, micros, json.dumps(stored, separators=(",", ":")).encode())
+
+    def put_bytes(self, view: FeatureView, key: dict[str, Any], micros: int, packed: bytes) -> None:
+        entity = self.entity(view, key)
         if self.kind == "sqlite":
             with closing(self._sqlite()) as conn:
                 conn.execute(
@@ -524,6 +527,34 @@ def test_checker_reports_a_changed_value_a_deleted_key_and_an_added_key(project:
     assert sampled.seed is not None
     with pytest.raises(InvalidRequestError, match="sample must be at least 1"):
         project.check(BALANCES, sample=0)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"%d|{}", b"[%d,12345,1.0,2]", b"not json at all"],
+    ids=["an-older-format", "an-unknown-layout", "not-json"],
+)
+def test_a_value_it_cannot_read_is_named_and_a_re_run_rewrites_it(
+    project: Project, raw: RawStore, stored: bytes
+) -> None:
+    project.run(BALANCES)
+    view = project.definitions[BALANCES]
+    micros, _ = raw.get(view, {"account_id": 7})
+    raw.put_bytes(view, {"account_id": 7}, micros, stored.replace(b"%d", str(micros).encode()))
+    refs = [f"{BALANCES}:balance"]
+    with pytest.raises(
+        UnreadableValueError, match=f"entity 7 of feature view '{BALANCES}'.*featurestore run {BALANCES}"
+    ):
+        project.store.get_online_features(refs, {"account_id": [6, 7, 8]})
+    # The checker counts it as a mismatch, and names it, rather than failing.
+    report = project.check(BALANCES)
+    assert (report.mismatched, report.missing, report.extra) == (1, 0, 0), report.to_dict()
+    assert report.by_feature == {UNREADABLE: 1}
+    assert [(e["key"], e["feature"]) for e in report.examples] == [({"account_id": 7}, UNREADABLE)]
+    project.run(BALANCES)
+    response = project.store.get_online_features(refs, {"account_id": [6, 7, 8]})
+    assert response.statuses["balance"] == [FeatureStatus.EXPIRED] * 3  # found again (2024 rows, long expired)
+    project.assert_consistent(BALANCES)
 
 
 def test_examples_show_missing_rows_among_many_differing_values(project: Project, raw: RawStore) -> None:
