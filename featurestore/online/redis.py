@@ -181,7 +181,7 @@ class RedisOnlineStore:
 
     def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[bytes | None]:
         prefix = f"{self.prefix}:{view.name}:"
-        names = [prefix + k for k in entity_keys]
+        names = list(map(prefix.__add__, entity_keys))
         try:
             # One key (the common lookup): GET, a little cheaper than an MGET of one in redis-py.
             return [self._client.get(names[0])] if len(names) == 1 else self._mget(names)
