@@ -252,6 +252,12 @@ class FailingOnlineStore:
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         return self.inner.read(view, keys, features)
 
+    def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[bytes | None]:
+        return self.inner.read_packed(view, entity_keys)
+
+    def layout(self, view: FeatureView, layout: int) -> Sequence[str] | None:
+        return self.inner.layout(view, layout)
+
     def count(self, view: FeatureView) -> int:
         return self.inner.count(view)
 
