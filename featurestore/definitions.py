@@ -216,6 +216,19 @@ class SqlSource:
 Source: TypeAlias = FileSource | SqlSource
 
 
+def source_definition(source: Source) -> dict[str, Any]:
+    """What a source reads, without its description, owner and tags: its kind, name, timestamp
+    field and path (and format) or query, with the definitions of the sources a SQL source reads.
+    Part of the schema fingerprint of every view that reads it, so that a changed query or path
+    makes a new version of those views."""
+    spec = source.to_spec()
+    for metadata in ("description", "owner", "tags"):
+        del spec[metadata]
+    if isinstance(source, SqlSource):
+        spec["sources"] = [source_definition(s) for s in source.sources]
+    return spec
+
+
 @dataclass(frozen=True)
 class Feature:
     """One typed column of a feature view."""
@@ -424,14 +437,25 @@ class FeatureView:
 
     def schema_fingerprint(self) -> str:
         """Changes whenever what the view stores changes: keys, features and their types, the
-        timestamp, the source or the transformation. Descriptions, owners, tags and expectations
-        do not count (the rows a version stores keep their meaning when the checks change)."""
+        timestamp, the transformation, or what the source reads (its path or query, and those of
+        the sources a SQL source reads; see :func:`source_definition`). Descriptions, owners,
+        tags and expectations do not count (the rows a version stores keep their meaning when
+        the checks change)."""
+        return self._fingerprint(source_definition(self.source))
+
+    def legacy_schema_fingerprint(self) -> str:
+        """The fingerprint as registries applied before sources counted by their definition hold
+        it (the source by its name only). The registry recognises it, so that upgrading makes no
+        new versions."""
+        return self._fingerprint(self.source.name)
+
+    def _fingerprint(self, source: object) -> str:
         spec = self.to_spec()
         relevant = {
             "keys": [[k, t.value] for k, t in self.key_schema.items()],
             "features": [[f["name"], f["dtype"]] for f in spec["features"]],
             "timestamp_field": spec["timestamp_field"],
-            "source": spec["source"],
+            "source": source,
             "transformation": spec["transformation"],
             "ttl_seconds": spec["ttl_seconds"],
         }

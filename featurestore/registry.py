@@ -24,6 +24,7 @@ from featurestore.definitions import (
     FeatureView,
     Project,
     Source,
+    source_definition,
     source_from_spec,
 )
 from featurestore.errors import NotFoundError, StoreUnavailableError
@@ -279,6 +280,7 @@ class Registry:
         report = ApplyReport()
         now = _now()
         with self._engine.begin() as conn:
+            old_sources = _build_sources(self._specs_in(conn, sources_t, project))
             groups: list[tuple[sa.Table, str, Sequence[Any]]] = [
                 (entities_t, "entity", definitions.entities),
                 (sources_t, "source", definitions.sources),
@@ -286,7 +288,7 @@ class Registry:
             ]
             for table, kind, objs in groups:
                 self._apply_group(conn, project, table, kind, objs, now, report)
-            self._apply_views(conn, project, definitions.feature_views, now, report)
+            self._apply_views(conn, project, definitions.feature_views, old_sources, now, report)
             conn.execute(lineage_t.delete().where(lineage_t.c.project == project, lineage_t.c.dst_kind != "model"))
             edges = _lineage_edges(definitions)
             if edges:
@@ -328,7 +330,13 @@ class Registry:
             report.removed.append(f"{kind} {name}")
 
     def _apply_views(
-        self, conn: sa.Connection, project: str, views: Sequence[FeatureView], now: datetime, report: ApplyReport
+        self,
+        conn: sa.Connection,
+        project: str,
+        views: Sequence[FeatureView],
+        old_sources: Mapping[str, Source],
+        now: datetime,
+        report: ApplyReport,
     ) -> None:
         existing = {
             r.name: r
@@ -341,6 +349,8 @@ class Registry:
         for view in views:
             spec_dict = view.to_spec()
             spec_dict["join_keys"] = list(view.join_keys)
+            # What the source reads, as of this version: its changes make new versions too.
+            spec_dict["source_definition"] = source_definition(view.source)
             spec = json.dumps(spec_dict, sort_keys=True)
             fingerprint = view.schema_fingerprint()
             old = existing.get(view.name)
@@ -364,12 +374,24 @@ class Registry:
                 report.unchanged.append(f"feature view {view.name}")
             else:
                 version = old.version
-                if old.fingerprint != fingerprint:
+                old_spec = json.loads(old.spec)
+                old_fingerprint = old.fingerprint
+                if "source_definition" not in old_spec:  # applied before sources counted by definition
+                    old_source = old_sources.get(old_spec["source"])
+                    old_spec["source_definition"] = old_source and source_definition(old_source)
+                    if (
+                        old_fingerprint == view.legacy_schema_fingerprint()
+                        and old_spec["source_definition"] == spec_dict["source_definition"]
+                    ):
+                        old_fingerprint = fingerprint  # the same schema, fingerprinted the old way
+                if old_fingerprint != fingerprint:
                     version = old.version + 1
-                    changes = _describe_changes(json.loads(old.spec), spec_dict)
+                    changes = _describe_changes(old_spec, spec_dict)
                     self._add_version(conn, project, view.name, version, fingerprint, spec, changes, now)
                     report.updated.append(f"feature view {view.name} (version {version}: {changes})")
-                elif json.loads(old.spec).get("expectations", []) != spec_dict["expectations"]:
+                elif old_spec == spec_dict:
+                    report.unchanged.append(f"feature view {view.name}")
+                elif old_spec.get("expectations", []) != spec_dict["expectations"]:
                     # Checks are not part of the schema: the version's rows keep their meaning.
                     report.updated.append(f"feature view {view.name} (expectations changed; same version)")
                 else:
@@ -426,10 +448,14 @@ class Registry:
 
     def _specs(self, table: sa.Table, project: str) -> dict[str, dict[str, Any]]:
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(table.c.name, table.c.spec).where(table.c.project == project).order_by(table.c.name)
-            )
-            return {r.name: json.loads(r.spec) for r in rows}
+            return self._specs_in(conn, table, project)
+
+    @staticmethod
+    def _specs_in(conn: sa.Connection, table: sa.Table, project: str) -> dict[str, dict[str, Any]]:
+        rows = conn.execute(
+            sa.select(table.c.name, table.c.spec).where(table.c.project == project).order_by(table.c.name)
+        )
+        return {r.name: json.loads(r.spec) for r in rows}
 
     def projects(self) -> list[str]:
         with self._engine.connect() as conn:
@@ -440,17 +466,8 @@ class Registry:
 
     def list_sources(self, project: str) -> list[Source]:
         specs = self._specs(sources_t, project)
-        resolved: dict[str, Source] = {}
-
-        def build(name: str) -> Source:
-            if name not in resolved:
-                spec = specs[name]
-                for up in spec.get("sources", []):
-                    build(up)
-                resolved[name] = source_from_spec(spec, resolved)
-            return resolved[name]
-
-        return [build(n) for n in specs]
+        built = _build_sources(specs)
+        return [built[name] for name in specs]
 
     def list_feature_views(self, project: str) -> list[FeatureView]:
         entities = {e.name: e for e in self.list_entities(project)}
@@ -1008,7 +1025,29 @@ def _describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     for key in ("entities", "timestamp_field", "source", "transformation", "ttl_seconds", "join_keys"):
         if old.get(key) != new.get(key):
             parts.append(f"changed {key.replace('_seconds', '')}")
+    old_source, new_source = old.get("source_definition") or {}, new.get("source_definition") or {}
+    if old.get("source") == new.get("source") and old_source != new_source:
+        fields = sorted(k for k in {*old_source, *new_source} if old_source.get(k) != new_source.get(k))
+        named = ", ".join("upstream sources" if k == "sources" else k.replace("_", " ") for k in fields)
+        parts.append(f"changed source {new['source']} ({named})")
     return "; ".join(parts) or "changed"
+
+
+def _build_sources(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, Source]:
+    """Sources rebuilt from their registry specs (by name), each SQL source with its upstream ones."""
+    resolved: dict[str, Source] = {}
+
+    def build(name: str) -> Source:
+        if name not in resolved:
+            spec = specs[name]
+            for up in spec.get("sources", []):
+                build(up)
+            resolved[name] = source_from_spec(spec, resolved)
+        return resolved[name]
+
+    for name in specs:
+        build(name)
+    return resolved
 
 
 def _lineage_edges(definitions: Project) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from tiny_projects import UTC_US, new_project, utc, write_parquet
 
 from etl.local import LocalEngine
@@ -30,6 +31,8 @@ from featurestore import (
     String,
 )
 from featurestore.definitions import FeatureSelection, StoredTransformation, source_from_spec
+from featurestore.errors import RunError
+from featurestore.registry import views_t
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
 
@@ -391,3 +394,85 @@ def test_registry_version_bumps_only_when_the_schema_changes(store: FeatureStore
     assert history[0].changes == "created"
     assert "added channel" in history[1].changes
     assert "retyped amount float64→int64" in history[2].changes
+
+
+def web_transactions(query: str = "SELECT * FROM transactions WHERE channel = 'web'", **changes: object) -> SqlSource:
+    fields: dict[str, object] = {"sources": (transactions(),), "timestamp_field": "ts"}
+    fields.update(changes)
+    return SqlSource(name="web_transactions", query=query, **fields)  # type: ignore[arg-type]
+
+
+def test_fingerprint_follows_what_the_source_reads_not_its_metadata() -> None:
+    base = spend_view(source=web_transactions()).schema_fingerprint()
+    assert spend_view(source=web_transactions(description="Web only", owner="x")).schema_fingerprint() == base
+    assert spend_view(source=web_transactions("SELECT * FROM transactions")).schema_fingerprint() != base
+    moved = FileSource(name="transactions", path="data/v2/transactions.parquet", timestamp_field="ts")
+    assert spend_view(source=web_transactions(sources=(moved,))).schema_fingerprint() != base
+    assert spend_view().schema_fingerprint() != spend_view(source=moved).schema_fingerprint()
+
+
+def test_a_changed_source_query_makes_a_new_version_of_the_views_reading_it(store: FeatureStore) -> None:
+    apply(store, [customer(), web_transactions(), spend_view(source=web_transactions())])
+    assert store.registry.view_version(store.project, "customer_spend") == 1
+
+    # Its metadata only: the source is updated, the view is not.
+    described = web_transactions(description="Web only")
+    report = store.apply([customer(), described, spend_view(source=described)])
+    assert report.updated == ["source web_transactions"]
+    assert "feature view customer_spend" in report.unchanged
+
+    shop = web_transactions("SELECT * FROM transactions WHERE channel = 'shop'")
+    report = store.apply([customer(), shop, spend_view(source=shop)])
+    assert "feature view customer_spend (version 2: changed source web_transactions (query))" in report.updated
+    moved = FileSource(name="transactions", path="data/v2/transactions.parquet", timestamp_field="ts")
+    upstream_moved = web_transactions(shop.query, sources=(moved,))
+    store.apply([customer(), upstream_moved, spend_view(source=upstream_moved)])  # no file there: not checked
+    history = store.registry.view_versions(store.project, "customer_spend")
+    assert [(v.version, v.changes) for v in history] == [
+        (1, "created"),
+        (2, "changed source web_transactions (query)"),
+        (3, "changed source web_transactions (upstream sources)"),
+    ]
+    assert history[1].spec["source_definition"]["query"] == shop.query  # each version records what it read
+
+
+def test_a_view_whose_source_query_changed_since_apply_is_not_run(store: FeatureStore) -> None:
+    apply(store, [customer(), web_transactions(), spend_view(source=web_transactions())])
+    changed = spend_view(source=web_transactions("SELECT * FROM transactions"))
+    with pytest.raises(RunError, match=r"has changed since it was applied.*run 'featurestore apply' first"):
+        LocalEngine(store).run("customer_spend", definitions={"customer_spend": changed}, progress=False)
+    assert store.offline_store.files("customer_spend") == []
+
+
+def _as_applied_before_source_definitions(store: FeatureStore, view: FeatureView) -> None:
+    """Rewrite the view's registry row as registries applied before sources counted by their
+    definition hold it: no source definition in the spec, the fingerprint of the source's name."""
+    with store.registry._engine.begin() as conn:
+        row = conn.execute(sa.select(views_t.c.spec).where(views_t.c.name == view.name)).one()
+        spec = json.loads(row.spec)
+        del spec["source_definition"]
+        conn.execute(
+            views_t.update()
+            .where(views_t.c.name == view.name)
+            .values(spec=json.dumps(spec, sort_keys=True), fingerprint=view.legacy_schema_fingerprint())
+        )
+
+
+def test_a_registry_applied_before_source_definitions_gets_no_new_version_on_upgrade(store: FeatureStore) -> None:
+    view = spend_view(source=web_transactions())
+    apply(store, [customer(), web_transactions(), view])
+    _as_applied_before_source_definitions(store, view)
+
+    report = store.apply([customer(), web_transactions(), view])
+    assert "feature view customer_spend" in report.unchanged
+    assert store.registry.view_version(store.project, "customer_spend") == 1
+    report = store.apply([customer(), web_transactions(), view])  # now in the new form: nothing to do
+    assert "feature view customer_spend" in report.unchanged
+    (row,) = store.registry.list_feature_views(store.project)
+    assert row.schema_fingerprint() == view.schema_fingerprint()
+
+    # The first apply after the upgrade that changes the query does make a version.
+    _as_applied_before_source_definitions(store, view)
+    shop = web_transactions("SELECT * FROM transactions WHERE channel = 'shop'")
+    report = store.apply([customer(), shop, spend_view(source=shop)])
+    assert "feature view customer_spend (version 2: changed source web_transactions (query))" in report.updated
