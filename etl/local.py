@@ -9,9 +9,7 @@ included, nothing is published and the run is recorded as failed with its error.
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from etl.runs import check_window, failure_outcome, view_to_run
+from etl.runs import RunResult, check_window, recorded_run, view_to_run
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import FeatureStoreError, RunError
 from featurestore.online import OnlineStore, WriteStats
@@ -30,8 +28,6 @@ from featurestore.sql import connect as duckdb_connect
 from featurestore.store import FeatureStore
 from quality.checked_run import check_run
 
-log = logging.getLogger(__name__)
-
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -39,25 +35,6 @@ def _quote(name: str) -> str:
 
 def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a run did; the same figures are recorded in the registry under ``run_id``."""
-
-    run_id: str
-    view: str
-    status: str
-    rows_computed: int
-    rows_offline: int
-    rows_online: int
-    rows_online_skipped_older: int
-    watermark: datetime | None
-    timings: dict[str, float] = field(default_factory=dict)
-    quality: str = "unchecked"
-    """The quality gate's verdict: ``passed``, ``warned`` or ``quarantined`` (see ``quality.report``);
-    ``unchecked`` from an engine that does not call the gate."""
-    rows_quarantined: int = 0
 
 
 class LocalEngine:
@@ -200,104 +177,49 @@ class LocalEngine:
         the run."""
         check_window(start, end)
         view = view_to_run(self.store, view_name, definitions)
-        registry, project = self.store.registry, self.store.project
         offline = self.store.offline_store
         online_store = self.store.online_store if view.online else None
-        timings: dict[str, float] = {}
-        bar = tqdm(total=4, desc=f"run {view.name}", unit="step", disable=not progress, leave=False)
-        staged = None
-        online_started = False
-        # The view's publish lock is held from the run's start to its end, so a run that finds
-        # another run of the view still "running" knows that run's process died.
-        with offline.lock(view):
-            run_id = registry.start_run(project, view.name, engine=self.name, window_start=start, window_end=end)
-            abandoned = registry.abandon_runs(project, view.name, found_by=run_id)
-            orphans = offline.remove_orphans(view)
-            if abandoned or orphans:
-                log.warning(
-                    "feature view '%s': %d earlier run(s) stopped without an outcome, now marked abandoned; "
-                    "removed %d unpublished file(s) they left",
-                    view.name,
-                    len(abandoned),
-                    len(orphans),
-                )
-            try:
-                t0 = time.perf_counter()
-                bar.set_postfix_str("computing")
-                frame = self.compute(view, start, end)
-                timings["compute_s"] = time.perf_counter() - t0
-                bar.set_postfix_str(f"checking {frame.num_rows:,} rows")
-                checked = check_run(self.store, view, frame, run_id=run_id, end=end, quarantine=quarantine)
-                frame = checked.frame
-                timings.update(checked.timings)
-                bar.update()
-                t0 = time.perf_counter()
-                bar.set_postfix_str(f"writing {frame.num_rows:,} rows offline")
-                staged = offline.stage(view, frame, start=start, end=end, run_id=run_id)
-                timings["offline_stage_s"] = time.perf_counter() - t0
-                bar.update()
-                t0 = time.perf_counter()
-                stats = None
-                if online_store is not None:
-                    online_rows = _latest(frame, list(view.join_keys), newest_by=view.timestamp_field)
-                    bar.set_postfix_str(f"writing {online_rows.num_rows:,} rows online")
-                    online_started = True
-                    stats = _write_online(online_store, view, online_rows, progress)
-                timings["online_write_s"] = time.perf_counter() - t0
-                bar.update()
-                t0 = time.perf_counter()
-                staged.commit()
-                timings["offline_publish_s"] = time.perf_counter() - t0
-                bar.update()
-            except BaseException as err:
-                if staged is not None and not staged.done:
-                    staged.abort()
-                registry.finish_run(run_id, status="failed", timings=timings, error=f"{type(err).__name__}: {err}")
-                bar.close()
-                outcome = failure_outcome(online_started, online_store)
-                log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, outcome, err)
-                if isinstance(err, FeatureStoreError | KeyboardInterrupt):
-                    raise
-                raise RunError(f"Run of feature view '{view.name}' failed; {outcome}: {err}") from err
-            bar.close()
-            # Recorded under the lock, so no other run can mark it abandoned meanwhile. A crash
-            # between the commit above and this record leaves it "running" until the next run
-            # marks it abandoned; its files stay published and the manifest holds their watermark.
-            watermark = None
-            if frame.num_rows:
-                watermark = pc.max(frame.column(view.timestamp_field)).as_py()
-            result = RunResult(
-                run_id=run_id,
-                view=view.name,
-                status="succeeded",
+        with recorded_run(self.store, view, engine=self.name, start=start, end=end, progress=progress) as run:
+            timings, bar = run.timings, run.bar
+            t0 = time.perf_counter()
+            bar.set_postfix_str("computing")
+            frame = self.compute(view, start, end)
+            timings["compute_s"] = time.perf_counter() - t0
+            bar.set_postfix_str(f"checking {frame.num_rows:,} rows")
+            checked = check_run(self.store, view, frame, run_id=run.run_id, end=end, quarantine=quarantine)
+            frame = checked.frame
+            timings.update(checked.timings)
+            bar.update()
+            t0 = time.perf_counter()
+            bar.set_postfix_str(f"writing {frame.num_rows:,} rows offline")
+            staged = offline.stage(view, frame, start=start, end=end, run_id=run.run_id)
+            run.on_failure(staged.abort)
+            timings["offline_stage_s"] = time.perf_counter() - t0
+            bar.update()
+            t0 = time.perf_counter()
+            stats = None
+            if online_store is not None:
+                online_rows = _latest(frame, list(view.join_keys), newest_by=view.timestamp_field)
+                bar.set_postfix_str(f"writing {online_rows.num_rows:,} rows online")
+                run.online_started = True
+                stats = _write_online(online_store, view, online_rows, progress)
+            timings["online_write_s"] = time.perf_counter() - t0
+            bar.update()
+            watermark = pc.max(frame.column(view.timestamp_field)).as_py() if frame.num_rows else None
+            t0 = time.perf_counter()
+            staged.commit()
+            timings["offline_publish_s"] = time.perf_counter() - t0
+            bar.update()
+            run.succeeded(
                 rows_computed=checked.rows_computed,
                 rows_offline=frame.num_rows,
                 rows_online=stats.written if stats else 0,
                 rows_online_skipped_older=stats.skipped_older if stats else 0,
                 watermark=watermark,
-                timings=timings,
                 quality=checked.report.status,
                 rows_quarantined=checked.rows_quarantined,
             )
-            registry.finish_run(
-                run_id,
-                status="succeeded",
-                rows_computed=checked.rows_computed,
-                rows_offline=frame.num_rows,
-                rows_online=result.rows_online,
-                timings=timings,
-                watermark=watermark,
-            )
-        log.info(
-            "run %s of '%s': %d rows offline, %d online (%d older skipped), watermark %s",
-            run_id,
-            view.name,
-            frame.num_rows,
-            result.rows_online,
-            result.rows_online_skipped_older,
-            watermark,
-        )
-        return result
+        return run.result
 
 
 def _latest(table: pa.Table, partition: list[str], *, newest_by: str | None) -> pa.Table:

@@ -48,14 +48,13 @@ from urllib.parse import urlparse
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
-from etl.local import ONLINE_BATCH_ROWS, RunResult
-from etl.runs import check_window, failure_outcome, view_to_run
+from etl.local import ONLINE_BATCH_ROWS
+from etl.runs import RunResult, check_window, recorded_run, view_to_run
 from etl.spark_sql import to_spark_sql
 from featurestore.config import ProjectConfig, SparkEngineConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source, SqlSource, StoredTransformation
-from featurestore.errors import FeatureStoreError, InvalidRequestError, RunError
+from featurestore.errors import InvalidRequestError, RunError
 from featurestore.offline.hive import PARTITION_COLUMN, HiveOfflineStore
 from featurestore.offline.parquet import ParquetOfflineStore, StagedPublish
 from featurestore.retrieval import ViewRequest, normalize_spine, output_names, resolve_features
@@ -434,127 +433,94 @@ class SparkEngine:
         the run."""
         check_window(start, end)
         view = view_to_run(self.store, view_name, definitions)
-        registry, project = self.store.registry, self.store.project
         offline = self.store.offline_store
-        timings: dict[str, float] = {}
-        bar = tqdm(total=4, desc=f"run {view.name} (spark)", unit="step", disable=not progress, leave=False)
-        staged: StagedPublish | None = None
         staging = offline.view_dir(view) / STAGING
-        online_started = False
-        with offline.lock(view):
-            run_id = registry.start_run(project, view.name, engine=self.name, window_start=start, window_end=end)
-            abandoned = registry.abandon_runs(project, view.name, found_by=run_id)
-            orphans = offline.remove_orphans(view)
-            if staging.exists():
-                orphans.append(staging)
-                shutil.rmtree(staging)
-            if abandoned or orphans:
-                log.warning(
-                    "feature view '%s': %d earlier run(s) stopped without an outcome, now marked abandoned; "
-                    "removed %d unpublished file(s) they left",
-                    view.name,
-                    len(abandoned),
-                    len(orphans),
-                )
-            run_dir = staging / run_id
-            try:
-                if isinstance(offline, HiveOfflineStore):
-                    # Converge after a crash between a metastore swap and the manifest's.
-                    self._sync_metastore(offline, view, offline.partition_locations(view))
-                t0 = time.perf_counter()
-                bar.set_postfix_str("computing and staging offline")
-                # The computed rows are written once, then read back: every later step (the
-                # quality gate, offline, online) sees the same materialized rows.
-                computed_dir = run_dir / "computed"
-                _write_partitioned(self.compute(view, start, end), view, computed_dir)
-                self._refuse_nulls(view, computed_dir)
-                timings["compute_s"] = time.perf_counter() - t0
-                bar.set_postfix_str("checking")
-                computed = self._read_staged(view, computed_dir)
-                checked = check_run(self.store, view, computed, run_id=run_id, end=end, quarantine=quarantine)
-                timings.update(checked.timings)
-                bar.update()
-                t0 = time.perf_counter()
-                final_dir = computed_dir
-                kept = self._kept_rows(offline, view, start=start, end=end)
-                if checked.rows_quarantined or kept is not None:
-                    final_dir = run_dir / "publish"
-                    publish = checked.frame if kept is None else kept.unionByName(checked.frame)
-                    _write_partitioned(publish, view, final_dir)
-                rows, watermark = self._staged_stats(view, final_dir, start=start, end=end)
-                staged = self._stage(
-                    offline, view, final_dir, run_id, rows=rows, watermark=watermark, start=start, end=end
-                )
-                timings["offline_stage_s"] = time.perf_counter() - t0
-                bar.update()
-                t0 = time.perf_counter()
-                written = skipped = 0
-                if view.online:
-                    bar.set_postfix_str("writing online from the executors")
-                    online_started = True
-                    written, skipped = self._write_online(view, staged, start=start, end=end)
-                timings["online_write_s"] = time.perf_counter() - t0
-                bar.update()
-                t0 = time.perf_counter()
-                if isinstance(offline, HiveOfflineStore):
-                    after = offline.partition_locations(view)
-                    base = offline.view_dir(view).resolve()
-                    for day in staged.removed_partitions:
-                        after.pop(day, None)
-                    after.update({day: (base / rel).parent for day, rel in staged.new_partitions.items()})
-                    self._sync_metastore(offline, view, after)
-                staged.commit()
-                timings["offline_publish_s"] = time.perf_counter() - t0
-                bar.update()
-            except BaseException as err:
-                if staged is not None and not staged.done:
-                    staged.abort()
-                if isinstance(offline, HiveOfflineStore) and staged is not None:
-                    with contextlib.suppress(Exception):  # best effort: the next run converges anyway
-                        self._sync_metastore(offline, view, offline.partition_locations(view))
-                shutil.rmtree(staging, ignore_errors=True)  # under the lock: only this run stages
-                message = _spark_error(err) if not isinstance(err, FeatureStoreError) else str(err)
-                registry.finish_run(run_id, status="failed", timings=timings, error=f"{type(err).__name__}: {message}")
-                bar.close()
-                outcome = failure_outcome(online_started, self.store.online_store)
-                log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, outcome, message)
-                if isinstance(err, FeatureStoreError | KeyboardInterrupt):
-                    raise
-                raise RunError(f"Run of feature view '{view.name}' failed; {outcome}: {message}") from err
+
+        def remove_staging() -> list[Path]:  # under the lock: only this run stages
+            found = staging.exists()
             shutil.rmtree(staging, ignore_errors=True)
-            bar.close()
-            result = RunResult(
-                run_id=run_id,
-                view=view.name,
-                status="succeeded",
+            return [staging] if found else []
+
+        with recorded_run(
+            self.store,
+            view,
+            engine=self.name,
+            start=start,
+            end=end,
+            progress=progress,
+            remove_leftovers=remove_staging,
+            describe_error=_spark_error,
+        ) as run:
+            run.on_failure(remove_staging)
+            timings, bar = run.timings, run.bar
+            run_dir = staging / run.run_id
+            if isinstance(offline, HiveOfflineStore):
+                # Converge after a crash between a metastore swap and the manifest's.
+                self._sync_metastore(offline, view, offline.partition_locations(view))
+            t0 = time.perf_counter()
+            bar.set_postfix_str("computing and staging offline")
+            # The computed rows are written once, then read back: every later step (the
+            # quality gate, offline, online) sees the same materialized rows.
+            computed_dir = run_dir / "computed"
+            _write_partitioned(self.compute(view, start, end), view, computed_dir)
+            self._refuse_nulls(view, computed_dir)
+            timings["compute_s"] = time.perf_counter() - t0
+            bar.set_postfix_str("checking")
+            computed = self._read_staged(view, computed_dir)
+            checked = check_run(self.store, view, computed, run_id=run.run_id, end=end, quarantine=quarantine)
+            timings.update(checked.timings)
+            bar.update()
+            t0 = time.perf_counter()
+            final_dir = computed_dir
+            kept = self._kept_rows(offline, view, start=start, end=end)
+            if checked.rows_quarantined or kept is not None:
+                final_dir = run_dir / "publish"
+                publish = checked.frame if kept is None else kept.unionByName(checked.frame)
+                _write_partitioned(publish, view, final_dir)
+            rows, watermark = self._staged_stats(view, final_dir, start=start, end=end)
+            staged = self._stage(
+                offline, view, final_dir, run.run_id, rows=rows, watermark=watermark, start=start, end=end
+            )
+            if isinstance(offline, HiveOfflineStore):
+
+                def restore_metastore() -> None:  # best effort: the next run converges anyway
+                    with contextlib.suppress(Exception):
+                        self._sync_metastore(offline, view, offline.partition_locations(view))
+
+                run.on_failure(restore_metastore)
+            run.on_failure(staged.abort)
+            timings["offline_stage_s"] = time.perf_counter() - t0
+            bar.update()
+            t0 = time.perf_counter()
+            written = skipped = 0
+            if view.online:
+                bar.set_postfix_str("writing online from the executors")
+                run.online_started = True
+                written, skipped = self._write_online(view, staged, start=start, end=end)
+            timings["online_write_s"] = time.perf_counter() - t0
+            bar.update()
+            t0 = time.perf_counter()
+            if isinstance(offline, HiveOfflineStore):
+                after = offline.partition_locations(view)
+                base = offline.view_dir(view).resolve()
+                for day in staged.removed_partitions:
+                    after.pop(day, None)
+                after.update({day: (base / rel).parent for day, rel in staged.new_partitions.items()})
+                self._sync_metastore(offline, view, after)
+            staged.commit()
+            timings["offline_publish_s"] = time.perf_counter() - t0
+            bar.update()
+            remove_staging()
+            run.succeeded(
                 rows_computed=checked.rows_computed,
                 rows_offline=rows,
                 rows_online=written,
                 rows_online_skipped_older=skipped,
                 watermark=watermark,
-                timings=timings,
                 quality=checked.report.status,
                 rows_quarantined=checked.rows_quarantined,
             )
-            registry.finish_run(
-                run_id,
-                status="succeeded",
-                rows_computed=checked.rows_computed,
-                rows_offline=rows,
-                rows_online=written,
-                timings=timings,
-                watermark=watermark,
-            )
-        log.info(
-            "run %s of '%s' on Spark: %d rows offline, %d online (%d older skipped), watermark %s",
-            run_id,
-            view.name,
-            rows,
-            written,
-            skipped,
-            watermark,
-        )
-        return result
+        return run.result
 
     @staticmethod
     def _boundary_days(start: datetime | None, end: datetime | None) -> set[str]:

@@ -65,6 +65,9 @@ class StagedPublish:
         self.done = True
 
     def abort(self) -> None:
+        """Remove the staged files; nothing to do once committed (they are published) or aborted."""
+        if self.done:
+            return
         for f in self.staged_files:
             f.unlink(missing_ok=True)
             f.with_suffix(".parquet.tmp").unlink(missing_ok=True)

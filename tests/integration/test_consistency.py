@@ -35,7 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl.local import LocalEngine, RunResult
+from etl.local import LocalEngine
+from etl.runs import RunResult
 from featurestore.config import CONFIG_FILE_NAME
 from featurestore.consistency import MAX_EXAMPLES, UNREADABLE, ConsistencyReport
 from featurestore.definitions import FeatureView

@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from etl.local import LocalEngine, RunResult
+from etl.local import LocalEngine
+from etl.runs import RunResult
 from featurestore.config import CONFIG_FILE_NAME, render_default_config
 from featurestore.definitions import FeatureView
 from featurestore.project_files import load_definitions
