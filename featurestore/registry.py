@@ -389,7 +389,7 @@ class Registry:
                     changes = _describe_changes(old_spec, spec_dict)
                     self._add_version(conn, project, view.name, version, fingerprint, spec, changes, now)
                     report.updated.append(f"feature view {view.name} (version {version}: {changes})")
-                elif old_spec == spec_dict:
+                elif json.dumps(old_spec, sort_keys=True) == spec:  # only the form of the record changed
                     report.unchanged.append(f"feature view {view.name}")
                 elif old_spec.get("expectations", []) != spec_dict["expectations"]:
                     # Checks are not part of the schema: the version's rows keep their meaning.
