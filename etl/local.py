@@ -1,15 +1,13 @@
 """The embedded engine: DuckDB (SQL transformations) and pandas (function transformations).
 
-A run computes a view over a window, checks it with the quality gate (``quality``: the view's
-expectations, then statistics of what it publishes), then publishes the *same* frame to the
-offline store (Parquet, atomic per run) and the online store (latest row per entity, newer event
-time wins), and records one run in the registry. When anything fails, a blocking expectation
-included, nothing is published and the run is recorded as failed with its error.
+The engine computes a view's rows over a window as an Arrow table and writes them as one
+Parquet file per date; everything else about a run (the quality gate, the offline publish,
+deriving online from offline, the run's record) is the pipeline's, in ``etl/runs.py``.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -17,16 +15,14 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm.auto import tqdm
+import pyarrow.parquet as pq
 
-from etl.runs import RunResult, check_window, recorded_run, view_to_run
+from etl.runs import RunResult, run_view
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import FeatureStoreError, RunError
-from featurestore.online import OnlineStore, WriteStats
 from featurestore.schema import conform
 from featurestore.sql import connect as duckdb_connect
 from featurestore.store import FeatureStore
-from quality.checked_run import check_run
 
 
 def _quote(name: str) -> str:
@@ -41,6 +37,7 @@ class LocalEngine:
     """Runs feature views in this process. ``root`` resolves relative source paths."""
 
     name = "local"
+    quality_backend = "arrow"
 
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
@@ -128,7 +125,12 @@ class LocalEngine:
         finally:
             con.close()
 
-    def compute(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
+    def start(self) -> None:
+        """Nothing to start: DuckDB runs in this process."""
+
+    def compute(
+        self, view: FeatureView, start: datetime | None = None, end: datetime | None = None, scratch: Path | None = None
+    ) -> pa.Table:
         """The view's rows with event time in ``[start, end)``, conformed to its schema, one row
         per (keys, event time): when the transformation emits duplicates, the last one wins."""
         lower = None
@@ -159,6 +161,19 @@ class LocalEngine:
             table = table.filter(mask)
         return _latest(table, [*view.join_keys, view.timestamp_field], newest_by=None)
 
+    def write_partitions(self, view: FeatureView, frame: pa.Table, folder: Path) -> Mapping[str, Path]:
+        """The rows as one Parquet file per UTC date of their event time."""
+        folder.mkdir(parents=True, exist_ok=True)
+        if frame.num_rows == 0:
+            return {}
+        days = pc.cast(frame.column(view.timestamp_field), pa.date32())
+        out = {}
+        for day in sorted(d for d in pc.unique(days).to_pylist() if d is not None):
+            path = folder / f"{day.isoformat()}.parquet"
+            pq.write_table(frame.filter(pc.equal(days, pa.scalar(day, pa.date32()))), path)
+            out[day.isoformat()] = path
+        return out
+
     # ------------------------------------------------------------------ running
 
     def run(
@@ -170,56 +185,22 @@ class LocalEngine:
         definitions: dict[str, FeatureView] | None = None,
         progress: bool = True,
         quarantine: bool | None = None,
+        allow_row_drop: bool = False,
+        merge: bool = False,
     ) -> RunResult:
-        """Compute the view over ``[start, end)``, check it with the quality gate and publish it
-        offline and online in one run. ``quarantine`` (default: the project's
-        ``quality.quarantine``) sets rows failing blocking expectations aside instead of failing
-        the run."""
-        check_window(start, end)
-        view = view_to_run(self.store, view_name, definitions)
-        offline = self.store.offline_store
-        online_store = self.store.online_store if view.online else None
-        with recorded_run(self.store, view, engine=self.name, start=start, end=end, progress=progress) as run:
-            timings, bar = run.timings, run.bar
-            t0 = time.perf_counter()
-            bar.set_postfix_str("computing")
-            frame = self.compute(view, start, end)
-            timings["compute_s"] = time.perf_counter() - t0
-            bar.set_postfix_str(f"checking {frame.num_rows:,} rows")
-            checked = check_run(self.store, view, frame, run_id=run.run_id, end=end, quarantine=quarantine)
-            frame = checked.frame
-            timings.update(checked.timings)
-            bar.update()
-            t0 = time.perf_counter()
-            bar.set_postfix_str(f"writing {frame.num_rows:,} rows offline")
-            staged = offline.stage(view, frame, start=start, end=end, run_id=run.run_id)
-            run.on_failure(staged.abort)
-            timings["offline_stage_s"] = time.perf_counter() - t0
-            bar.update()
-            t0 = time.perf_counter()
-            stats = None
-            if online_store is not None:
-                online_rows = _latest(frame, list(view.join_keys), newest_by=view.timestamp_field)
-                bar.set_postfix_str(f"writing {online_rows.num_rows:,} rows online")
-                run.online_started = True
-                stats = _write_online(online_store, view, online_rows, progress)
-            timings["online_write_s"] = time.perf_counter() - t0
-            bar.update()
-            watermark = pc.max(frame.column(view.timestamp_field)).as_py() if frame.num_rows else None
-            t0 = time.perf_counter()
-            staged.commit()
-            timings["offline_publish_s"] = time.perf_counter() - t0
-            bar.update()
-            run.succeeded(
-                rows_computed=checked.rows_computed,
-                rows_offline=frame.num_rows,
-                rows_online=stats.written if stats else 0,
-                rows_online_skipped_older=stats.skipped_older if stats else 0,
-                watermark=watermark,
-                quality=checked.report.status,
-                rows_quarantined=checked.rows_quarantined,
-            )
-        return run.result
+        """Run the view over ``[start, end)`` through the run pipeline (``etl.runs.run_view``)."""
+        return run_view(
+            self.store,
+            self,
+            view_name,
+            start=start,
+            end=end,
+            definitions=definitions,
+            progress=progress,
+            quarantine=quarantine,
+            allow_row_drop=allow_row_drop,
+            merge=merge,
+        )
 
 
 def _latest(table: pa.Table, partition: list[str], *, newest_by: str | None) -> pa.Table:
@@ -238,27 +219,3 @@ def _latest(table: pa.Table, partition: list[str], *, newest_by: str | None) -> 
     finally:
         con.close()
     return out.drop_columns(["__i"]).cast(table.schema)
-
-
-ONLINE_BATCH_ROWS = 10_000
-
-
-def _write_online(store: OnlineStore, view: FeatureView, rows: pa.Table, progress: bool) -> WriteStats:
-    """Write a run's newest row per entity online.
-
-    A store whose write is one transaction (``transactional_writes``, e.g. SQLite) gets all rows
-    in one call, so a failure leaves it exactly as before. Other stores (Redis, Cassandra) get
-    batches with a progress bar; if one fails, the batches before it stay written. Those rows are
-    this run's values and every write obeys "newer event time wins", so re-running the window
-    converges to the same online state as an uninterrupted run (the consistency tests show it).
-    """
-    if getattr(store, "transactional_writes", False) or rows.num_rows <= ONLINE_BATCH_ROWS:
-        return store.write(view, rows)
-    written = skipped = 0
-    with tqdm(total=rows.num_rows, desc=f"online {view.name}", unit="row", disable=not progress, leave=False) as bar:
-        for batch in rows.to_batches(max_chunksize=ONLINE_BATCH_ROWS):
-            stats = store.write(view, pa.Table.from_batches([batch], schema=rows.schema))
-            written += stats.written
-            skipped += stats.skipped_older
-            bar.update(batch.num_rows)
-    return WriteStats(written=written, skipped_older=skipped)

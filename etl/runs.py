@@ -1,27 +1,93 @@
-"""What every engine's run shares: which view definition may run, the window's checks, the
-run's record in the registry from its start to its outcome (:func:`recorded_run`), and how a
-failed run's outcome is told (what was and was not published)."""
+"""The run pipeline, written once for every engine.
+
+A run of a feature view over a window goes through these steps, whatever computes it::
+
+    lock → record start → recover → settle pending intents → compute (engine) → gate (quality)
+         → write partitions (engine) → stage (offline store: files, counts, intent)
+         → guard against silent data loss → commit offline (+ intent, one manifest swap)
+         → derive online from offline for the intent's entities → settle → record outcome
+
+An engine (:class:`Engine`) only computes a frame and writes it as one Parquet file per date;
+the DuckDB engine (``etl/local.py``) and the Spark engine (``etl/spark.py``) plug in here, and so
+can push or stream ingestion. The offline store hides Parquet versus Hive (``featurestore.offline``).
+
+**Online is derived from offline.** The entities a run may change are those in the window's
+published rows before the run and in its new rows. After the offline commit, each of them is set
+online to its latest offline row (all partitions, not only the window's), or removed when offline
+has none any more; TTL is applied when reading. So a re-run that retracts rows, a corrected
+source or a shrunk lookback moves online back with offline, and a backfill of an older window
+sets the same (newer) rows again.
+
+**Crashes converge.** The commit records the run's intent in the same manifest swap that
+publishes it; the intent is settled only after online holds the derived rows. Whatever point a
+run dies at, the next run of the view (or ``featurestore repair``) finds either nothing
+published and nothing pending, or the intent, and derives those entities again: derivation is
+idempotent. If the online store fails during a run, the offline commit is reverted (offline is
+exactly as before) and the intent stays pending until a run or repair finds the store back.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from featurestore.definitions import FeatureView
 from featurestore.errors import FeatureStoreError, NotFoundError, RunError
+from featurestore.offline import PublishIntent
 from featurestore.online import OnlineStore
 from featurestore.store import FeatureStore
+from quality.checked_run import check_run
 
 log = logging.getLogger(__name__)
 
-RUN_STEPS = 4
-"""Steps of a run's progress bar: checked, staged offline, written online, published offline."""
+RUN_STEPS = 5
+"""Steps of a run's progress bar: computed and checked, staged, committed offline, derived
+online, recorded."""
+
+ROW_DROP_LIMIT = 0.5
+"""A run whose window holds fewer than this share of the rows published there before is
+blocked unless ``allow_row_drop`` (an empty or truncated source would delete them)."""
+
+ONLINE_BATCH_ROWS = 10_000
+"""Entities per online write when the store cannot take a run in one transaction."""
+
+CHECKPOINTS: list[Callable[[str], None]] = []
+"""Called with the name of each publish phase as a run reaches it (tests crash runs there):
+``computed``, ``staged``, ``committed``, ``online_batch`` (after each online batch),
+``derived``, ``settled``."""
+
+
+def checkpoint(phase: str) -> None:
+    for hook in CHECKPOINTS:
+        hook(phase)
+
+
+class Engine(Protocol):
+    """What an engine supplies to the pipeline: a frame and its files. Nothing else."""
+
+    name: str
+    quality_backend: str
+    """The quality gate's backend for the engine's frames (``quality.checked_run.BACKENDS``)."""
+
+    def start(self) -> None:
+        """Make ready what the run needs (a Spark session, attached to a Hive store)."""
+
+    def compute(self, view: FeatureView, start: datetime | None, end: datetime | None, scratch: Path) -> Any:
+        """The view's rows with event time in ``[start, end)``, conformed to its schema, one per
+        (keys, event time); refuse rows with a null key or event time. ``scratch``: a folder the
+        engine may write into (removed after the run)."""
+
+    def write_partitions(self, view: FeatureView, frame: Any, folder: Path) -> Mapping[str, Path]:
+        """Write ``frame`` as one Parquet file per date of its event times (UTC), in the view's
+        schema, under ``folder``; return date (``YYYY-MM-DD``) → file."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +100,24 @@ class RunResult:
     rows_computed: int
     rows_offline: int
     rows_online: int
-    rows_online_skipped_older: int
+    """Entities whose online value the run set (to their latest offline row)."""
     watermark: datetime | None
     timings: dict[str, float] = field(default_factory=dict)
     quality: str = "unchecked"
-    """The quality gate's verdict: ``passed``, ``warned`` or ``quarantined`` (see ``quality.report``);
-    ``unchecked`` from an engine that does not call the gate."""
+    """The quality gate's verdict: ``passed``, ``warned`` or ``quarantined`` (see ``quality.report``)."""
     rows_quarantined: int = 0
+    rows_before: int = 0
+    """Rows the window held offline before the run."""
+    entities_affected: int = 0
+    """Entities the run could change (in the window's rows before or after): derived online."""
+    rows_online_removed: int = 0
+    """Entities removed online because offline no longer has a row of them."""
+
+
+@dataclass(frozen=True)
+class DeriveStats:
+    written: int
+    removed: int
 
 
 def check_window(start: datetime | None, end: datetime | None) -> None:
@@ -83,124 +160,153 @@ def view_to_run(store: FeatureStore, view_name: str, definitions: dict[str, Feat
     return defined
 
 
-def failure_outcome(online_started: bool, online_store: OnlineStore | None) -> str:
-    """What a failed run left behind, for its log line and error message."""
-    if online_started and online_store is not None and not online_store.transactional_writes:
-        return (
-            "the offline store is unchanged; the online store may hold some of its rows (never "
-            "replacing newer ones): re-run the window to converge"
-        )
-    return "nothing was published"
+# ---------------------------------------------------------------------- deriving online
 
 
-class RecordedRun:
-    """A run in progress, as :func:`recorded_run` gives it to the engine: its id, a progress bar
-    of :data:`RUN_STEPS` steps, the timings it records, and what it must do should it fail."""
+def derive_online(store: FeatureStore, view: FeatureView, keys: Path | None, *, progress: bool = False) -> DeriveStats:
+    """Set online, for every entity in ``keys`` (every entity offline has when None), the
+    entity's latest offline row, and remove the entities offline has no row of. A store whose
+    writes are transactional gets it in one call (all or nothing); others in batches."""
+    online: OnlineStore = store.online_store
+    offline = store.offline_store
+    written = removed = 0
+    if online.transactional_writes:
+        batches = list(offline.latest(view, keys, batch_rows=1_000_000))
+        if batches:
+            import pyarrow as pa
+
+            rows = pa.concat_tables([b.rows for b in batches])
+            gone = pa.concat_tables([b.removed for b in batches])
+            stats = online.sync(view, rows, gone)
+            written, removed = stats.written, stats.removed
+        checkpoint("online_batch")
+        return DeriveStats(written, removed)
+    with tqdm(desc=f"online {view.name}", unit="entity", disable=not progress, leave=False) as bar:
+        for batch in offline.latest(view, keys, batch_rows=ONLINE_BATCH_ROWS):
+            stats = online.sync(view, batch.rows, batch.removed)
+            written += stats.written
+            removed += stats.removed
+            bar.update(batch.rows.num_rows + batch.removed.num_rows)
+            checkpoint("online_batch")
+    return DeriveStats(written, removed)
+
+
+def settle_pending(store: FeatureStore, view: FeatureView, *, progress: bool = False) -> list[PublishIntent]:
+    """Complete the intents committed runs left pending (the caller holds the view's lock):
+    derive online for their entities from offline as it is now, then forget them."""
+    offline = store.offline_store
+    pending = offline.pending(view)
+    for intent in pending:
+        if view.online:
+            stats = derive_online(store, view, intent.keys, progress=progress)
+            log.warning(
+                "feature view '%s': run %s was published offline but its online update was not known to be "
+                "complete; derived %d entities online from offline again (%d removed)",
+                view.name,
+                intent.run_id,
+                stats.written,
+                stats.removed,
+            )
+        offline.settle(view, intent.run_id)
+    return pending
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What :func:`repair` did: intents settled, entities derived again."""
+
+    view: str
+    settled: list[str]
+    entities: int
+    removed: int
+
+
+def repair(store: FeatureStore, view_name: str, *, everything: bool = False, progress: bool = True) -> RepairResult:
+    """Bring the online store in line with offline for one view: settle the intents runs left
+    pending (a crash, an online store that was down); with ``everything``, also derive every
+    entity offline has (after a restore of the online store, say). Holds the view's lock."""
+    view = store.get_feature_view(view_name)
+    if not view.online:
+        raise RunError(f"Feature view '{view_name}' is offline only; there is nothing online to repair")
+    offline = store.offline_store
+    with offline.lock(view):
+        offline.recover(view)
+        pending = settle_pending(store, view, progress=progress)
+        entities = sum(p.entities for p in pending)
+        removed = 0
+        if everything:
+            stats = derive_online(store, view, None, progress=progress)
+            entities, removed = stats.written, stats.removed
+    log.info(
+        "repair of '%s': %d pending intent(s) settled, %d entities derived online", view_name, len(pending), entities
+    )
+    return RepairResult(view_name, [p.run_id for p in pending], entities, removed)
+
+
+# ---------------------------------------------------------------------- the run
+
+
+class _Run:
+    """A run in progress: its id, progress bar, timings and the undo steps of a failure."""
 
     def __init__(self, view: FeatureView, run_id: str, bar: tqdm) -> None:
-        self.view = view
-        self.run_id = run_id
-        self.bar = bar
+        self.view, self.run_id, self.bar = view, run_id, bar
         self.timings: dict[str, float] = {}
-        self.online_started = False
-        """Set before the first online write: a failure after it may leave rows online."""
-        self._result: RunResult | None = None
-        self._undo: list[Callable[[], object]] = []
+        self._t0 = time.perf_counter()
+        self.undo: list[Callable[[], object]] = []
+        self.outcome = "nothing was published"
 
-    @property
-    def result(self) -> RunResult:
-        """What the run did, once the engine has told it with :meth:`succeeded`."""
-        if self._result is None:
-            raise RuntimeError(f"run {self.run_id} of '{self.view.name}' has not succeeded")
-        return self._result
-
-    def on_failure(self, undo: Callable[[], object]) -> None:
-        """Call ``undo`` if the run fails (the latest registered first), before it is recorded failed."""
-        self._undo.append(undo)
-
-    def succeeded(
-        self,
-        *,
-        rows_computed: int,
-        rows_offline: int,
-        rows_online: int,
-        rows_online_skipped_older: int,
-        watermark: datetime | None,
-        quality: str,
-        rows_quarantined: int,
-    ) -> None:
-        """The run's figures, once everything is published (the last thing the engine does)."""
-        self._result = RunResult(
-            run_id=self.run_id,
-            view=self.view.name,
-            status="succeeded",
-            rows_computed=rows_computed,
-            rows_offline=rows_offline,
-            rows_online=rows_online,
-            rows_online_skipped_older=rows_online_skipped_older,
-            watermark=watermark,
-            timings=self.timings,
-            quality=quality,
-            rows_quarantined=rows_quarantined,
-        )
+    @contextmanager
+    def step(self, name: str, label: str) -> Iterator[None]:
+        self.bar.set_postfix_str(label)
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - t0
 
 
-@contextmanager
-def recorded_run(
+def run_view(
     store: FeatureStore,
-    view: FeatureView,
+    engine: Engine,
+    view_name: str,
     *,
-    engine: str,
-    start: datetime | None,
-    end: datetime | None,
-    progress: bool,
-    remove_leftovers: Callable[[], list[Path]] = list,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    definitions: dict[str, FeatureView] | None = None,
+    progress: bool = True,
+    quarantine: bool | None = None,
+    allow_row_drop: bool = False,
+    merge: bool = False,
     describe_error: Callable[[BaseException], str] = str,
-) -> Iterator[RecordedRun]:
-    """One run of ``view`` as the registry records it, the same for every engine.
+) -> RunResult:
+    """Run one view over ``[start, end)`` on ``engine`` through the pipeline (module docs).
 
-    The view's publish lock is held from the run's start to its end, so a run that finds another
-    run of the view still "running" knows that run's process died: it marks it abandoned and
-    removes the unpublished files it left (the offline store's orphans and ``remove_leftovers``).
-    If the body raises, the run's ``on_failure`` callbacks run, the run is recorded failed with
-    what it left behind, and the error is raised again: a :class:`RunError` naming the view and
-    the outcome, unless it is a FeatureStoreError or a KeyboardInterrupt (``describe_error``
-    gives the message of other errors). Else the body has called ``succeeded`` after publishing,
-    and the run is recorded succeeded, under the lock, so no other run can mark it abandoned
-    meanwhile. A crash between publishing and that record leaves the run "running" until the
-    next run marks it abandoned; its files stay published and the manifest holds their watermark.
-    """
+    ``quarantine`` (default: the project's ``quality.quarantine``) sets rows failing blocking
+    expectations aside instead of failing the run. ``allow_row_drop`` accepts a window whose
+    rows fall below :data:`ROW_DROP_LIMIT` of what was published there. ``merge`` keeps the
+    window's published rows the run does not recompute (a backfill of a new feature that must not
+    delete history the source no longer holds). A failure publishes nothing and is recorded with
+    its error; ``describe_error`` gives the message of errors that are not ours."""
+    check_window(start, end)
+    view = view_to_run(store, view_name, definitions)
     registry, project, offline = store.registry, store.project, store.offline_store
-    label = "" if engine == "local" else f" ({engine})"
+    label = "" if engine.name == "local" else f" ({engine.name})"
     bar = tqdm(total=RUN_STEPS, desc=f"run {view.name}{label}", unit="step", disable=not progress, leave=False)
+    engine.start()
     with offline.lock(view):
-        run_id = registry.start_run(project, view.name, engine=engine, window_start=start, window_end=end)
-        abandoned = registry.abandon_runs(project, view.name, found_by=run_id)
-        orphans = [*offline.remove_orphans(view), *remove_leftovers()]
-        if abandoned or orphans:
-            log.warning(
-                "feature view '%s': %d earlier run(s) stopped without an outcome, now marked abandoned; "
-                "removed %d unpublished file(s) they left",
-                view.name,
-                len(abandoned),
-                len(orphans),
-            )
-        run = RecordedRun(view, run_id, bar)
+        run_id = registry.start_run(project, view.name, engine=engine.name, window_start=start, window_end=end)
+        run = _Run(view, run_id, bar)
         try:
-            yield run
+            result = _publish(store, engine, view, run, start, end, progress, quarantine, allow_row_drop, merge)
         except BaseException as err:
-            for undo in reversed(run._undo):
+            for undo in reversed(run.undo):
                 undo()
             message = str(err) if isinstance(err, FeatureStoreError) else describe_error(err)
             registry.finish_run(run_id, status="failed", timings=run.timings, error=f"{type(err).__name__}: {message}")
             bar.close()
-            outcome = failure_outcome(run.online_started, store.online_store if view.online else None)
-            log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, outcome, message)
+            log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, run.outcome, message)
             if isinstance(err, FeatureStoreError | KeyboardInterrupt):
                 raise
-            raise RunError(f"Run of feature view '{view.name}' failed; {outcome}: {message}") from err
-        bar.close()
-        result = run.result  # raises if the engine did not tell (a bug): the run stays "running"
+            raise RunError(f"Run of feature view '{view.name}' failed; {run.outcome}: {message}") from err
         registry.finish_run(
             run_id,
             status="succeeded",
@@ -209,14 +315,123 @@ def recorded_run(
             rows_online=result.rows_online,
             timings=result.timings,
             watermark=result.watermark,
+            entities_affected=result.entities_affected,
+            rows_online_removed=result.rows_online_removed,
         )
+        bar.close()
     log.info(
-        "run %s of '%s'%s: %d rows offline, %d online (%d older skipped), watermark %s",
+        "run %s of '%s'%s: %d rows offline (%d before), %d entities derived online (%d removed), watermark %s",
         run_id,
         view.name,
-        "" if engine == "local" else f" on {engine.capitalize()}",
+        "" if engine.name == "local" else f" on {engine.name.capitalize()}",
         result.rows_offline,
+        result.rows_before,
         result.rows_online,
-        result.rows_online_skipped_older,
+        result.rows_online_removed,
         result.watermark,
     )
+    return result
+
+
+def _publish(
+    store: FeatureStore,
+    engine: Engine,
+    view: FeatureView,
+    run: _Run,
+    start: datetime | None,
+    end: datetime | None,
+    progress: bool,
+    quarantine: bool | None,
+    allow_row_drop: bool,
+    merge: bool,
+) -> RunResult:
+    """The steps of a run between its record's start and its outcome (under the view's lock)."""
+    registry, project, offline, bar = store.registry, store.project, store.offline_store, run.bar
+    abandoned = registry.abandon_runs(project, view.name, found_by=run.run_id)
+    with run.step("recover_s", "recovering"):
+        leftovers = offline.recover(view)
+        settled = settle_pending(store, view, progress=progress)
+    if abandoned or leftovers or settled:
+        log.warning(
+            "feature view '%s': %d earlier run(s) stopped without an outcome, now marked abandoned; removed %d "
+            "unpublished file(s) they left; completed %d pending online update(s)",
+            view.name,
+            len(abandoned),
+            len(leftovers),
+            len(settled),
+        )
+    scratch = offline.scratch_dir(view, run.run_id)
+    run.undo.append(lambda: _remove_tree(scratch))
+    with run.step("compute_s", "computing"):
+        frame = engine.compute(view, start, end, scratch)
+    checkpoint("computed")
+    checked = check_run(
+        store, view, frame, run_id=run.run_id, end=end, quarantine=quarantine, backend=engine.quality_backend
+    )
+    run.timings.update(checked.timings)
+    bar.update()
+    with run.step("offline_stage_s", "writing offline"):
+        partitions = engine.write_partitions(view, checked.frame, scratch / "partitions")
+        staged = offline.stage(view, partitions, start=start, end=end, run_id=run.run_id, merge=merge)
+        run.undo.append(staged.revert)
+    checkpoint("staged")
+    bar.update()
+    _guard_row_drop(view, staged.rows, staged.rows_before, start, end, allow_row_drop=allow_row_drop or merge)
+    with run.step("offline_publish_s", "publishing offline"):
+        intent = staged.commit()
+    checkpoint("committed")
+    run.outcome = (
+        "its offline publish was reverted, so the offline store is as before; online may hold part of its "
+        f"update for {staged.entities:,} entities until the next run of the view or 'featurestore repair "
+        f"{view.name}' derives them from offline again"
+    )
+    bar.update()
+    derived = DeriveStats(0, 0)
+    if view.online:
+        with run.step("online_write_s", f"deriving {staged.entities:,} entities online"):
+            derived = derive_online(store, view, intent.keys, progress=progress)
+    checkpoint("derived")
+    bar.update()
+    offline.settle(view, run.run_id)
+    checkpoint("settled")
+    _remove_tree(scratch)
+    bar.update()
+    return RunResult(
+        run_id=run.run_id,
+        view=view.name,
+        status="succeeded",
+        rows_computed=checked.rows_computed,
+        rows_offline=staged.rows,
+        rows_online=derived.written,
+        watermark=staged.watermark,
+        timings=run.timings,
+        quality=checked.report.status,
+        rows_quarantined=checked.rows_quarantined,
+        rows_before=staged.rows_before,
+        entities_affected=staged.entities,
+        rows_online_removed=derived.removed,
+    )
+
+
+def _guard_row_drop(
+    view: FeatureView, rows: int, before: int, start: datetime | None, end: datetime | None, *, allow_row_drop: bool
+) -> None:
+    """Refuse a run whose window falls sharply against what is published there (before its commit)."""
+    if allow_row_drop or before == 0 or rows >= before * ROW_DROP_LIMIT:
+        return
+    window = f"[{start.isoformat() if start else '-inf'}, {end.isoformat() if end else '+inf'})"
+    raise RunError(
+        f"Run of feature view '{view.name}' over {window} computed {rows:,} row(s) where {before:,} are published; "
+        f"publishing would delete {before - rows:,} row(s) offline and retract them online. Nothing was published. "
+        "If the source is empty or truncated, fix it and re-run; if the rows really are gone, re-run with "
+        "--allow-row-drop (SDK: allow_row_drop=True)"
+    )
+
+
+def _remove_tree(path: Path) -> None:
+    import contextlib
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the staging folder, when no other run's scratch is in it
+        path.parent.rmdir()

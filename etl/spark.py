@@ -1,26 +1,18 @@
 """The Spark engine: the same feature views, run on Spark, for data that outgrows one machine.
 
-A run does what the embedded engine's does (``etl/local.py``), with the same outcome:
+The engine computes and writes files; the run itself (the quality gate, the offline publish
+including the Hive metastore, deriving online from offline, the run's record) is the pipeline's,
+in ``etl/runs.py``, the same as for the embedded engine:
 
 1. **Compute** the view over its window: a SQL transformation (written in DuckDB's dialect, as
    every definition is) runs as Spark SQL after translation (``etl/spark_sql.py``); a pandas
    transformation runs once per entity with ``applyInArrow`` over the join keys, so it must
    compute an entity's rows from that entity's source rows only. Duplicate (keys, event time)
-   rows are resolved as locally: the later row of the transformation's output wins.
-2. **Stage offline**: the rows (plus the rows of the window's boundary partitions that lie
-   outside the window) are written as one Parquet file per date partition into a staging folder
-   beside the view, then moved into the store's layout: still invisible to readers.
-3. **Write online** from the executors, partition by partition (``mapInArrow``), the newest row
-   per entity read back from the staged files, so online and offline hold the same rows. The
-   stores keep "newer event time wins". The embedded SQLite store is one file on the driver's
-   machine: it is written by one task in one transaction (all or nothing, as locally), which
-   works in ``local[*]`` and on a cluster whose executors share the driver's filesystem; use
-   Redis or Cassandra on a real cluster.
-4. **Publish offline** at once: the Parquet store's manifest swap; for the Hive store, the
-   metastore's partitions of the window are pointed at the new folders first, then the manifest.
-
-It holds the view's publish lock from start to end and records the run in the registry, as the
-embedded engine does; a failure publishes nothing offline and records the run as failed.
+   rows are resolved as locally: the later row of the transformation's output wins. The rows are
+   written once, one Parquet file per date, and read back: the quality gate (Spark SQL
+   aggregations, ``quality/spark.py``) and the offline files see the same materialized rows.
+2. **Write partitions**: those files, handed to the offline store (or the quarantine's remaining
+   rows written anew).
 
 Training sets (:meth:`SparkEngine.get_training_set`) have the embedded engine's point-in-time
 semantics without an as-of join: the spine and the view's rows are unioned, and a window over
@@ -33,14 +25,12 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -49,19 +39,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.local import ONLINE_BATCH_ROWS
-from etl.runs import RunResult, check_window, recorded_run, view_to_run
+from etl.runs import RunResult, run_view
 from etl.spark_sql import to_spark_sql
 from featurestore.config import ProjectConfig, SparkEngineConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import InvalidRequestError, RunError
-from featurestore.offline.hive import PARTITION_COLUMN, HiveOfflineStore
-from featurestore.offline.parquet import ParquetOfflineStore, StagedPublish
+from featurestore.offline.hive import HiveOfflineStore
 from featurestore.retrieval import ViewRequest, normalize_spine, output_names, resolve_features
-from featurestore.schema import conform, view_schema
-from featurestore.store import FeatureStore, create_online_store
+from featurestore.schema import conform
+from featurestore.store import FeatureStore
 from featurestore.types import ValueType
-from quality.checked_run import check_run
 
 with warnings.catch_warnings():
     # pyspark warns that it "does not yet fully support pandas >= 3.0.0"; conversions both ways
@@ -304,6 +291,7 @@ class SparkEngine:
     (tests share one); otherwise one is created from the project's config on first use."""
 
     name = "spark"
+    quality_backend = "spark"
 
     def __init__(
         self, store: FeatureStore, *, spark: SparkSession | None = None, config: SparkEngineConfig | None = None
@@ -313,6 +301,8 @@ class SparkEngine:
         engine = store.config.engine
         self.config = config or (engine if isinstance(engine, SparkEngineConfig) else SparkEngineConfig())
         self._spark = spark
+        self._materialized: dict[int, Path] = {}
+        """Frames :meth:`compute` returned, by id, and the folder of their files."""
 
     @property
     def spark(self) -> SparkSession:
@@ -390,10 +380,10 @@ class SparkEngine:
         grouped = source.groupBy(*[_quote(k) for k in view.join_keys])
         return grouped.applyInArrow(apply, spark_schema(view))
 
-    def compute(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> DataFrame:
+    def _computed(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> DataFrame:
         """The view's rows with event time in ``[start, end)``, conformed, one per (keys, event
         time), the later row of the transformation's output winning (as locally). Rows with a null
-        key or event time are kept whatever their time, for :meth:`run` to refuse them."""
+        key or event time are kept whatever their time, for :meth:`compute` to refuse them."""
         lower = None
         if start is not None and view.source_lookback is not None:
             lower = start - view.source_lookback
@@ -415,7 +405,47 @@ class SparkEngine:
         )
         return frame.withColumn("__n", F.row_number().over(latest)).where("__n = 1").drop("__n", "__i")
 
-    # ------------------------------------------------------------------ running
+    # ------------------------------------------------------------------ the pipeline's engine
+
+    def start(self) -> None:
+        """Start (or join) the Spark session; a Hive offline store publishes through it."""
+        session = self.spark
+        offline = self.store.offline_store
+        if isinstance(offline, HiveOfflineStore):
+            offline.spark = session
+
+    def compute(self, view: FeatureView, start: datetime | None, end: datetime | None, scratch: Path) -> DataFrame:
+        """The view's rows (see :meth:`_computed`), written once under ``scratch`` and read back:
+        the quality gate and the offline files then see the same materialized rows. Rows with a
+        null key or event time are refused, as the embedded engine does."""
+        computed = scratch / "computed"
+        _write_partitioned(self._computed(view, start, end), view, computed)
+        self._refuse_nulls(view, computed)
+        frame = self._read_staged(view, computed)
+        self._materialized[id(frame)] = computed
+        return frame
+
+    def write_partitions(self, view: FeatureView, frame: DataFrame, folder: Path) -> Mapping[str, Path]:
+        """One Parquet file per date: the files :meth:`compute` wrote when ``frame`` is its frame
+        (nothing quarantined), else ``frame`` written anew."""
+        source = self._materialized.pop(id(frame), None)
+        if source is None:
+            source = folder / "spark"
+            _write_partitioned(frame, view, source)
+        folder.mkdir(parents=True, exist_ok=True)
+        out: dict[str, Path] = {}
+        for part_dir in sorted(source.glob("__date=*")):
+            day = part_dir.name[len("__date=") :]
+            parts = sorted(part_dir.glob("*.parquet"))
+            if not parts:
+                continue
+            target = folder / f"{day}.parquet"
+            if len(parts) == 1:
+                os.replace(parts[0], target)
+            else:  # more than one task wrote the date (never with the repartition of _write_partitioned)
+                pq.write_table(pa.concat_tables([pq.read_table(p) for p in parts]), target)
+            out[day] = target
+        return out
 
     def run(
         self,
@@ -426,129 +456,23 @@ class SparkEngine:
         definitions: dict[str, FeatureView] | None = None,
         progress: bool = True,
         quarantine: bool | None = None,
+        allow_row_drop: bool = False,
+        merge: bool = False,
     ) -> RunResult:
-        """Compute the view over ``[start, end)``, check it with the quality gate and publish it
-        offline and online in one run. ``quarantine`` (default: the project's
-        ``quality.quarantine``) sets rows failing blocking expectations aside instead of failing
-        the run."""
-        check_window(start, end)
-        view = view_to_run(self.store, view_name, definitions)
-        offline = self.store.offline_store
-        staging = offline.view_dir(view) / STAGING
-
-        def remove_staging() -> list[Path]:  # under the lock: only this run stages
-            found = staging.exists()
-            shutil.rmtree(staging, ignore_errors=True)
-            return [staging] if found else []
-
-        with recorded_run(
+        """Run the view over ``[start, end)`` on Spark through the run pipeline (``etl.runs.run_view``)."""
+        return run_view(
             self.store,
-            view,
-            engine=self.name,
+            self,
+            view_name,
             start=start,
             end=end,
+            definitions=definitions,
             progress=progress,
-            remove_leftovers=remove_staging,
+            quarantine=quarantine,
+            allow_row_drop=allow_row_drop,
+            merge=merge,
             describe_error=_spark_error,
-        ) as run:
-            run.on_failure(remove_staging)
-            timings, bar = run.timings, run.bar
-            run_dir = staging / run.run_id
-            if isinstance(offline, HiveOfflineStore):
-                # Converge after a crash between a metastore swap and the manifest's.
-                self._sync_metastore(offline, view, offline.partition_locations(view))
-            t0 = time.perf_counter()
-            bar.set_postfix_str("computing and staging offline")
-            # The computed rows are written once, then read back: every later step (the
-            # quality gate, offline, online) sees the same materialized rows.
-            computed_dir = run_dir / "computed"
-            _write_partitioned(self.compute(view, start, end), view, computed_dir)
-            self._refuse_nulls(view, computed_dir)
-            timings["compute_s"] = time.perf_counter() - t0
-            bar.set_postfix_str("checking")
-            computed = self._read_staged(view, computed_dir)
-            checked = check_run(self.store, view, computed, run_id=run.run_id, end=end, quarantine=quarantine)
-            timings.update(checked.timings)
-            bar.update()
-            t0 = time.perf_counter()
-            final_dir = computed_dir
-            kept = self._kept_rows(offline, view, start=start, end=end)
-            if checked.rows_quarantined or kept is not None:
-                final_dir = run_dir / "publish"
-                publish = checked.frame if kept is None else kept.unionByName(checked.frame)
-                _write_partitioned(publish, view, final_dir)
-            rows, watermark = self._staged_stats(view, final_dir, start=start, end=end)
-            staged = self._stage(
-                offline, view, final_dir, run.run_id, rows=rows, watermark=watermark, start=start, end=end
-            )
-            if isinstance(offline, HiveOfflineStore):
-
-                def restore_metastore() -> None:  # best effort: the next run converges anyway
-                    with contextlib.suppress(Exception):
-                        self._sync_metastore(offline, view, offline.partition_locations(view))
-
-                run.on_failure(restore_metastore)
-            run.on_failure(staged.abort)
-            timings["offline_stage_s"] = time.perf_counter() - t0
-            bar.update()
-            t0 = time.perf_counter()
-            written = skipped = 0
-            if view.online:
-                bar.set_postfix_str("writing online from the executors")
-                run.online_started = True
-                written, skipped = self._write_online(view, staged, start=start, end=end)
-            timings["online_write_s"] = time.perf_counter() - t0
-            bar.update()
-            t0 = time.perf_counter()
-            if isinstance(offline, HiveOfflineStore):
-                after = offline.partition_locations(view)
-                base = offline.view_dir(view).resolve()
-                for day in staged.removed_partitions:
-                    after.pop(day, None)
-                after.update({day: (base / rel).parent for day, rel in staged.new_partitions.items()})
-                self._sync_metastore(offline, view, after)
-            staged.commit()
-            timings["offline_publish_s"] = time.perf_counter() - t0
-            bar.update()
-            remove_staging()
-            run.succeeded(
-                rows_computed=checked.rows_computed,
-                rows_offline=rows,
-                rows_online=written,
-                rows_online_skipped_older=skipped,
-                watermark=watermark,
-                quality=checked.report.status,
-                rows_quarantined=checked.rows_quarantined,
-            )
-        return run.result
-
-    @staticmethod
-    def _boundary_days(start: datetime | None, end: datetime | None) -> set[str]:
-        """Date partitions the window covers only in part: their rows outside it are kept."""
-        days = set()
-        if start is not None and start.astimezone(UTC).time() != datetime.min.time():
-            days.add(start.astimezone(UTC).date().isoformat())
-        if end is not None and end.astimezone(UTC).time() != datetime.min.time():
-            days.add(end.astimezone(UTC).date().isoformat())
-        return days
-
-    def _kept_rows(
-        self, offline: ParquetOfflineStore, view: FeatureView, *, start: datetime | None, end: datetime | None
-    ) -> DataFrame | None:
-        """The published rows of the window's boundary partitions that lie outside the window:
-        the run rewrites those partitions and keeps them (as the Parquet store's ``stage``)."""
-        base = offline.view_dir(view)
-        days = self._boundary_days(start, end)
-        files = [str(f) for f in offline.files(view) if f.relative_to(base).parts[0][5:] in days]
-        if not files:
-            return None
-        ts = F.col(_quote(view.timestamp_field))
-        outside = F.lit(False)
-        if start is not None:
-            outside = outside | (ts < F.lit(start))
-        if end is not None:
-            outside = outside | (ts >= F.lit(end))
-        return self.spark.read.schema(spark_schema(view)).parquet(*files).where(outside)
+        )
 
     def _read_staged(self, view: FeatureView, folder: Path) -> DataFrame:
         """Rows written by :func:`_write_partitioned`, without its ``__date`` folders' column.
@@ -567,198 +491,6 @@ class SparkEngine:
                     f"Feature view '{view.name}': {counts[col]} computed row(s) have a null '{col}'; "
                     "filter them out in the transformation"
                 )
-
-    def _staged_stats(
-        self, view: FeatureView, run_dir: Path, *, start: datetime | None, end: datetime | None
-    ) -> tuple[int, datetime | None]:
-        """Rows of the run's window and their newest event time."""
-        staged = self._read_staged(view, run_dir)
-        ts = F.col(_quote(view.timestamp_field))
-        in_window = F.lit(True)
-        if start is not None:
-            in_window = in_window & (ts >= F.lit(start))
-        if end is not None:
-            in_window = in_window & (ts < F.lit(end))
-        aggregates = [F.count(F.when(in_window, 1)).alias("rows"), F.max(F.when(in_window, ts)).alias("watermark")]
-        stats = staged.agg(*aggregates).collect()[0].asDict()
-        watermark = stats["watermark"]
-        if isinstance(watermark, datetime):
-            # Spark hands back naive datetimes in the session's time zone (UTC).
-            watermark = watermark.replace(tzinfo=UTC) if watermark.tzinfo is None else watermark.astimezone(UTC)
-        return int(stats["rows"]), watermark
-
-    def _stage(
-        self,
-        offline: ParquetOfflineStore,
-        view: FeatureView,
-        run_dir: Path,
-        run_id: str,
-        *,
-        rows: int,
-        watermark: datetime | None,
-        start: datetime | None,
-        end: datetime | None,
-    ) -> StagedPublish:
-        """Move the staged files into the store's layout (still invisible: the manifest has not
-        changed) and describe the publish as the Parquet store's own ``stage`` would."""
-        existing: dict[str, str] = offline._manifest(view)["partitions"]
-        if start is None and end is None:
-            affected = set(existing)
-        else:
-            lo = (start or datetime.min.replace(tzinfo=UTC)).astimezone(UTC).date()
-            hi = (end - timedelta(microseconds=1) if end else datetime.max.replace(tzinfo=UTC)).astimezone(UTC).date()
-            affected = {d for d in existing if lo <= datetime.fromisoformat(d).date() <= hi}
-        staged = StagedPublish(offline, view, run_id, {}, [], rows, watermark=watermark)
-        base = offline.view_dir(view)
-        try:
-            for folder in sorted(run_dir.glob("__date=*")):
-                day = folder.name[len("__date=") :]
-                parts = sorted(folder.glob("*.parquet"))
-                if not parts:
-                    continue
-                rel = (
-                    offline.partition_file(day, run_id)
-                    if isinstance(offline, HiveOfflineStore)
-                    else f"{PARTITION_COLUMN}={day}/{run_id}.parquet"
-                )
-                target = base / rel
-                for d in reversed([*target.relative_to(base).parents][:-1]):
-                    if not (base / d).exists():
-                        (base / d).mkdir()
-                        staged.created_dirs.append(base / d)
-                staged.staged_files.append(target)  # before moving: abort removes it too
-                if len(parts) == 1:
-                    os.replace(parts[0], target)
-                else:  # more than one task wrote the date (never with the repartition above)
-                    pq.write_table(pa.concat_tables([pq.read_table(p) for p in parts]), target)
-                staged.new_partitions[day] = rel
-            staged.removed_partitions.extend(sorted(affected - set(staged.new_partitions)))
-        except BaseException:
-            staged.abort()
-            raise
-        return staged
-
-    def _write_online(
-        self, view: FeatureView, staged: StagedPublish, *, start: datetime | None, end: datetime | None
-    ) -> tuple[int, int]:
-        """Write the newest row per entity of the run's rows online, from the executors."""
-        base = staged.store.view_dir(view)
-        files = [str(base / rel) for rel in staged.new_partitions.values()]
-        if not files:
-            return 0, 0
-        rows = self.spark.read.schema(spark_schema(view)).parquet(*files)
-        ts = F.col(_quote(view.timestamp_field))
-        if start is not None:
-            rows = rows.where(ts >= F.lit(start))
-        if end is not None:
-            rows = rows.where(ts < F.lit(end))
-        newest = Window.partitionBy(*[_quote(k) for k in view.join_keys]).orderBy(ts.desc())
-        rows = rows.withColumn("__n", F.row_number().over(newest)).where("__n = 1").drop("__n")
-        online = self.store.online_store
-        transactional = bool(getattr(online, "transactional_writes", False))
-        if transactional:
-            # One task, one transaction: all or nothing, as the embedded engine writes it. (A
-            # SQLite file is also written by one writer at a time.)
-            rows = rows.coalesce(1)
-        config = self.store.config
-        stub = _storable(view)
-        schema = view_schema(view)
-
-        def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            store = create_online_store(config)
-            written = skipped = 0
-            try:
-                pending: list[pa.RecordBatch] = []
-                for batch in batches:
-                    pending.append(batch)
-                    if not transactional and sum(b.num_rows for b in pending) >= ONLINE_BATCH_ROWS:
-                        stats = store.write(stub, pa.Table.from_batches(pending).cast(schema))
-                        written, skipped, pending = written + stats.written, skipped + stats.skipped_older, []
-                if pending:
-                    stats = store.write(stub, pa.Table.from_batches(pending).cast(schema))
-                    written, skipped = written + stats.written, skipped + stats.skipped_older
-            finally:
-                store.close()
-            yield pa.RecordBatch.from_pydict({"written": [written], "skipped": [skipped]})
-
-        result = rows.mapInArrow(write, "written long, skipped long").agg(
-            F.sum("written").alias("written"), F.sum("skipped").alias("skipped")
-        )
-        totals = result.collect()[0]
-        return int(totals["written"] or 0), int(totals["skipped"] or 0)
-
-    # ------------------------------------------------------------------ Hive metastore
-
-    def _sync_metastore(self, store: HiveOfflineStore, view: FeatureView, partitions: Mapping[str, Path]) -> None:
-        """Make the view's Hive table exist with the view's schema, and its partitions exactly
-        ``partitions`` (date -> folder): adds, location swaps and drops, nothing else touched."""
-        spark = self.spark
-        table = store.table(view)
-        db_location = store.root if store.table_type == "managed" else store.warehouse / f"{store.database}.db"
-        if not spark.catalog.databaseExists(store.database):
-            spark.sql(
-                f"CREATE DATABASE IF NOT EXISTS {_quote(store.database)} LOCATION {_sql_string(str(db_location))}"
-            )
-        columns = [(f.name, _HIVE_TYPES[vt]) for f, vt in self._typed_fields(view)]
-        if spark.catalog.tableExists(f"{store.database}.{view.name.lower()}"):
-            have = [
-                (c.name, c.dataType.upper())
-                for c in spark.catalog.listColumns(f"{store.database}.{view.name.lower()}")
-                if not c.isPartition
-            ]
-            if have != [(n.lower(), t) for n, t in columns]:
-                if store.table_type == "managed":
-                    raise RunError(
-                        f"Feature view '{view.name}': its columns changed, but its managed Hive table {table} has "
-                        "the old ones, and dropping a managed table deletes its data. Drop it yourself "
-                        f"(DROP TABLE {table}) to start the view afresh, or use external tables"
-                    )
-                log.info("feature view '%s': its Hive table's columns changed; recreating %s", view.name, table)
-                spark.sql(f"DROP TABLE {table}")  # external: the files stay
-        kind = "EXTERNAL TABLE" if store.table_type == "external" else "TABLE"
-        location = f" LOCATION {_sql_string(str(store.view_dir(view).resolve()))}" if kind == "EXTERNAL TABLE" else ""
-        ddl_columns = ", ".join(f"{_quote(n)} {t}" for n, t in columns)
-        spark.sql(
-            f"CREATE {kind} IF NOT EXISTS {table} ({ddl_columns}) "
-            f"PARTITIONED BY ({_quote(PARTITION_COLUMN)} DATE) STORED AS PARQUET{location}"
-        )
-        current = self._partition_locations(store, view)
-        wanted = {day: path.resolve() for day, path in partitions.items()}
-
-        def spec(day: str) -> str:
-            return f"PARTITION ({_quote(PARTITION_COLUMN)} = DATE {_sql_string(day)})"
-
-        to_add = [d for d in sorted(wanted) if d not in current]
-        to_move = [d for d in sorted(wanted) if d in current and current[d] != wanted[d]]
-        to_drop = [d for d in sorted(current) if d not in wanted]
-        for chunk in range(0, len(to_add), 100):
-            adds = " ".join(f"{spec(d)} LOCATION {_sql_string(str(wanted[d]))}" for d in to_add[chunk : chunk + 100])
-            spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS {adds}")
-        for d in to_move:
-            spark.sql(f"ALTER TABLE {table} {spec(d)} SET LOCATION {_sql_string(str(wanted[d]))}")
-        for chunk in range(0, len(to_drop), 100):
-            drops = ", ".join(spec(d) for d in to_drop[chunk : chunk + 100])
-            spark.sql(f"ALTER TABLE {table} DROP IF EXISTS {drops}")
-        if to_add or to_move or to_drop:
-            spark.catalog.refreshTable(f"{store.database}.{view.name.lower()}")
-
-    @staticmethod
-    def _typed_fields(view: FeatureView) -> list[tuple[T.StructField, ValueType]]:
-        types = [*view.key_schema.values(), ValueType.TIMESTAMP, *(f.dtype for f in view.features)]
-        return list(zip(spark_schema(view).fields, types, strict=True))
-
-    def _partition_locations(self, store: HiveOfflineStore, view: FeatureView) -> dict[str, Path]:
-        """The table's partitions and their folders, as the metastore has them (one call)."""
-        jvm = self.spark.sparkContext._jvm
-        if jvm is None:  # pragma: no cover - a running session has a JVM
-            raise RunError("The SparkSession has stopped")
-        catalog = self.spark._jsparkSession.sessionState().catalog().externalCatalog()
-        partitions = catalog.listPartitions(store.database, view.name.lower(), jvm.scala.Option.empty())
-        out: dict[str, Path] = {}
-        for i in range(partitions.size()):
-            p = partitions.apply(i)
-            out[str(p.spec().apply(PARTITION_COLUMN))] = _local_path(str(p.location()))
-        return out
 
     def hive_table(self, view: str) -> DataFrame:
         """A view's Hive table as a Spark DataFrame (the Hive offline store only)."""

@@ -118,6 +118,17 @@ def apply(state: _Context) -> None:
     type=click.Choice(["local", "spark"]),
     help="Engine to run on (default: featurestore.yaml's 'engine').",
 )
+@click.option(
+    "--allow-row-drop",
+    is_flag=True,
+    help="Publish even if the window ends up with fewer than half the rows published there before "
+    "(by default such a run is blocked: an empty or truncated source would delete them).",
+)
+@click.option(
+    "--backfill-from",
+    help="Recompute from this date (ISO 8601) to the end (or --end), keeping the published rows the "
+    "source no longer yields: fills a feature added to the view without deleting history.",
+)
 @click.pass_obj
 def run(
     state: _Context,
@@ -128,9 +139,11 @@ def run(
     no_progress: bool,
     quarantine: bool | None,
     engine_name: str | None,
+    allow_row_drop: bool,
+    backfill_from: str | None,
 ) -> None:
     """Compute feature views over a window, check them with their expectations and publish them
-    offline and online in one run each."""
+    offline, then set online every entity the run touched to its latest offline row."""
     from etl.local import LocalEngine
     from featurestore.project_files import load_definitions
     from featurestore.validation import validate_project
@@ -146,25 +159,48 @@ def run(
         from etl.spark import SparkEngine  # pyspark loads only here
 
         engine = SparkEngine(store)
+    if backfill_from is not None and start is not None:
+        raise click.UsageError("give --backfill-from or --start, not both")
     for name in names:
         if name not in definitions:
             store.get_feature_view(name)  # raises "not found" with suggestions
         result = engine.run(
             name,
-            start=_parse_time(start, "--start"),
+            start=_parse_time(backfill_from if backfill_from is not None else start, "--start"),
             end=_parse_time(end, "--end"),
             definitions=definitions,
             progress=not no_progress,
-            # Only when given: an engine that does not take it yet still runs without the flag.
-            **({} if quarantine is None else {"quarantine": quarantine}),
+            quarantine=quarantine,
+            allow_row_drop=allow_row_drop,
+            merge=backfill_from is not None,
         )
         total = sum(result.timings.values())
         click.echo(
-            f"{result.view}: {result.rows_offline:,} rows offline, {result.rows_online:,} online "
-            f"({result.rows_online_skipped_older:,} older skipped), watermark {result.watermark}, "
-            f"{total:.2f}s, run {result.run_id}, quality {result.quality}"
+            f"{result.view}: {result.rows_offline:,} rows offline in the window ({result.rows_before:,} before), "
+            f"{result.rows_online:,} entities set online, {result.rows_online_removed:,} removed, "
+            f"watermark {result.watermark}, {total:.2f}s, run {result.run_id}, quality {result.quality}"
             + (f" ({result.rows_quarantined:,} rows quarantined)" if result.rows_quarantined else "")
         )
+
+
+@cli.command()
+@click.argument("view")
+@click.option("--all", "everything", is_flag=True, help="Derive every entity offline has, not only pending updates.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.pass_obj
+def repair(state: _Context, view: str, everything: bool, no_progress: bool) -> None:
+    """Bring the online store in line with offline for a view: complete the online updates of
+    runs that crashed or met an online store that was down (and, with --all, derive every entity)."""
+    from etl.runs import repair as repair_view
+
+    result = repair_view(state.store(), view, everything=everything, progress=not no_progress)
+    if not result.settled and not everything:
+        click.echo(f"{view}: nothing pending; online was last derived by a complete run (use --all to derive all)")
+        return
+    click.echo(
+        f"{view}: {len(result.settled)} pending update(s) completed, {result.entities:,} entities derived online"
+        + (f", {result.removed:,} removed" if result.removed else "")
+    )
 
 
 @cli.command("validate")
@@ -366,12 +402,35 @@ def reference_data(state: _Context, view: str, as_of_time: str, out: Path | None
 @click.option("--sample", default=1000, show_default=True, help="Check this many random entities.")
 @click.option("--all", "check_all", is_flag=True, help="Check every entity (and count extra online rows).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option(
+    "--repair",
+    "repair_after",
+    is_flag=True,
+    help="When anything differs, derive every entity online from offline (featurestore repair --all) and check again.",
+)
 @click.pass_obj
-def check_consistency(state: _Context, view: str, sample: int, check_all: bool, as_json: bool) -> None:
+def check_consistency(
+    state: _Context, view: str, sample: int, check_all: bool, as_json: bool, repair_after: bool
+) -> None:
     """Compare online values with offline values as of the view's last published watermark.
 
-    Exits with status 2 when anything differs, so it can gate a deployment."""
-    report = state.store().check_consistency(view, sample=None if check_all else sample)
+    Exits with status 2 when anything differs (after --repair: when anything still differs), so
+    it can gate a deployment."""
+    store = state.store()
+    report = store.check_consistency(view, sample=None if check_all else sample)
+    if repair_after and not report.consistent:
+        from etl.runs import repair as repair_view
+
+        _echo_consistency(report, as_json=False)
+        fixed = repair_view(store, view, everything=True, progress=False)
+        click.echo(f"repaired: {fixed.entities:,} entities derived online from offline, {fixed.removed:,} removed")
+        report = store.check_consistency(view, sample=None if check_all else sample, seed=report.seed)
+    _echo_consistency(report, as_json=as_json)
+    if not report.consistent:
+        sys.exit(2)
+
+
+def _echo_consistency(report: Any, *, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
@@ -384,8 +443,6 @@ def check_consistency(state: _Context, view: str, sample: int, check_all: bool, 
             click.echo(f"    {f}: {n:,} differing values")
         for ex in report.examples:
             click.echo(f"    e.g. {ex['key']} {ex['feature']}: online {ex['online']!r}, offline {ex['offline']!r}")
-    if not report.consistent:
-        sys.exit(2)
 
 
 @cli.command("register-model")

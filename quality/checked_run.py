@@ -1,7 +1,7 @@
 """What an engine calls between computing a run and publishing it: :func:`check_run`.
 
-1. Validate the computed frame against the view's expectations (:mod:`quality.gate`, or
-   :mod:`quality.spark` for a Spark DataFrame).
+1. Validate the computed frame against the view's expectations with the engine's backend
+   (:mod:`quality.gate` for Arrow tables, :mod:`quality.spark` for Spark DataFrames).
 2. On a blocking failure: when quarantine is on (``quality.quarantine`` in the project file, or
    the run's own flag) and every blocking failure names its rows, set those rows aside in
    ``<offline store>/_quarantine/<view>/<run id>.parquet`` and check the rows left again;
@@ -54,9 +54,8 @@ class CheckedFrame:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def is_spark_frame(frame: object) -> bool:
-    """Whether ``frame`` is a Spark DataFrame (told without importing pyspark)."""
-    return type(frame).__module__.startswith("pyspark.")
+BACKENDS = {"arrow": "quality.gate", "spark": "quality.spark"}
+"""The gate's backends, by the name an engine declares (``Engine.quality_backend``)."""
 
 
 def quarantine_path(store: FeatureStore, view: FeatureView, run_id: str) -> Path:
@@ -73,18 +72,21 @@ def check_run(
     run_id: str,
     end: datetime | None = None,
     quarantine: bool | None = None,
+    backend: str = "arrow",
 ) -> CheckedFrame:
     """Validate a run's computed ``frame`` (Arrow table or Spark DataFrame), quarantine failing
     rows if asked to, compute statistics and record both under ``run_id``; raise
     :class:`QualityCheckFailedError` (after recording the report) when the run must not publish.
     ``end`` is the run's window end (freshness is judged at it); ``quarantine`` overrides the
-    project's ``quality.quarantine``."""
+    project's ``quality.quarantine``; ``backend`` is the engine's (see :data:`BACKENDS`)."""
     config = store.config.quality
     quarantine = config.quarantine if quarantine is None else quarantine
-    spark = is_spark_frame(frame)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown quality backend {backend!r}; one of {sorted(BACKENDS)}")
+    spark = backend == "spark"
     timings: dict[str, float] = {}
     # Both modules offer the same functions: validate, quarantinable, split, statistics.
-    engine: ModuleType = importlib.import_module("quality.spark" if spark else "quality.gate")
+    engine: ModuleType = importlib.import_module(BACKENDS[backend])
     if engine.needs_gx(view) and "great_expectations" not in sys.modules:
         t0 = time.perf_counter()
         import_great_expectations()  # once per process, 5-9 s: timed apart from the validation

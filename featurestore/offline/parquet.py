@@ -4,12 +4,20 @@ Layout of one view::
 
     <root>/<view>/date=2024-03-01/<run id>.parquet   one file per date partition and run
     <root>/<view>/_manifest.json                      the files that make up the view now
+    <root>/<view>/_intents/<run id>.parquet           entities a committed run must derive online
+    <root>/<view>/_staging/<run id>/                  a run's scratch files (engines write here)
 
 Readers use the manifest, which a run replaces in one ``os.replace``: they see all of a run or
 none of it. A run rewrites exactly the date partitions its window touches (keeping rows of a
 partition that fall outside the window), so re-running a window is idempotent and a backfill of
 an older window leaves newer partitions alone. Files replaced by a run are deleted by the next
 run, so a reader holding the previous manifest can still finish.
+
+The manifest also lists the *pending intents* (see ``featurestore.offline``): the swap that
+publishes a run records, in the same write, which entities online must be derived again. A
+crash at any point therefore leaves either the old manifest (nothing published, nothing pending)
+or the new one with its intent, which the next run of the view, ``featurestore repair`` or
+``check-consistency --repair`` completes.
 """
 
 from __future__ import annotations
@@ -18,8 +26,8 @@ import contextlib
 import fcntl
 import json
 import os
-import uuid
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,9 +40,14 @@ import pyarrow.parquet as pq
 
 from featurestore.definitions import FeatureView
 from featurestore.errors import StoreUnavailableError
+from featurestore.offline import LatestRows, PublishIntent
 from featurestore.schema import view_schema
+from featurestore.sql import connect as duckdb_connect
 
 MANIFEST = "_manifest.json"
+INTENTS = "_intents"
+STAGING = "_staging"
+PARTITION_COLUMN = "date"
 
 
 def _as_utc(when: datetime | None) -> datetime | None:
@@ -44,25 +57,62 @@ def _as_utc(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _files_sql(files: Sequence[Path]) -> str:
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], union_by_name = true)"
+
+
+def conform_file_table(view: FeatureView, table: pa.Table) -> pa.Table:
+    """A table read from a view's file, in the view's current schema: a feature the file was
+    written without (added to the view since) is null; a column the view no longer has is dropped."""
+    schema = view_schema(view)
+    columns = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table.column(f.name)
+            columns.append(col if col.type == f.type else pc.cast(col, f.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def read_file(view: FeatureView, path: Path) -> pa.Table:
+    """One of the view's files, in the view's current schema (see :func:`conform_file_table`)."""
+    return conform_file_table(view, pq.read_table(path))
+
+
 @dataclass
-class StagedPublish:
-    """A run's files, written but not yet visible. :meth:`commit` makes them visible at once;
-    :meth:`abort` deletes them and leaves the store as it was."""
+class ParquetStagedPublish:
+    """A run's files, written but not yet visible. :meth:`commit` makes them visible at once and
+    records the run's intent; :meth:`abort` deletes them and leaves the store as it was;
+    :meth:`revert`, after a commit, puts the previous partitions back."""
 
     store: ParquetOfflineStore
     view: FeatureView
     run_id: str
-    new_partitions: dict[str, str]
-    removed_partitions: list[str]
-    rows: int
+    window_start: datetime | None
+    window_end: datetime | None
+    new_partitions: dict[str, str] = field(default_factory=dict)
+    removed_partitions: list[str] = field(default_factory=list)
+    rows: int = 0
+    rows_before: int = 0
+    entities: int = 0
+    keys_file: Path | None = None
     watermark: datetime | None = None
     staged_files: list[Path] = field(default_factory=list)
     created_dirs: list[Path] = field(default_factory=list)
+    committed: bool = False
     done: bool = False
+    previous: dict[str, Any] | None = None
 
-    def commit(self) -> None:
-        self.store._commit(self)
-        self.done = True
+    def commit(self) -> PublishIntent:
+        intent = self.store._commit(self)
+        self.committed = self.done = True
+        return intent
 
     def abort(self) -> None:
         """Remove the staged files; nothing to do once committed (they are published) or aborted."""
@@ -71,11 +121,22 @@ class StagedPublish:
         for f in self.staged_files:
             f.unlink(missing_ok=True)
             f.with_suffix(".parquet.tmp").unlink(missing_ok=True)
+        if self.keys_file is not None:
+            self.keys_file.unlink(missing_ok=True)
         # Partition folders this run created, now empty: the store is left as it was.
         for d in reversed(self.created_dirs):
             with contextlib.suppress(OSError):  # not empty: another run's files
                 d.rmdir()
         self.done = True
+
+    def revert(self) -> None:
+        """Undo a committed publish: the partitions before the run are published again (their
+        files are kept until the next commit) and the run's intent stays pending, so online is
+        derived again from them. Before a commit, the same as :meth:`abort`."""
+        if not self.committed:
+            self.abort()
+            return
+        self.store._revert(self)
 
 
 class ParquetOfflineStore:
@@ -88,15 +149,29 @@ class ParquetOfflineStore:
         name = view if isinstance(view, str) else view.name
         return self.root / name
 
+    def partition_file(self, day: str, run_id: str) -> str:
+        """Where a run's file of one date partition goes, relative to the view's folder."""
+        return f"{PARTITION_COLUMN}={day}/{run_id}.parquet"
+
+    # ------------------------------------------------------------------ the manifest
+
     def _manifest(self, view: FeatureView | str) -> dict[str, Any]:
         path = self.view_dir(view) / MANIFEST
         if not path.exists():
-            return {"partitions": {}, "superseded": [], "run_id": None, "generation": 0}
+            return {"partitions": {}, "superseded": [], "pending": [], "run_id": None, "generation": 0}
         try:
             data: dict[str, Any] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise StoreUnavailableError("Parquet offline store", str(path), f"cannot read the manifest: {err}") from err
+        data.setdefault("pending", [])
+        data.setdefault("superseded", [])
         return data
+
+    def _write_manifest(self, view: FeatureView, manifest: dict[str, Any], tag: str) -> None:
+        base = self.view_dir(view)
+        tmp = base / f"{MANIFEST}.{tag}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, base / MANIFEST)
 
     def watermark(self, view: FeatureView | str) -> datetime | None:
         """The newest event time any committed run published (recorded in the manifest with the
@@ -104,25 +179,43 @@ class ParquetOfflineStore:
         value = self._manifest(view).get("watermark")
         return datetime.fromisoformat(value) if value else None
 
-    def remove_orphans(self, view: FeatureView) -> list[Path]:
-        """Delete files no manifest refers to: what runs killed before commit or abort left.
-        The caller holds :meth:`lock`, so no run is staging files at the same time."""
+    def generation(self, view: FeatureView | str) -> int:
+        """How many times the view's manifest has been replaced (a publish, a settle, a revert)."""
+        return int(self._manifest(view).get("generation", 0))
+
+    def pending(self, view: FeatureView) -> list[PublishIntent]:
+        """Committed runs whose online derivation is not known to be complete, oldest first."""
         base = self.view_dir(view)
+        out = []
+        for item in self._manifest(view)["pending"]:
+            start, end = item.get("window_start"), item.get("window_end")
+            out.append(
+                PublishIntent(
+                    run_id=item["run_id"],
+                    view=view.name,
+                    keys=base / item["keys"],
+                    entities=int(item.get("entities", 0)),
+                    window_start=datetime.fromisoformat(start) if start else None,
+                    window_end=datetime.fromisoformat(end) if end else None,
+                    committed_at=datetime.fromisoformat(item["committed_at"]),
+                )
+            )
+        return out
+
+    def settle(self, view: FeatureView, run_id: str) -> None:
+        """Forget a pending intent once online holds what offline says for its entities."""
         manifest = self._manifest(view)
-        known = set(manifest["partitions"].values()) | set(manifest.get("superseded", []))
-        removed = []
-        for path in sorted(base.glob("date=*/*")):
-            rel = f"{path.parent.name}/{path.name}"
-            if path.is_file() and rel not in known:
-                path.unlink()
-                removed.append(path)
-        for path in base.glob(f"{MANIFEST}.*.tmp"):
-            path.unlink()
-            removed.append(path)
-        for d in base.glob("date=*"):
-            with contextlib.suppress(OSError):  # not empty
-                d.rmdir()
-        return removed
+        kept = [p for p in manifest["pending"] if p["run_id"] != run_id]
+        gone = [p for p in manifest["pending"] if p["run_id"] == run_id]
+        if not gone:
+            return
+        manifest["pending"] = kept
+        manifest["generation"] = int(manifest.get("generation", 0)) + 1
+        self._write_manifest(view, manifest, f"settle-{run_id}")
+        for p in gone:
+            (self.view_dir(view) / p["keys"]).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ reading
 
     def files(self, view: FeatureView | str) -> list[Path]:
         """The Parquet files that make up the view's published rows, oldest date first."""
@@ -130,28 +223,79 @@ class ParquetOfflineStore:
         base = self.view_dir(view)
         return [base / rel for _, rel in sorted(manifest["partitions"].items())]
 
-    def read(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
-        """Published rows with event time in ``[start, end)`` (all when not given)."""
+    def _files_between(self, view: FeatureView, start: datetime | None, end: datetime | None) -> list[Path]:
         files = self.files(view)
+        if start is None and end is None:
+            return files
+        lo = start.date() if start else date.min
+        hi = end.date() if end else date.max
+        # The first folder below the view's is the date partition (``date=YYYY-MM-DD``), whatever
+        # lies below it (the Hive store keeps one folder per run there).
+        base = self.view_dir(view)
+        return [f for f in files if lo <= date.fromisoformat(f.relative_to(base).parts[0][5:]) <= hi]
+
+    def read(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
+        """Published rows with event time in ``[start, end)`` (all when not given), in the view's
+        current schema (features added since a file was written read as null)."""
         start, end = _as_utc(start), _as_utc(end)
-        if start is not None or end is not None:
-            lo = start.date() if start else date.min
-            hi = end.date() if end else date.max
-            # The first folder below the view's is the date partition (``date=YYYY-MM-DD``), whatever
-            # lies below it (the Hive store keeps one folder per run there).
-            base = self.view_dir(view)
-            files = [f for f in files if lo <= date.fromisoformat(f.relative_to(base).parts[0][5:]) <= hi]
+        files = self._files_between(view, start, end)
         if not files:
             return view_schema(view).empty_table()
-        table = pa.concat_tables([pq.read_table(f, schema=view_schema(view)) for f in files])
-        ts = table.column(view.timestamp_field)
-        mask = None
-        if start is not None:
-            mask = pc.greater_equal(ts, pa.scalar(start, ts.type))
-        if end is not None:
-            upper = pc.less(ts, pa.scalar(end, ts.type))
-            mask = upper if mask is None else pc.and_(mask, upper)
+        table = pa.concat_tables([read_file(view, f) for f in files])
+        mask = _window_mask(table.column(view.timestamp_field), start, end)
         return table if mask is None else table.filter(mask)
+
+    def latest(self, view: FeatureView, keys: Path | None, *, batch_rows: int = 10_000) -> Iterator[LatestRows]:
+        """The latest published row of every entity in ``keys`` (a Parquet file of join keys; every
+        entity offline has when None), in batches; entities offline has no row of come back in
+        ``removed``. What online must hold for those entities."""
+        files = self.files(view)
+        key_cols = ", ".join(_quote(k) for k in view.join_keys)
+        ts = _quote(view.timestamp_field)
+        schema = view_schema(view)
+        if files:
+            available = set().union(*(pq.read_schema(f).names for f in files))
+            columns = [f.name for f in schema if f.name in available]
+            latest = (
+                f"SELECT {', '.join(_quote(c) for c in columns)} FROM {_files_sql(files)} "
+                f"QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY {ts} DESC) = 1"
+            )
+        else:
+            columns = [f.name for f in schema]
+            latest = None
+        con = duckdb_connect()
+        try:
+            if keys is None:
+                if latest is None:
+                    return
+                sql = f"SELECT *, false AS __gone FROM ({latest})"
+            else:
+                wanted = _files_sql([keys])
+                if latest is None:
+                    sql = f"SELECT {key_cols}, true AS __gone FROM {wanted}"
+                    columns = list(view.join_keys)
+                else:
+                    rest = ", ".join(f"r.{_quote(c)}" for c in columns if c not in view.join_keys)
+                    sql = (
+                        f"SELECT {', '.join(f'k.{_quote(c)}' for c in view.join_keys)}, {rest}, "
+                        f"r.{ts} IS NULL AS __gone FROM {wanted} k LEFT JOIN ("
+                        f"SELECT * FROM ({latest}) SEMI JOIN {wanted} w USING ({key_cols})"
+                        f") r USING ({key_cols})"
+                    )
+            reader = con.sql(sql).to_arrow_reader(batch_rows)
+            for batch in reader:
+                table = pa.Table.from_batches([batch])
+                gone = table.column("__gone")
+                present = table.filter(pc.invert(gone))
+                removed = table.filter(gone).select(list(view.join_keys))
+                yield LatestRows(
+                    rows=conform_file_table(view, present.drop_columns(["__gone"])),
+                    removed=removed.cast(pa.schema([schema.field(k) for k in view.join_keys])),
+                )
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ publishing
 
     @contextmanager
     def lock(self, view: FeatureView) -> Iterator[None]:
@@ -165,70 +309,173 @@ class ParquetOfflineStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def scratch_dir(self, view: FeatureView, run_id: str) -> Path:
+        """A folder for a run's engine to write into, beside the view's partitions (so its files
+        move into place with a rename). Removed by :meth:`recover` if the run dies."""
+        path = self.view_dir(view) / STAGING / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def recover(self, view: FeatureView) -> list[Path]:
+        """Delete what runs killed before their commit left: scratch folders, staged files and
+        intents no manifest refers to. The caller holds :meth:`lock`."""
+        removed = self.remove_orphans(view)
+        staging = self.view_dir(view) / STAGING
+        if staging.exists():
+            removed.extend(sorted(staging.iterdir()))
+            shutil.rmtree(staging, ignore_errors=True)
+        return removed
+
+    def remove_orphans(self, view: FeatureView) -> list[Path]:
+        """Delete files no manifest refers to: what runs killed before commit or abort left.
+        The caller holds :meth:`lock`, so no run is staging files at the same time."""
+        base = self.view_dir(view)
+        manifest = self._manifest(view)
+        known = set(manifest["partitions"].values()) | set(manifest["superseded"])
+        removed = []
+        for path in sorted(base.glob(f"{PARTITION_COLUMN}=*/*")):
+            rel = f"{path.parent.name}/{path.name}"
+            if path.is_file() and rel not in known:
+                path.unlink()
+                removed.append(path)
+        intents = {p["keys"] for p in manifest["pending"]}
+        for path in sorted(base.glob(f"{INTENTS}/*")):
+            if f"{INTENTS}/{path.name}" not in intents:
+                path.unlink()
+                removed.append(path)
+        for path in base.glob(f"{MANIFEST}.*.tmp"):
+            path.unlink()
+            removed.append(path)
+        for d in base.glob(f"{PARTITION_COLUMN}=*"):
+            with contextlib.suppress(OSError):  # not empty
+                d.rmdir()
+        return removed
+
     def stage(
         self,
         view: FeatureView,
-        rows: pa.Table,
+        partitions: Mapping[str, Path],
         *,
         start: datetime | None,
         end: datetime | None,
-        run_id: str | None = None,
-    ) -> StagedPublish:
-        """Write a run's rows (already conformed to the view's schema) as new partition files,
-        invisible until committed. ``start``/``end`` is the run's window: its partitions are
-        replaced. Without a window the run replaces the whole view."""
-        run_id = run_id or str(uuid.uuid4())
+        run_id: str,
+        merge: bool = False,
+    ) -> ParquetStagedPublish:
+        """Make the engine's files (``partitions``: date → a Parquet file of the run's rows of
+        that date, in the view's schema, all in ``[start, end)``) the run's partition files,
+        invisible until committed. The window's partitions are replaced: rows of a boundary
+        partition outside the window are kept; with ``merge``, published rows of the window are
+        kept too unless the run has a row of the same entity and event time (a backfill that
+        must not delete history the source no longer holds). Without a window the run replaces
+        the whole view. Also writes the run's intent (its entities) and counts the window's rows
+        before and after."""
+        start, end = _as_utc(start), _as_utc(end)
         base = self.view_dir(view)
         base.mkdir(parents=True, exist_ok=True)
-        manifest = self._manifest(view)
-        existing: dict[str, str] = manifest["partitions"]
-        ts = rows.column(view.timestamp_field)
-        days = pc.cast(ts, pa.date32())
-        new_dates = {d.isoformat() for d in pc.unique(days).to_pylist() if d is not None}
+        existing: dict[str, str] = self._manifest(view)["partitions"]
         if start is None and end is None:
-            affected = set(existing) | new_dates
+            replaced_days = set(existing)
         else:
-            lo = (start or datetime.min.replace(tzinfo=UTC)).astimezone(UTC).date()
-            hi = (end - timedelta(microseconds=1) if end else datetime.max.replace(tzinfo=UTC)).astimezone(UTC).date()
-            affected = new_dates | {d for d in existing if lo <= date.fromisoformat(d) <= hi}
-        staged = StagedPublish(self, view, run_id, {}, [], rows.num_rows, watermark=pc.max(ts).as_py())
+            lo = start.date() if start else date.min
+            hi = (end - timedelta(microseconds=1)).date() if end else date.max
+            replaced_days = {d for d in existing if lo <= date.fromisoformat(d) <= hi}
+        staged = ParquetStagedPublish(self, view, run_id, start, end)
+        old_files = [base / existing[d] for d in sorted(replaced_days)]
+        new_files = [partitions[d] for d in sorted(partitions)]
         try:
-            for day in sorted(affected):
-                part = rows.filter(pc.equal(days, pa.scalar(date.fromisoformat(day), pa.date32())))
-                if day in existing and (start is not None or end is not None):
-                    old = pq.read_table(base / existing[day], schema=view_schema(view))
-                    old_ts = old.column(view.timestamp_field)
-                    keep = None
-                    if start is not None:
-                        keep = pc.less(old_ts, pa.scalar(start, old_ts.type))
-                    if end is not None:
-                        after = pc.greater_equal(old_ts, pa.scalar(end, old_ts.type))
-                        keep = after if keep is None else pc.or_(keep, after)
-                    if keep is not None:
-                        part = pa.concat_tables([old.filter(keep), part])
-                if part.num_rows == 0:
-                    staged.removed_partitions.append(day)
-                    continue
-                rel = f"date={day}/{run_id}.parquet"
-                path = base / rel
-                if not path.parent.exists():
-                    path.parent.mkdir(parents=True)
-                    staged.created_dirs.append(path.parent)
-                tmp = path.with_suffix(".parquet.tmp")
-                staged.staged_files.append(path)  # before writing: abort removes a partial file too
-                pq.write_table(part, tmp)
-                os.replace(tmp, path)
-                staged.new_partitions[day] = rel
+            self._count_and_intent(staged, old_files, new_files)
+            for day in sorted(set(partitions) | replaced_days):
+                self._stage_partition(staged, day, partitions.get(day), existing.get(day), merge=merge)
         except BaseException:
             staged.abort()
             raise
         return staged
 
-    def _commit(self, staged: StagedPublish) -> None:
+    def _count_and_intent(self, staged: ParquetStagedPublish, old_files: list[Path], new_files: list[Path]) -> None:
+        """Rows of the window before and after the run, its watermark, and its intent file: the
+        entities of the window's rows before or after (what the run may change online)."""
+        view = staged.view
+        ts = _quote(view.timestamp_field)
+        keys = ", ".join(_quote(k) for k in view.join_keys)
+        conditions = []
+        params: dict[str, Any] = {}
+        if staged.window_start is not None:
+            conditions.append(f"{ts} >= $start")
+            params["start"] = staged.window_start
+        if staged.window_end is not None:
+            conditions.append(f"{ts} < $end")
+            params["end"] = staged.window_end
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        con = duckdb_connect()
+        try:
+            parts = []
+            if old_files:
+                old = f"SELECT {keys} FROM {_files_sql(old_files)}{where}"
+                row = con.execute(f"SELECT count(*) FROM ({old})", params).fetchone()
+                staged.rows_before = int(row[0]) if row else 0
+                parts.append(old)
+            if new_files:
+                row = con.execute(f"SELECT count(*), max({ts}) FROM {_files_sql(new_files)}").fetchone()
+                staged.rows = int(row[0]) if row else 0
+                staged.watermark = _as_utc(row[1]) if row and row[1] is not None else None
+                parts.append(f"SELECT {keys} FROM {_files_sql(new_files)}")
+            if not view.online or not parts:
+                return
+            staged.keys_file = self.view_dir(view) / INTENTS / f"{staged.run_id}.parquet"
+            staged.keys_file.parent.mkdir(exist_ok=True)
+            union = " UNION ALL ".join(f"({p})" for p in parts)
+            target = "'" + str(staged.keys_file).replace("'", "''") + "'"
+            only_old = params if old_files else {}
+            con.execute(f"COPY (SELECT DISTINCT * FROM ({union})) TO {target} (FORMAT parquet)", only_old)
+            row = con.execute(f"SELECT count(*) FROM read_parquet({target})").fetchone()
+            staged.entities = int(row[0]) if row else 0
+        finally:
+            con.close()
+
+    def _stage_partition(
+        self, staged: ParquetStagedPublish, day: str, new: Path | None, old: str | None, *, merge: bool
+    ) -> None:
+        """One date partition of the run: the run's rows of the day, plus the published rows of
+        the day it keeps (outside the window; with ``merge``, not recomputed)."""
+        view, base = staged.view, self.view_dir(staged.view)
+        keep = None
+        if old is not None and (staged.window_start is not None or staged.window_end is not None):
+            previous = read_file(view, base / old)
+            inside = _window_mask(previous.column(view.timestamp_field), staged.window_start, staged.window_end)
+            if merge and new is not None:
+                keep = _not_recomputed(view, previous, pq.read_table(new))
+            elif merge:
+                keep = previous
+            elif inside is not None:
+                keep = previous.filter(pc.invert(inside))
+        rel = self.partition_file(day, staged.run_id)
+        target = base / rel
+        if keep is not None and keep.num_rows == 0:
+            keep = None
+        if keep is None and (new is None or pq.read_metadata(new).num_rows == 0):
+            if old is not None:
+                staged.removed_partitions.append(day)
+            return
+        for d in reversed([*target.relative_to(base).parents][:-1]):
+            if not (base / d).exists():
+                (base / d).mkdir()
+                staged.created_dirs.append(base / d)
+        staged.staged_files.append(target)  # before writing: abort removes a partial file too
+        if keep is None and new is not None:
+            os.replace(new, target)  # the engine's file as it is: same folder tree, a rename
+        else:
+            parts = [t for t in (keep, None if new is None else read_file(view, new)) if t is not None]
+            tmp = target.with_suffix(".parquet.tmp")
+            pq.write_table(pa.concat_tables(parts), tmp)
+            os.replace(tmp, target)
+        staged.new_partitions[day] = rel
+
+    def _commit(self, staged: ParquetStagedPublish) -> PublishIntent:
         view = staged.view
         base = self.view_dir(view)
         # The caller holds self.lock(view).
         manifest = self._manifest(view)
+        staged.previous = json.loads(json.dumps(manifest))
         partitions: dict[str, str] = dict(manifest["partitions"])
         replaced = [partitions[d] for d in (*staged.new_partitions, *staged.removed_partitions) if d in partitions]
         for day in staged.removed_partitions:
@@ -236,18 +483,77 @@ class ParquetOfflineStore:
         partitions.update(staged.new_partitions)
         # Files replaced by the previous run are no longer referenced by any manifest a
         # reader can still hold: delete them now; keep the ones this run replaces until next time.
-        for rel in manifest.get("superseded", []):
+        for rel in manifest["superseded"]:
             (base / rel).unlink(missing_ok=True)
         previous = manifest.get("watermark")
         marks = [m for m in (staged.watermark, datetime.fromisoformat(previous) if previous else None) if m]
+        now = datetime.now(UTC)
+        pending = list(manifest["pending"])
+        intent = PublishIntent(
+            run_id=staged.run_id,
+            view=view.name,
+            keys=staged.keys_file or base / INTENTS / f"{staged.run_id}.parquet",
+            entities=staged.entities,
+            window_start=staged.window_start,
+            window_end=staged.window_end,
+            committed_at=now,
+        )
+        if staged.keys_file is not None:
+            pending.append(
+                {
+                    "run_id": staged.run_id,
+                    "keys": f"{INTENTS}/{staged.keys_file.name}",
+                    "entities": staged.entities,
+                    "window_start": staged.window_start.isoformat() if staged.window_start else None,
+                    "window_end": staged.window_end.isoformat() if staged.window_end else None,
+                    "committed_at": now.isoformat(),
+                }
+            )
         new_manifest = {
             "generation": int(manifest.get("generation", 0)) + 1,
             "watermark": max(marks).isoformat() if marks else None,
             "run_id": staged.run_id,
-            "updated_at": datetime.now(UTC).isoformat(),
+            "updated_at": now.isoformat(),
             "partitions": dict(sorted(partitions.items())),
             "superseded": replaced,
+            "pending": pending,
         }
-        tmp = base / f"{MANIFEST}.{staged.run_id}.tmp"
-        tmp.write_text(json.dumps(new_manifest, indent=1))
-        os.replace(tmp, base / MANIFEST)
+        self._write_manifest(view, new_manifest, staged.run_id)
+        return intent
+
+    def _revert(self, staged: ParquetStagedPublish) -> None:
+        previous = staged.previous or {}
+        manifest = self._manifest(staged.view)
+        reverted = {
+            "generation": int(manifest.get("generation", 0)) + 1,
+            "watermark": previous.get("watermark"),
+            "run_id": previous.get("run_id"),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "partitions": previous.get("partitions", {}),
+            # The run's own files: unreferenced now, deleted at the next commit (a reader may
+            # still hold the manifest that named them).
+            "superseded": sorted(set(staged.new_partitions.values()) - set(previous.get("partitions", {}).values())),
+            "pending": manifest["pending"],
+        }
+        self._write_manifest(staged.view, reverted, f"revert-{staged.run_id}")
+
+
+def _window_mask(
+    ts: pa.ChunkedArray | pa.Array, start: datetime | None, end: datetime | None
+) -> pa.ChunkedArray | pa.Array | None:
+    mask = None
+    if start is not None:
+        mask = pc.greater_equal(ts, pa.scalar(start, ts.type))
+    if end is not None:
+        upper = pc.less(ts, pa.scalar(end, ts.type))
+        mask = upper if mask is None else pc.and_(mask, upper)
+    return mask
+
+
+def _not_recomputed(view: FeatureView, previous: pa.Table, new: pa.Table) -> pa.Table:
+    """Rows of ``previous`` whose (keys, event time) ``new`` has no row of."""
+    on = [*view.join_keys, view.timestamp_field]
+    marker = new.select(on).append_column("__new", pa.array([True] * new.num_rows, pa.bool_()))
+    joined = previous.join(marker, keys=on, join_type="left outer")
+    kept = joined.filter(pc.is_null(joined.column("__new"))).drop_columns(["__new"])
+    return kept.select(previous.column_names).cast(previous.schema)
