@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from featurestore.definitions import FeatureView
 from featurestore.errors import FeatureStoreError, NotFoundError, RunError
-from featurestore.offline import PublishIntent
+from featurestore.offline import PublishIntent, StagedPublish
 from featurestore.online import OnlineStore
 from featurestore.store import FeatureStore
 from quality.checked_run import check_run
@@ -373,7 +373,7 @@ def _publish(
     with run.step("offline_stage_s", "writing offline"):
         partitions = engine.write_partitions(view, checked.frame, scratch / "partitions")
         staged = offline.stage(view, partitions, start=start, end=end, run_id=run.run_id, merge=merge)
-        run.undo.append(staged.revert)
+        run.undo.append(lambda: _undo_publish(store, view, staged, run))
     checkpoint("staged")
     bar.update()
     _guard_row_drop(view, staged.rows, staged.rows_before, start, end, allow_row_drop=allow_row_drop or merge)
@@ -411,6 +411,28 @@ def _publish(
         entities_affected=staged.entities,
         rows_online_removed=derived.removed,
     )
+
+
+def _undo_publish(store: FeatureStore, view: FeatureView, staged: StagedPublish, run: _Run) -> None:
+    """A failed run's publish undone: staged files deleted, or, once committed, the previous
+    partitions published again and (best effort) online derived from them at once; if the
+    online store is still failing, the intent stays pending for the next run or a repair."""
+    if not staged.committed:
+        staged.abort()
+        return
+    staged.revert()
+    if not view.online:
+        return
+    try:
+        for intent in store.offline_store.pending(view):
+            if intent.run_id == staged.run_id:
+                derive_online(store, view, intent.keys)
+                store.offline_store.settle(view, staged.run_id)
+                run.outcome = (
+                    "nothing was published: its offline publish was reverted and online derived from offline again"
+                )
+    except Exception as err:  # the store that failed the run, most likely: the intent stays pending
+        log.warning("feature view '%s': online not yet derived after the failed run: %s", view.name, err)
 
 
 def _guard_row_drop(
