@@ -230,7 +230,8 @@ def repair(store: FeatureStore, view_name: str, *, everything: bool = False, pro
         raise RunError(f"Feature view '{view_name}' is offline only; there is nothing online to repair")
     offline = store.offline_store
     with offline.lock(view):
-        offline.recover(view)
+        # Unpublished files a killed run left are harmless here and removed by the next run
+        # (recovering a Hive store would need Spark; deriving online reads the files alone).
         pending = settle_pending(store, view, progress=progress)
         entities = sum(p.entities for p in pending)
         removed = 0

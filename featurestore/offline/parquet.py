@@ -253,34 +253,31 @@ class ParquetOfflineStore:
         key_cols = ", ".join(_quote(k) for k in view.join_keys)
         ts = _quote(view.timestamp_field)
         schema = view_schema(view)
+        columns = [f.name for f in schema]
         if files:
             available = set().union(*(pq.read_schema(f).names for f in files))
-            columns = [f.name for f in schema if f.name in available]
-            latest = (
-                f"SELECT {', '.join(_quote(c) for c in columns)} FROM {_files_sql(files)} "
-                f"QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY {ts} DESC) = 1"
-            )
-        else:
-            columns = [f.name for f in schema]
-            latest = None
+            columns = [c for c in columns if c in available]
+        selected = ", ".join(f"t.{_quote(c)}" for c in columns)
+        newest = f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f't.{_quote(k)}' for k in view.join_keys)} ORDER BY t.{ts} DESC) = 1"
         con = duckdb_connect()
         try:
             if keys is None:
-                if latest is None:
+                if not files:
                     return
-                sql = f"SELECT *, false AS __gone FROM ({latest})"
+                sql = f"SELECT {selected}, false AS __gone FROM {_files_sql(files)} t {newest}"
             else:
                 wanted = _files_sql([keys])
-                if latest is None:
+                if not files:
                     sql = f"SELECT {key_cols}, true AS __gone FROM {wanted}"
-                    columns = list(view.join_keys)
                 else:
+                    # The keys first, then the window: only the wanted entities' rows are ranked.
+                    latest = (
+                        f"SELECT {selected} FROM {_files_sql(files)} t SEMI JOIN {wanted} w USING ({key_cols}) {newest}"
+                    )
                     rest = ", ".join(f"r.{_quote(c)}" for c in columns if c not in view.join_keys)
                     sql = (
                         f"SELECT {', '.join(f'k.{_quote(c)}' for c in view.join_keys)}, {rest}, "
-                        f"r.{ts} IS NULL AS __gone FROM {wanted} k LEFT JOIN ("
-                        f"SELECT * FROM ({latest}) SEMI JOIN {wanted} w USING ({key_cols})"
-                        f") r USING ({key_cols})"
+                        f"r.{ts} IS NULL AS __gone FROM {wanted} k LEFT JOIN ({latest}) r USING ({key_cols})"
                     )
             reader = con.sql(sql).to_arrow_reader(batch_rows)
             for batch in reader:
@@ -439,7 +436,7 @@ class ParquetOfflineStore:
         the day it keeps (outside the window; with ``merge``, not recomputed)."""
         view, base = staged.view, self.view_dir(staged.view)
         keep = None
-        if old is not None and (staged.window_start is not None or staged.window_end is not None):
+        if old is not None and (merge or staged.window_start is not None or staged.window_end is not None):
             previous = read_file(view, base / old)
             inside = _window_mask(previous.column(view.timestamp_field), staged.window_start, staged.window_end)
             if merge and new is not None:
