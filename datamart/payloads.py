@@ -109,6 +109,10 @@ class RunInfo(BaseModel):
     timings: dict[str, float]
     watermark: datetime | None
     error: str | None
+    entities_affected: int | None = Field(
+        default=None, description="Entities whose online value the run re-derived from offline."
+    )
+    rows_online_removed: int | None = Field(default=None, description="Entities the run removed online.")
 
 
 class ConsistencyCheck(BaseModel):

@@ -73,17 +73,17 @@ def catalog_entries(registry: Registry, project: str) -> list[CatalogEntry]:
         for v in views
     ]
     for f in registry.list_features(project):
-        tags = tuple(dict.fromkeys([*f["tags"], *view_tags.get(f["view"], ())]))
+        tags = tuple(dict.fromkeys([*f.tags, *view_tags.get(f.view, ())]))
         entries.append(
             CatalogEntry(
                 kind="feature",
-                name=f"{f['view']}:{f['name']}",
-                description=f["description"],
-                owner=f["owner"],
+                name=f"{f.view}:{f.name}",
+                description=f.description,
+                owner=f.owner,
                 tags=tags,
-                view=f["view"],
-                dtype=f["dtype"],
-                entities=view_entities.get(f["view"], ()),
+                view=f.view,
+                dtype=f.dtype,
+                entities=view_entities.get(f.view, ()),
             )
         )
     entries.extend(

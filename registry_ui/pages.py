@@ -21,7 +21,7 @@ from featurestore.catalog import KINDS, catalog_entries, search_catalog
 from featurestore.config import ProjectConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source
 from featurestore.errors import NotFoundError
-from featurestore.registry import Registry, RunRecord
+from featurestore.registry import ModelRecord, Registry, RunRecord
 from registry_ui import charts
 from registry_ui.formats import number_text
 from registry_ui.lineage_graph import KIND_LABELS, LineageGraph, Node, layout
@@ -417,7 +417,7 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
     services = [
         s.name for s in registry.list_feature_services(project) if any(sel.view == name for sel in s.selections())
     ]
-    models = sorted(m["name"] for m in registry.list_models(project) if m.get("feature_service") in services)
+    models = sorted(m.name for m in registry.list_models(project) if m.feature_service in services)
     transformation = view.to_spec()["transformation"]
     return ViewPage(
         view=view,
@@ -471,7 +471,7 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
 class ServicePage:
     service: FeatureService
     features: list[tuple[str, str, str, str]]  # view, feature, dtype, description
-    models: list[dict[str, Any]]
+    models: list[ModelRecord]
 
 
 def service_page(registry: Registry, project: str, name: str) -> ServicePage:
@@ -483,7 +483,7 @@ def service_page(registry: Registry, project: str, name: str) -> ServicePage:
         for fname in sel.features or (view.feature_names if view else ()):
             f = next((x for x in view.features if x.name == fname), None) if view else None
             features.append((sel.view, fname, f.dtype.value if f else "?", f.description if f else ""))
-    models = [m for m in registry.list_models(project) if m.get("feature_service") == name]
+    models = [m for m in registry.list_models(project) if m.feature_service == name]
     return ServicePage(service, features, models)
 
 
@@ -544,15 +544,15 @@ class ModelPage:
 
 
 def model_page(registry: Registry, project: str, name: str) -> ModelPage:
-    models = {m["name"]: m for m in registry.list_models(project)}
+    models = {m.name: m for m in registry.list_models(project)}
     if name not in models:
         raise NotFoundError("model", name, project=project, candidates=models)
     model = models[name]
     try:
-        features = service_page(registry, project, model["feature_service"]).features
+        features = service_page(registry, project, model.feature_service).features
     except NotFoundError:  # the service was removed after the model registered
         features = []
-    return ModelPage(name, model["feature_service"], model.get("description", ""), features)
+    return ModelPage(name, model.feature_service, model.description, features)
 
 
 # ------------------------------------------------------------------------------------ lineage
@@ -578,14 +578,14 @@ def parse_node(value: str) -> Node | None:
 
 def lineage_page(registry: Registry, project: str, links: Links, *, focus: str = "") -> LineagePage:
     edges = [
-        ((e["src_kind"], e["src_name"]), (e["dst_kind"], e["dst_name"]))
+        ((e.src_kind, e.src_name), (e.dst_kind, e.dst_name))
         for e in registry.lineage(project)
-        if e["src_kind"] != "entity"
+        if e.src_kind != "entity"
     ]
     extra: list[Node] = [("feature_view", v.name) for v in registry.list_feature_views(project)]
     extra += [("feature_service", s.name) for s in registry.list_feature_services(project)]
     models = registry.list_models(project)
-    extra += [("model", m["name"]) for m in models]
+    extra += [("model", m.name) for m in models]
     node = parse_node(focus) if focus else None
     graph = layout(edges, href=links.entry, focus=node, extra_nodes=extra)
     known = {n for e in edges for n in e} | set(extra)

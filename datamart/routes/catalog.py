@@ -193,7 +193,7 @@ def _service_info(store: FeatureStore, service: FeatureService, views: dict[str,
     for sel in service.selections():
         names = sel.features or (views[sel.view].feature_names if sel.view in views else ())
         refs.extend(f"{sel.view}:{f}" for f in names)
-    models = [m["name"] for m in store.registry.list_models(store.project) if m["feature_service"] == service.name]
+    models = [m.name for m in store.registry.list_models(store.project) if m.feature_service == service.name]
     return FeatureServiceInfo(
         name=service.name,
         description=service.description,
@@ -220,19 +220,18 @@ def describe_feature_service(name: str, store: StoreDep) -> FeatureServiceInfo:
 @router.get("/lineage", tags=["catalog"], summary="Sources → feature views → services → models")
 def lineage(store: StoreDep) -> Lineage:
     edges = sorted(
-        store.registry.lineage(store.project),
-        key=lambda e: (e["src_kind"], e["src_name"], e["dst_kind"], e["dst_name"]),
+        store.registry.lineage(store.project), key=lambda e: (e.src_kind, e.src_name, e.dst_kind, e.dst_name)
     )
-    nodes = dict.fromkeys((e[f"{side}_kind"], e[f"{side}_name"]) for e in edges for side in ("src", "dst"))
+    nodes = dict.fromkeys(node for e in edges for node in ((e.src_kind, e.src_name), (e.dst_kind, e.dst_name)))
     return Lineage(
         nodes=[LineageNode(kind=k, name=n) for k, n in sorted(nodes)],
-        edges=[LineageEdge.model_validate(e) for e in edges],
+        edges=[LineageEdge.model_validate(e.to_dict()) for e in edges],
     )
 
 
 @router.get("/models", tags=["catalog"], summary="Registered models")
 def list_models(store: StoreDep) -> list[ModelInfo]:
-    return [ModelInfo.model_validate(m) for m in store.registry.list_models(store.project)]
+    return [ModelInfo.model_validate(m.to_dict()) for m in store.registry.list_models(store.project)]
 
 
 @router.post("/models", tags=["catalog"], status_code=201, summary="Register a model as a feature service's consumer")

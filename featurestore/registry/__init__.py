@@ -1,0 +1,116 @@
+"""The registry: every definition, its versions, lineage, runs and usage, in any SQLAlchemy database.
+
+SQLite by default (one file, no server); PostgreSQL or any other SQLAlchemy URL for teams.
+Definitions are stored as their JSON specs so that readers (the datamart, the UI) rebuild the
+same frozen objects without importing the project's Python files. Opening a registry brings its
+database to the schema this release reads (see :mod:`featurestore.registry.migration`); teams
+that upgrade explicitly call :func:`upgrade`.
+
+By concern: :mod:`~featurestore.registry.apply` (applying definitions),
+:mod:`~featurestore.registry.definitions` (reading them, models, lineage),
+:mod:`~featurestore.registry.runs` (runs, watermarks, quality, consistency checks),
+:mod:`~featurestore.registry.usage` (usage events and statistics),
+:mod:`~featurestore.registry.records` (what they return) and
+:mod:`~featurestore.registry.schema` (the tables).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from featurestore.errors import StoreUnavailableError
+from featurestore.registry.apply import Apply
+from featurestore.registry.definitions import Definitions
+from featurestore.registry.migration import HEAD, ensure_schema
+from featurestore.registry.records import (
+    ApplyReport,
+    FeatureRecord,
+    LineageEdge,
+    ModelRecord,
+    RunRecord,
+    UsageEvent,
+    ViewVersion,
+)
+from featurestore.registry.runs import Runs
+from featurestore.registry.schema import (
+    UTCDateTime,
+    consistency_t,
+    entities_t,
+    features_t,
+    lineage_t,
+    metadata,
+    models_t,
+    run_quality_t,
+    runs_t,
+    services_t,
+    sources_t,
+    usage_daily_t,
+    usage_t,
+    view_versions_t,
+    views_t,
+)
+from featurestore.registry.usage import Usage
+
+__all__ = [
+    "ApplyReport",
+    "FeatureRecord",
+    "LineageEdge",
+    "ModelRecord",
+    "Registry",
+    "RunRecord",
+    "UTCDateTime",
+    "UsageEvent",
+    "ViewVersion",
+    "consistency_t",
+    "entities_t",
+    "features_t",
+    "lineage_t",
+    "metadata",
+    "models_t",
+    "run_quality_t",
+    "runs_t",
+    "services_t",
+    "sources_t",
+    "upgrade",
+    "usage_daily_t",
+    "usage_t",
+    "view_versions_t",
+    "views_t",
+]
+
+
+class Registry(Apply, Definitions, Runs, Usage):
+    """Definitions, versions, lineage, runs and usage of every project in one database. Opening
+    it brings the database to the current schema (creating it when empty)."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        try:
+            parsed = sa.engine.make_url(url)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = engine or sa.create_engine(url)
+            ensure_schema(self._engine)
+        except sa.exc.SQLAlchemyError as err:
+            raise StoreUnavailableError("Registry", _safe_url(url), str(err).splitlines()[0]) from err
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def upgrade(url: str) -> str:
+    """Bring the registry database at ``url`` to the schema this release reads (creating it when
+    empty) and return its revision. Opening a :class:`Registry` does the same; this is for teams
+    that upgrade explicitly, e.g. in a deployment step before the servers start."""
+    Registry(url).close()
+    return HEAD
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url

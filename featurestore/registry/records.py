@@ -1,0 +1,134 @@
+"""What the registry gives back and takes in: frozen, typed records (no database access here)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What ``apply`` changed, by kind: names created, updated (with the view's new version) and removed."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a feature view, as recorded in the registry. ``entities_affected`` counts the
+    entities whose online value the run re-derived from offline, ``rows_online_removed`` the
+    entities it removed online; both are ``None`` for runs recorded without them."""
+
+    id: str
+    project: str
+    view: str
+    view_version: int
+    engine: str
+    window_start: datetime | None
+    window_end: datetime | None
+    status: str
+    rows_computed: int | None
+    rows_offline: int | None
+    rows_online: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    timings: dict[str, float]
+    watermark: datetime | None
+    error: str | None
+    entities_affected: int | None = None
+    rows_online_removed: int | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values: times as ISO 8601 text, with ``duration_seconds``."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        out["duration_seconds"] = self.duration_seconds
+        return out
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """Reads of one feature by one consumer, of one kind (online, training, reference): how
+    many reads, how many rows in all, and when the last one was. One event per read, or a
+    roll-up of many (see ``featurestore.usage``)."""
+
+    consumer: str
+    kind: str
+    view: str
+    feature: str
+    rows: int
+    at: datetime = field(default_factory=_now)
+    reads: int = 1
+
+
+@dataclass(frozen=True)
+class ViewVersion:
+    """One version of a feature view: made when what the view stores changed, with what changed
+    (``changes``, in words) and the view's spec as applied then."""
+
+    version: int
+    fingerprint: str
+    changes: str
+    created_at: datetime
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FeatureRecord:
+    """One feature of an applied view, as the catalog lists it: its owner is the view's when the
+    feature names none."""
+
+    view: str
+    name: str
+    dtype: str
+    description: str
+    owner: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model registered as a consumer of a feature service."""
+
+    name: str
+    feature_service: str
+    description: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "feature_service": self.feature_service, "description": self.description}
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """``src`` feeds ``dst``: kinds are ``source``, ``entity``, ``feature_view``,
+    ``feature_service`` and ``model``."""
+
+    src_kind: str
+    src_name: str
+    dst_kind: str
+    dst_name: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "src_kind": self.src_kind,
+            "src_name": self.src_name,
+            "dst_kind": self.dst_kind,
+            "dst_name": self.dst_name,
+        }

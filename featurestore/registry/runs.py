@@ -1,0 +1,248 @@
+"""Runs of feature views, the watermarks they published, their quality records, and the
+online/offline consistency checks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from featurestore.errors import NotFoundError
+from featurestore.registry.definitions import current_version
+from featurestore.registry.records import RunRecord
+from featurestore.registry.schema import as_utc, consistency_t, now, run_quality_t, runs_t
+
+
+class Runs:
+    """The registry's runs, watermarks, quality records and consistency checks."""
+
+    _engine: Engine
+
+    def start_run(
+        self, project: str, view: str, *, engine: str, window_start: datetime | None, window_end: datetime | None
+    ) -> str:
+        """Record a run of the view's current version as ``running``; returns its id."""
+        run_id = str(uuid.uuid4())
+        with self._engine.begin() as conn:
+            conn.execute(
+                runs_t.insert().values(
+                    id=run_id,
+                    project=project,
+                    view=view,
+                    view_version=current_version(conn, project, view),
+                    engine=engine,
+                    window_start=window_start,
+                    window_end=window_end,
+                    status="running",
+                    started_at=now(),
+                    timings="{}",
+                )
+            )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        rows_computed: int | None = None,
+        rows_offline: int | None = None,
+        rows_online: int | None = None,
+        timings: Mapping[str, float] | None = None,
+        watermark: datetime | None = None,
+        error: str | None = None,
+        entities_affected: int | None = None,
+        rows_online_removed: int | None = None,
+    ) -> None:
+        """Record a run's outcome. ``entities_affected``: entities whose online value the run
+        re-derived from offline; ``rows_online_removed``: entities it removed online."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                runs_t.update()
+                .where(runs_t.c.id == run_id)
+                .values(
+                    status=status,
+                    rows_computed=rows_computed,
+                    rows_offline=rows_offline,
+                    rows_online=rows_online,
+                    finished_at=now(),
+                    timings=json.dumps(dict(timings or {})),
+                    watermark=watermark,
+                    error=error,
+                    entities_affected=entities_affected,
+                    rows_online_removed=rows_online_removed,
+                )
+            )
+
+    def abandon_runs(self, project: str, view: str, *, found_by: str) -> list[str]:
+        """Mark the view's runs still ``running`` as ``abandoned``: their process stopped (killed,
+        crashed) before recording an outcome. Called by a run that holds the view's publish lock,
+        which every run holds from start to end, so no other run of the view can be alive."""
+        with self._engine.begin() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(
+                    sa.select(runs_t.c.id).where(
+                        runs_t.c.project == project,
+                        runs_t.c.view == view,
+                        runs_t.c.status == "running",
+                        runs_t.c.id != found_by,
+                    )
+                )
+            ]
+            if ids:
+                conn.execute(
+                    runs_t.update()
+                    .where(runs_t.c.id.in_(ids))
+                    .values(
+                        status="abandoned",
+                        finished_at=now(),
+                        error=f"the process running it stopped before recording an outcome (found by run {found_by})",
+                    )
+                )
+        return ids
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError("run", run_id)
+        return _run_record(row)
+
+    def list_runs(self, project: str, view: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """The project's (or view's) runs, newest first."""
+        query = sa.select(runs_t).where(runs_t.c.project == project)
+        if view is not None:
+            query = query.where(runs_t.c.view == view)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(runs_t.c.started_at.desc()).limit(limit))
+            return [_run_record(r) for r in rows]
+
+    def watermark(self, project: str, view: str) -> datetime | None:
+        """The newest event time published by a successful run of the view."""
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(runs_t.c.watermark)).where(
+                    runs_t.c.project == project, runs_t.c.view == view, runs_t.c.status == "succeeded"
+                )
+            ).scalar()
+        return as_utc(value)
+
+    def watermarks(self, project: str) -> dict[str, datetime]:
+        """The newest event time published by a successful run, of every view that has one."""
+        query = (
+            sa.select(runs_t.c.view, sa.func.max(runs_t.c.watermark).label("watermark"))
+            .where(runs_t.c.project == project, runs_t.c.status == "succeeded", runs_t.c.watermark.is_not(None))
+            .group_by(runs_t.c.view)
+        )
+        with self._engine.connect() as conn:
+            found = {r.view: as_utc(r.watermark) for r in conn.execute(query)}
+        return {view: at for view, at in found.items() if at is not None}
+
+    # ------------------------------------------------------------------ quality of runs
+
+    def record_run_quality(self, run_id: str, validation: Mapping[str, Any], statistics: Mapping[str, Any]) -> None:
+        """Keep a run's validation report (``QualityReport.to_dict()``) and the statistics of the
+        rows it published (feature → figures; empty when nothing was published). Recording again
+        replaces them."""
+        values = {
+            "validation": json.dumps(validation, default=str),
+            "statistics": json.dumps(statistics, default=str),
+            "recorded_at": now(),
+        }
+        with self._engine.begin() as conn:
+            updated = conn.execute(run_quality_t.update().where(run_quality_t.c.run_id == run_id).values(**values))
+            if not updated.rowcount:
+                conn.execute(run_quality_t.insert().values(run_id=run_id, **values))
+
+    def get_run_quality(self, run_id: str) -> dict[str, Any] | None:
+        """``{"run_id", "validation", "statistics", "recorded_at"}`` of a run, or ``None`` when the
+        run never reached the quality gate (it failed before, or ran before the gate existed)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(run_quality_t).where(run_quality_t.c.run_id == run_id)).first()
+        if row is None:
+            return None
+        return {
+            "run_id": row.run_id,
+            "validation": json.loads(row.validation),
+            "statistics": json.loads(row.statistics),
+            "recorded_at": row.recorded_at,
+        }
+
+    def list_statistics(self, project: str, view: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Statistics of the view's successful runs, newest first: ``{"run_id", "started_at",
+        "rows", "statistics"}`` where ``statistics`` maps each feature to ``{count, null_fraction,
+        min, max, mean, stddev, distinct, histogram: {edges, counts}, psi, drift}``."""
+        query = (
+            sa.select(runs_t.c.id, runs_t.c.started_at, runs_t.c.rows_offline, run_quality_t.c.statistics)
+            .join(run_quality_t, run_quality_t.c.run_id == runs_t.c.id)
+            .where(runs_t.c.project == project, runs_t.c.view == view, runs_t.c.status == "succeeded")
+            .order_by(runs_t.c.started_at.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [
+                {
+                    "run_id": r.id,
+                    "started_at": r.started_at,
+                    "rows": r.rows_offline,
+                    "statistics": json.loads(r.statistics),
+                }
+                for r in conn.execute(query)
+            ]
+
+    # ------------------------------------------------------------------ consistency checks
+
+    def record_consistency(self, project: str, report: Mapping[str, Any]) -> None:
+        """Keep the outcome of a consistency check (a ``ConsistencyReport.to_dict()``)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                consistency_t.insert().values(
+                    project=project,
+                    view=report["view"],
+                    checked_at=now(),
+                    consistent=bool(report["consistent"]),
+                    checked=report["checked"],
+                    mismatched=report["mismatched"],
+                    missing=report["missing"],
+                    extra=report["extra"],
+                    report=json.dumps(report, default=str),
+                )
+            )
+
+    def list_consistency(self, project: str, view: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The last consistency checks (their ``ConsistencyReport.to_dict()``), newest first."""
+        query = sa.select(consistency_t.c.report).where(consistency_t.c.project == project)
+        if view is not None:
+            query = query.where(consistency_t.c.view == view)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(consistency_t.c.id.desc()).limit(limit))
+            return [json.loads(r.report) for r in rows]
+
+
+def _run_record(row: sa.Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        project=row.project,
+        view=row.view,
+        view_version=row.view_version,
+        engine=row.engine,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        status=row.status,
+        rows_computed=row.rows_computed,
+        rows_offline=row.rows_offline,
+        rows_online=row.rows_online,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        timings=json.loads(row.timings or "{}"),
+        watermark=row.watermark,
+        error=row.error,
+        entities_affected=row.entities_affected,
+        rows_online_removed=row.rows_online_removed,
+    )

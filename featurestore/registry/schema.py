@@ -1,0 +1,178 @@
+"""The registry's tables, as the code reads and writes them today.
+
+The database is brought to this schema by the migrations in
+:mod:`featurestore.registry.migrations` (never by ``create_all``); a test checks that a fresh
+registry built by them matches these tables exactly. Change a table here and add a migration
+in the same commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+
+def _definition_table(name: str, *extra: sa.Column[Any]) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        *extra,
+    )
+
+
+entities_t = _definition_table("entities")
+sources_t = _definition_table("sources")
+views_t = _definition_table(
+    "feature_views",
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+)
+services_t = _definition_table("feature_services")
+models_t = _definition_table("models")
+view_versions_t = sa.Table(
+    "feature_view_versions",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("changes", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+features_t = sa.Table(
+    "features",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("view", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("dtype", sa.String(20), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+)
+lineage_t = sa.Table(
+    "lineage_edges",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("src_kind", sa.String(40), primary_key=True),
+    sa.Column("src_name", sa.String(200), primary_key=True),
+    sa.Column("dst_kind", sa.String(40), primary_key=True),
+    sa.Column("dst_name", sa.String(200), primary_key=True),
+)
+runs_t = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("view", sa.String(200), nullable=False, index=True),
+    sa.Column("view_version", sa.Integer, nullable=False),
+    sa.Column("engine", sa.String(40), nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=True),
+    sa.Column("window_end", UTCDateTime, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rows_computed", sa.BigInteger, nullable=True),
+    sa.Column("rows_offline", sa.BigInteger, nullable=True),
+    sa.Column("rows_online", sa.BigInteger, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("timings", sa.Text, nullable=False, default="{}"),
+    sa.Column("watermark", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    # Revision 0002: entities whose online value the run re-derived from offline, and entities
+    # it removed online. Null for runs recorded before, or by code that does not count them.
+    sa.Column("entities_affected", sa.BigInteger, nullable=True),
+    sa.Column("rows_online_removed", sa.BigInteger, nullable=True),
+)
+usage_t = sa.Table(
+    "usage_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("consumer", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("view", sa.String(200), nullable=False),
+    sa.Column("feature", sa.String(200), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("reads", sa.BigInteger, nullable=False, server_default="1"),
+)
+usage_daily_t = sa.Table(
+    # usage_events rolled up per UTC day, kept up to date in the transaction that records the
+    # events: what the usage statistics (API, UI) read, so they stay fast with millions of events.
+    "usage_daily",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("view", sa.String(200), primary_key=True),
+    sa.Column("feature", sa.String(200), primary_key=True),
+    sa.Column("consumer", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("reads", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("last_read", UTCDateTime, nullable=False),
+)
+consistency_t = sa.Table(
+    "consistency_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("view", sa.String(200), nullable=False),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+    sa.Column("consistent", sa.Boolean, nullable=False),
+    sa.Column("checked", sa.BigInteger, nullable=False),
+    sa.Column("mismatched", sa.BigInteger, nullable=False),
+    sa.Column("missing", sa.BigInteger, nullable=False),
+    sa.Column("extra", sa.BigInteger, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+)
+run_quality_t = sa.Table(
+    # One row per run that reached the quality gate: its validation report and the statistics
+    # of the rows it published (empty when the gate blocked it), both as JSON.
+    "run_quality",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("validation", sa.Text, nullable=False),
+    sa.Column("statistics", sa.Text, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+
+def as_utc(value: Any) -> datetime | None:
+    """An aggregate of a UTCDateTime column: SQLAlchemy does not apply the column type to
+    ``max()``, so SQLite gives text and PostgreSQL a datetime."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
