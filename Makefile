@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo ui test lint clean
+.PHONY: install demo ui test test-fast lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,23 @@ ui: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
-## lint: ruff and mypy
+## test-fast: ruff, then the unit and contract suites on the embedded stores only (SQLite, in-memory: no servers)
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest tests/unit tests/contract -q -k "$(SERVER_STORES_EXCLUDED)"
+
+# Deselects the store parametrisations that need a server (test ids like `test_x[redis-int64]`,
+# `[redis_cluster]`, `[cassandra]`). Matched from the bracket, so that unit tests merely named
+# after a store (test_cassandra_hosts_become_a_tuple) still run. A new server store adds itself here.
+SERVER_STORES_EXCLUDED := not [redis and not [cassandra
+
+## lint: ruff, mypy and the import layers (import-linter, contract in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) examples/bank/data .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,12 @@ what matches, what differs, what is missing online and what the online store hol
 offline entities.
 
 Values are compared as stored: the online store is read directly, not through lookups, so a row
-past the view's TTL (which lookups withhold) is still compared. Extra online entities are only
-counted (the store interface has no key listing to name them), and only when every entity is
-checked.
+past the view's TTL (which lookups withhold) is still compared. A stored value that cannot be read
+(counted under :data:`UNREADABLE`) or a feature value that does not fit the feature's type (counted
+under that feature, whatever offline holds: lookups serve it as ``invalid``) is a mismatch, shown
+in the examples with the value as stored; the check never fails on one. Extra online entities are
+only counted (the store interface has no key listing to name them), and only when every entity
+is checked.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from typing import Any
 import pyarrow as pa
 
 from featurestore.definitions import FeatureView
-from featurestore.errors import InvalidRequestError, UnreadableValueError
+from featurestore.errors import InvalidRequestError
 from featurestore.offline.parquet import ParquetOfflineStore
 from featurestore.online import EVENT_TIME_COLUMN, OnlineStore
+from featurestore.online.codec import Decoded, cast_keys, decode, encode_keys, shown
 from featurestore.retrieval import as_of
 from featurestore.schema import view_schema
 
@@ -118,14 +122,15 @@ def check_consistency(
     for start in range(0, expected.num_rows, batch_size):
         want = expected.slice(start, batch_size)
         want_rows = want.to_pylist()
-        got_rows = _read_rows(online, view, want.select(keys))
-        for w, g in zip(want_rows, got_rows, strict=True):
+        got = _read(online, view, want.select(keys))
+        for i, (w, g) in enumerate(zip(want_rows, got.table.to_pylist(), strict=True)):
             key = {k: w[k] for k in keys}
-            if isinstance(g, UnreadableValueError):  # held online, but not as it should be
+            if i in got.unreadable:  # held online, but not as it should be
                 found_online += 1
                 report.mismatched += 1
                 by_feature[UNREADABLE] += 1
-                _example(report, "mismatch", key, UNREADABLE, "cannot be read: re-run the view", "(row)")
+                stored = f"cannot be read: {shown(got.unreadable[i])}; re-run the view"
+                _example(report, "mismatch", key, UNREADABLE, stored, "(row)")
                 continue
             if g[EVENT_TIME_COLUMN] is None:
                 report.missing += 1
@@ -138,7 +143,12 @@ def check_consistency(
                 by_feature[view.timestamp_field] += 1
                 _example(report, "mismatch", key, view.timestamp_field, g[EVENT_TIME_COLUMN], w[view.timestamp_field])
             for f in view.feature_names:
-                if not _same(g[f], w[f]):
+                bad = got.invalid.get(f)
+                if bad is not None and i in bad:  # read as null, but never a match, even for a null offline
+                    differs = True
+                    by_feature[f] += 1
+                    _example(report, "mismatch", key, f, bad[i], w[f])
+                elif not _same(g[f], w[f]):
                     differs = True
                     by_feature[f] += 1
                     _example(report, "mismatch", key, f, g[f], w[f])
@@ -156,21 +166,13 @@ UNREADABLE = "(unreadable value)"
 """The feature name under which a stored value the store cannot read is counted as a mismatch."""
 
 
-def _read_rows(online: OnlineStore, view: FeatureView, keys: pa.Table) -> list[dict[str, Any] | UnreadableValueError]:
-    """The stored rows of ``keys``; where the store holds a value it cannot read, the error
-    instead of the row (the batch is then read key by key, to find which)."""
-    try:
-        rows: list[dict[str, Any] | UnreadableValueError] = online.read(view, keys, view.feature_names).to_pylist()
-        return rows
-    except UnreadableValueError:
-        pass
-    rows = []
-    for i in range(keys.num_rows):
-        try:
-            rows.extend(online.read(view, keys.slice(i, 1), view.feature_names).to_pylist())
-        except UnreadableValueError as err:
-            rows.append(err)
-    return rows
+def _read(online: OnlineStore, view: FeatureView, keys: pa.Table) -> Decoded:
+    """The stored rows of ``keys``, every feature of the view, with the values that cannot be
+    read or do not fit their feature's type said apart (:func:`~featurestore.online.codec.decode`)
+    rather than raised as :meth:`OnlineStore.read` does."""
+    key_columns = cast_keys(view, keys)
+    raw = online.read_packed(view, encode_keys(view, key_columns))
+    return decode(view, key_columns, raw, view.feature_names, online.layout)
 
 
 def _example(

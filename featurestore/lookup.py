@@ -6,12 +6,27 @@ store client and back: a :class:`LookupPlan` (resolved once per feature list and
 :meth:`OnlineStore.read_packed`, parses the whole batch with one ``orjson.loads`` and, in the
 common case (every entity found, within TTL, written with the view's current layout), transposes
 it into columns at C speed, with no Python work per entity. Other batches go through
-:func:`~featurestore.online.codec.conform`, row by row. Arrow tables are built only when a
-caller asks for :attr:`OnlineResponse.values`.
+:func:`~featurestore.online.codec.conform`, row by row. Each column's values are checked against
+the feature's declared type at C speed too (:func:`~featurestore.online.codec.fits`, about 1 µs
+per 100 floats); only a column holding a value of another type is checked value by value. Arrow
+tables are built only when a caller asks for :attr:`OnlineResponse.values`.
+
+Every value comes with a :class:`FeatureStatus`. A value is ``present`` only if the store holds
+it, within the view's TTL, with the feature's declared type. A stored value that cannot be read
+(changed by hand, truncated) or a value of another type (``"abc"`` for an int64 feature) is
+``invalid`` and served as null, for that entity and feature alone: the other values of the batch
+are served as usual, and a warning names the view, entity and feature.
+
+A feature added to the view after an entity's row was written (the row's layout lacks it) reads
+as null with status ``null`` until a run of the view rewrites the row: the row is stored, and
+null is what it holds for that feature, as offline, where the files written before the feature
+was added lack its column and a training set reads null there too. ``missing`` keeps its one
+meaning, no stored row for the entity, which a service may use to tell an unknown entity.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,17 +43,24 @@ from featurestore.errors import InvalidRequestError
 from featurestore.online import OnlineStore
 from featurestore.online.codec import (
     HEADER,
+    MAX_MICROS,
+    UNREADABLE,
     cast_keys,
     conform,
     encode_key_values,
     encode_keys,
+    fits,
     layout_id,
+    misfits,
     parse_values,
     pure_python_keys,
     restore_infinities,
+    shown,
 )
 from featurestore.retrieval import ViewRequest, output_names
 from featurestore.types import ValueType
+
+log = logging.getLogger(__name__)
 
 
 class FeatureStatus(StrEnum):
@@ -47,11 +69,16 @@ class FeatureStatus(StrEnum):
     PRESENT = "present"
     """The stored value, within the view's TTL."""
     NULL = "null"
-    """A stored row within TTL whose value is null."""
+    """A stored row within TTL whose value is null (also a feature added to the view after the
+    row was written: see the module docs)."""
     MISSING = "missing"
     """No stored row for this entity."""
     EXPIRED = "expired"
     """A stored row older than the view's TTL: the value is withheld (null)."""
+    INVALID = "invalid"
+    """The stored value cannot be read as the feature's declared type: a value of another type
+    (``"abc"`` for an int64) or a stored row that cannot be read at all (changed by hand,
+    truncated). Withheld (null); re-running the view rewrites it."""
 
 
 EntityRows: TypeAlias = pa.Table | pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
@@ -116,6 +143,8 @@ class _ViewPlan:
     """Where each requested feature sits in a stored value."""
     float_positions: tuple[int, ...]
     """Where the requested float features sit (their infinities are stored as strings)."""
+    dtypes: tuple[ValueType, ...]
+    """Each requested feature's declared type."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +193,7 @@ class LookupPlan:
                         for f in r.features
                         if r.view.feature(f).dtype is ValueType.FLOAT64
                     ),
+                    dtypes=tuple(r.view.feature(f).dtype for f in r.features),
                 )
             )
         return cls(tuple(requests), tuple(views), key_schema, types)
@@ -201,27 +231,40 @@ class LookupPlan:
             raw = store.read_packed(plan.view, encoded)
             if len(raw) != n:
                 raise RuntimeError(f"online store returned {len(raw)} values for {n} keys of '{plan.view.name}'")
-            rows, may_have_null, may_have_infinity = parse_values(raw)
+            rows, may_have_null, may_have_infinity, may_have_bool = parse_values(raw)
             cols = _fast_columns(plan, rows, n, now_us)
-            states: list[FeatureStatus | None] | None = None  # MISSING or EXPIRED per row, else None
+            states: list[FeatureStatus | None] | None = None  # per row: MISSING, EXPIRED or INVALID, else None
             if cols is None:
-                cols, states = _columns(plan, conform(plan.view, rows, store.layout, encoded), now_us)
+                cols, states = _columns(plan, conform(plan.view, rows, store.layout), now_us)
+                may_have_null = True  # missing, expired and rewritten rows hold nulls the bytes did not show
             if may_have_infinity:
                 for position in plan.float_positions:
                     cols[position] = restore_infinities(cols[position])
             event_micros[plan.view.name] = list(cols[0])
-            for f, out, position in zip(plan.features, plan.outputs, plan.positions, strict=True):
+            invalid: list[tuple[str, int, Any]] = []  # (feature, row, value as stored)
+            for f, out, position, dtype in zip(plan.features, plan.outputs, plan.positions, plan.dtypes, strict=True):
                 vals = list(cols[position])
-                has_null = may_have_null and None in vals
+                bad: list[int] = []
+                if not fits(dtype, vals, may_have_null, may_have_bool):
+                    bad = misfits(dtype, vals)
+                    for i in bad:
+                        invalid.append((f, i, vals[i]))
+                        vals[i] = None
+                has_null = (may_have_null or bool(bad)) and None in vals
                 if f in plan.timestamp_features:
                     vals = [None if v is None else _EPOCH + timedelta(microseconds=v) for v in vals]
                 values[out] = vals
                 if states is None and not has_null:  # the common case, at C speed
-                    statuses[out] = [_PRESENT] * n
+                    status = [_PRESENT] * n
                 elif states is None:
-                    statuses[out] = [_NULL if v is None else _PRESENT for v in vals]
+                    status = [_NULL if v is None else _PRESENT for v in vals]
                 else:
-                    statuses[out] = [s or (_NULL if v is None else _PRESENT) for s, v in zip(states, vals, strict=True)]
+                    status = [s or (_NULL if v is None else _PRESENT) for s, v in zip(states, vals, strict=True)]
+                for i in bad:
+                    status[i] = FeatureStatus.INVALID
+                statuses[out] = status
+            if invalid or (states is not None and FeatureStatus.INVALID in states):
+                _warn_invalid(plan, encoded, rows, invalid)
         return OnlineResponse(keys=keys, columns=values, statuses=statuses, event_micros=event_micros, types=self.types)
 
 
@@ -232,7 +275,10 @@ def _fast_columns(plan: _ViewPlan, rows: list[Any], n: int, now_us: int) -> list
         return None
     try:  # a missing row (None) fails zip at C speed, like any other value that is no list
         cols = list(zip(*rows, strict=True))
-        if len(cols) != plan.width or cols[1].count(plan.layout) != n or min(cols[0]) < now_us - plan.ttl_us:
+        times = cols[0]
+        if len(cols) != plan.width or cols[1].count(plan.layout) != n or min(times) < now_us - plan.ttl_us:
+            return None
+        if max(times) > MAX_MICROS:  # an event time no datetime can hold: conform says it cannot be read
             return None
     except (TypeError, ValueError):  # values that are no lists or differ in length, times that are no numbers
         return None
@@ -240,10 +286,11 @@ def _fast_columns(plan: _ViewPlan, rows: list[Any], n: int, now_us: int) -> list
 
 
 def _columns(
-    plan: _ViewPlan, rows: list[list[Any] | None], now_us: int
+    plan: _ViewPlan, rows: Sequence[Any], now_us: int
 ) -> tuple[list[tuple[Any, ...]], list[FeatureStatus | None]]:
-    """Columns of conformed rows with each row's state: MISSING or EXPIRED rows read as nulls
-    (their event µs kept when stored), others as stored (state None)."""
+    """Columns of conformed rows (see :func:`conform`) with each row's state: MISSING, EXPIRED
+    or INVALID (cannot be read) rows read as nulls (an expired row's event µs kept), others as
+    stored (state None)."""
     empty = [None] * plan.width
     kept: list[list[Any]] = []
     states: list[FeatureStatus | None] = []
@@ -251,6 +298,9 @@ def _columns(
         if row is None:
             kept.append(empty)
             states.append(FeatureStatus.MISSING)
+        elif row is UNREADABLE:
+            kept.append(empty)
+            states.append(FeatureStatus.INVALID)
         elif now_us - row[0] > plan.ttl_us:
             kept.append([row[0], *empty[1:]])
             states.append(FeatureStatus.EXPIRED)
@@ -259,6 +309,28 @@ def _columns(
             states.append(None)
     cols = list(zip(*kept, strict=True)) if kept else [()] * plan.width
     return cols, states
+
+
+def _warn_invalid(
+    plan: _ViewPlan, entity_keys: Sequence[str], rows: Sequence[Any], invalid: list[tuple[str, int, Any]]
+) -> None:
+    """Say, once per lookup, which stored values were served as ``invalid``: someone must re-run the view."""
+    unreadable = [i for i, row in enumerate(rows) if row is UNREADABLE]
+    if unreadable:
+        example = f"the stored row of entity {entity_keys[unreadable[0]]} cannot be read"
+    else:
+        f, i, value = invalid[0]
+        dtype = plan.view.feature(f).dtype.value
+        example = f"feature '{f}' of entity {entity_keys[i]} holds {shown(value)}, not a value of type {dtype}"
+    log.warning(
+        "Feature view '%s': %d stored row(s) cannot be read and %d value(s) do not fit their feature's type; "
+        "they are served as invalid (null), e.g. %s. Re-run the view to rewrite them: featurestore run %s",
+        plan.view.name,
+        len(unreadable),
+        len(invalid),
+        example,
+        plan.view.name,
+    )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.definitions import FeatureService, FeatureView
-from featurestore.errors import InvalidRequestError, NotFoundError, did_you_mean
+from featurestore.errors import InvalidRequestError, NotFoundError, UnreadableValueError, did_you_mean
 from featurestore.schema import to_utc_timestamp, view_schema
 from featurestore.sql import connect as duckdb_connect
 from featurestore.types import UTC_TIMESTAMP
@@ -160,19 +160,39 @@ def _naive(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 def _view_relation(
     con: duckdb.DuckDBPyConnection, view: FeatureView, files: Sequence[Path], features: Sequence[str]
 ) -> pa.Table:
+    """The view's rows from its Parquet files: join keys, event time (naive UTC) and ``features``
+    in the view's declared types. The files may hold older versions of the view: a feature added
+    since is missing from files written before it and reads as null there (all null when no file
+    has it yet); a feature removed since is not read."""
     columns = [*view.join_keys, view.timestamp_field, *features]
-    if files:
-        table = (
-            con.read_parquet([str(f) for f in files])
-            .select(*[duckdb.ColumnExpression(c) for c in columns])
-            .to_arrow_table()
-        )
+    schema = view_schema(view)
+    if not files:
+        table = schema.empty_table().select(columns)
     else:
-        table = view_schema(view).empty_table().select(columns)
+        # union_by_name: the files' columns matched by name, a column a file lacks read as null.
+        rel = con.read_parquet([str(f) for f in files], union_by_name=True)
+        stored = [c for c in columns if c in rel.columns]
+        table = rel.select(*[duckdb.ColumnExpression(c) for c in stored]).to_arrow_table()
+        arrays = [table.column(c) if c in stored else pa.nulls(table.num_rows, schema.field(c).type) for c in columns]
+        table = pa.Table.from_arrays(arrays, names=columns)
+        for c in features:  # a feature whose type changed: as the view now declares it
+            if table.column(c).type != schema.field(c).type:
+                table = table.set_column(columns.index(c), c, _cast(view, c, table.column(c), schema.field(c).type))
     ts_index = table.column_names.index(view.timestamp_field)
     return table.set_column(
         ts_index, view.timestamp_field, _naive(to_utc_timestamp(table.column(view.timestamp_field)))
     )
+
+
+def _cast(view: FeatureView, feature: str, col: pa.ChunkedArray, to: pa.DataType) -> pa.ChunkedArray:
+    try:
+        return to_utc_timestamp(col) if pa.types.is_timestamp(to) else pc.cast(col, to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise UnreadableValueError(
+            f"Feature '{feature}' of feature view '{view.name}' is stored offline as {col.type}, which cannot be "
+            f"read as {view.feature(feature).dtype.value} as the view now declares: re-run the view to rewrite "
+            f"its files (featurestore run {view.name}): {err}"
+        ) from err
 
 
 def _quote(name: str) -> str:
