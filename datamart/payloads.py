@@ -253,8 +253,11 @@ class OnlineFeaturesRequest(BaseModel):
 
 
 class FeatureValues(BaseModel):
-    values: list[Any] = Field(description="One value per entity (null when missing, expired or null).")
-    statuses: list[FeatureStatus] = Field(description="One status per entity: present, null, missing or expired.")
+    values: list[Any] = Field(description="One value per entity (null when missing, expired, invalid or null).")
+    statuses: list[FeatureStatus] = Field(
+        description="One status per entity: present, null, missing, expired, or invalid (the stored value does not "
+        "fit the feature's type or cannot be read: withheld; re-run the view to rewrite it)."
+    )
 
 
 class OnlineFeatures(BaseModel):

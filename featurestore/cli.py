@@ -176,8 +176,8 @@ def run(
         )
         total = sum(result.timings.values())
         click.echo(
-            f"{result.view}: {result.rows_offline:,} rows offline in the window ({result.rows_before:,} before), "
-            f"{result.rows_online:,} entities set online, {result.rows_online_removed:,} removed, "
+            f"{result.view}: {result.rows_offline:,} rows offline, {result.rows_online:,} online "
+            f"(replacing {result.rows_before:,} rows; {result.rows_online_removed:,} entities removed online), "
             f"watermark {result.watermark}, {total:.2f}s, run {result.run_id}, quality {result.quality}"
             + (f" ({result.rows_quarantined:,} rows quarantined)" if result.rows_quarantined else "")
         )

@@ -98,5 +98,6 @@ class RunError(FeatureStoreError):
 
 class UnreadableValueError(FeatureStoreError):
     """The online store holds a value this version cannot read (another format, a layout the store
-    has no record of, or a value changed by hand). Names the view and the entity; re-running the
-    view rewrites the value."""
+    has no record of, or a value changed by hand), or an offline file holds a column that cannot be
+    cast to its feature's declared type. Names the view (and the entity); re-running the view
+    rewrites the value."""

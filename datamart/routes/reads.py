@@ -96,7 +96,8 @@ _CONSUMER_HEADER = {
 )
 async def get_online_features(request: Request) -> Response:
     """The hot path of model services. Values come from the online store, TTL honoured: an
-    expired value is null with status ``expired``; an entity without a row has status ``missing``."""
+    expired value is null with status ``expired``; an entity without a row has status ``missing``;
+    a stored value that does not fit its feature's type is withheld with status ``invalid``."""
     # Parsed and validated by hand, and the store called in one thread hop: FastAPI's generic
     # body and header handling cost more than the Redis read itself (bench/api_throughput.py).
     body = _online_request(await request.body())

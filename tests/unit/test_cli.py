@@ -104,9 +104,10 @@ def applied_and_run(root: Path) -> Path:
     assert "created  feature view customer_stats (version 1)" in applied.out
     ran = featurestore("-C", root, "run", "--all", "--no-progress")
     assert ran.code == 0, ran.err
-    assert "customer_stats: 3 rows offline, 2 online (0 older skipped), watermark 2024-03-03 00:00:00+00:00" in (
-        ran.out
-    )
+    assert (
+        "customer_stats: 3 rows offline, 2 online (replacing 0 rows; 0 entities removed online), "
+        "watermark 2024-03-03 00:00:00+00:00"
+    ) in ran.out
     return root
 
 
@@ -281,10 +282,12 @@ def test_describe(shop: Path) -> None:
 
 def test_runs_lists_the_history(own_shop: Path) -> None:
     ran = featurestore("-C", own_shop, "run", "customer_stats", "--start", "2024-03-02", "--end", "2024-03-03")
-    # The window holds both rows as of 03-02; customer 1 already has a newer row online.
-    assert "customer_stats: 2 rows offline, 1 online (1 older skipped), watermark 2024-03-02 00:00:00+00:00" in (
-        ran.out
-    )
+    # The window holds both rows as of 03-02: both entities are derived online again (customer 1
+    # keeps its newer 03-03 row, the latest offline).
+    assert (
+        "customer_stats: 2 rows offline, 2 online (replacing 2 rows; 0 entities removed online), "
+        "watermark 2024-03-02 00:00:00+00:00"
+    ) in ran.out
     result = featurestore("-C", own_shop, "runs")
     assert result.code == 0, result.err
     lines = [line for line in result.out.splitlines() if "customer_stats" in line]
@@ -414,3 +417,67 @@ def test_run_without_views_is_a_usage_error(shop: Path) -> None:
     result = featurestore("-C", shop, "run")
     assert result.code == 2
     assert "name the feature views to run, or pass --all" in result.err
+
+
+# ---------------------------------------------------------------------- online follows offline
+
+
+def test_a_voided_transaction_re_run_takes_online_back_and_the_check_agrees(own_shop: Path) -> None:
+    # Customer 1's only transaction of 03-02 is voided: its 03-03 row leaves offline; online must
+    # go back to its 03-02 row (15.0), not keep 7.0.
+    (own_shop / "data" / "transactions.csv").write_text(TRANSACTIONS_CSV.replace("1,2024-03-02T09:00:00Z,7.0\n", ""))
+    window = ("--start", "2024-03-03", "--end", "2024-03-04")
+    blocked = featurestore("-C", own_shop, "run", "customer_stats", *window)
+    assert blocked.code == 1  # the window's only row would go: confirmed with the flag
+    assert "computed 0 row(s) where 1 are published" in blocked.err
+    ran = featurestore("-C", own_shop, "run", "customer_stats", *window, "--allow-row-drop")
+    assert ran.code == 0, ran.err
+    assert "0 rows offline, 1 online (replacing 1 rows" in ran.out
+    looked = featurestore("-C", own_shop, "lookup", "-f", "customer_stats:spend_1d", "-k", "customer_id=1")
+    assert looked.code == 0, looked.err
+    assert "15.0" in looked.out and "7.0" not in looked.out
+    checked = featurestore("-C", own_shop, "check-consistency", "customer_stats", "--all")
+    assert checked.code == 0, checked.out
+    assert "2 match, 0 differ, 0 missing online, 0 extra online" in checked.out
+
+
+def test_an_emptied_source_is_blocked_until_allowed(own_shop: Path) -> None:
+    # A truncated export: only customer 2's transaction is left.
+    (own_shop / "data" / "transactions.csv").write_text("customer_id,ts,amount\n2,2024-03-01T08:00:00Z,100.0\n")
+    offline = own_shop / "data" / "offline" / "customer_stats" / "_manifest.json"
+    before = offline.read_text()
+    blocked = featurestore("-C", own_shop, "run", "customer_stats")
+    assert blocked.code == 1
+    assert "computed 1 row(s) where 3 are published" in blocked.err
+    assert "--allow-row-drop" in blocked.err
+    assert offline.read_text() == before
+    allowed = featurestore("-C", own_shop, "run", "customer_stats", "--allow-row-drop", "--no-progress")
+    assert allowed.code == 0, allowed.err
+    assert "1 rows offline, 1 online (replacing 3 rows; 1 entities removed online)" in allowed.out
+    checked = featurestore("-C", own_shop, "check-consistency", "customer_stats", "--all")
+    assert checked.code == 0, checked.out
+
+
+def test_repair_completes_a_pending_update_and_check_consistency_repair_fixes_a_tampered_store(
+    own_shop: Path,
+) -> None:
+    import sqlite3
+
+    nothing = featurestore("-C", own_shop, "repair", "customer_stats")
+    assert nothing.code == 0, nothing.err
+    assert "nothing pending" in nothing.out
+    with sqlite3.connect(own_shop / "data" / "online.db") as conn:
+        conn.execute("DELETE FROM \"fv_customer_stats\" WHERE entity_key = '2'")
+    failed = featurestore("-C", own_shop, "check-consistency", "customer_stats", "--all")
+    assert failed.code == 2
+    assert "1 missing online" in failed.out
+    repaired = featurestore("-C", own_shop, "check-consistency", "customer_stats", "--all", "--repair")
+    assert repaired.code == 0, repaired.out
+    assert "repaired: 2 entities derived online from offline" in repaired.out
+    assert repaired.out.rstrip().splitlines()[-1].endswith("2 match, 0 differ, 0 missing online, 0 extra online")
+
+
+def test_backfill_from_and_start_together_is_a_usage_error(shop: Path) -> None:
+    both = featurestore("-C", shop, "run", "customer_stats", "--start", "2024-03-01", "--backfill-from", "2024-03-01")
+    assert both.code == 2
+    assert "--backfill-from or --start" in both.err
