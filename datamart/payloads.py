@@ -140,6 +140,15 @@ class ConsistencyReportPayload(ConsistencyCheck):
     )
 
 
+class RepairPayload(BaseModel):
+    """What a repair did: the pending online updates it completed and the entities it derived."""
+
+    view: str
+    settled: list[str] = Field(description="Runs whose pending online update was completed.")
+    entities: int = Field(description="Entities set online to their latest offline row.")
+    removed: int = Field(description="Entities removed online because offline has no row of them.")
+
+
 class FeatureViewSummary(BaseModel):
     name: str
     description: str

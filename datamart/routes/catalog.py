@@ -21,6 +21,7 @@ from datamart.payloads import (
     LineageNode,
     ModelInfo,
     ModelRegistration,
+    RepairPayload,
     RunInfo,
     SearchResult,
     SearchResults,
@@ -159,6 +160,27 @@ def check_consistency(
     records the result in the registry (it then shows in the feature view's description)."""
     report = store.check_consistency(name, sample=None if all_entities else (sample or 1000), seed=seed)
     return ConsistencyReportPayload.model_validate(report.to_dict())
+
+
+@router.post(
+    "/feature-views/{name}/repairs",
+    tags=["catalog"],
+    summary="Bring the online store in line with offline for a feature view",
+)
+def repair_view(
+    name: str,
+    store: StoreDep,
+    all_entities: Annotated[
+        bool, Query(alias="all", description="Derive every entity offline has, not only pending updates.")
+    ] = False,
+) -> RepairPayload:
+    """Completes the online updates that runs left pending (a crash, an online store that was
+    down): each of their entities is set online to its latest offline row, or removed. With
+    all=true, every entity offline has is derived again. Holds the view's run lock meanwhile."""
+    from etl.runs import repair
+
+    result = repair(store, name, everything=all_entities, progress=False)
+    return RepairPayload(view=result.view, settled=result.settled, entities=result.entities, removed=result.removed)
 
 
 @router.get(

@@ -547,6 +547,24 @@ def test_consistency_check_endpoint_reports_a_value_changed_in_the_online_store(
     assert api.get("/v1/feature-views/customer_profil/consistency-checks").status_code == 404
 
 
+def test_repair_endpoint_derives_a_deleted_online_value_from_offline(api: TestClient, project_dir: Path) -> None:
+    import sqlite3
+
+    nothing = api.post("/v1/feature-views/customer_profile/repairs")
+    assert nothing.status_code == 200, nothing.text
+    assert nothing.json() == {"view": "customer_profile", "settled": [], "entities": 0, "removed": 0}
+    with sqlite3.connect(project_dir / "data" / "online.db") as con:
+        con.execute("DELETE FROM fv_customer_profile WHERE entity_key = '2'")
+    broken = api.post("/v1/feature-views/customer_profile/consistency-checks", params={"all": "true"}).json()
+    assert broken["missing"] == 1
+    repaired = api.post("/v1/feature-views/customer_profile/repairs", params={"all": "true"})
+    assert repaired.status_code == 200, repaired.text
+    assert repaired.json()["entities"] == 3
+    after = api.post("/v1/feature-views/customer_profile/consistency-checks", params={"all": "true"}).json()
+    assert after["consistent"] is True
+    assert api.post("/v1/feature-views/customer_profil/repairs").status_code == 404
+
+
 def test_openapi_documents_the_online_lookup_body_and_consumer_header(api: TestClient) -> None:
     # The hot path parses its body by hand; its documentation must not lose anything for it.
     operation = api.get("/openapi.json").json()["paths"]["/v1/online-features"]["post"]
