@@ -1,86 +1,150 @@
-"""The project file, ``featurestore.yaml``: typed, with unknown keys rejected by file and key."""
+"""The project file, ``featurestore.yaml``: typed, with unknown keys rejected by file and key.
+
+Each section is a pydantic model: the online stores' beside their store (``SqliteOnlineConfig``
+in ``featurestore/online/sqlite.py``...), found through :data:`ONLINE_STORE_KINDS`; the offline
+stores', the engines' and the quality gate's here. Validation is pydantic's; this module turns
+its errors into :class:`~featurestore.errors.ConfigError` naming the file and the dotted key.
+"""
 
 from __future__ import annotations
 
+import importlib
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic_core import ErrorDetails
 
 from featurestore.errors import ConfigError, did_you_mean
-from featurestore.online.cassandra import CassandraOnlineConfig
-from featurestore.online.redis import RedisOnlineConfig
 
 CONFIG_FILE_NAME = "featurestore.yaml"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ParquetOfflineConfig:
+# ---------------------------------------------------------------------------- settings models
+
+
+class Settings(BaseModel):
+    """A section of ``featurestore.yaml``: frozen, unknown keys refused. Strict, so that YAML's
+    ``'yes'`` is no boolean and ``"8"`` no integer; paths and lists take the forms YAML gives
+    (see :data:`ConfigPath` and :data:`Names`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _path_text(value: Any) -> Any:
+    if value == "":
+        raise ValueError("must be a path, not empty")
+    return value
+
+
+def _one_or_more(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+ConfigPath = Annotated[Path, Strict(False), BeforeValidator(_path_text)]
+"""A path, written as a string in the file (relative ones are resolved by :meth:`ProjectConfig.resolve`)."""
+
+Names = Annotated[tuple[str, ...], Strict(False), BeforeValidator(_one_or_more)]
+"""Strings, written as a list or as one string; a tuple once read."""
+
+
+class OnlineStoreConfig(Settings):
+    """Settings of an online store. ``type`` names its kind, a key of :data:`ONLINE_STORE_KINDS`;
+    each kind narrows it to a ``Literal``."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """Where a kind of online store lives: its module (imported only when a project uses the
+    kind, so reading a project file never imports a store's client library), its settings model
+    and its store class, which has ``from_config(settings, project) -> OnlineStore``."""
+
+    module: str
+    config: str
+    store: str
+
+    def config_class(self) -> type[OnlineStoreConfig]:
+        cls: type[OnlineStoreConfig] = getattr(importlib.import_module(self.module), self.config)
+        return cls
+
+    def store_class(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.store)
+
+
+ONLINE_STORE_KINDS: Mapping[str, StoreKind] = {
+    "sqlite": StoreKind("featurestore.online.sqlite", "SqliteOnlineConfig", "SqliteOnlineStore"),
+    "redis": StoreKind("featurestore.online.redis", "RedisOnlineConfig", "RedisOnlineStore"),
+    "cassandra": StoreKind("featurestore.online.cassandra", "CassandraOnlineConfig", "CassandraOnlineStore"),
+    "memory": StoreKind("featurestore.online.memory", "MemoryOnlineConfig", "MemoryOnlineStore"),
+}
+"""Every kind of online store, by the ``type`` that names it in ``online_store``."""
+
+
+def online_store_kind(kind: str, file: Path | None = None) -> StoreKind:
+    """The online store kind named ``kind``, or a :class:`ConfigError` naming the ones there are."""
+    found = ONLINE_STORE_KINDS.get(kind)
+    if found is None:
+        raise ConfigError(
+            f"unknown type '{kind}'.{did_you_mean(str(kind), ONLINE_STORE_KINDS)} Available: {sorted(ONLINE_STORE_KINDS)}",
+            file=str(file) if file else None,
+            key="online_store.type",
+        )
+    return found
+
+
+class ParquetOfflineConfig(Settings):
     """Offline store on local Parquet files, partitioned by date, published atomically per run."""
 
-    type: str = "parquet"
-    path: Path = Path("data/offline")
+    type: Literal["parquet"] = "parquet"
+    path: ConfigPath = Path("data/offline")
 
 
-@dataclass(frozen=True, kw_only=True)
-class HiveOfflineConfig:
+class HiveOfflineConfig(Settings):
     """Offline store as Hive tables (one per view, partitioned by date) in ``database``, written
     by the Spark engine. The tables' Parquet files live under ``path/<view>`` (external tables,
     the default) or under ``warehouse/<database>.db/<view>`` (managed tables), with the same
     manifest as the Parquet store, so the SDK reads them without Spark. The metastore is an
     embedded Derby database in ``metastore`` unless ``metastore_uri`` (thrift://...) is given."""
 
-    type: str = "hive"
+    type: Literal["hive"] = "hive"
     database: str = ""
-    path: Path = Path("data/offline")
-    warehouse: Path = Path("data/warehouse")
-    metastore: Path = Path("data/metastore")
+    path: ConfigPath = Path("data/offline")
+    warehouse: ConfigPath = Path("data/warehouse")
+    metastore: ConfigPath = Path("data/metastore")
     metastore_uri: str = ""
-    table_type: str = "external"
+    table_type: Literal["external", "managed"] = "external"
 
 
-@dataclass(frozen=True, kw_only=True)
-class SqliteOnlineConfig:
-    """Embedded online store in one SQLite file: no server needed."""
-
-    type: str = "sqlite"
-    path: Path = Path("data/online.db")
-
-
-@dataclass(frozen=True, kw_only=True)
-class LocalEngineConfig:
+class LocalEngineConfig(Settings):
     """The embedded engine: DuckDB and pandas in this process."""
 
-    type: str = "local"
+    type: Literal["local"] = "local"
 
 
-@dataclass(frozen=True, kw_only=True)
-class SparkEngineConfig:
+class SparkEngineConfig(Settings):
     """The Spark engine (``etl.spark``). ``master``: ``local[*]``, ``spark://host:7077``, ...; empty
-    means the master ``spark-submit`` was given, else ``local[*]``. ``conf``: any Spark settings."""
+    means the master ``spark-submit`` was given, else ``local[*]``. ``conf``: any Spark settings
+    (numbers and booleans as YAML writes them; the engine passes them on as text)."""
 
-    type: str = "spark"
+    type: Literal["spark"] = "spark"
     master: str = ""
-    conf: dict[str, str] = field(default_factory=dict)
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 OfflineStoreConfig = ParquetOfflineConfig | HiveOfflineConfig
-OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig | CassandraOnlineConfig
 EngineConfig = LocalEngineConfig | SparkEngineConfig
 
-_OFFLINE_TYPES: dict[str, type[Any]] = {"parquet": ParquetOfflineConfig, "hive": HiveOfflineConfig}
-_ONLINE_TYPES: dict[str, type[Any]] = {
-    "sqlite": SqliteOnlineConfig,
-    "redis": RedisOnlineConfig,
-    "cassandra": CassandraOnlineConfig,
-}
-_ENGINE_TYPES: dict[str, type[Any]] = {"local": LocalEngineConfig, "spark": SparkEngineConfig}
+_OFFLINE_TYPES: Mapping[str, type[Settings]] = {"parquet": ParquetOfflineConfig, "hive": HiveOfflineConfig}
+_ENGINE_TYPES: Mapping[str, type[Settings]] = {"local": LocalEngineConfig, "spark": SparkEngineConfig}
 
 
-@dataclass(frozen=True, kw_only=True)
-class QualityConfig:
+class QualityConfig(Settings):
     """The quality gate and run statistics (section ``quality`` of ``featurestore.yaml``).
 
     ``psi_threshold``: a feature whose population stability index against the previous
@@ -90,10 +154,17 @@ class QualityConfig:
     and the other rows published (off by default; ``featurestore run --quarantine`` turns it on
     for one run). ``examples``: failing rows shown per expectation in a report."""
 
-    psi_threshold: float = 0.2
-    histogram_bins: int = 10
+    psi_threshold: float = Field(default=0.2, gt=0)
+    histogram_bins: int = Field(default=10, ge=2)
     quarantine: bool = False
-    examples: int = 5
+    examples: int = Field(default=5, ge=0)
+
+
+def _default_online_store() -> OnlineStoreConfig:
+    return ONLINE_STORE_KINDS["sqlite"].config_class().model_validate({})
+
+
+# ---------------------------------------------------------------------------- the project
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +176,7 @@ class ProjectConfig:
     definitions: tuple[str, ...] = ("features.py",)
     registry: str = "sqlite:///data/registry.db"
     offline_store: OfflineStoreConfig = field(default_factory=ParquetOfflineConfig)
-    online_store: OnlineStoreConfig = field(default_factory=SqliteOnlineConfig)
+    online_store: OnlineStoreConfig = field(default_factory=_default_online_store)
     engine: EngineConfig = field(default_factory=LocalEngineConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     file: Path | None = None
@@ -144,132 +215,177 @@ class ProjectConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, root: Path, file: Path | None = None) -> ProjectConfig:
         fname = str(file) if file else None
-        known = {"project", "definitions", "registry", "offline_store", "online_store", "engine", "quality"}
-        for key in raw:
-            if key not in known:
-                raise ConfigError(
-                    f"unknown key.{did_you_mean(str(key), known)} Known keys: {sorted(known)}", file=fname, key=str(key)
-                )
-        project = raw.get("project")
-        if not isinstance(project, str) or not project:
-            raise ConfigError("is required: the project's name, e.g. 'project: bank'", file=fname, key="project")
-        defs = raw.get("definitions", ["features.py"])
-        if isinstance(defs, str):
-            defs = [defs]
-        if not isinstance(defs, list) or not all(isinstance(d, str) for d in defs):
-            raise ConfigError("must be a file name or a list of file names", file=fname, key="definitions")
-        registry = raw.get("registry", "sqlite:///data/registry.db")
-        if not isinstance(registry, str):
-            raise ConfigError("must be an SQLAlchemy URL, e.g. sqlite:///data/registry.db", file=fname, key="registry")
+        top = _validate(_ProjectFile, raw, file=fname, section="", hints=_PROJECT_HINTS)
         return cls(
-            project=project,
+            project=top.project,
             root=root,
-            definitions=tuple(defs),
-            registry=registry,
-            offline_store=_section(raw, "offline_store", _OFFLINE_TYPES, "parquet", fname),
-            online_store=_section(raw, "online_store", _ONLINE_TYPES, "sqlite", fname),
-            engine=_section(raw, "engine", _ENGINE_TYPES, "local", fname),
+            definitions=top.definitions,
+            registry=top.registry,
+            offline_store=cast(OfflineStoreConfig, _section(raw, "offline_store", _OFFLINE_TYPES, "parquet", fname)),
+            online_store=_online_section(raw, fname),
+            engine=cast(EngineConfig, _section(raw, "engine", _ENGINE_TYPES, "local", fname)),
             quality=_quality_section(raw, fname),
             file=file,
         )
 
 
-def _section(raw: Mapping[str, Any], key: str, types: dict[str, type[Any]], default: str, fname: str | None) -> Any:
+class _ProjectFile(Settings):
+    """The top level of the file; the store, engine and quality sections are read apart (their
+    model depends on their ``type``)."""
+
+    project: str = Field(min_length=1)
+    definitions: Names = ("features.py",)
+    registry: str = "sqlite:///data/registry.db"
+    offline_store: Any = None
+    online_store: Any = None
+    engine: Any = None
+    quality: Any = None
+
+
+_PROJECT_HINTS = {
+    "project": "the project's name, e.g. 'project: bank'",
+    "definitions": "a file name or a list of file names",
+    "registry": "an SQLAlchemy URL, e.g. sqlite:///data/registry.db",
+}
+
+
+# ---------------------------------------------------------------------------- reading sections
+
+
+def _section_value(raw: Mapping[str, Any], key: str, default: str, fname: str | None) -> Mapping[str, Any]:
     value = raw.get(key, {"type": default})
     if isinstance(value, str):
         value = {"type": value}
     if not isinstance(value, Mapping):
         raise ConfigError(f"must be a mapping with a 'type', e.g. {{type: {default}}}", file=fname, key=key)
+    return value
+
+
+def _kind(value: Mapping[str, Any], key: str, kinds: Mapping[str, object], default: str, fname: str | None) -> str:
     kind = value.get("type", default)
-    if kind not in types:
+    if not isinstance(kind, str) or kind not in kinds:
         raise ConfigError(
-            f"unknown type '{kind}'.{did_you_mean(str(kind), types)} Available: {sorted(types)}",
+            f"unknown type '{kind}'.{did_you_mean(str(kind), kinds)} Available: {sorted(kinds)}",
             file=fname,
             key=f"{key}.type",
         )
-    cls = types[kind]
-    allowed = {f.name: f for f in fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for k, v in value.items():
-        if k not in allowed:
-            raise ConfigError(
-                f"unknown key for a {kind} {key}.{did_you_mean(str(k), allowed)} Known keys: {sorted(allowed)}",
-                file=fname,
-                key=f"{key}.{k}",
-            )
-        kwargs[k] = _field_value(_type_name(allowed[k].type), v, fname, f"{key}.{k}")
-    return cls(**kwargs)
+    return kind
+
+
+def _section(
+    raw: Mapping[str, Any], key: str, types: Mapping[str, type[Settings]], default: str, fname: str | None
+) -> Settings:
+    value = _section_value(raw, key, default, fname)
+    kind = _kind(value, key, types, default, fname)
+    return _validate(types[kind], value, file=fname, section=key, unknown=f" for a {kind} {key}")
+
+
+def _online_section(raw: Mapping[str, Any], fname: str | None) -> OnlineStoreConfig:
+    key = "online_store"
+    value = _section_value(raw, key, "sqlite", fname)
+    kind = _kind(value, key, ONLINE_STORE_KINDS, "sqlite", fname)
+    model = ONLINE_STORE_KINDS[kind].config_class()
+    return _validate(model, value, file=fname, section=key, unknown=f" for a {kind} {key}")
 
 
 def _quality_section(raw: Mapping[str, Any], fname: str | None) -> QualityConfig:
     value = raw.get("quality", {})
     if not isinstance(value, Mapping):
         raise ConfigError("must be a mapping, e.g. {psi_threshold: 0.2, quarantine: false}", file=fname, key="quality")
-    allowed = {f.name: f for f in fields(QualityConfig)}
-    kwargs: dict[str, Any] = {}
-    for k, v in value.items():
-        if k not in allowed:
-            raise ConfigError(
-                f"unknown key.{did_you_mean(str(k), allowed)} Known keys: {sorted(allowed)}",
-                file=fname,
-                key=f"quality.{k}",
-            )
-        kwargs[k] = _field_value(_type_name(allowed[k].type), v, fname, f"quality.{k}")
-    config = QualityConfig(**kwargs)
-    if config.psi_threshold <= 0:
-        raise ConfigError("must be a positive number, e.g. 0.2", file=fname, key="quality.psi_threshold")
-    if config.histogram_bins < 2:
-        raise ConfigError("must be at least 2", file=fname, key="quality.histogram_bins")
-    if config.examples < 0:
-        raise ConfigError("must not be negative", file=fname, key="quality.examples")
-    return config
+    return _validate(QualityConfig, value, file=fname, section="quality")
 
 
-def _type_name(annotation: object) -> str:
-    # Config classes use `from __future__ import annotations`: their field types are strings.
-    if isinstance(annotation, str):
-        return annotation
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation)
+# ---------------------------------------------------------------------------- pydantic's errors, as ours
+
+_M = TypeVar("_M", bound=Settings)
 
 
-def _field_value(type_name: str, v: Any, fname: str | None, key: str) -> Any:
-    """``v`` checked against a config field's declared type (and converted: paths, tuples)."""
+def _validate(
+    model: type[_M],
+    value: Mapping[str, Any],
+    *,
+    file: str | None,
+    section: str,
+    unknown: str = "",
+    hints: Mapping[str, str] | None = None,
+) -> _M:
+    """``value`` validated as ``model``; its first error raised as a :class:`ConfigError` naming
+    the file and the dotted key (``section.field``), in words a user of the file understands."""
+    try:
+        return model.model_validate(dict(value))
+    except ValidationError as err:
+        raise _config_error(model, value, err.errors()[0], file, section, unknown, hints or {}) from err
 
-    def wrong(expected: str) -> ConfigError:
-        return ConfigError(f"must be {expected}, got {v!r}", file=fname, key=key)
 
-    if type_name == "Path":
-        if not isinstance(v, str) or not v:
-            raise wrong("a path (a string)")
-        return Path(v)
-    if type_name == "bool":
-        if not isinstance(v, bool):
-            raise wrong("true or false")
-        return v
-    if type_name == "int":
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise wrong("an integer")
-        return v
-    if type_name == "float":
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise wrong("a number")
-        return float(v)
-    if type_name == "str":
-        if not isinstance(v, str):
-            raise wrong("a string")
-        return v
-    if type_name.startswith("tuple"):
-        items = (v,) if isinstance(v, str) else v
-        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-            raise wrong("a list of strings")
-        return tuple(items)
-    if type_name.startswith("dict"):
-        if not isinstance(v, Mapping):
-            raise wrong("a mapping")
-        return dict(v)
-    return v
+def _config_error(
+    model: type[Settings],
+    value: Mapping[str, Any],
+    error: ErrorDetails,
+    file: str | None,
+    section: str,
+    unknown: str,
+    hints: Mapping[str, str],
+) -> ConfigError:
+    name = str(error["loc"][0]) if error["loc"] else ""
+    key = f"{section}.{name}" if section and name else (name or section or None)
+    kind = error["type"]
+    fields = model.model_fields
+    if kind in ("extra_forbidden", "invalid_key") or name not in fields:
+        known = sorted(fields)
+        return ConfigError(f"unknown key{unknown}.{did_you_mean(name, known)} Known keys: {known}", file=file, key=key)
+    info = fields[name]
+    expected = hints.get(name) or _expected(info.annotation)
+    given = f", got {value[name]!r}" if name in value else ""
+    ctx = error.get("ctx", {})
+    if info.is_required():
+        return ConfigError(f"is required: {expected}{given}", file=file, key=key)
+    if kind == "greater_than":
+        bound = ctx["gt"]
+        positive = "a positive integer" if info.annotation is int else "a positive number"
+        words = positive if bound == 0 else f"greater than {bound}"
+        return ConfigError(f"must be {words}{given}", file=file, key=key)
+    if kind == "greater_than_equal":
+        bound = ctx["ge"]
+        return ConfigError(
+            ("must not be negative" if bound == 0 else f"must be at least {bound}") + given, file=file, key=key
+        )
+    if kind in ("less_than", "less_than_equal"):
+        return ConfigError(f"must be at most {ctx.get('le', ctx.get('lt'))}{given}", file=file, key=key)
+    if kind == "value_error":  # a validator of the model said what is wrong
+        return ConfigError(f"{ctx['error']}{given}", file=file, key=key)
+    return ConfigError(f"must be {expected}{given}", file=file, key=key)
+
+
+_EXPECTED: Mapping[object, str] = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    Path: "a path (a string)",
+}
+
+
+def _expected(annotation: Any) -> str:
+    """What a field of this type takes, as a user of the file would say it."""
+    if annotation in _EXPECTED:
+        return _EXPECTED[annotation]
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _expected(args[0])
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        each = [_expected(a) for a in args]
+        return ", ".join(each[:-1]) + " or " + each[-1]
+    if origin in (tuple, list, set, frozenset):
+        item = _expected(args[0]) if args else "value"
+        for article in ("a ", "an "):
+            if item.startswith(article):
+                return f"a list of {item[len(article) :]}s"
+        return "a list"
+    if origin in (dict, Mapping):
+        return "a mapping" if len(args) < 2 or args[1] is Any else f"a mapping to {_expected(args[1])}"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def render_default_config(project: str) -> str:

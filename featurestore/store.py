@@ -29,22 +29,13 @@ FeatureRefs = Sequence[str] | FeatureService | str
 
 
 def create_online_store(config: ProjectConfig) -> OnlineStore:
-    """The online store named by the project's config."""
-    from featurestore.online.cassandra import CassandraOnlineConfig
-    from featurestore.online.redis import RedisOnlineConfig
+    """The online store named by the project's config: the store class its kind names in
+    ``featurestore.config.ONLINE_STORE_KINDS``, imported only now, built ``from_config``."""
+    from featurestore.config import online_store_kind
 
     online = config.online_store
-    if isinstance(online, CassandraOnlineConfig):
-        from featurestore.online.cassandra import CassandraOnlineStore
-
-        return CassandraOnlineStore(online, project=config.project)
-    if isinstance(online, RedisOnlineConfig):
-        from featurestore.online.redis import RedisOnlineStore
-
-        return RedisOnlineStore(online, project=config.project)
-    from featurestore.online.sqlite import SqliteOnlineStore
-
-    return SqliteOnlineStore(config.resolve(online.path))
+    store: OnlineStore = online_store_kind(online.type, config.file).store_class().from_config(online, config)
+    return store
 
 
 def create_offline_store(config: ProjectConfig) -> ParquetOfflineStore:

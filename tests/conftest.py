@@ -35,8 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
 
 ONLINE_STORES = ("sqlite", "redis", "redis_cluster", "cassandra")
-"""Every online store kind; the contract and integration suites run once per kind. ``redis_cluster``
-is the Redis store with ``cluster: true``, against a real three-primary Redis Cluster."""
+"""The online store kinds the integration suites run once per kind (``online_store_config``'s
+params). ``redis_cluster`` is the Redis store with ``cluster: true``, against a real three-primary
+Redis Cluster. The contract suite runs on these and on ``memory`` (the in-process store, which
+the integration suites' subprocesses could not share), choosing its kinds with a parametrize mark."""
 
 REDIS_PORT = int(os.environ.get("FEATURESTORE_TEST_REDIS_PORT", "16379"))
 REDIS_CLUSTER_PORT = int(os.environ.get("FEATURESTORE_TEST_REDIS_CLUSTER_PORT", "17100"))
@@ -180,7 +182,9 @@ def unique_name(prefix: str) -> str:
 def online_store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """The ``online_store`` section of a project file for a fresh, empty store of each kind.
 
-    Tests using it run once per store kind. Servers start only for the kinds a test runs with.
+    Tests using it run once per kind of ``ONLINE_STORES``, or of the kinds a module names with
+    ``pytest.mark.parametrize("online_store_config", [...], indirect=True)`` (the contract suite
+    adds ``memory``). Servers start only for the kinds a test runs with.
     """
     kind: str = request.param
     if kind == "sqlite":
@@ -203,5 +207,11 @@ def online_store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         keyspace = unique_name("fstest")
         yield {"type": "cassandra", "hosts": [server.host], "port": server.port, "keyspace": keyspace}
         session.execute(f'DROP KEYSPACE IF EXISTS "{keyspace}"', timeout=60)
-    else:  # pragma: no cover - ONLINE_STORES lists the kinds above
+    elif kind == "memory":
+        from featurestore.online.memory import MemoryOnlineStore
+
+        name = unique_name("fstest")
+        yield {"type": "memory", "name": name}
+        MemoryOnlineStore.discard(name)
+    else:  # pragma: no cover - ONLINE_STORES and the contract suite list the kinds above
         raise AssertionError(kind)

@@ -27,12 +27,21 @@ class WriteStats:
     skipped_older: int
 
 
+@dataclass(frozen=True)
+class SyncStats:
+    """What a sync did: entities whose stored value was set, and entities asked to be removed
+    (whether or not the store held them)."""
+
+    written: int
+    removed: int
+
+
 class OnlineStore(Protocol):
     """The interface every online store implements.
 
-    Capabilities, declared as class attributes: ``transactional_writes`` (one ``write`` call is
-    all or nothing) and ``equal_time_last_write_wins`` (at an equal event time the later write
-    wins; otherwise the store breaks the tie its own way, deterministically) and
+    Capabilities, declared as class attributes: ``transactional_writes`` (one ``write`` or
+    ``sync`` call is all or nothing) and ``equal_time_last_write_wins`` (at an equal event time
+    the later write wins; otherwise the store breaks the tie its own way, deterministically) and
     ``reports_skipped_older`` (``WriteStats.skipped_older`` counts the rows a newer stored row
     kept out; otherwise the store cannot tell and reports 0).
     """
@@ -48,6 +57,17 @@ class OnlineStore(Protocol):
         """Upsert rows (join keys, the view's timestamp field, features). For each key the row with
         the newest event time wins; a row never replaces one with a newer event time; at an equal
         event time the later write wins, so re-running a corrected window fixes it."""
+
+    def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
+        """Make the store hold exactly what offline says for these entities, the way a run derives
+        online from offline (including a retraction): for each row of ``rows`` (one row per
+        entity: join keys, the view's timestamp field and features, conformed to
+        ``featurestore.schema.view_schema(view)``) the stored value becomes that row, whatever
+        event time the store held before (an older one too); every entity of ``removed`` (a
+        table of the view's join-key columns only) is deleted, stored or not. An entity is never
+        in both. Idempotent. A store with ``transactional_writes`` applies the whole call in one
+        transaction (all or nothing); another may leave part of it applied when it fails, and
+        repeating the call completes it."""
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         """One row per row of ``keys``, in order: the key columns, the requested features and

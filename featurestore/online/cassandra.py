@@ -10,7 +10,10 @@ takes the first row of the entity's partition, i.e. the newest event time, so a 
 older event time never shadows a newer one whatever order writes arrive in; at an *equal* event time the two writes hit the same row and the later write wins
 (``equal_time_last_write_wins``), so re-running a corrected window fixes the value. Each write
 also deletes the entity's rows older than itself (a range tombstone, in the same single-partition
-batch), so a partition holds one live row in the steady state.
+batch), so a partition holds one live row in the steady state. A sync (``OnlineStore.sync``:
+what offline says, whatever event time is stored) deletes the whole partition and inserts the
+row just after, at explicit timestamps from one clock per process that the driver also uses for
+every ordinary write (see :class:`_MicrosClock`).
 
 Writes and batch reads are concurrent asynchronous requests on prepared statements, routed
 token-aware to a replica. Names are quoted identifiers, so they keep their case: views ``spend`` and
@@ -21,15 +24,18 @@ a keyspace or tables created beforehand by an administrator need no CREATE permi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pyarrow as pa
+from pydantic import AfterValidator, Field
 
+from featurestore.config import Names, OnlineStoreConfig
 from featurestore.definitions import FeatureView
 from featurestore.errors import ConfigError, StoreUnavailableError
-from featurestore.online import WriteStats
+from featurestore.online import SyncStats, WriteStats
 from featurestore.online.codec import (
     LayoutCache,
     cast_keys,
@@ -40,6 +46,9 @@ from featurestore.online.codec import (
     layout_id,
     layout_names,
 )
+
+if TYPE_CHECKING:
+    from featurestore.config import ProjectConfig
 
 _READ_CHUNK = 10
 """Keys per multi-partition read request: 10 measured faster than 1, 25 or 100 here."""
@@ -74,26 +83,60 @@ def _cql_string(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-@dataclass(frozen=True, kw_only=True)
-class CassandraOnlineConfig:
+Consistency = Literal[
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE"
+]
+"""The consistency levels of ``cassandra.ConsistencyLevel``, by name."""
+
+
+def _with_class(replication: dict[str, Any]) -> dict[str, Any]:
+    if "class" not in replication:
+        raise ValueError("must be a mapping with a 'class', e.g. {class: NetworkTopologyStrategy, dc1: 3}")
+    return replication
+
+
+class CassandraOnlineConfig(OnlineStoreConfig):
     """``online_store: {type: cassandra, hosts: [127.0.0.1], port: 9042}``."""
 
-    type: str = "cassandra"
-    hosts: tuple[str, ...] = ("127.0.0.1",)
-    port: int = 9042
+    type: Literal["cassandra"] = "cassandra"
+    hosts: Names = ("127.0.0.1",)
+    port: int = Field(default=9042, gt=0, le=65535)
     keyspace: str = ""
     """Keyspace of the view tables; the project's name when empty (see :func:`keyspace_name`)."""
-    replication: dict[str, Any] = field(default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1})
+    replication: Annotated[dict[str, Any], AfterValidator(_with_class)] = Field(
+        default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1}
+    )
     """Replication of the keyspace when the store creates it, e.g. {class: NetworkTopologyStrategy, dc1: 3}."""
     local_dc: str = ""
     """Data center to route to (token-aware within it); empty: the contact point's."""
-    consistency: str = "LOCAL_QUORUM"
-    concurrency: int = 64
+    consistency: Consistency = "LOCAL_QUORUM"
+    concurrency: int = Field(default=64, gt=0)
     """Requests in flight per write or batch read."""
     username: str = ""
     password: str = ""
-    connect_timeout: float = 10.0
-    request_timeout: float = 10.0
+    connect_timeout: float = Field(default=10.0, gt=0)
+    request_timeout: float = Field(default=10.0, gt=0)
+
+
+class _MicrosClock:
+    """This process's write timestamps: microseconds since the epoch, strictly increasing
+    (``max(now, last + 1)``) across every store and thread of the process. ``sync`` writes at
+    explicit timestamps from it, and every store's driver takes its client-side timestamps from
+    it too (``Cluster(timestamp_generator=...)``), so a ``write`` made after a ``sync`` in this
+    process always has the later timestamp, whatever the clock does in between."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            now = time.time_ns() // 1000
+            self._last = now if now > self._last else self._last + 1
+            return self._last
+
+
+_CLOCK = _MicrosClock()
 
 
 class CassandraOnlineStore:
@@ -121,11 +164,6 @@ class CassandraOnlineStore:
 
         self.config = config
         self.keyspace = keyspace_name(config, project)
-        if not isinstance(config.replication, Mapping) or "class" not in config.replication:
-            raise ConfigError(
-                f"must be a mapping with a 'class', e.g. {{class: NetworkTopologyStrategy, dc1: 3}}; got {config.replication!r}",
-                key="online_store.replication",
-            )
         self.address = ",".join(f"{h}:{config.port}" for h in config.hosts)
         self._errors: tuple[type[Exception], ...] = (
             cassandra.DriverException,
@@ -160,12 +198,17 @@ class CassandraOnlineStore:
                 auth_provider=auth,
                 connect_timeout=config.connect_timeout,
                 protocol_version=5,
+                timestamp_generator=_CLOCK,
             )
             self._session = self._cluster.connect()
         except self._errors as err:
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
         self._prepared: dict[tuple[str, str], Any] = {}
         self._layouts = LayoutCache()
+
+    @classmethod
+    def from_config(cls, config: CassandraOnlineConfig, project: ProjectConfig) -> CassandraOnlineStore:
+        return cls(config, project=project.project)
 
     def _table_name(self, view: FeatureView) -> str:
         # Quoted, so case-sensitive like view names themselves (letters, digits, underscores).
@@ -196,6 +239,8 @@ class CassandraOnlineStore:
             cql = {
                 "insert": f"INSERT INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?)",
                 "delete_older": f"DELETE FROM {table} WHERE entity_key = ? AND event_us < ?",
+                "insert_at": f"INSERT INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?) USING TIMESTAMP ?",
+                "delete_at": f"DELETE FROM {table} USING TIMESTAMP ? WHERE entity_key = ?",
                 "read_one": f"SELECT entity_key, value FROM {table} WHERE entity_key = ? LIMIT 1",
                 "read_many": (f"SELECT entity_key, value FROM {table} WHERE entity_key IN ? PER PARTITION LIMIT 1"),
                 "save_layout": f"INSERT INTO {self._layouts_table} (feature_view, layout, names) VALUES (?, ?, ?)",
@@ -306,6 +351,47 @@ class CassandraOnlineStore:
             raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
         # All count as written (see reports_skipped_older).
         return WriteStats(written=sum(1 for ok, _ in results if ok), skipped_older=0)
+
+    def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
+        """Per entity of ``rows``, one single-partition batch: the partition deleted at ``T - 1``
+        and the row inserted at ``T``, ``T`` from this process's clock (see :class:`_MicrosClock`),
+        so the partition holds exactly the new row, even when it held a newer event time; the
+        partition of each removed entity deleted at its own ``T``. Not atomic across entities: a
+        failure may leave some applied, and repeating the sync completes it.
+
+        Timestamps order writes across processes only as far as their clocks agree: a ``write``
+        from a machine whose clock runs behind this one's, made just after a sync, may be hidden
+        by the sync's deletion."""
+        from cassandra.concurrent import execute_concurrent
+        from cassandra.query import BatchStatement, BatchType
+
+        keys = encode_keys(view, cast_keys(view, rows)) if rows.num_rows else []
+        times = event_micros(view, rows) if rows.num_rows else []
+        values = encode_values(view, rows, times) if rows.num_rows else []
+        gone = encode_keys(view, cast_keys(view, removed)) if removed.num_rows else []
+        if not keys and not gone:
+            return SyncStats(written=0, removed=0)
+        if keys:
+            self._save_layout(view)
+        insert_at, delete_at = self._statement(view, "insert_at"), self._statement(view, "delete_at")
+
+        def statements() -> Any:
+            for key, micros, value in zip(keys, times, values, strict=True):
+                at = _CLOCK()
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                batch.add(delete_at, (at - 1, key))
+                batch.add(insert_at, (key, micros, value, at))
+                yield batch, None
+            for key in gone:
+                yield delete_at, (_CLOCK(), key)
+
+        try:
+            execute_concurrent(
+                self._session, statements(), concurrency=self.config.concurrency, raise_on_first_error=True
+            )
+        except self._errors as err:
+            raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
+        return SyncStats(written=len(keys), removed=len(gone))
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)

@@ -5,26 +5,30 @@ the JSON array ``[event µs, layout, value, ...]`` of ``featurestore.online.code
 lookup of N entities is one ``MGET`` (hashes would cost N ``HGETALL`` round trips through
 redis-py's encoder) and one parse of the N values together. Writes go through a Lua script that
 keeps the stored value when it has a newer event time, so an older row never replaces a newer
-one, even when two runs write at once. The hash ``<prefix>#layouts:<view>`` maps each layout
-written to its feature names (outside ``<prefix>:<view>:*``, so it is never counted as an entity).
+one, even when two runs write at once. A sync (``OnlineStore.sync``: what offline says,
+whatever event time is stored) sets values with ``MSET`` and deletes with ``UNLINK``. The hash
+``<prefix>#layouts:<view>`` maps each layout written to its feature names (outside
+``<prefix>:<view>:*``, so it is never counted as an entity).
 
 On Redis Cluster the keys of a batch fall in many hash slots, so a lookup is one ``MGET`` per
 slot (``mget_nonatomic``, one pipelined round trip per node), a write one ``EVALSHA`` per key
-(pipelined: the keys of one script call must share a slot), and a count scans every primary.
+(pipelined: the keys of one script call must share a slot), a sync one ``MSET`` and one
+``UNLINK`` per slot (``mset_nonatomic``, ``unlink``), and a count scans every primary.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
+from pydantic import Field
 
+from featurestore.config import OnlineStoreConfig
 from featurestore.definitions import FeatureView
 from featurestore.errors import ConfigError, StoreUnavailableError
-from featurestore.online import WriteStats
+from featurestore.online import SyncStats, WriteStats
 from featurestore.online.codec import (
     LayoutCache,
     cast_keys,
@@ -35,6 +39,15 @@ from featurestore.online.codec import (
     layout_id,
     layout_names,
 )
+
+if TYPE_CHECKING:
+    from featurestore.config import ProjectConfig
+
+_CLUSTER_SYNC_CHUNK = 100_000
+"""Keys per ``mset_nonatomic``/``unlink`` call of a sync on Redis Cluster. The helpers send one
+command per hash slot (16,384 of them), so a bigger chunk puts more keys in each command:
+measured for 100k entities on a three-primary cluster, chunks of 1,000 took 4.2 s, of 10,000
+1.5 s, of 100,000 0.76 s."""
 
 # KEYS: entity keys; ARGV: event micros and value, alternating. Returns how many were set. The
 # stored event time is the number the value starts with ("[<µs>,..."); a value not in that form
@@ -54,19 +67,18 @@ return written
 """
 
 
-@dataclass(frozen=True, kw_only=True)
-class RedisOnlineConfig:
+class RedisOnlineConfig(OnlineStoreConfig):
     """``online_store: {type: redis, url: redis://127.0.0.1:6379/0}``; ``cluster: true`` for Redis Cluster."""
 
-    type: str = "redis"
+    type: Literal["redis"] = "redis"
     url: str = "redis://127.0.0.1:6379/0"
     cluster: bool = False
     key_prefix: str = ""
     """Prefix of every key; the project's name when empty, so projects can share a server."""
-    batch_size: int = 1000
-    """Entities per pipelined write batch."""
-    max_connections: int = 64
-    socket_timeout: float = 5.0
+    batch_size: int = Field(default=1000, gt=0)
+    """Entities per pipelined write batch, and per ``MSET`` of a sync."""
+    max_connections: int = Field(default=64, gt=0)
+    socket_timeout: float = Field(default=5.0, gt=0)
 
 
 class RedisOnlineStore:
@@ -112,6 +124,10 @@ class RedisOnlineStore:
                 self._client.script_load(_WRITE_NEWER)  # on every primary, for pipelined EVALSHA
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", config.url, str(err)) from err
+
+    @classmethod
+    def from_config(cls, config: RedisOnlineConfig, project: ProjectConfig) -> RedisOnlineStore:
+        return cls(config, project=project.project)
 
     def _key(self, view: FeatureView, entity: str) -> str:
         return f"{self.prefix}:{view.name}:{entity}"
@@ -173,6 +189,30 @@ class RedisOnlineStore:
         for key, micros, value in batch:
             pipe.execute_command("EVALSHA", sha, 1, key, micros, value)
         return sum(int(n) for n in pipe.execute())
+
+    def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
+        """The layout recorded, then the values set with ``MSET`` whatever they held (no script:
+        measured for 100k entities, ``MSET`` in chunks of 1,000 took 0.23 s where pipelined
+        ``SET`` took 1.8 s, and NOTES.md measured the newer-wins script at ten times ``MSET``'s
+        server time), and the removed keys unlinked. On a cluster, ``mset_nonatomic`` and
+        ``unlink`` split each chunk by hash slot. Not atomic: a failure may leave some chunks
+        applied, and repeating the sync completes it."""
+        keys = [self._key(view, k) for k in encode_keys(view, cast_keys(view, rows))] if rows.num_rows else []
+        values = encode_values(view, rows, event_micros(view, rows)) if rows.num_rows else []
+        gone = [self._key(view, k) for k in encode_keys(view, cast_keys(view, removed))] if removed.num_rows else []
+        size = max(self.config.batch_size, _CLUSTER_SYNC_CHUNK) if self.config.cluster else self.config.batch_size
+        client = self._client
+        try:
+            if keys:
+                client.hset(self._layouts_key(view), str(layout_id(view.feature_names)), layout_names(view))
+            mset = client.mset_nonatomic if self.config.cluster else client.mset
+            for start in range(0, len(keys), size):
+                mset(dict(zip(keys[start : start + size], values[start : start + size], strict=True)))
+            for start in range(0, len(gone), size):
+                client.unlink(*gone[start : start + size])
+        except self._redis_errors as err:
+            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+        return SyncStats(written=len(keys), removed=len(gone))
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)

@@ -6,12 +6,14 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 
+from featurestore.config import ConfigPath, OnlineStoreConfig
 from featurestore.definitions import FeatureView
 from featurestore.errors import StoreUnavailableError
-from featurestore.online import WriteStats
+from featurestore.online import SyncStats, WriteStats
 from featurestore.online.codec import (
     LayoutCache,
     cast_keys,
@@ -23,12 +25,23 @@ from featurestore.online.codec import (
     layout_names,
 )
 
+if TYPE_CHECKING:
+    from featurestore.config import ProjectConfig
+
 _MAX_VARIABLES = 900  # below SQLite's default limit of host parameters per statement
 _CREATE_LAYOUTS = (
     "CREATE TABLE IF NOT EXISTS featurestore_layouts "
     "(feature_view TEXT NOT NULL, layout INTEGER NOT NULL, names BLOB NOT NULL, PRIMARY KEY (feature_view, layout)) "
     "WITHOUT ROWID"
 )
+
+
+class SqliteOnlineConfig(OnlineStoreConfig):
+    """``online_store: {type: sqlite, path: data/online.db}``: the embedded online store in one
+    SQLite file (relative to the project's folder), no server needed."""
+
+    type: Literal["sqlite"] = "sqlite"
+    path: ConfigPath = Path("data/online.db")
 
 
 class SqliteOnlineStore:
@@ -56,6 +69,10 @@ class SqliteOnlineStore:
             self._conn()
         except (OSError, sqlite3.Error) as err:
             raise StoreUnavailableError("SQLite online store", str(self.path), str(err)) from err
+
+    @classmethod
+    def from_config(cls, config: SqliteOnlineConfig, project: ProjectConfig) -> SqliteOnlineStore:
+        return cls(project.resolve(config.path))
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -109,6 +126,37 @@ class SqliteOnlineStore:
             conn.execute("ROLLBACK")
             raise
         return WriteStats(written=written, skipped_older=rows.num_rows - written)
+
+    def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
+        """One transaction: the removed entities deleted, then the rows set (``INSERT OR
+        REPLACE``, whatever event time was stored)."""
+        keys = encode_keys(view, cast_keys(view, rows)) if rows.num_rows else []
+        times = event_micros(view, rows) if rows.num_rows else []
+        values = encode_values(view, rows, times) if rows.num_rows else []
+        gone = encode_keys(view, cast_keys(view, removed)) if removed.num_rows else []
+        if not keys and not gone:
+            return SyncStats(written=0, removed=0)
+        table = self._table(view)
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_CREATE_LAYOUTS)  # a file prepared by a version without it
+            conn.execute(
+                "INSERT OR IGNORE INTO featurestore_layouts (feature_view, layout, names) VALUES (?, ?, ?)",
+                (view.name, layout_id(view.feature_names), layout_names(view)),
+            )
+            for start in range(0, len(gone), _MAX_VARIABLES):
+                chunk = gone[start : start + _MAX_VARIABLES]
+                conn.execute(f"DELETE FROM {table} WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk)
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?)",
+                zip(keys, times, values, strict=True),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return SyncStats(written=len(keys), removed=len(gone))
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         key_cols = cast_keys(view, keys)

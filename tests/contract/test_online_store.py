@@ -1,5 +1,5 @@
-"""The online store contract: one suite, run against every store (SQLite, Redis, Redis Cluster,
-Cassandra).
+"""The online store contract: one suite, run against every store (SQLite, the in-process memory
+store, Redis, Redis Cluster, Cassandra).
 
 What a store promises (see ``featurestore.online.OnlineStore``): ``prepare`` is idempotent; a
 read returns one row per requested key, in request order, with the key columns, the requested
@@ -7,6 +7,9 @@ features and ``__event_timestamp``, nulls for keys it does not hold; values of e
 back as written; a row never replaces one with a newer event time, within a batch or across
 writes; at an equal event time the later write wins where the store declares
 ``equal_time_last_write_wins``, and otherwise the outcome does not depend on arrival order.
+``sync`` sets exactly what it is given, whatever event time was stored (an older one too), and
+removes entities; a later ``write`` is again held to newer-wins against the synced value; a
+store declaring ``transactional_writes`` applies a sync all or nothing.
 
 Expectations that differ between stores are read from the store's capability attributes, never
 from its name, so a new store is held to the same suite by declaring what it can do.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,12 +33,18 @@ import pytest
 from featurestore import Bool, Entity, Feature, FeatureView, FileSource, Float64, Int64, String, Timestamp
 from featurestore.config import ProjectConfig
 from featurestore.lookup import FeatureStatus, LookupPlan
-from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, WriteStats
+from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, SyncStats, WriteStats
 from featurestore.online.codec import cast_keys, encode_keys, layout_id
 from featurestore.retrieval import ViewRequest
 from featurestore.schema import view_schema
 from featurestore.store import create_online_store
 from featurestore.types import UTC_TIMESTAMP, ValueType
+
+CONTRACT_STORES = ("sqlite", "memory", "redis", "redis_cluster", "cassandra")
+"""Every online store kind: those of the integration suites (``tests/conftest.py``'s
+``ONLINE_STORES``) and ``memory``, which only a suite running in one process can use."""
+
+pytestmark = pytest.mark.parametrize("online_store_config", CONTRACT_STORES, indirect=True)
 
 
 def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
@@ -590,3 +600,218 @@ def test_close_twice(store: OnlineStore) -> None:
     write(store, VIEW, row(1, T1, i=1))
     store.close()
     store.close()
+
+
+# ---------------------------------------------------------------------------- sync: exactly what offline says
+
+
+def sync(store: OnlineStore, view: FeatureView, *records: dict[str, Any], removed: Sequence[Any] = ()) -> SyncStats:
+    """Set ``records`` and remove the entities ``removed`` (values or tuples, as :func:`keys_of`)."""
+    return store.sync(view, table(view, records), keys_of(view, *removed))
+
+
+def stored(store: OnlineStore, view: FeatureView, *keys: Any) -> list[tuple[Any, Any, datetime | None]]:
+    """(i, s, event time) per key: enough to tell rows apart."""
+    return [(r["i"], r["s"], r[EVENT_TIME_COLUMN]) for r in read(store, view, *keys)]
+
+
+def test_sync_sets_an_older_row_over_a_newer_one(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, row(1, T3, i=3, f=3.0, s="new", b=True, t=T3), row(2, T3, i=3, s="new"))
+    stats = sync(prepared, VIEW, row(1, T1, i=1, s="old"))  # offline retracted the newer row
+    assert stats == SyncStats(written=1, removed=0)
+    # All the row's values, its nulls included, and its event time: not a merge with the newer one.
+    assert read(prepared, VIEW, 1) == [
+        {"account_id": 1, "i": 1, "f": None, "s": "old", "b": None, "t": None, EVENT_TIME_COLUMN: T1}
+    ]
+    assert stored(prepared, VIEW, 2) == [(3, "new", T3)]  # not in the sync: untouched
+    assert prepared.count(VIEW) == 2
+    (packed,) = prepared.read_packed(VIEW, encode_keys(VIEW, cast_keys(VIEW, keys_of(VIEW, 1))))
+    assert packed is not None
+    assert json.loads(packed)[:2] == [int(T1.timestamp() * 1_000_000), layout_id(FEATURES)]
+
+
+def test_sync_sets_a_newer_row_and_a_new_entity(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, row(1, T1, i=1))
+    stats = sync(prepared, VIEW, row(1, T2, i=2), row(2, T3, i=3))
+    assert stats == SyncStats(written=2, removed=0)
+    assert stored(prepared, VIEW, 1, 2) == [(2, None, T2), (3, None, T3)]
+    assert prepared.count(VIEW) == 2
+
+
+def test_sync_removes_entities(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, row(1, T1, i=1), row(2, T2, i=2), row(3, T3, i=3))
+    stats = sync(prepared, VIEW, removed=[1, 3])
+    assert stats == SyncStats(written=0, removed=2)
+    assert read(prepared, VIEW, 1, 2, 3) == [
+        {"account_id": 1, **dict.fromkeys(FEATURES), EVENT_TIME_COLUMN: None},
+        {"account_id": 2, "i": 2, **dict.fromkeys(FEATURES[1:]), EVENT_TIME_COLUMN: T2},
+        {"account_id": 3, **dict.fromkeys(FEATURES), EVENT_TIME_COLUMN: None},
+    ]
+    assert prepared.count(VIEW) == 1
+    assert prepared.read_packed(VIEW, ["1", "3"]) == [None, None]
+
+
+def test_sync_removing_entities_not_stored_is_fine(prepared: OnlineStore) -> None:
+    assert sync(prepared, VIEW, removed=[404]) == SyncStats(written=0, removed=1)  # nothing stored at all
+    write(prepared, VIEW, row(1, T1, i=1))
+    assert sync(prepared, VIEW, removed=[404, 405]) == SyncStats(written=0, removed=2)
+    assert stored(prepared, VIEW, 1, 404) == [(1, None, T1), (None, None, None)]
+    assert prepared.count(VIEW) == 1
+
+
+def test_sync_sets_and_removes_in_one_call(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, row(1, T2, i=2), row(2, T2, i=2))
+    stats = sync(prepared, VIEW, row(1, T1, i=1), row(3, T1, i=1), removed=[2, 4])
+    assert stats == SyncStats(written=2, removed=2)
+    assert stored(prepared, VIEW, 1, 2, 3, 4) == [(1, None, T1), (None, None, None), (1, None, T1), (None, None, None)]
+    assert prepared.count(VIEW) == 2
+
+
+def test_write_after_sync_is_newer_wins_against_the_synced_row(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, row(1, T3, i=3), row(2, T3, i=3))
+    sync(prepared, VIEW, row(1, T2, i=2, s="synced"), removed=[2])
+    older = write(prepared, VIEW, row(1, T1, i=1, s="older"))
+    assert stored(prepared, VIEW, 1) == [(2, "synced", T2)]  # the older row does not come back
+    if reports_skipped_older(prepared):
+        assert older == WriteStats(written=0, skipped_older=1)
+    # A removed entity holds nothing: any row is newer than nothing, even the one offline retracted.
+    write(prepared, VIEW, row(2, T1, i=1))
+    assert stored(prepared, VIEW, 2) == [(1, None, T1)]
+    write(prepared, VIEW, row(1, T3, i=3, s="newer"))
+    assert stored(prepared, VIEW, 1) == [(3, "newer", T3)]
+    assert prepared.count(VIEW) == 2
+
+
+def test_write_at_the_synced_event_time(prepared: OnlineStore) -> None:
+    sync(prepared, VIEW, row(1, T2, i=2, s="synced"))
+    write(prepared, VIEW, row(1, T2, i=3, s="written"))
+    if type(prepared).equal_time_last_write_wins:
+        assert stored(prepared, VIEW, 1) == [(3, "written", T2)]
+    else:
+        assert stored(prepared, VIEW, 1)[0] in ((2, "synced", T2), (3, "written", T2))
+
+
+def test_write_after_a_sync_by_another_client(prepared: OnlineStore, config: ProjectConfig) -> None:
+    """Two stores of one process (e.g. the run's and the SDK's): a newer row written after the
+    other store's sync wins, an older one does not."""
+    other = create_online_store(config)
+    try:
+        write(prepared, VIEW, row(1, T3, i=3), row(2, T3, i=3))
+        sync(other, VIEW, row(1, T1, i=1), row(2, T1, i=1))
+        write(prepared, VIEW, row(1, T2, i=2))
+        write(other, VIEW, row(2, utc(2024, 2, 1), i=0))
+        assert stored(prepared, VIEW, 1, 2) == [(2, None, T2), (1, None, T1)]
+        assert stored(other, VIEW, 1, 2) == [(2, None, T2), (1, None, T1)]
+    finally:
+        other.close()
+
+
+def test_sync_is_idempotent(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, *(row(k, T3, i=k) for k in range(6)))
+    records = [row(k, T1, i=-k, s=str(k)) for k in range(3)]
+    first = sync(prepared, VIEW, *records, removed=[3, 4])
+    after_first = read(prepared, VIEW, *range(7))
+    second = sync(prepared, VIEW, *records, removed=[3, 4])
+    assert first == second == SyncStats(written=3, removed=2)
+    assert read(prepared, VIEW, *range(7)) == after_first
+    assert stored(prepared, VIEW, 0, 2, 3, 5) == [(0, "0", T1), (-2, "2", T1), (None, None, None), (5, None, T3)]
+    assert prepared.count(VIEW) == 4
+
+
+def test_sync_of_nothing_changes_nothing(prepared: OnlineStore) -> None:
+    write(prepared, VIEW, row(1, T1, i=1))
+    assert sync(prepared, VIEW) == SyncStats(written=0, removed=0)
+    assert stored(prepared, VIEW, 1) == [(1, None, T1)]
+    assert prepared.count(VIEW) == 1
+
+
+def test_sync_records_its_layout(prepared: OnlineStore, config: ProjectConfig) -> None:
+    """A view whose values only ever came from syncs is readable by a fresh client."""
+    sync(prepared, VIEW, row(1, T1, i=1, s="a"))
+    fresh = create_online_store(config)  # another process: nothing cached
+    try:
+        assert tuple(fresh.layout(VIEW, layout_id(FEATURES)) or ()) == tuple(FEATURES)
+        assert stored(fresh, VIEW, 1) == [(1, "a", T1)]
+    finally:
+        fresh.close()
+
+
+def test_sync_of_compound_keys(store: OnlineStore) -> None:
+    view = make_view("card_account_features", CARD, ACCOUNT)
+    store.prepare([view])
+
+    def card(country: str, card_no: int, account_id: int, ts: datetime, i: int) -> dict[str, Any]:
+        return {"country": country, "card_no": card_no, "account_id": account_id, "ts": ts, "i": i}
+
+    store.write(view, table(view, [card("FR", 1, 1, T3, 1), card("FR", 1, 2, T3, 2), card("DE", 1, 1, T3, 3)]))
+    stats = store.sync(
+        view,
+        table(view, [card("FR", 1, 1, T1, 10), card("FR", 2, 1, T1, 20)]),
+        keys_of(view, ("FR", 1, 2), ("XX", 9, 9)),
+    )
+    assert stats == SyncStats(written=2, removed=2)
+    keys = [("FR", 1, 1), ("FR", 1, 2), ("DE", 1, 1), ("FR", 2, 1)]
+    result = store.read(view, keys_of(view, *keys), ["i"])
+    assert result.column("i").to_pylist() == [10, None, 3, 20]
+    assert result.column(EVENT_TIME_COLUMN).to_pylist() == [T1, None, T3, T1]
+    assert store.count(view) == 3
+
+
+@pytest.mark.parametrize(
+    ("feature", "values"),
+    [("i", INTS), ("f", FLOATS), ("s", STRINGS), ("b", BOOLS), ("t", TIMES)],
+    ids=["int64", "float64", "string", "bool", "timestamp"],
+)
+def test_values_of_every_type_round_trip_through_sync(prepared: OnlineStore, feature: str, values: list[Any]) -> None:
+    write(prepared, VIEW, *(row(k, T3) for k in range(len(values))))  # newer rows, to be replaced
+    sync(prepared, VIEW, *(row(k, T1, **{feature: v}) for k, v in enumerate(values)))
+    got = read(prepared, VIEW, *range(len(values)))
+    assert [r[feature] for r in got] == values
+    assert {r[EVENT_TIME_COLUMN] for r in got} == {T1}
+    if feature == "f":  # -0.0 == 0.0: compare the sign too
+        assert [math.copysign(1.0, r["f"]) for r in got] == [math.copysign(1.0, v) for v in values]
+
+
+def test_sync_of_many_entities(prepared: OnlineStore) -> None:
+    """More entities than one statement, chunk or batch holds."""
+    n = 3_000
+    write(prepared, VIEW, *(row(k, T3, i=k) for k in range(n)))
+    kept = range(0, n, 2)
+    stats = sync(prepared, VIEW, *(row(k, T1, i=-k) for k in kept), removed=list(range(1, n, 2)))
+    assert stats == SyncStats(written=len(kept), removed=n - len(kept))
+    got = prepared.read(VIEW, keys_of(VIEW, *range(n)), ["i"])
+    assert got.column("i").to_pylist() == [-k if k % 2 == 0 else None for k in range(n)]
+    assert prepared.count(VIEW) == len(kept)
+
+
+class _Failure(Exception):
+    pass
+
+
+def test_a_failed_sync_leaves_a_transactional_store_as_it_was(
+    prepared: OnlineStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The values of the sync's rows run out after two: the store fails midway, after its removals
+    and its first rows, and must roll all of it back."""
+    if not type(prepared).transactional_writes:
+        pytest.skip("the store declares transactional_writes = False: a failed sync may be partly applied")
+    write(prepared, VIEW, *(row(k, T2, i=k, s="before") for k in range(6)))
+    before = read(prepared, VIEW, *range(8))
+    module = sys.modules[type(prepared).__module__]
+    real = module.encode_values
+    produced: list[bytes] = []
+
+    def failing(view: FeatureView, rows: pa.Table, micros: Sequence[int]) -> Iterator[bytes]:
+        for value in real(view, rows, micros):
+            if len(produced) == 2:
+                raise _Failure("the third value")
+            produced.append(value)
+            yield value
+
+    monkeypatch.setattr(module, "encode_values", failing)
+    with pytest.raises(_Failure):
+        sync(prepared, VIEW, *(row(k, T1, i=-k, s="synced") for k in (0, 1, 2, 3, 6)), removed=[4, 5])
+    assert len(produced) == 2  # the failure came midway, not before the first row
+    monkeypatch.undo()
+    assert read(prepared, VIEW, *range(8)) == before
+    assert prepared.count(VIEW) == 6
