@@ -6,7 +6,6 @@ statistics when the registry records them), so the UI can run anywhere the regis
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from featurestore.catalog import KINDS, catalog_entries, search_catalog
 from featurestore.config import ProjectConfig
@@ -291,10 +291,12 @@ class ViewPage:
 def _store_location(config: object, view: FeatureView, root: ProjectConfig) -> list[tuple[str, str]]:
     """The store's settings (secrets hidden) and where the view lives in it."""
     rows: list[tuple[str, str]] = []
-    if dataclasses.is_dataclass(config):
-        for f in dataclasses.fields(config):
-            value = getattr(config, f.name)
-            if f.name in ("password", "replication") or value in ("", None, (), {}):
+    # Store settings are pydantic models (featurestore.config and each store's file).
+    names = list(type(config).model_fields) if isinstance(config, BaseModel) else []
+    if names:
+        for name in names:
+            value = getattr(config, name)
+            if name in ("password", "replication") or value in ("", None, (), {}):
                 continue
             if isinstance(value, Path):
                 value = root.resolve(value)
@@ -302,7 +304,7 @@ def _store_location(config: object, view: FeatureView, root: ProjectConfig) -> l
                 value = hide_password(value)
             elif isinstance(value, tuple | list):
                 value = ", ".join(str(v) for v in value)
-            rows.append((f.name, str(value)))
+            rows.append((name, str(value)))
     kind = getattr(config, "type", "")
     if kind == "parquet":
         rows.append(("files", str(root.resolve(getattr(config, "path", "data/offline")) / view.name)))

@@ -129,8 +129,9 @@ def test_view_page_shows_schema_source_versions_and_last_run(ui: TestClient) -> 
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">', html)
     runs = re.search(r'<table id="runs-table">.*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
     assert "succeeded" in runs and "all data" in runs
-    # Where the rows live.
+    # Where the rows live: the stores' settings (files resolved in the project) and the view's table.
     assert "fv_customer_stats" in page and "customer_stats" in page
+    assert "online.db" in page and "offline" in page
     assert 'href="/services/churn"' in html
 
 
