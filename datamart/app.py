@@ -11,11 +11,14 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from datamart.errors import error_body, http_status
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 PROJECT_DIR_ENV = "FEATURESTORE_PROJECT_DIR"
 API_PREFIX = "/v1"
 UI_PREFIX = "/ui"
+DOCS_ASSETS = "/docs-assets"
 
 DESCRIPTION = """\
 Point-in-time correct training sets, online feature lookups and reference data from the
@@ -67,8 +71,12 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served below from files of a package instead of FastAPI's CDN links: /docs works offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.store = store
+    _add_docs(app)
     app.include_router(reads.router, prefix=API_PREFIX)
     app.include_router(catalog.router, prefix=API_PREFIX)
     app.include_router(quality.router, prefix=API_PREFIX)
@@ -78,6 +86,43 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI on /docs and ReDoc on /redoc, their scripts and styles served by the API itself
+    from the ``fastapi-offline`` package (Swagger UI 5, which reads OpenAPI 3.1), so that the docs
+    work on a machine without internet. ReDoc is told not to load Google Fonts."""
+    assets = files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            oauth2_redirect_url=redirect_url,
+            # No badge fetched from swagger.io's online validator.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def create_app_from_env() -> FastAPI:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import httpx
@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datamart.errors import error_from_body
-from datamart.tables import PARQUET_MEDIA_TYPE
-from featurestore.errors import FeatureStoreError, StoreUnavailableError
+from datamart.tables import PARQUET_MEDIA_TYPE, naive_time_message
+from featurestore.errors import FeatureStoreError, InvalidRequestError, StoreUnavailableError
 
 API_PREFIX = "/v1"
 
@@ -181,9 +181,13 @@ class DatamartClient:
         features: Sequence[str] | None = None,
         include_expired: bool = False,
     ) -> pa.Table:
-        """Every entity's values of ``view`` as of a time (naive datetimes are taken as UTC)."""
+        """Every entity's values of ``view`` as of a time: an aware datetime, or an ISO 8601 string
+        with an offset or a date (that day from 00:00 UTC), as the API takes. A naive datetime is
+        refused, as by the API: it is local to whoever made it."""
         if isinstance(as_of, datetime):
-            as_of = (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)).isoformat()
+            if as_of.tzinfo is None:
+                raise InvalidRequestError(naive_time_message("The as_of parameter", as_of.isoformat()))
+            as_of = as_of.isoformat()
         params: dict[str, Any] = {"as_of": as_of, "format": "parquet", "include_expired": include_expired}
         if features:
             params["features"] = list(features)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from featurestore.lookup import FeatureStatus
 
@@ -236,7 +236,8 @@ class Usage(BaseModel):
 
 # ---------------------------------------------------------------------- reads
 
-EntityKey = int | str
+# Strict: JSON true is no customer 1, and 1.0 no key; int64 bounds: a bigger number is no key either.
+EntityKey = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)] | StrictStr
 
 
 class OnlineFeaturesRequest(BaseModel):
@@ -259,6 +260,17 @@ class OnlineFeaturesRequest(BaseModel):
         description="Entity key columns: each join key's values, one per entity, all columns of the same length."
     )
     full_feature_names: bool = Field(default=False, description="Name features 'view__feature'.")
+
+    @field_validator("entities")
+    @classmethod
+    def _one_type_per_key(cls, entities: dict[str, list[int | str]]) -> dict[str, list[int | str]]:
+        for name, values in entities.items():
+            if len({type(v) for v in values}) > 1:
+                raise ValueError(
+                    f"key column '{name}' mixes integers and strings ({values[:5]}); give every key of a column "
+                    "as an integer, or every one as a string"
+                )
+        return entities
 
 
 class FeatureValues(BaseModel):

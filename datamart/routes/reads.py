@@ -3,7 +3,7 @@ reference data. Every read passes the ``X-Consumer`` header to the store, which 
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -33,6 +33,8 @@ from datamart.tables import (
     MEDIA_TYPES,
     TableFormat,
     negotiate_format,
+    parse_time,
+    prepare_spine,
     read_spine_file,
     spine_from_json,
     table_to_bytes,
@@ -59,6 +61,10 @@ TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
 def _refs(features: FeatureRefs) -> FeatureRefs:
     # One name without a colon may be a feature service: the store resolves a plain string so.
     return features[0] if isinstance(features, list) and len(features) == 1 else features
+
+
+def _key_types(store: FeatureStore) -> dict[str, ValueType]:
+    return {k: t for v in store.feature_views().values() for k, t in v.key_schema.items()}
 
 
 def _table_response(table: Any, fmt: TableFormat, name: str) -> Response:
@@ -135,9 +141,26 @@ def _online_request(raw: bytes) -> OnlineFeaturesRequest:
     try:
         return OnlineFeaturesRequest.model_validate(data)
     except ValidationError as err:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
-        ) from err
+        raise RequestValidationError(_key_errors(err.errors(include_url=False))) from err
+
+
+def _key_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    # A key that is neither an int64 nor a string fails both arms of the union: one error says so
+    # plainly instead of two about "constrained-int" and "str".
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in errors:
+        loc = tuple(e["loc"])
+        if len(loc) >= 3 and loc[0] == "entities" and isinstance(loc[2], int):
+            key = loc[:3]
+            shown = json.dumps(e["input"], default=str)[:100]  # as the caller wrote it (stdlib: any int size)
+            message = (
+                f"{shown} is not an entity key: give integers of at most 64 bits "
+                f"(-2**63 to 2**63-1) or strings, all of one type per column"
+            )
+            out[key] = {"type": "entity_key", "loc": ("body", *key), "msg": message}
+        else:
+            out[loc] = {**e, "loc": ("body", *loc)}
+    return list(out.values())
 
 
 @router.post(
@@ -156,8 +179,9 @@ def get_training_set(
 ) -> Response:
     """Each spine row gets every feature's value as of its timestamp (the latest row at or before
     it, within the view's TTL, else null). Spine rows keep their order; none is dropped."""
+    spine = prepare_spine(spine_from_json(body.spine), body.timestamp_column, _key_types(store), "spine")
     table = store.get_training_set(
-        spine_from_json(body.spine),
+        spine,
         _refs(body.features),
         timestamp_column=body.timestamp_column,
         full_feature_names=body.full_feature_names,
@@ -187,10 +211,12 @@ def get_training_set_from_file(
     name or its media type. The Python client sends Parquet and asks for Parquet."""
     refs = [f.strip() for item in features for f in item.split(",") if f.strip()]
     # Keys declared as strings are read from CSV as text, so that '007' stays '007'.
-    text_keys = {k for v in store.feature_views().values() for k, t in v.key_schema.items() if t is ValueType.STRING}
+    key_types = _key_types(store)
+    text_keys = {k for k, t in key_types.items() if t is ValueType.STRING}
     table = read_spine_file(
         spine.file.read(), filename=spine.filename, content_type=spine.content_type, string_columns=text_keys
     )
+    table = prepare_spine(table, timestamp_column, key_types, "uploaded spine")
     result = store.get_training_set(
         table,
         _refs(refs),
@@ -211,7 +237,14 @@ def get_training_set_from_file(
 def get_reference_data(
     view: str,
     store: StoreDep,
-    as_of: Annotated[datetime, Query(description="ISO 8601 date or time; UTC unless a zone is given.")],
+    as_of: Annotated[
+        str,
+        Query(
+            description="ISO 8601 time with its offset, e.g. 2024-03-01T12:00:00Z or 2024-03-01T13:00:00+01:00, "
+            "or a date (that day from 00:00 UTC). A time without an offset is refused.",
+            examples=["2024-03-01T12:00:00Z"],
+        ),
+    ],
     features: Annotated[
         list[str] | None, Query(description="Features of the view (comma separated or repeated); default all.")
     ] = None,
@@ -223,5 +256,6 @@ def get_reference_data(
     """For analysts: per entity, the latest row at or before ``as_of`` (within TTL unless
     ``include_expired``), read from the offline store."""
     names = [f.strip() for item in features or () for f in item.split(",") if f.strip()] or None
-    table = store.get_reference_data(view, as_of, features=names, include_expired=include_expired, consumer=consumer)
+    when = parse_time(as_of, "The as_of parameter")
+    table = store.get_reference_data(view, when, features=names, include_expired=include_expired, consumer=consumer)
     return _table_response(table, negotiate_format(format_, accept), f"{view}_reference")

@@ -334,7 +334,7 @@ def test_training_set_from_parquet_upload(api: TestClient, output: str) -> None:
 
 
 def test_training_set_from_csv_upload_with_comma_separated_features_and_accept_header(api: TestClient) -> None:
-    csv = "customer_id,ts,label\n1,2024-03-02T12:00:00Z,1\n2,2024-03-02 00:00:00,0\n"
+    csv = "customer_id,ts,label\n1,2024-03-02T12:00:00Z,1\n2,2024-03-02 01:00:00+01:00,0\n"
     response = api.post(
         "/v1/training-set/upload",
         files={"spine": ("spine.csv", csv.encode(), "text/csv")},
