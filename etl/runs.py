@@ -151,6 +151,11 @@ def view_to_run(store: FeatureStore, view_name: str, definitions: dict[str, Feat
             f"Feature view '{view_name}' has changed since it was applied (its keys, features, timestamp, "
             "source, transformation or TTL differ from the registry's); run 'featurestore apply' first"
         )
+    if defined.online != applied.online:
+        raise RunError(
+            f"Feature view '{view_name}' is {'online' if defined.online else 'offline only'} in its definition but "
+            f"{'online' if applied.online else 'offline only'} in the registry; run 'featurestore apply' first"
+        )
     if [e.to_spec() for e in defined.expectations] != [e.to_spec() for e in applied.expectations]:
         # A run is checked against the expectations the registry shows, never others.
         raise RunError(
@@ -198,7 +203,17 @@ def settle_pending(store: FeatureStore, view: FeatureView, *, progress: bool = F
     pending = offline.pending(view)
     for intent in pending:
         if view.online:
-            stats = derive_online(store, view, intent.keys, progress=progress)
+            keys = intent.derive_keys
+            if keys is not None and not keys.exists():
+                log.warning(
+                    "feature view '%s': the entities of run %s's pending online update are lost (%s); "
+                    "deriving every entity instead",
+                    view.name,
+                    intent.run_id,
+                    keys,
+                )
+                keys = None
+            stats = derive_online(store, view, keys, progress=progress)
             log.warning(
                 "feature view '%s': run %s was published offline but its online update was not known to be "
                 "complete; derived %d entities online from offline again (%d removed)",
@@ -207,7 +222,8 @@ def settle_pending(store: FeatureStore, view: FeatureView, *, progress: bool = F
                 stats.written,
                 stats.removed,
             )
-        offline.settle(view, intent.run_id)
+        complete = view.online and (intent.everything or offline.online_complete(view))
+        offline.settle(view, intent.run_id, online_complete=complete)
     return pending
 
 
@@ -300,12 +316,19 @@ def run_view(
             result = _publish(store, engine, view, run, start, end, progress, quarantine, allow_row_drop, merge)
         except BaseException as err:
             for undo in reversed(run.undo):
-                undo()
+                try:
+                    undo()
+                except Exception as undo_err:  # never hide the run's own error behind the undo's
+                    log.error("run %s of '%s': undoing its publish failed: %s", run_id, view.name, undo_err)
+                    run.outcome = (
+                        f"undoing its publish failed ({undo_err}); the next run of the view or "
+                        f"'featurestore repair {view.name}' completes it"
+                    )
             message = str(err) if isinstance(err, FeatureStoreError) else describe_error(err)
             registry.finish_run(run_id, status="failed", timings=run.timings, error=f"{type(err).__name__}: {message}")
             bar.close()
             log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, run.outcome, message)
-            if isinstance(err, FeatureStoreError | KeyboardInterrupt):
+            if isinstance(err, FeatureStoreError) or not isinstance(err, Exception):  # ours, or an interrupt
                 raise
             raise RunError(f"Run of feature view '{view.name}' failed; {run.outcome}: {message}") from err
         registry.finish_run(
@@ -388,12 +411,15 @@ def _publish(
     )
     bar.update()
     derived = DeriveStats(0, 0)
-    if view.online:
-        with run.step("online_write_s", f"deriving {staged.entities:,} entities online"):
-            derived = derive_online(store, view, intent.keys, progress=progress)
+    if view.online and not intent.empty:
+        what = "every entity" if intent.everything else f"{staged.entities:,} entities"
+        with run.step("online_write_s", f"deriving {what} online"):
+            derived = derive_online(store, view, intent.derive_keys, progress=progress)
     checkpoint("derived")
     bar.update()
-    offline.settle(view, run.run_id)
+    offline.settle(view, run.run_id, online_complete=view.online)
+    # Published and settled: from here on a failure must not undo anything but the scratch files.
+    run.undo = [lambda: _remove_tree(scratch)]
     checkpoint("settled")
     _remove_tree(scratch)
     bar.update()
@@ -409,7 +435,7 @@ def _publish(
         quality=checked.report.status,
         rows_quarantined=checked.rows_quarantined,
         rows_before=staged.rows_before,
-        entities_affected=staged.entities,
+        entities_affected=derived.written + derived.removed if intent.everything else staged.entities,
         rows_online_removed=derived.removed,
     )
 
@@ -427,8 +453,10 @@ def _undo_publish(store: FeatureStore, view: FeatureView, staged: StagedPublish,
     try:
         for intent in store.offline_store.pending(view):
             if intent.run_id == staged.run_id:
-                derive_online(store, view, intent.keys)
-                store.offline_store.settle(view, staged.run_id)
+                if not intent.empty:
+                    derive_online(store, view, intent.derive_keys)
+                complete = intent.everything or store.offline_store.online_complete(view)
+                store.offline_store.settle(view, staged.run_id, online_complete=complete)
                 run.outcome = (
                     "nothing was published: its offline publish was reverted and online derived from offline again"
                 )

@@ -40,11 +40,23 @@ class PublishIntent:
 
     run_id: str
     view: str
-    keys: Path
+    keys: Path | None
+    """None: no entity (a window empty before and after), unless ``everything``."""
     entities: int
     window_start: datetime | None
     window_end: datetime | None
     committed_at: datetime
+    everything: bool = False
+    """Every entity offline has: the first derivation of a view, or after it was offline only."""
+
+    @property
+    def derive_keys(self) -> Path | None:
+        """What ``derive`` takes: the keys file, or None for every entity."""
+        return None if self.everything else self.keys
+
+    @property
+    def empty(self) -> bool:
+        return not self.everything and (self.keys is None or self.entities == 0)
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,7 @@ class OfflineStore(Protocol):
         merge: bool = False,
     ) -> StagedPublish: ...
     def pending(self, view: FeatureView) -> list[PublishIntent]: ...
-    def settle(self, view: FeatureView, run_id: str) -> None: ...
+    def settle(self, view: FeatureView, run_id: str, *, online_complete: bool) -> None: ...
     def latest(self, view: FeatureView, keys: Path | None, *, batch_rows: int) -> Iterator[LatestRows]: ...
     def files(self, view: FeatureView | str) -> list[Path]: ...
     def read(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> pa.Table: ...

@@ -197,9 +197,16 @@ class HiveOfflineStore(ParquetOfflineStore):
             after.pop(day, None)
         after.update({day: (base / rel).parent for day, rel in staged.new_partitions.items()})
         # The metastore first: a crash before the manifest swap is undone by the next recover().
-        self.sync_metastore(view, after)
-        intent = super()._commit(staged)
-        self._remove_empty_folders(self.view_dir(view))
+        try:
+            self.sync_metastore(view, after)
+            intent = super()._commit(staged)
+        except BaseException:
+            if not staged.committed:  # back to what the manifest still says, before the files go
+                with contextlib.suppress(Exception):
+                    self.sync_metastore(view, self.partition_locations(view))
+            raise
+        with contextlib.suppress(OSError):  # tidying only: recover() does it again
+            self._remove_empty_folders(self.view_dir(view))
         return intent
 
     def _revert(self, staged: ParquetStagedPublish) -> None:

@@ -105,6 +105,8 @@ class ParquetStagedPublish:
     watermark: datetime | None = None
     staged_files: list[Path] = field(default_factory=list)
     created_dirs: list[Path] = field(default_factory=list)
+    everything: bool = False
+    """The view's online values were never derived completely: the intent is every entity."""
     committed: bool = False
     done: bool = False
     previous: dict[str, Any] | None = None
@@ -116,13 +118,15 @@ class ParquetStagedPublish:
 
     def abort(self) -> None:
         """Remove the staged files; nothing to do once committed (they are published) or aborted."""
-        if self.done:
+        if self.done or self.committed:
             return
         for f in self.staged_files:
             f.unlink(missing_ok=True)
             f.with_suffix(".parquet.tmp").unlink(missing_ok=True)
         if self.keys_file is not None:
             self.keys_file.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # other runs' intents are pending in it
+                self.keys_file.parent.rmdir()
         # Partition folders this run created, now empty: the store is left as it was.
         for d in reversed(self.created_dirs):
             with contextlib.suppress(OSError):  # not empty: another run's files
@@ -193,7 +197,8 @@ class ParquetOfflineStore:
                 PublishIntent(
                     run_id=item["run_id"],
                     view=view.name,
-                    keys=base / item["keys"],
+                    keys=base / item["keys"] if item.get("keys") else None,
+                    everything=bool(item.get("everything", False)),
                     entities=int(item.get("entities", 0)),
                     window_start=datetime.fromisoformat(start) if start else None,
                     window_end=datetime.fromisoformat(end) if end else None,
@@ -202,18 +207,28 @@ class ParquetOfflineStore:
             )
         return out
 
-    def settle(self, view: FeatureView, run_id: str) -> None:
-        """Forget a pending intent once online holds what offline says for its entities."""
+    def online_complete(self, view: FeatureView) -> bool:
+        """Whether online has been derived for every entity of the view since it was last offline
+        only (false for a view never derived, and for manifests of releases before intents)."""
+        return bool(self._manifest(view).get("online_complete", False))
+
+    def settle(self, view: FeatureView, run_id: str, *, online_complete: bool) -> None:
+        """Forget a pending intent once online holds what offline says for its entities
+        (``online_complete``: and for every entity, as after deriving an intent of all of them)."""
         manifest = self._manifest(view)
         kept = [p for p in manifest["pending"] if p["run_id"] != run_id]
         gone = [p for p in manifest["pending"] if p["run_id"] == run_id]
-        if not gone:
+        if not gone and manifest.get("online_complete", False) == online_complete:
             return
         manifest["pending"] = kept
+        manifest["online_complete"] = online_complete
         manifest["generation"] = int(manifest.get("generation", 0)) + 1
         self._write_manifest(view, manifest, f"settle-{run_id}")
         for p in gone:
-            (self.view_dir(view) / p["keys"]).unlink(missing_ok=True)
+            if p.get("keys"):
+                (self.view_dir(view) / p["keys"]).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: intents still pending
+            (self.view_dir(view) / INTENTS).rmdir()
 
     # ------------------------------------------------------------------ reading
 
@@ -371,16 +386,19 @@ class ParquetOfflineStore:
         base.mkdir(parents=True, exist_ok=True)
         existing: dict[str, str] = self._manifest(view)["partitions"]
         if start is None and end is None:
-            replaced_days = set(existing)
+            window_days = set(existing)
         else:
             lo = start.date() if start else date.min
             hi = (end - timedelta(microseconds=1)).date() if end else date.max
-            replaced_days = {d for d in existing if lo <= date.fromisoformat(d) <= hi}
+            window_days = {d for d in existing if lo <= date.fromisoformat(d) <= hi}
+        # Merging, only the days the run has rows of change; the others are kept as they are.
+        replaced_days = {d for d in partitions if d in existing} if merge else window_days
         staged = ParquetStagedPublish(self, view, run_id, start, end)
-        old_files = [base / existing[d] for d in sorted(replaced_days)]
+        old_files = [base / existing[d] for d in sorted(window_days)]
         new_files = [partitions[d] for d in sorted(partitions)]
+        staged.everything = view.online and not self.online_complete(view)
         try:
-            self._count_and_intent(staged, old_files, new_files)
+            self._count_and_intent(staged, old_files, new_files, merge=merge)
             for day in sorted(set(partitions) | replaced_days):
                 self._stage_partition(staged, day, partitions.get(day), existing.get(day), merge=merge)
         except BaseException:
@@ -388,9 +406,12 @@ class ParquetOfflineStore:
             raise
         return staged
 
-    def _count_and_intent(self, staged: ParquetStagedPublish, old_files: list[Path], new_files: list[Path]) -> None:
+    def _count_and_intent(
+        self, staged: ParquetStagedPublish, old_files: list[Path], new_files: list[Path], *, merge: bool
+    ) -> None:
         """Rows of the window before and after the run, its watermark, and its intent file: the
-        entities of the window's rows before or after (what the run may change online)."""
+        entities of the window's rows before or after (what the run may change online; with
+        ``merge``, only those of its new rows: the others keep their rows)."""
         view = staged.view
         ts = _quote(view.timestamp_field)
         keys = ", ".join(_quote(k) for k in view.join_keys)
@@ -410,19 +431,20 @@ class ParquetOfflineStore:
                 old = f"SELECT {keys} FROM {_files_sql(old_files)}{where}"
                 row = con.execute(f"SELECT count(*) FROM ({old})", params).fetchone()
                 staged.rows_before = int(row[0]) if row else 0
-                parts.append(old)
+                if not merge:
+                    parts.append(old)
             if new_files:
                 row = con.execute(f"SELECT count(*), max({ts}) FROM {_files_sql(new_files)}").fetchone()
                 staged.rows = int(row[0]) if row else 0
                 staged.watermark = _as_utc(row[1]) if row and row[1] is not None else None
                 parts.append(f"SELECT {keys} FROM {_files_sql(new_files)}")
-            if not view.online or not parts:
+            if not view.online or not parts or staged.everything:
                 return
             staged.keys_file = self.view_dir(view) / INTENTS / f"{staged.run_id}.parquet"
             staged.keys_file.parent.mkdir(exist_ok=True)
             union = " UNION ALL ".join(f"({p})" for p in parts)
             target = "'" + str(staged.keys_file).replace("'", "''") + "'"
-            only_old = params if old_files else {}
+            only_old = params if old_files and not merge else {}
             con.execute(f"COPY (SELECT DISTINCT * FROM ({union})) TO {target} (FORMAT parquet)", only_old)
             row = con.execute(f"SELECT count(*) FROM read_parquet({target})").fetchone()
             staged.entities = int(row[0]) if row else 0
@@ -489,17 +511,19 @@ class ParquetOfflineStore:
         intent = PublishIntent(
             run_id=staged.run_id,
             view=view.name,
-            keys=staged.keys_file or base / INTENTS / f"{staged.run_id}.parquet",
+            keys=None if staged.everything else staged.keys_file,
             entities=staged.entities,
             window_start=staged.window_start,
             window_end=staged.window_end,
             committed_at=now,
+            everything=staged.everything,
         )
-        if staged.keys_file is not None:
+        if staged.everything or staged.keys_file is not None:
             pending.append(
                 {
                     "run_id": staged.run_id,
-                    "keys": f"{INTENTS}/{staged.keys_file.name}",
+                    "everything": staged.everything,
+                    "keys": None if intent.keys is None else f"{INTENTS}/{intent.keys.name}",
                     "entities": staged.entities,
                     "window_start": staged.window_start.isoformat() if staged.window_start else None,
                     "window_end": staged.window_end.isoformat() if staged.window_end else None,
@@ -514,8 +538,11 @@ class ParquetOfflineStore:
             "partitions": dict(sorted(partitions.items())),
             "superseded": replaced,
             "pending": pending,
+            # Kept while the view stays online; an offline-only view's next derivation is of all.
+            "online_complete": bool(manifest.get("online_complete", False)) and view.online,
         }
         self._write_manifest(view, new_manifest, staged.run_id)
+        staged.committed = True  # at once: an interruption from here on must not delete these files
         return intent
 
     def _revert(self, staged: ParquetStagedPublish) -> None:
@@ -531,6 +558,7 @@ class ParquetOfflineStore:
             # still hold the manifest that named them).
             "superseded": sorted(set(staged.new_partitions.values()) - set(previous.get("partitions", {}).values())),
             "pending": manifest["pending"],
+            "online_complete": manifest.get("online_complete", False),
         }
         self._write_manifest(staged.view, reverted, f"revert-{staged.run_id}")
 

@@ -1,4 +1,5 @@
-"""Runs of the local engine: offline and online published together, idempotent, atomic.
+"""Runs of the local engine: offline published atomically, online derived from it (including
+retractions), idempotent; a failure leaves offline as it was.
 
 The view ``daily_spend`` sums each customer's card transactions per day and publishes the sum
 at the next midnight (``as_of``). Transactions (2024, UTC) and the rows they give:
@@ -17,6 +18,9 @@ customer    ts           amount      cust  as_of        spend  n
 
 Newest row per customer (what the online store must hold after a full run): customer 1
 (03-05, 1.0, 1), customer 2 (03-04, 50.0, 1), customer 3 (03-03, 3.0, 1); watermark 03-05.
+
+A run sets online, for every customer in its window's rows before or after it, that customer's
+latest offline row over all partitions, or removes the customer when offline has none left.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ import pyarrow as pa
 import pytest
 from tiny_projects import UTC_US, machine_time_zone, new_project, tree_snapshot, utc, write_parquet
 
+import etl.runs
 from etl.local import LocalEngine
+from etl.runs import repair
 from featurestore import Entity, Feature, FeatureView, FileSource, Float64, Int64, RunError
 from featurestore.definitions import Project
-from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, WriteStats
+from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, SyncStats, WriteStats
 from featurestore.store import FeatureStore, create_online_store
 from featurestore.validation import validate_project
 
@@ -159,9 +165,12 @@ def test_the_run_is_recorded_with_window_rows_watermark_and_timings(store: Featu
     assert record.view_version == 1
     assert (record.window_start, record.window_end) == (utc(2024, 3, 2), utc(2024, 3, 4))
     assert (record.rows_computed, record.rows_offline, record.rows_online) == (4, 4, 3)
+    assert (record.entities_affected, record.rows_online_removed) == (3, 0)
+    assert (result.rows_before, result.entities_affected, result.rows_online_removed) == (0, 3, 0)
     assert record.watermark == utc(2024, 3, 3)
     assert record.error is None
     assert set(record.timings) == {
+        "recover_s",  # leftovers of killed runs removed, pending intents settled
         "compute_s",
         "validate_s",  # the quality gate (no expectations here: nothing to validate)
         "statistics_s",
@@ -211,43 +220,121 @@ def test_a_window_replaces_only_its_rows(store: FeatureStore, root: Path) -> Non
     assert online_rows(store)[3] == (utc(2024, 3, 3), 6.0, 1)
 
 
-# ---------------------------------------------------------------------- newer wins online
+# ---------------------------------------------------------------------- online derived from offline
 
 
-def test_a_backfill_of_an_older_window_never_overwrites_newer_values(store: FeatureStore) -> None:
+def test_a_backfill_of_an_older_window_leaves_the_newer_values_online(store: FeatureStore) -> None:
     newer = run(store, start=utc(2024, 3, 4), end=utc(2024, 3, 6))
     # [03-04, 03-06): customer 1 at 03-05 and customer 2 at 03-04.
     assert online_rows(store) == {1: NEWEST_ONLINE[1], 2: NEWEST_ONLINE[2]}
-    assert newer.rows_online == 2
+    assert (newer.rows_online, newer.entities_affected) == (2, 2)
 
     older = run(store, start=utc(2024, 3, 2), end=utc(2024, 3, 4))
-    # Newest per customer in [03-02, 03-04): 1 at 03-03, 2 at 03-02, 3 at 03-03. Only customer 3
-    # is new online; customers 1 and 2 already hold newer rows.
-    assert (older.rows_online, older.rows_online_skipped_older) == (1, 2)
+    # [03-02, 03-04) touches customers 1, 2 and 3: each is set to its latest offline row over all
+    # partitions, which for customers 1 and 2 is the newer row already online.
+    assert (older.rows_online, older.rows_online_removed, older.entities_affected) == (3, 0, 3)
     assert online_rows(store) == NEWEST_ONLINE
     assert offline_rows(store) == ALL_ROWS
     assert store.registry.watermark(store.project, VIEW) == utc(2024, 3, 5)
+
+
+def test_a_rerun_retracting_rows_moves_online_back_or_removes_the_entity(store: FeatureStore, root: Path) -> None:
+    run(store)
+    # Customer 1's transaction of 03-04 and customer 3's only one were never made.
+    write_transactions(root, [t for t in TRANSACTIONS if t[1] != utc(2024, 3, 4, 8) and t[0] != 3])
+    result = run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 6))
+    # The window held four rows (1 at 03-03 and 03-05, 2 at 03-04, 3 at 03-03) and holds two:
+    # half, which the row-drop guard still lets through.
+    assert (result.rows_before, result.rows_offline) == (4, 2)
+    assert offline_rows(store) == [r for r in ALL_ROWS if r[:2] not in ((1, utc(2024, 3, 5)), (3, utc(2024, 3, 3)))]
+    # Customer 1 back to its older row, customer 3 removed, customer 2 unchanged.
+    assert online_rows(store) == {1: (utc(2024, 3, 3), 7.0, 1), 2: NEWEST_ONLINE[2]}
+    assert (result.entities_affected, result.rows_online, result.rows_online_removed) == (3, 2, 1)
+    assert store.check_consistency(VIEW, sample=None).consistent
+
+
+def test_a_window_whose_rows_vanish_is_blocked_unless_allowed(store: FeatureStore, root: Path) -> None:
+    run(store)
+    offline_before, online_before = tree_snapshot(store.offline_store.root), online_rows(store)
+    # The source lost the transactions of 03-03 and 03-04: [03-04, 03-06) computes no row.
+    write_transactions(root, [t for t in TRANSACTIONS if t[1] < utc(2024, 3, 3)])
+    with pytest.raises(RunError) as blocked:
+        run(store, start=utc(2024, 3, 4), end=utc(2024, 3, 6))
+    message = str(blocked.value)
+    assert "computed 0 row(s) where 2 are published" in message
+    assert "--allow-row-drop" in message and "Nothing was published" in message
+    assert tree_snapshot(store.offline_store.root) == offline_before
+    assert online_rows(store) == online_before
+    assert store.registry.list_runs(store.project, VIEW)[0].status == "failed"
+
+    allowed = run(store, start=utc(2024, 3, 4), end=utc(2024, 3, 6), allow_row_drop=True)
+    assert (allowed.rows_offline, allowed.rows_before, allowed.rows_online_removed) == (0, 2, 0)
+    assert online_rows(store) == {1: (utc(2024, 3, 3), 7.0, 1), 2: (utc(2024, 3, 2), 100.0, 1), 3: NEWEST_ONLINE[3]}
+    assert store.check_consistency(VIEW, sample=None).consistent
+
+
+def test_a_merging_run_keeps_the_rows_the_source_no_longer_holds(store: FeatureStore, root: Path) -> None:
+    run(store)
+    # The source keeps the last days only: the transactions of 03-01 are gone.
+    write_transactions(root, [t for t in TRANSACTIONS if t[1] >= utc(2024, 3, 2)])
+    merged = run(store, start=utc(2024, 3, 1), end=utc(2024, 3, 6), merge=True)
+    assert (merged.rows_before, merged.rows_computed) == (6, 4)
+    assert offline_rows(store) == ALL_ROWS
+    assert online_rows(store) == NEWEST_ONLINE
+    # Without merge, the same window deletes the rows of 03-02 (published from 03-01).
+    plain = run(store, start=utc(2024, 3, 1), end=utc(2024, 3, 6))
+    assert plain.rows_offline == 4
+    assert offline_rows(store) == [r for r in ALL_ROWS if r[1] != utc(2024, 3, 2)]
+    assert online_rows(store) == NEWEST_ONLINE
+
+
+def test_a_run_passes_every_publish_checkpoint_in_order(store: FeatureStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    reached: list[tuple[str, int]] = []
+
+    def checkpoint(phase: str) -> None:
+        pending = store.offline_store.pending(store.get_feature_view(VIEW))
+        reached.append((phase, len(pending)))
+
+    monkeypatch.setattr(etl.runs, "CHECKPOINTS", [checkpoint])
+    run(store)
+    # The intent is pending from the commit until it is settled; SQLite writes in one batch.
+    assert reached == [
+        ("computed", 0),
+        ("staged", 0),
+        ("committed", 1),
+        ("online_batch", 1),
+        ("derived", 1),
+        ("settled", 0),
+    ]
 
 
 # ---------------------------------------------------------------------- atomic failures
 
 
 class FailingOnlineStore:
-    """An online store whose writes fail, delegating everything else to a real store."""
+    """An online store whose first ``failures`` syncs fail (every one when None), delegating
+    everything else to a real store."""
 
     transactional_writes = True
     equal_time_last_write_wins = True
+    reports_skipped_older = True
 
-    def __init__(self, inner: OnlineStore) -> None:
+    def __init__(self, inner: OnlineStore, failures: int | None = None) -> None:
         self.inner = inner
-        self.writes = 0
+        self.failures = failures
+        self.syncs = 0
 
     def prepare(self, views: Sequence[FeatureView]) -> None:
         self.inner.prepare(views)
 
     def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
-        self.writes += 1
         raise OSError("simulated: the online store's disk is full")
+
+    def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
+        self.syncs += 1
+        if self.failures is None or self.syncs <= self.failures:
+            raise OSError("simulated: the online store's disk is full")
+        return self.inner.sync(view, rows, removed)
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
         return self.inner.read(view, keys, features)
@@ -265,39 +352,85 @@ class FailingOnlineStore:
         self.inner.close()
 
 
-def test_a_run_failing_during_the_online_write_publishes_nothing(store: FeatureStore, root: Path) -> None:
+CHANGED = [*[(c, t, a + 1) for c, t, a in TRANSACTIONS], (1, utc(2024, 3, 5, 9), 4.0)]
+"""New data a successful run would publish: every amount one more, and a new day for customer 1."""
+CHANGED_ONLINE = {1: (utc(2024, 3, 6), 4.0, 1), 2: (utc(2024, 3, 4), 51.0, 1), 3: (utc(2024, 3, 3), 4.0, 1)}
+
+
+def test_a_run_whose_online_store_fails_reverts_offline_and_leaves_its_intent_pending(
+    store: FeatureStore, root: Path
+) -> None:
     run(store)
-    offline_dir = store.offline_store.root
-    offline_before = tree_snapshot(offline_dir)
-    online_before = online_rows(store)
-    rows_before = offline_rows(store)
-    # New data that a successful run would publish: a new day for customer 1 and changed amounts.
-    write_transactions(root, [*[(c, t, a + 1) for c, t, a in TRANSACTIONS], (1, utc(2024, 3, 5, 9), 4.0)])
+    view = store.get_feature_view(VIEW)
+    files_before, rows_before, online_before = store.offline_store.files(view), offline_rows(store), online_rows(store)
+    write_transactions(root, CHANGED)
 
     failing = FailingOnlineStore(create_online_store(store.config))
     with FeatureStore(root, online_store=failing) as broken:
-        with pytest.raises(RunError, match=r"Run of feature view 'daily_spend' failed; nothing was published"):
+        with pytest.raises(
+            RunError, match=r"failed; its offline publish was reverted, so the offline store is as before"
+        ):
             run(broken)
-        assert failing.writes == 1  # the offline stage was done: the failure came after it
+        assert failing.syncs == 2  # the run's derivation, then the undo's attempt from the reverted offline
         failed = broken.registry.list_runs(broken.project, VIEW)[0]
 
-    assert tree_snapshot(offline_dir) == offline_before  # byte for byte, no file or folder left behind
-    assert offline_rows(store) == rows_before
+    assert store.offline_store.files(view) == files_before
+    assert offline_rows(store) == rows_before == ALL_ROWS
     assert online_rows(store) == online_before == NEWEST_ONLINE
+    assert store.offline_store.watermark(view) == utc(2024, 3, 5)
+    (intent,) = store.offline_store.pending(view)
+    assert (intent.run_id, intent.entities) == (failed.id, 3)
     assert failed.status == "failed"
     assert failed.error == "OSError: simulated: the online store's disk is full"
-    assert "offline_stage_s" in failed.timings
+    assert {"offline_stage_s", "offline_publish_s"} <= set(failed.timings)
     assert failed.watermark is None
     assert store.registry.watermark(store.project, VIEW) == utc(2024, 3, 5)  # the first run's
+
+    # With the store back, a repair derives the intent's entities from offline as it is.
+    repaired = repair(store, VIEW, progress=False)
+    assert (repaired.settled, repaired.entities) == ([failed.id], 3)
+    assert store.offline_store.pending(view) == []
+    assert online_rows(store) == NEWEST_ONLINE
+    result = run(store)
+    assert (result.rows_offline, result.rows_online) == (7, 3)
+    assert online_rows(store) == CHANGED_ONLINE
+    assert store.check_consistency(VIEW, sample=None).consistent
+
+
+def test_a_run_whose_online_store_fails_once_is_undone_online_too(store: FeatureStore, root: Path) -> None:
+    run(store)
+    view = store.get_feature_view(VIEW)
+    write_transactions(root, CHANGED)
+    failing = FailingOnlineStore(create_online_store(store.config), failures=1)
+    expected = r"failed; nothing was published: its offline publish was reverted and online derived"
+    with FeatureStore(root, online_store=failing) as broken, pytest.raises(RunError, match=expected):
+        run(broken)
+    assert failing.syncs == 2
+    assert store.offline_store.pending(view) == []
+    assert offline_rows(store) == ALL_ROWS
+    assert online_rows(store) == NEWEST_ONLINE
+    assert store.check_consistency(VIEW, sample=None).consistent
 
 
 def test_a_failing_first_run_leaves_no_offline_data(store: FeatureStore, root: Path) -> None:
     failing = FailingOnlineStore(create_online_store(store.config))
     with FeatureStore(root, online_store=failing) as broken, pytest.raises(RunError):
         run(broken)
-    assert store.offline_store.files(store.get_feature_view(VIEW)) == []
-    assert [p for p in store.offline_store.root.rglob("*") if p.is_file() and p.name != ".lock"] == []
+    view = store.get_feature_view(VIEW)
+    assert store.offline_store.files(view) == []
+    assert store.offline_store.read(view).num_rows == 0
+    # Reverted to nothing: deriving "every entity" of an empty view needs no online write, so the
+    # failed run settles its own intent at once.
+    assert store.offline_store.pending(view) == []
     assert online_rows(store) == {}
+    result = run(store)
+    assert (result.rows_offline, result.rows_online) == (6, 3)
+    assert store.offline_store.pending(view) == []
+    assert online_rows(store) == NEWEST_ONLINE
+    # What the failed run left is gone: the files on disk are exactly the published ones.
+    base = store.offline_store.view_dir(view)
+    on_disk = {p for p in base.rglob("*") if p.is_file() and p.name not in (".lock", "_manifest.json")}
+    assert on_disk == set(store.offline_store.files(view))
 
 
 def test_a_failing_transformation_is_a_failed_run_with_a_clear_error(store: FeatureStore) -> None:
