@@ -30,19 +30,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from featurestore.definitions import FeatureView
 from featurestore.errors import FeatureStoreError, NotFoundError, RunError
-from featurestore.offline import PublishIntent, StagedPublish
+from featurestore.offline import LatestRows, PublishIntent, StagedPublish
 from featurestore.online import OnlineStore
+from featurestore.online.codec import cast_keys, decode_keys, encode_keys
+from featurestore.schema import view_schema
 from featurestore.store import FeatureStore
 from quality.checked_run import check_run
 
@@ -168,32 +171,47 @@ def view_to_run(store: FeatureStore, view_name: str, definitions: dict[str, Feat
 # ---------------------------------------------------------------------- deriving online
 
 
-def derive_online(store: FeatureStore, view: FeatureView, keys: Path | None, *, progress: bool = False) -> DeriveStats:
+def derive_online(
+    store: FeatureStore, view: FeatureView, keys: Path | None, *, progress: bool = False, prune: bool = False
+) -> DeriveStats:
     """Set online, for every entity in ``keys`` (every entity offline has when None), the
     entity's latest offline row, and remove the entities offline has no row of. A store whose
-    writes are transactional gets it in one call (all or nothing); others in batches."""
+    writes are transactional gets it in one call (all or nothing); others in batches. With
+    ``prune`` (and no ``keys``), also remove every entity the online store holds that offline
+    does not have (a restored or tampered store)."""
     online: OnlineStore = store.online_store
     offline = store.offline_store
     written = removed = 0
-    if online.transactional_writes:
-        batches = list(offline.latest(view, keys, batch_rows=1_000_000))
-        if batches:
-            import pyarrow as pa
-
-            rows = pa.concat_tables([b.rows for b in batches])
-            gone = pa.concat_tables([b.removed for b in batches])
-            stats = online.sync(view, rows, gone)
-            written, removed = stats.written, stats.removed
-        checkpoint("online_batch")
-        return DeriveStats(written, removed)
+    seen: set[str] = set()
+    transactional = online.transactional_writes
     with tqdm(desc=f"online {view.name}", unit="entity", disable=not progress, leave=False) as bar:
-        for batch in offline.latest(view, keys, batch_rows=ONLINE_BATCH_ROWS):
+        batches: Iterable[LatestRows] = offline.latest(
+            view, keys, batch_rows=1_000_000 if transactional else ONLINE_BATCH_ROWS
+        )
+        if transactional:  # one call: all or nothing
+            parts = list(batches)
+            batches = (
+                [LatestRows(_concat([b.rows for b in parts]), _concat([b.removed for b in parts]))] if parts else []
+            )
+        for batch in batches:
             stats = online.sync(view, batch.rows, batch.removed)
             written += stats.written
             removed += stats.removed
+            if prune:
+                seen.update(encode_keys(view, cast_keys(view, batch.rows)))
             bar.update(batch.rows.num_rows + batch.removed.num_rows)
             checkpoint("online_batch")
+    if prune and keys is None:
+        extra = [k for k in online.entity_keys(view) if k not in seen]
+        if extra:
+            log.warning("feature view '%s': removing %d online entities offline does not have", view.name, len(extra))
+            stats = online.sync(view, view_schema(view).empty_table(), decode_keys(view, extra))
+            removed += stats.removed
     return DeriveStats(written, removed)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
 def settle_pending(store: FeatureStore, view: FeatureView, *, progress: bool = False) -> list[PublishIntent]:
@@ -252,7 +270,7 @@ def repair(store: FeatureStore, view_name: str, *, everything: bool = False, pro
         entities = sum(p.entities for p in pending)
         removed = 0
         if everything:
-            stats = derive_online(store, view, None, progress=progress)
+            stats = derive_online(store, view, None, progress=progress, prune=True)
             entities, removed = stats.written, stats.removed
     log.info(
         "repair of '%s': %d pending intent(s) settled, %d entities derived online", view_name, len(pending), entities

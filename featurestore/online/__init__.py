@@ -83,6 +83,10 @@ class OnlineStore(Protocol):
         """The feature names, in order, of a layout this store has written values of ``view`` in
         (every ``write`` records its view's layout), or None if it never did."""
 
+    def entity_keys(self, view: FeatureView) -> list[str]:
+        """Every encoded entity key the store holds for the view (may scan): what a repair of
+        every entity compares with offline to remove the entities offline does not have."""
+
     def count(self, view: FeatureView) -> int:
         """How many entities the store holds for the view (for consistency checks; may scan)."""
 

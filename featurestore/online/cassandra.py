@@ -449,6 +449,14 @@ class CassandraOnlineStore:
 
         return self._layouts.get(view, layout, load)
 
+    def entity_keys(self, view: FeatureView) -> list[str]:
+        try:
+            return [row[0] for row in self._session.execute(f"SELECT DISTINCT entity_key FROM {self._table(view)}")]
+        except self._errors as err:
+            if self._is_missing_table(err):
+                return []
+            raise StoreUnavailableError("Cassandra online store", self.address, str(err)) from err
+
     def count(self, view: FeatureView) -> int:
         try:
             # Entities, not rows: a backfill written after newer data leaves an older row beside it.

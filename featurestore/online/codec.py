@@ -70,6 +70,20 @@ def encode_keys(view: FeatureView, key_columns: Sequence[pa.Array]) -> list[str]
     return [json.dumps(list(vals), separators=(",", ":")) for vals in zip(*columns, strict=True)]
 
 
+def decode_keys(view: FeatureView, entity_keys: Sequence[str]) -> pa.Table:
+    """The join-key columns named by encoded entity keys (the inverse of :func:`encode_keys`)."""
+    values = [orjson.loads(k) for k in entity_keys]
+    rows = values if len(view.key_schema) > 1 else [[v] for v in values]
+    columns = {}
+    for i, (key, vtype) in enumerate(view.key_schema.items()):
+        column = [r[i] for r in rows]
+        if vtype is ValueType.TIMESTAMP:  # keys hold timestamps as microseconds, like values
+            columns[key] = pa.array(column, pa.int64()).cast(pa.timestamp("us")).cast(vtype.arrow)
+        else:
+            columns[key] = pa.array(column, vtype.arrow)
+    return pa.table(columns)
+
+
 def _python_key(key: str, vtype: ValueType, value: Any, view: FeatureView) -> Any:
     """One key value cast the way :func:`cast_keys` casts it with Arrow, without Arrow."""
     if value is None:

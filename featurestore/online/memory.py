@@ -151,6 +151,10 @@ class MemoryOnlineStore:
 
         return self._layouts.get(view, layout, load)
 
+    def entity_keys(self, view: FeatureView) -> list[str]:
+        with self._data.lock:
+            return list(self._data.values.get(view.name, {}))
+
     def count(self, view: FeatureView) -> int:
         with self._data.lock:
             return len(self._data.values.get(view.name, {}))

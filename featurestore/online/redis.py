@@ -238,6 +238,15 @@ class RedisOnlineStore:
 
         return self._layouts.get(view, layout, load)
 
+    def entity_keys(self, view: FeatureView) -> list[str]:
+        prefix = self._key(view, "")
+        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"  # glob characters of the prefix
+        try:
+            found = self._client.scan_iter(match=pattern, count=1000)
+            return [(k.decode() if isinstance(k, bytes) else str(k))[len(prefix) :] for k in found]
+        except self._redis_errors as err:
+            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+
     def count(self, view: FeatureView) -> int:
         literal = re.sub(r"([\\*?\[\]])", r"\\\1", self._key(view, ""))  # glob characters of the prefix
         pattern = literal + "*"

@@ -195,6 +195,14 @@ class SqliteOnlineStore:
 
         return self._layouts.get(view, layout, load)
 
+    def entity_keys(self, view: FeatureView) -> list[str]:
+        try:
+            return [row[0] for row in self._conn().execute(f"SELECT entity_key FROM {self._table(view)}")]
+        except sqlite3.OperationalError as err:
+            if "no such table" in str(err):
+                return []
+            raise StoreUnavailableError("SQLite online store", str(self.path), str(err)) from err
+
     def count(self, view: FeatureView) -> int:
         try:
             row = self._conn().execute(f"SELECT count(*) FROM {self._table(view)}").fetchone()

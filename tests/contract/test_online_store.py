@@ -34,7 +34,7 @@ from featurestore import Bool, Entity, Feature, FeatureView, FileSource, Float64
 from featurestore.config import ProjectConfig
 from featurestore.lookup import FeatureStatus, LookupPlan
 from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, SyncStats, WriteStats
-from featurestore.online.codec import cast_keys, encode_keys, layout_id
+from featurestore.online.codec import cast_keys, decode_keys, encode_keys, layout_id
 from featurestore.retrieval import ViewRequest
 from featurestore.schema import view_schema
 from featurestore.store import create_online_store
@@ -391,6 +391,11 @@ def test_join_keys_of_every_type_the_definitions_accept(store: OnlineStore, key_
         {"thing": v, "i": n, EVENT_TIME_COLUMN: T1} for n, v in reversed(list(enumerate(values)))
     ]
     assert store.count(view) == len(values)
+    # The keys it lists name the same entities, and removing them by those names empties the view.
+    listed = decode_keys(view, store.entity_keys(view))
+    assert sorted(listed.column("thing").to_pylist(), key=repr) == sorted(values, key=repr)
+    store.sync(view, table(view, []), listed)
+    assert store.entity_keys(view) == [] and store.count(view) == 0
 
 
 def test_multi_column_join_keys(store: OnlineStore) -> None:
@@ -410,6 +415,8 @@ def test_multi_column_join_keys(store: OnlineStore) -> None:
     assert result.column_names == ["country", "card_no", "account_id", "i", EVENT_TIME_COLUMN]
     assert result.column("i").to_pylist() == [4, 2, None, 3, 1]
     assert store.count(view) == 4
+    listed = decode_keys(view, store.entity_keys(view))
+    assert sorted(zip(*listed.to_pydict().values(), strict=True)) == sorted(k for k in keys if k != ("FR", 2, 2))
 
 
 # ---------------------------------------------------------------------------- ordering of writes

@@ -102,3 +102,22 @@ def test_a_lost_intent_file_is_repaired_by_deriving_every_entity(
     assert result.settled == [intent.run_id]
     assert store.offline_store.pending(view) == []
     assert consistent(store)
+
+
+def test_repair_of_every_entity_removes_what_offline_does_not_have(store: FeatureStore) -> None:
+    import sqlite3
+
+    run(store)
+    view = store.get_feature_view(VIEW)
+    online_db = store.config.resolve(store.config.online_store.path)  # type: ignore[union-attr]
+    with sqlite3.connect(online_db) as conn:  # an entity offline never had, and a changed value
+        (value,) = conn.execute("SELECT value FROM fv_daily_spend WHERE entity_key = '3'").fetchone()
+        conn.execute("INSERT INTO fv_daily_spend VALUES ('99', 0, ?)", (value,))
+        conn.execute("UPDATE fv_daily_spend SET value = ? WHERE entity_key = '1'", (value,))
+    before = store.check_consistency(VIEW, sample=None)
+    assert (before.extra, before.mismatched) == (1, 1)
+    result = etl.runs.repair(store, VIEW, everything=True, progress=False)
+    assert (result.entities, result.removed) == (3, 1)
+    assert online_rows(store) == NEWEST_ONLINE
+    assert consistent(store)
+    assert store.offline_store.pending(view) == []
