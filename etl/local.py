@@ -167,11 +167,16 @@ class LocalEngine:
         if frame.num_rows == 0:
             return {}
         days = pc.cast(frame.column(view.timestamp_field), pa.date32())
+        order = pc.sort_indices(days)  # one sort, then a slice per date (not one filter per date)
+        frame, days = frame.take(order), days.take(order)
         out = {}
-        for day in sorted(d for d in pc.unique(days).to_pylist() if d is not None):
+        offset = 0
+        for item in pc.value_counts(days).to_pylist():  # in order of appearance: sorted
+            day, n = item["values"], item["counts"]
             path = folder / f"{day.isoformat()}.parquet"
-            pq.write_table(frame.filter(pc.equal(days, pa.scalar(day, pa.date32()))), path)
+            pq.write_table(frame.slice(offset, n), path)
             out[day.isoformat()] = path
+            offset += n
         return out
 
     # ------------------------------------------------------------------ running
