@@ -155,7 +155,13 @@ async def _invalid_request(request: Request, err: RequestValidationError) -> JSO
 
 
 async def _http_error(request: Request, err: HTTPException) -> JSONResponse:
-    body = {"error": "HTTPError", "message": f"{request.method} {request.url.path}: {err.detail}"}
+    message = f"{request.method} {request.url.path}: {err.detail}"
+    allowed = (err.headers or {}).get("Allow")
+    if err.status_code == 404:
+        message += "; the API's paths are listed on /docs and in /openapi.json"
+    elif err.status_code == 405 and allowed:
+        message += f"; this path answers {allowed}"
+    body = {"error": "HTTPError", "message": message}
     return JSONResponse(body, status_code=err.status_code, headers=err.headers)
 
 

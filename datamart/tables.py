@@ -192,6 +192,32 @@ def parse_time(value: str, subject: str) -> datetime:
         ) from err
 
 
+# Python's datetime, and so JSON answers, hold years 1 to 9999: in microseconds and in days since 1970.
+_MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
+_MIN_DAY, _MAX_DAY = -719_162, 2_932_896
+_US_PER = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
+def _check_time_range(col: pa.ChunkedArray, subject: str) -> None:
+    """Refuse times (of a file's timestamp or date column) outside years 1 to 9999 UTC."""
+    t = col.type
+    if pa.types.is_timestamp(t) and t.unit in _US_PER:
+        per = _US_PER[t.unit]
+        low, high, values = -(-_MIN_US // per), _MAX_US // per, pc.cast(col, pa.int64())
+    elif pa.types.is_date32(t):
+        low, high, values = _MIN_DAY, _MAX_DAY, pc.cast(col, pa.int32())
+    elif pa.types.is_date64(t):
+        low, high, values = -(-_MIN_US // 1000), _MAX_US // 1000, pc.cast(col, pa.int64())
+    else:
+        return  # text is checked by parse_time; nanoseconds cannot leave years 1677-2262
+    outside = pc.or_(pc.less(values, low), pc.greater(values, high))
+    if pc.any(outside).as_py():
+        row = pc.index(outside, True).as_py()
+        raise InvalidRequestError(
+            f"{subject} has a time outside 0001-01-01 to 9999-12-31 UTC (row {row}); give times in that range"
+        )
+
+
 def prepare_spine(spine: pa.Table, timestamp_column: str, key_types: Mapping[str, ValueType], what: str) -> pa.Table:
     """Refuse what the point-in-time join cannot take from a request, saying what to fix: no
     rows, a repeated or reserved column name, a boolean where a key is a number or text; and read
@@ -216,6 +242,8 @@ def prepare_spine(spine: pa.Table, timestamp_column: str, key_types: Mapping[str
                 f"The {what}'s key column '{name}' holds booleans, but entity key '{name}' is {vtype.value}; "
                 f"give {vtype.value} values"
             )
+    for name in names:
+        _check_time_range(spine.column(name), f"The {what}'s column '{name}'")
     if timestamp_column in names and _is_text(spine.column(timestamp_column).type):
         subject = f"The {what}'s timestamp column '{timestamp_column}'"
         values = spine.column(timestamp_column).to_pylist()

@@ -8,6 +8,9 @@ from fastapi import APIRouter, Query
 
 from datamart.payloads import FeatureStatistics, RunInfo, RunQuality, RunStatistics, ValidationReport
 from datamart.routes import ERROR_RESPONSES, StoreDep
+from featurestore.errors import NotFoundError
+from featurestore.registry.records import RunRecord
+from featurestore.store import FeatureStore
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -16,8 +19,8 @@ router = APIRouter(responses=ERROR_RESPONSES)
 def run_quality(run_id: str, store: StoreDep) -> RunQuality:
     """Every expectation's outcome (failed rows, examples), the verdict (passed, warned,
     quarantined or blocked) and the statistics of the rows the run published."""
-    record = store.registry.get_run(run_id)  # 404 for an unknown run
-    quality = store.registry.get_run_quality(run_id)
+    record = _run(store, run_id)
+    quality = store.registry.get_run_quality(record.id)
     return RunQuality(
         run=RunInfo.model_validate(record.to_dict()),
         validation=None if quality is None else ValidationReport.model_validate(quality["validation"]),
@@ -41,3 +44,27 @@ def view_statistics(
     histogram, and drift (population stability index) against the run before."""
     store.get_feature_view(name)  # 404 with a suggestion for an unknown view
     return [RunStatistics.model_validate(r) for r in store.registry.list_statistics(store.project, name, limit=limit)]
+
+
+RECENT_RUNS = 200
+
+
+def _run(store: FeatureStore, run_id: str) -> RunRecord:
+    """The run of an id, or of the start of one (the UI shows the first characters), else a 404
+    with the nearest recent ids and where ids are listed."""
+    try:
+        return store.registry.get_run(run_id)
+    except NotFoundError:
+        pass
+    recent = [r.id for r in store.registry.list_runs(store.project, limit=RECENT_RUNS)]
+    started = [i for i in recent if run_id and i.startswith(run_id)]
+    if len(started) == 1:
+        return store.registry.get_run(started[0])
+    err = NotFoundError("run", run_id, project=store.project, candidates=started or recent)
+    hint = (
+        f" {len(started)} runs have ids starting so: give more of the id."
+        if len(started) > 1
+        else " Each feature view lists its last runs with their ids: GET /v1/feature-views/{name}."
+    )
+    err.args = (str(err) + hint,)
+    raise err

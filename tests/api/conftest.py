@@ -139,10 +139,9 @@ def definitions() -> list[object]:
     return [customer, transactions, customers, balances, stats, profile, balance, churn]
 
 
-@pytest.fixture(scope="session")
-def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project applied and run once: registry, offline Parquet and online SQLite all filled."""
-    root = tmp_path_factory.mktemp("shop")
+def build_project(root: Path) -> Path:
+    """The project in ``root`` (an empty folder), applied and run once: registry, offline Parquet
+    and online SQLite all filled."""
     (root / CONFIG_FILE_NAME).write_text(render_default_config("shop"))
     _write_data(root)
     objects = definitions()
@@ -153,6 +152,19 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for name in views:
             engine.run(name, definitions=views, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project applied and run once: registry, offline Parquet and online SQLite all filled."""
+    return build_project(tmp_path_factory.mktemp("shop"))
+
+
+@pytest.fixture(scope="module")
+def own_project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project for one test module, for tests whose requests change the registry or
+    the stores in ways the others must not see (the fuzz tests register models, run repairs)."""
+    return build_project(tmp_path_factory.mktemp("own"))
 
 
 @pytest.fixture(scope="session")
