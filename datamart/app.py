@@ -42,7 +42,9 @@ services, lineage and usage.
 
 Name yourself in the `X-Consumer` header: every read is recorded under that name in the
 registry's usage statistics (`GET /v1/usage`). The registry UI, the catalog in a browser, is
-served under `/ui/`. Errors answer
+served under `/ui/`. Times are ISO 8601 with their offset (`2024-03-01T12:00:00Z`,
+`2024-03-01T13:00:00+01:00`): a time without one is refused, as by the SDK; a bare date
+(`2024-03-01`) is that day from 00:00 UTC. Errors answer
 `{"error": <exception class>, "message": ..., "suggestions": [...]}`.
 """
 

@@ -305,7 +305,8 @@ class TrainingSetRequest(BaseModel):
 
     features: FeatureRefs = Field(description=FEATURES_DESCRIPTION)
     spine: dict[str, list[Any]] | list[dict[str, Any]] = Field(
-        description="Entity keys, a timestamp (ISO 8601) and any labels: as columns {name: [values]} or as rows."
+        description="Entity keys, a timestamp and any labels: as columns {name: [values]} or as rows. Timestamps "
+        "are ISO 8601 with their offset (2024-03-01T12:00:00Z); one without is refused; a date is that day at 00:00 UTC."
     )
     timestamp_column: str = Field(default="event_timestamp", description="The spine's timestamp column.")
     full_feature_names: bool = Field(default=False, description="Name features 'view__feature'.")

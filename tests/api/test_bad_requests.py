@@ -271,3 +271,13 @@ def test_unknown_path_and_method_say_where_to_look(api: TestClient) -> None:
     wrong = api.delete("/v1/health")
     assert wrong.status_code == 405
     assert "GET" in wrong.json()["message"]
+
+
+def test_run_quality_takes_the_start_of_a_run_id_and_says_where_ids_are(api: TestClient, store: Any) -> None:
+    run_id = store.registry.list_runs(store.project, limit=1)[0].id
+    short = api.get(f"/v1/runs/{run_id[:8]}/quality")  # the UI shows the first characters
+    assert short.status_code == 200, short.text
+    assert short.json()["run"]["id"] == run_id
+    unknown = api.get("/v1/runs/no-such-run/quality")
+    assert unknown.status_code == 404
+    assert "GET /v1/feature-views/{name}" in unknown.json()["message"]
