@@ -16,13 +16,9 @@ on a small project of two views:
 from __future__ import annotations
 
 import json
-import os
+import logging
 import random
-import selectors
-import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import closing
@@ -34,21 +30,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from crashes import RunServer
 
 from etl.local import LocalEngine
 from etl.runs import RunResult
 from featurestore.config import CONFIG_FILE_NAME
 from featurestore.consistency import MAX_EXAMPLES, UNREADABLE, ConsistencyReport
 from featurestore.definitions import FeatureView
-from featurestore.errors import InvalidRequestError, UnreadableValueError
+from featurestore.errors import InvalidRequestError
 from featurestore.lookup import FeatureStatus
 from featurestore.online.codec import cast_keys, encode_keys, layout_id
 from featurestore.project_files import load_definitions
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
-
-REPO = Path(__file__).resolve().parents[2]
-KILLABLE_RUN = Path(__file__).with_name("_killable_run.py")
 
 
 def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
@@ -343,79 +337,60 @@ def test_rerun_of_the_same_window(project: Project) -> None:
     project.assert_consistent()
 
 
-@pytest.mark.parametrize("kill_point", ["online_write", "offline_commit", "run_record"])
-def test_run_killed_mid_write_then_rerun(project: Project, kill_point: str) -> None:
+@pytest.mark.parametrize("kill_point", ["committed", "online_batch", "settled"])
+def test_run_killed_mid_publish_then_rerun(project: Project, run_server: RunServer, kill_point: str) -> None:
+    """A run SIGKILLed at a publish phase (``etl.runs.CHECKPOINTS``): after its commit, offline is
+    ahead of online by exactly the entities of its intent not derived yet; the re-run derives
+    them and closes the killed run's record."""
     project.run_all(D[1], D[4])
     project.assert_consistent()
     batch_rows = 40
-    killed = _run_and_kill(project, BALANCES, D[4], D[8], kill_point, batch_rows)
-    assert killed.returncode == -signal.SIGKILL
+    request = {
+        "root": str(project.root),
+        "view": BALANCES,
+        "start": D[4].isoformat(),
+        "end": D[8].isoformat(),
+        "kill": {"phase": kill_point},
+        "batch_rows": batch_rows,
+    }
+    killed = run_server.run(request)
+    assert killed.killed and killed.ready == (kill_point, 1), killed.describe()
     (run,) = [r for r in project.store.registry.list_runs(project.store.project, BALANCES) if r.window_start == D[4]]
     assert run.status == "running"  # a killed process records nothing more
 
     before = project.check(BALANCES)
-    online = project.store.online_store
-    changed = before.mismatched + before.extra
-    if kill_point == "online_write" and type(online).transactional_writes:
-        assert before.consistent, before.to_dict()  # the transaction died with the process
-    elif kill_point == "online_write":
-        assert 0 < changed <= batch_rows, before.to_dict()  # the first batch, no more
-        assert before.missing == 0
-    elif kill_point == "offline_commit":
-        # Every batch is online, the offline publish is not: online is ahead.
-        assert changed > batch_rows, before.to_dict()
-        assert before.missing == 0
-    else:
-        # Both stores published; the offline manifest carries its watermark, so the checker
-        # agrees with the stores even though the registry never heard of the run's end.
+    offline = project.store.offline_store
+    view = project.definitions[BALANCES]
+    pending = offline.pending(view)
+    # Every account with a row in [D4, D8) gets a newer row there: each entity of the intent
+    # differs online until derived (stale, or missing for accounts new in the window).
+    differing = before.mismatched + before.missing
+    assert before.extra == 0
+    if kill_point == "settled":
+        # Both stores published and the intent settled; the offline manifest carries its
+        # watermark, so the checker agrees even though the registry never heard of the run's end.
+        assert pending == []
         assert before.consistent, before.to_dict()
+    else:
+        (intent,) = pending
+        assert intent.run_id == run.id
+        if kill_point == "committed":
+            assert differing == intent.entities > batch_rows, before.to_dict()
+        elif type(project.store.online_store).transactional_writes:
+            assert before.consistent, before.to_dict()  # its one transaction is the whole derivation
+        else:
+            assert differing == intent.entities - batch_rows > 0, before.to_dict()  # the first batch, no more
 
     project.run(BALANCES, D[4], D[8])
     project.assert_consistent(BALANCES)
+    assert offline.pending(view) == []
     # The re-run found the killed run's leftovers: its record is closed, its staged files gone.
     (killed_run,) = [r for r in project.store.registry.list_runs(project.store.project, BALANCES) if r.id == run.id]
     assert killed_run.status == "abandoned"
-    offline = project.store.offline_store
     view_dir = offline.view_dir(BALANCES)
     on_disk = {f"{p.parent.name}/{p.name}" for p in view_dir.glob("date=*/*")}
     manifest = offline._manifest(BALANCES)
     assert on_disk == set(manifest["partitions"].values()) | set(manifest["superseded"])
-
-
-def _run_and_kill(
-    project: Project, view: str, start: datetime, end: datetime, kill_point: str, batch_rows: int
-) -> subprocess.CompletedProcess[str]:
-    """Run the view in a child process, SIGKILL it at the kill point, return how it ended."""
-    stderr = project.root / f"killed-run-{kill_point}.err"
-    args = [str(project.root), view, start.isoformat(), end.isoformat(), kill_point, str(batch_rows)]
-    with open(stderr, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, str(KILLABLE_RUN), *args],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        assert proc.stdout is not None
-        lines = []
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            while True:
-                if not sel.select(timeout=120):
-                    proc.kill()
-                    pytest.fail(f"the run did not reach {kill_point} within 120 s: {stderr.read_text()}")
-                line = proc.stdout.readline()
-                lines.append(line)
-                if line.strip() == "READY":
-                    break
-                if not line:
-                    proc.wait()
-                    pytest.fail(f"the run ended without reaching {kill_point}: {''.join(lines)}{stderr.read_text()}")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        proc.stdout.close()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), stderr.read_text())
 
 
 # ---------------------------------------------------------------------------- the checker sees tampering
@@ -536,17 +511,20 @@ def test_checker_reports_a_changed_value_a_deleted_key_and_an_added_key(project:
     ids=["an-older-format", "an-unknown-layout", "not-json"],
 )
 def test_a_value_it_cannot_read_is_named_and_a_re_run_rewrites_it(
-    project: Project, raw: RawStore, stored: bytes
+    project: Project, raw: RawStore, stored: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     project.run(BALANCES)
     view = project.definitions[BALANCES]
     micros, _ = raw.get(view, {"account_id": 7})
     raw.put_bytes(view, {"account_id": 7}, micros, stored.replace(b"%d", str(micros).encode()))
     refs = [f"{BALANCES}:balance"]
-    with pytest.raises(
-        UnreadableValueError, match=f"entity 7 of feature view '{BALANCES}'.*featurestore run {BALANCES}"
-    ):
-        project.store.get_online_features(refs, {"account_id": [6, 7, 8]})
+    # A lookup serves it as invalid (null), the others as they are, and says which one to re-run.
+    with caplog.at_level(logging.WARNING, logger="featurestore.lookup"):
+        response = project.store.get_online_features(refs, {"account_id": [6, 7, 8]})
+    expired, invalid = FeatureStatus.EXPIRED, FeatureStatus.INVALID
+    assert response.statuses["balance"] == [expired, invalid, expired]
+    assert "the stored row of entity 7 cannot be read" in caplog.text
+    assert f"featurestore run {BALANCES}" in caplog.text
     # The checker counts it as a mismatch, and names it, rather than failing.
     report = project.check(BALANCES)
     assert (report.mismatched, report.missing, report.extra) == (1, 0, 0), report.to_dict()

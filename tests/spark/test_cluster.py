@@ -5,6 +5,7 @@ by ``infra/spark/start.sh``), through the command line as a user runs it: ``feat
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -41,12 +42,13 @@ def test_a_run_on_the_standalone_cluster_publishes_offline_and_online(
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "daily_spend: 6 rows offline, 3 online" in proc.stdout, proc.stdout + proc.stderr
+    assert re.search(r"^daily_spend: 6 rows offline\b.*\b3 online\b", proc.stdout, re.M), proc.stdout + proc.stderr
     with FeatureStore(root) as store:
         assert offline_rows(store) == ALL_ROWS
         assert online_rows(store) == NEWEST_ONLINE
         (record,) = store.registry.list_runs(store.project, "daily_spend")
         assert (record.engine, record.status) == ("spark", "succeeded")
+        assert (record.rows_offline, record.rows_online, record.rows_online_removed) == (6, 3, 0)
     # The cluster ran it: the master lists the finished application.
     with urllib.request.urlopen(f"{spark_cluster.ui_url}/json/", timeout=5) as response:
         master = json.load(response)

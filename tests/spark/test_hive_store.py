@@ -4,6 +4,8 @@ written everything; the SDK reads the same rows through the manifest, without Sp
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,6 @@ from spark_projects import (
     write_transactions,
 )
 
-from etl.local import LocalEngine
 from etl.spark import SparkEngine
 from featurestore.errors import RunError
 from featurestore.offline.hive import HiveOfflineStore
@@ -89,9 +90,13 @@ def test_a_window_swaps_exactly_its_partitions(tmp_path: Path, spark: Any) -> No
         expected = [r if r[0] != 3 else (3, utc(2024, 3, 3), 6.0, 1) for r in ALL_ROWS]
         assert table_rows(spark, store) == expected == offline_rows(store)
 
-        # A window whose rows are gone: its partition is dropped, the others stay.
+        # A window whose rows are gone: blocked (an empty source must not delete what is
+        # published), then accepted: its partition is dropped, the others stay.
         write_transactions(root, [t for t in TRANSACTIONS if t[1] < utc(2024, 3, 4)])
-        run(store, spark, start=utc(2024, 3, 5), end=utc(2024, 3, 6))
+        with pytest.raises(RunError, match="--allow-row-drop"):
+            run(store, spark, start=utc(2024, 3, 5), end=utc(2024, 3, 6))
+        assert table_rows(spark, store) == expected == offline_rows(store)
+        run(store, spark, start=utc(2024, 3, 5), end=utc(2024, 3, 6), allow_row_drop=True)
         assert sorted(partitions(spark, store)) == ["2024-03-02", "2024-03-03", "2024-03-04"]
         assert table_rows(spark, store) == [r for r in expected if r[1] != utc(2024, 3, 5)] == offline_rows(store)
 
@@ -124,8 +129,17 @@ def test_the_metastore_converges_to_the_manifest_at_the_next_run(tmp_path: Path,
 
 
 def test_the_embedded_engine_refuses_a_hive_store_before_writing_anything(tmp_path: Path) -> None:
+    # In a process of its own: no SparkSession is active there (in this one, the Hive store
+    # would publish through the tests' session).
     root = new_project(tmp_path / "cards", offline=hive_offline(), engine={"type": "local"})
+    exe = Path(sys.executable).with_name("featurestore")
+    proc = subprocess.run(
+        [str(exe), "-C", str(root), "run", VIEW, "--no-progress"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0
+    assert "--engine spark" in proc.stderr, proc.stdout + proc.stderr
     with FeatureStore(root) as store:
-        with pytest.raises(RunError, match="--engine spark"):
-            LocalEngine(store).run(VIEW, definitions=definitions(store), progress=False)
         assert not store.offline_store.files(VIEW)
+        assert not [p for p in store.offline_store.view_dir(VIEW).rglob("*") if p.is_file()]
+        (record,) = store.registry.list_runs(store.project, VIEW)
+        assert record.status == "failed"

@@ -1,6 +1,7 @@
-"""Runs of the Spark engine on ``local[2]`` with the Parquet offline store: the same rows offline
-and online as the embedded engine, the same run record, windows replaced exactly, older never
-over newer online, and a failed run publishing nothing."""
+"""Runs of the Spark engine on ``local[2]`` with the Parquet offline store, through the same run
+pipeline as the embedded engine (``etl.runs``): the same rows offline and online, the same run
+record, windows replaced exactly, online derived from offline (an older window leaves the newer
+rows, a retracted row moves online back), and a failed run publishing nothing."""
 
 from __future__ import annotations
 
@@ -105,14 +106,29 @@ def test_windows_replace_exactly_their_rows_and_reruns_are_idempotent(
     assert (offline_rows(store), online_rows(store)) == before
 
 
-def test_a_backfill_of_an_older_window_never_overwrites_newer_values_online(store: FeatureStore, spark: Any) -> None:
+def test_a_backfill_of_an_older_window_leaves_the_newer_values_online(store: FeatureStore, spark: Any) -> None:
     newer = run(store, spark, start=utc(2024, 3, 4), end=utc(2024, 3, 6))
-    assert newer.rows_online == 2
+    assert (newer.rows_online, newer.entities_affected) == (2, 2)
     older = run(store, spark, start=utc(2024, 3, 2), end=utc(2024, 3, 4))
-    assert (older.rows_online, older.rows_online_skipped_older) == (1, 2)
+    # Customers 1, 2 and 3 are in the older window: each set to its latest offline row over all
+    # partitions, the newer one for customers 1 and 2.
+    assert (older.rows_online, older.rows_online_removed, older.entities_affected) == (3, 0, 3)
     assert online_rows(store) == NEWEST_ONLINE
     assert offline_rows(store) == ALL_ROWS
     assert store.registry.watermark(store.project, VIEW) == utc(2024, 3, 5)
+
+
+def test_a_rerun_retracting_a_row_moves_online_back_to_the_older_one(
+    store: FeatureStore, spark: Any, root: Path
+) -> None:
+    run(store, spark)
+    # Customer 1's transaction of 03-04 was never made: its row of 03-05 goes, online goes back.
+    write_transactions(root, [t for t in TRANSACTIONS if t[1] != utc(2024, 3, 4, 8)])
+    result = run(store, spark, start=utc(2024, 3, 4), end=utc(2024, 3, 6))
+    assert (result.rows_before, result.rows_offline, result.rows_online_removed) == (2, 1, 0)
+    assert offline_rows(store) == [r for r in ALL_ROWS if r[:2] != (1, utc(2024, 3, 5))]
+    assert online_rows(store) == {**NEWEST_ONLINE, 1: (utc(2024, 3, 3), 7.0, 1)}
+    assert store.check_consistency(VIEW, sample=None).consistent
 
 
 def test_a_failed_run_publishes_nothing_and_is_recorded_with_its_error(
