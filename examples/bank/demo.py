@@ -250,19 +250,28 @@ def main() -> None:
             server.wait(timeout=10)
 
 
-def rerun_last_days(project: Path, engine: str, *, days: int) -> None:
-    """``featurestore run customer_spend --start <days ago> --end <tomorrow>``, as a user types it.
-    Customers quiet for longer than the 90-day lookback drop out of the window: the run removes
-    their rows there offline, and online goes back to each one's latest remaining row."""
+def rerun_last_days(project: Path, engine_name: str, *, days: int) -> None:
+    """What ``featurestore run customer_spend --start <days ago> --end <tomorrow>`` does, on the
+    demo's engine and stores. Customers quiet for longer than the 90-day lookback drop out of the
+    window: the run removes their rows there offline, and online goes back to each one's latest
+    remaining row."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    window = [(today - timedelta(days=days)).isoformat(), (today + timedelta(days=1)).isoformat()]
-    # The console script beside this interpreter (what `featurestore` on the PATH of the venv is).
-    cli = [str(Path(sys.executable).with_name("featurestore")), "-C", str(project)]
-    run = [*cli, "run", "customer_spend", "--start", window[0], "--end", window[1], "--no-progress"]
-    proc = subprocess.run([*run, "--engine", engine], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"the re-run failed:\n{proc.stderr[-2000:]}")
-    print(textwrap.indent(proc.stdout.strip(), "   "))
+    start, end = today - timedelta(days=days), today + timedelta(days=1)
+    with FeatureStore(demo_config(project, engine_name)) as store:
+        engine: Any = LocalEngine(store)
+        if engine_name == "spark":
+            from etl.spark import SparkEngine
+
+            engine = SparkEngine(store)
+        definitions = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
+        result = engine.run("customer_spend", start=start, end=end, definitions=definitions, progress=False)
+        if engine_name == "spark":
+            engine.spark.stop()
+    print(
+        f"   featurestore run customer_spend --start {start:%Y-%m-%d} --end {end:%Y-%m-%d}: "
+        f"{result.rows_offline:,} rows in the window ({result.rows_before:,} before), "
+        f"{result.rows_online:,} entities derived online, {result.rows_online_removed:,} removed"
+    )
 
 
 def _same(a: object, b: object) -> bool:
