@@ -73,7 +73,8 @@ class StagedPublish(Protocol):
 
     run_id: str
     rows: int
-    """Rows of the run's window after the run (what it publishes in the window)."""
+    """Rows the run publishes in its window (with ``merge``, the recomputed rows only: the kept
+    ones are not counted)."""
     rows_before: int
     """Rows of the run's window that were published before the run."""
     entities: int
