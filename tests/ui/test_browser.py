@@ -91,8 +91,9 @@ def test_view_page_shows_its_last_run_and_statistics(browser: Any, ui_url: str, 
     assert stats, "no statistics on the view page: " + browser.find_element(By.ID, "statistics").text
     assert browser.find_elements(By.CSS_SELECTOR, "#stats-spend_30d svg.chart rect")  # the histogram's bars
     trend = browser.find_element(By.CSS_SELECTOR, '#stats-spend_30d svg.chart[aria-label="spend_30d: mean over runs"]')
-    assert len(trend.find_elements(By.TAG_NAME, "circle")) == 2  # the demo's run and the incremental one
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")) == 2
+    # The demo's run, its 14-day re-run (step 8) and the incremental one.
+    assert len(trend.find_elements(By.TAG_NAME, "circle")) == 3
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")) == 3
     # Quality: the newest run's expectations with their results (the demo declares some on customer_spend).
     quality = browser.find_element(By.ID, "quality-results").text
     assert "spend_30d" in quality and "passed" in quality
