@@ -22,11 +22,8 @@ from featurestore.definitions import FeatureView, FileSource, Source, SqlSource,
 from featurestore.errors import FeatureStoreError, RunError
 from featurestore.schema import conform
 from featurestore.sql import connect as duckdb_connect
+from featurestore.sql import quote as _quote
 from featurestore.store import FeatureStore
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(path: Path) -> str:

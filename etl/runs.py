@@ -28,7 +28,9 @@ exactly as before) and the intent stays pending until a run or repair finds the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -498,9 +500,6 @@ def _guard_row_drop(
 
 
 def _remove_tree(path: Path) -> None:
-    import contextlib
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
     with contextlib.suppress(OSError):  # the staging folder, when no other run's scratch is in it
         path.parent.rmdir()

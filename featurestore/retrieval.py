@@ -21,6 +21,7 @@ from featurestore.definitions import FeatureService, FeatureView
 from featurestore.errors import InvalidRequestError, NotFoundError, UnreadableValueError, did_you_mean
 from featurestore.schema import to_utc_timestamp, view_schema
 from featurestore.sql import connect as duckdb_connect
+from featurestore.sql import quote as _quote
 from featurestore.types import UTC_TIMESTAMP
 
 
@@ -193,10 +194,6 @@ def _cast(view: FeatureView, feature: str, col: pa.ChunkedArray, to: pa.DataType
             f"read as {view.feature(feature).dtype.value} as the view now declares: re-run the view to rewrite "
             f"its files (featurestore run {view.name}): {err}"
         ) from err
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def training_set(

@@ -15,3 +15,8 @@ def connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def quote(name: str) -> str:
+    """An identifier (column, table) quoted for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'

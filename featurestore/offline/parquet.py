@@ -43,6 +43,7 @@ from featurestore.errors import StoreUnavailableError
 from featurestore.offline import LatestRows, PublishIntent
 from featurestore.schema import view_schema
 from featurestore.sql import connect as duckdb_connect
+from featurestore.sql import quote as _quote
 
 MANIFEST = "_manifest.json"
 INTENTS = "_intents"
@@ -55,10 +56,6 @@ def _as_utc(when: datetime | None) -> datetime | None:
     if when is None:
         return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _files_sql(files: Sequence[Path]) -> str:

@@ -238,20 +238,21 @@ class RedisOnlineStore:
 
         return self._layouts.get(view, layout, load)
 
+    def _scan(self, view: FeatureView) -> Any:
+        """The view's entity keys, scanned (every primary of a cluster)."""
+        literal = re.sub(r"([\\*?\[\]])", r"\\\1", self._key(view, ""))  # glob characters of the prefix
+        return self._client.scan_iter(match=literal + "*", count=1000)
+
     def entity_keys(self, view: FeatureView) -> list[str]:
-        prefix = self._key(view, "")
-        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"  # glob characters of the prefix
+        start = len(self._key(view, ""))
         try:
-            found = self._client.scan_iter(match=pattern, count=1000)
-            return [(k.decode() if isinstance(k, bytes) else str(k))[len(prefix) :] for k in found]
+            return [(k.decode() if isinstance(k, bytes) else str(k))[start:] for k in self._scan(view)]
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
 
     def count(self, view: FeatureView) -> int:
-        literal = re.sub(r"([\\*?\[\]])", r"\\\1", self._key(view, ""))  # glob characters of the prefix
-        pattern = literal + "*"
         try:
-            return sum(1 for _ in self._client.scan_iter(match=pattern, count=1000))
+            return sum(1 for _ in self._scan(view))
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
 
