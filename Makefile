@@ -2,33 +2,51 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two installs: `make demo` needs only the `demo` extra (scikit-learn, Great Expectations); the
+# test suites need `dev` (pyspark, which pip builds from its source tarball, selenium, server
+# clients...). `dev` includes everything `demo` has, so installing it satisfies the demo stamp
+# too: `make demo` after `make test` installs nothing, `make test` after `make demo` adds `dev`.
+DEMO_STAMP := $(VENV)/.installed-demo
+DEV_STAMP  := $(VENV)/.installed
 
-.PHONY: install demo ui test test-fast lint clean
+.PHONY: install install-demo demo ui bin test test-fast lint clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV_STAMP) $(DEMO_STAMP)
 
 ## install: create .venv and install the project with its development tools
-install: $(STAMP)
+install: $(DEV_STAMP)
+
+## install-demo: create .venv and install only what the demo and the `featurestore` command need
+install-demo: $(DEMO_STAMP)
 
 ## demo: run the bank demo end to end on the embedded default (no server needed)
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/bank/demo.py
 
 ## ui: the registry UI on the demo's registry, at http://127.0.0.1:8080/ (after make demo)
-ui: $(STAMP)
+ui: $(DEMO_STAMP)
 	$(BIN)/featurestore -C examples/bank ui
 
+## bin: print where the `featurestore` command is (or run `. .venv/bin/activate` to put it on PATH)
+bin: $(DEMO_STAMP)
+	@echo $(abspath $(BIN))/featurestore
+
 ## test: lint, type-check and run every test suite
-test: $(STAMP) lint
+test: $(DEV_STAMP) lint
 	$(BIN)/python -m pytest
 
 ## test-fast: ruff, then the unit and contract suites on the embedded stores only (SQLite, in-memory: no servers)
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests/unit tests/contract -q -k "$(SERVER_STORES_EXCLUDED)"
@@ -39,7 +57,7 @@ test-fast: $(STAMP)
 SERVER_STORES_EXCLUDED := not [redis and not [cassandra
 
 ## lint: ruff, mypy and the import layers (import-linter, contract in pyproject.toml)
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
