@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -39,8 +38,9 @@ def spend(
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+def registry(registry_url: str) -> Iterator[Registry]:
+    """A fresh registry on SQLite, then on PostgreSQL (``registry_url`` in tests/conftest.py)."""
+    reg = Registry(registry_url)
     yield reg
     reg.close()
 

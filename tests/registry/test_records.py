@@ -41,8 +41,9 @@ SCORING = FeatureService(name="scoring", features=(SPEND,))
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+def registry(registry_url: str) -> Iterator[Registry]:
+    """A fresh registry on SQLite, then on PostgreSQL (``registry_url`` in tests/conftest.py)."""
+    reg = Registry(registry_url)
     reg.apply(PROJECT, validate_project([CUSTOMER, TRANSACTIONS, SPEND, SCORING]))
     yield reg
     reg.close()
