@@ -24,7 +24,7 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,21 +249,34 @@ def postgres_server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def postgres_database(postgres_server: Server) -> Iterator[str]:
-    """The URL of a fresh, empty database of its own on the test PostgreSQL (about 20 ms to
-    create), dropped afterwards with whatever connections a test left open."""
+def postgres_databases(postgres_server: Server) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty databases of their own on the test PostgreSQL (about 20 ms each) and
+    gives their URLs; each is dropped afterwards, with whatever connections a test left open."""
     import sqlalchemy as sa
 
-    name = unique_name("fstest")
     admin = sa.create_engine(postgres_url(postgres_server, POSTGRES_ENV["POSTGRES_DB"]), isolation_level="AUTOCOMMIT")
-    try:
+    made: list[str] = []
+
+    def make() -> str:
+        name = unique_name("fstest")
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
-        yield postgres_url(postgres_server, name)
+        made.append(name)
+        return postgres_url(postgres_server, name)
+
+    try:
+        yield make
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in made:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_database(postgres_databases: Callable[[], str]) -> str:
+    """The URL of a fresh, empty database of its own on the test PostgreSQL."""
+    return postgres_databases()
 
 
 @pytest.fixture(params=REGISTRY_BACKENDS)

@@ -93,9 +93,16 @@ class Registry(Apply, Definitions, Runs, Usage):
             if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self._engine = engine or sa.create_engine(url)
-            ensure_schema(self._engine)
         except sa.exc.SQLAlchemyError as err:
             raise StoreUnavailableError("Registry", _safe_url(url), str(err).splitlines()[0]) from err
+        try:
+            ensure_schema(self._engine)
+        except BaseException as err:
+            if engine is None:  # ours: close its pooled connections rather than leave them to the GC
+                self._engine.dispose()
+            if isinstance(err, sa.exc.SQLAlchemyError):
+                raise StoreUnavailableError("Registry", _safe_url(url), str(err).splitlines()[0]) from err
+            raise
 
     def close(self) -> None:
         self._engine.dispose()

@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,89 @@ def test_the_migrations_downgrade_and_upgrade_again(release_0_1: str) -> None:
     registry.close()
 
 
+# ---------------------------------------------------------------------- on PostgreSQL
+
+
+def copy_release_0_1_to(url: str) -> None:
+    """Release 0.1's registry moved to the database at ``url`` as 0.1 would have left it there:
+    the baseline's tables (0.1's ``create_all``), no ``alembic_version``, and every row of
+    ``registry_release_0_1.db``."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, BASELINE)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+    source = sa.create_engine(f"sqlite:///{RELEASE_0_1}")
+    old, new = sa.MetaData(), sa.MetaData()
+    old.reflect(source)
+    new.reflect(engine)
+    with source.connect() as src, engine.begin() as dst:
+        for table in old.sorted_tables:
+            rows = [dict(r._mapping) for r in src.execute(sa.select(table))]
+            if rows:
+                dst.execute(new.tables[table.name].insert(), rows)
+        for table in ("usage_events", "consistency_checks"):  # ids inserted as they were: move the sequences on
+            dst.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"))
+    source.dispose()
+    engine.dispose()
+
+
+def test_a_release_0_1_registry_on_postgresql_is_upgraded_reads_back_the_same_and_downgrades(
+    postgres_database: str,
+) -> None:
+    url = postgres_database
+    copy_release_0_1_to(url)
+    assert revisions(url) == []
+
+    registry = Registry(url)
+    try:
+        assert revisions(url) == [HEAD]
+        assert read_back(registry) == json.loads(RELEASE_0_1_READ_BACK.read_text())
+        run_id = registry.start_run("cards", "customer_spend", engine="local", window_start=None, window_end=None)
+        registry.finish_run(run_id, status="succeeded", rows_online=5, entities_affected=4, rows_online_removed=1)
+        run = registry.get_run(run_id)
+        assert (run.view_version, run.entities_affected, run.rows_online_removed) == (2, 4, 1)
+        assert run.started_at.tzinfo is UTC
+        runs_before = {r.id: r for r in registry.list_runs("cards")}
+    finally:
+        registry.close()
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, BASELINE)
+    engine.dispose()
+    assert revisions(url) == [BASELINE]
+    assert not set(NEW_RUN_COLUMNS) & {c[0] for c in schema(url)["runs"]["columns"]}
+
+    registry = Registry(url)
+    assert revisions(url) == [HEAD]
+    after = {r.id: r for r in registry.list_runs("cards")}
+    registry.close()
+    assert after.keys() == runs_before.keys()
+    assert after[run_id].entities_affected is None  # the downgrade dropped the column and its values
+    assert {k: v for k, v in after.items() if k != run_id} == {k: v for k, v in runs_before.items() if k != run_id}
+
+
+def test_a_fresh_registry_on_postgresql_is_built_by_the_migrations_into_the_declared_tables(
+    postgres_databases: Callable[[], str],
+) -> None:
+    fresh, declared = postgres_databases(), postgres_databases()
+    Registry(fresh).close()
+    assert revisions(fresh) == [HEAD]
+    engine = sa.create_engine(declared)
+    metadata.create_all(engine)
+    engine.dispose()
+
+    assert schema(fresh) == schema(declared)
+    engine = sa.create_engine(fresh)
+    with engine.connect() as conn:  # nothing for Alembic's autogenerate to add either
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
+
+
 def test_head_is_the_newest_revision_and_the_baseline_the_first() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
     assert scripts.get_heads() == [HEAD]
@@ -224,18 +308,18 @@ def test_head_is_the_newest_revision_and_the_baseline_the_first() -> None:
     assert [s.revision for s in scripts.walk_revisions()] == [HEAD, BASELINE]
 
 
-def test_a_registry_upgraded_by_a_newer_release_is_refused_with_what_to_do(release_0_1: str) -> None:
-    upgrade(release_0_1)
-    engine = sa.create_engine(release_0_1)
+def test_a_registry_upgraded_by_a_newer_release_is_refused_with_what_to_do(registry_url: str) -> None:
+    upgrade(registry_url)
+    engine = sa.create_engine(registry_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
     engine.dispose()
     with pytest.raises(StoreUnavailableError, match=r"revision 0099_from_the_future.*Upgrade featurestore"):
-        Registry(release_0_1)
+        Registry(registry_url)
 
 
-def test_a_table_dropped_from_a_registry_at_head_is_created_again(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
+def test_a_table_dropped_from_a_registry_at_head_is_created_again(registry_url: str) -> None:
+    url = registry_url
     Registry(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -279,9 +363,9 @@ def test_opening_a_registry_at_head_and_featurestore_help_do_not_import_alembic(
     assert helped.strip().endswith("False")
 
 
-def test_several_processes_opening_a_new_registry_at_once_all_succeed(tmp_path: Path) -> None:
+def test_several_processes_opening_a_new_registry_at_once_all_succeed(registry_url: str) -> None:
     """The workers of a server opening one fresh registry race to create it: each ends at head."""
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    url = registry_url
     code = f"from featurestore.registry import Registry\nRegistry({url!r}).close()\n"
     workers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for worker in workers:

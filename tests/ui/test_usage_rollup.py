@@ -29,8 +29,9 @@ def at(days_ago: int, minute: int = 0) -> datetime:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+def registry(registry_url: str) -> Iterator[Registry]:
+    """A fresh registry on SQLite, then on PostgreSQL (``registry_url`` in tests/conftest.py)."""
+    reg = Registry(registry_url)
     yield reg
     reg.close()
 
@@ -124,8 +125,8 @@ def test_features_nobody_read_lately(tmp_path: Path) -> None:
     assert [(u["feature"], u["last_read"]) for u in unread] == [("never", None), ("stale", at(40))]
 
 
-def test_a_registry_from_before_the_roll_up_is_rolled_up_once_when_opened(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
+def test_a_registry_from_before_the_roll_up_is_rolled_up_once_when_opened(registry_url: str) -> None:
+    url = registry_url
     registry = Registry(url)
     with registry._engine.begin() as conn:  # as an older registry: raw events only
         usage_daily_t.drop(conn)
