@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeAlias
 
 import httpx
@@ -25,8 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datamart.errors import error_from_body
-from datamart.tables import PARQUET_MEDIA_TYPE, naive_time_message
-from featurestore.errors import FeatureStoreError, InvalidRequestError, StoreUnavailableError
+from datamart.tables import PARQUET_MEDIA_TYPE
+from featurestore.errors import FeatureStoreError, StoreUnavailableError
+from featurestore.times import aware_time
 
 API_PREFIX = "/v1"
 
@@ -176,7 +177,7 @@ class DatamartClient:
     def get_reference_data(
         self,
         view: str,
-        as_of: datetime | str,
+        as_of: datetime | date | str,
         *,
         features: Sequence[str] | None = None,
         include_expired: bool = False,
@@ -184,9 +185,9 @@ class DatamartClient:
         """Every entity's values of ``view`` as of a time: an aware datetime, or an ISO 8601 string
         with an offset or a date (that day from 00:00 UTC), as the API takes. A naive datetime is
         refused, as by the API: it is local to whoever made it."""
-        if isinstance(as_of, datetime):
-            if as_of.tzinfo is None:
-                raise InvalidRequestError(naive_time_message("The as_of parameter", as_of.isoformat()))
+        if isinstance(as_of, datetime):  # a naive one is refused, as by the API; the offset is sent as given
+            aware_time(as_of, "The as_of parameter")
+        if isinstance(as_of, date):  # a date alone: that day from 00:00 UTC, as the API reads it
             as_of = as_of.isoformat()
         params: dict[str, Any] = {"as_of": as_of, "format": "parquet", "include_expired": include_expired}
         if features:

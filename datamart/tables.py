@@ -10,7 +10,7 @@ import base64
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any, Literal
@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 
 from datamart.errors import MalformedRequestError
 from featurestore.errors import InvalidRequestError
+from featurestore.retrieval import spine_table
+from featurestore.times import parse_time_column
 from featurestore.types import ValueType
 
 TableFormat = Literal["json", "csv", "parquet"]
@@ -37,11 +39,6 @@ MEDIA_TYPES: dict[TableFormat, str] = {
 _PARQUET_ALIASES = (PARQUET_MEDIA_TYPE, "application/x-parquet", "application/parquet")
 _CSV_ALIASES = (CSV_MEDIA_TYPE, "application/csv", "text/plain")
 _PARQUET_MAGIC = b"PAR1"
-# Columns the point-in-time join adds to the spine (featurestore.retrieval.training_set): a spine
-# column of the same name would be overwritten by, or clash with, the join's own.
-RESERVED_SPINE_COLUMNS = ("__row_id", "__spine_ts")
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-TIME_EXAMPLE = "2024-03-01T12:00:00Z"
 
 
 def negotiate_format(requested: TableFormat | None, accept: str | None) -> TableFormat:
@@ -124,72 +121,9 @@ def table_to_bytes(table: pa.Table, fmt: Literal["csv", "parquet"]) -> bytes:
 
 
 def spine_from_json(spine: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> pa.Table:
-    """A spine given as columns ``{name: [values]}`` or as rows ``[{name: value}]``."""
-    if isinstance(spine, Mapping):
-        columns = {str(k): list(v) for k, v in spine.items()}
-    else:
-        names = list(dict.fromkeys(k for row in spine for k in row))
-        columns = {n: [row.get(n) for row in spine] for n in names}
-    if not columns:
-        raise InvalidRequestError("The spine is empty: give entity key columns and a timestamp column")
-    lengths = {n: len(v) for n, v in columns.items()}
-    if len(set(lengths.values())) > 1:
-        raise InvalidRequestError(f"The spine's columns have different lengths: {lengths}")
-    return pa.table(_arrays(columns, "spine"))
-
-
-def _arrays(columns: Mapping[str, Sequence[Any]], what: str) -> dict[str, pa.Array]:
-    arrays = {}
-    for name, values in columns.items():
-        # JSON numbers have no size limit; Arrow's integers stop at 64 bits (and would raise OverflowError).
-        big = next((v for v in values if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX), None)
-        if big is not None:
-            raise InvalidRequestError(
-                f"The {what} column '{name}' has the integer {big}, beyond the 64-bit range "
-                f"[{INT64_MIN}, {INT64_MAX}]; give values in that range (times as ISO 8601 strings, "
-                f"e.g. '{TIME_EXAMPLE}')"
-            )
-        try:
-            arrays[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as err:
-            raise InvalidRequestError(
-                f"The {what} column '{name}' mixes values of different types ({err}); give values of one type"
-            ) from err
-    return arrays
-
-
-def naive_time_message(subject: str, value: str) -> str:
-    """The answer to a time without an offset: the wording of the SDK's refusal of naive spine
-    timestamps (featurestore.retrieval.normalize_spine), with an example built from ``value``."""
-    shown = value.strip()
-    return (
-        f"{subject} has no time zone ('{value}'); give timezone-aware times, e.g. in UTC: ISO 8601 strings "
-        f"ending in 'Z' or an offset, like '{shown}Z' or '{shown}+01:00'"
-    )
-
-
-def parse_time(value: str, subject: str) -> datetime:
-    """An ISO 8601 time with an offset (or ``Z``), as an aware UTC datetime; a bare date is that
-    day from 00:00 UTC. Naive times, unreadable text and times outside years 1-9999 UTC are
-    refused with an :class:`InvalidRequestError` naming ``subject``."""
-    text = value.strip()
-    try:
-        if len(text) <= 10:  # a date, e.g. 2024-03-01 or 20240301: a day, not a time of day
-            return datetime.combine(date.fromisoformat(text), time(), UTC)
-        parsed = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise InvalidRequestError(
-            f"{subject} has '{value}', which is not an ISO 8601 date or time of years 0001 to 9999; "
-            f"give e.g. '2024-03-01' or '{TIME_EXAMPLE}'"
-        ) from err
-    if parsed.tzinfo is None:
-        raise InvalidRequestError(naive_time_message(subject, value))
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError as err:
-        raise InvalidRequestError(
-            f"{subject} has '{value}', which is outside 0001-01-01 to 9999-12-31 in UTC; give a time in that range"
-        ) from err
+    """A spine given as columns ``{name: [values]}`` or as rows ``[{name: value}]``, read as the SDK
+    reads one (:func:`featurestore.retrieval.spine_table`, with its messages)."""
+    return spine_table(spine)
 
 
 # Python's datetime, and so JSON answers, hold years 1 to 9999: in microseconds and in days since 1970.
@@ -209,7 +143,7 @@ def _check_time_range(col: pa.ChunkedArray, subject: str) -> None:
     elif pa.types.is_date64(t):
         low, high, values = -(-_MIN_US // 1000), _MAX_US // 1000, pc.cast(col, pa.int64())
     else:
-        return  # text is checked by parse_time; nanoseconds cannot leave years 1677-2262
+        return  # text is checked by featurestore.times.parse_time; nanoseconds cannot leave years 1677-2262
     outside = pc.or_(pc.less(values, low), pc.greater(values, high))
     if pc.any(outside).as_py():
         row = pc.index(outside, True).as_py()
@@ -220,18 +154,13 @@ def _check_time_range(col: pa.ChunkedArray, subject: str) -> None:
 
 def prepare_spine(spine: pa.Table, timestamp_column: str, key_types: Mapping[str, ValueType], what: str) -> pa.Table:
     """Refuse what the point-in-time join cannot take from a request, saying what to fix: no
-    rows, a repeated or reserved column name, a boolean where a key is a number or text; and read
-    a text timestamp column as times in UTC (see :func:`parse_time`, which refuses naive times)."""
+    rows, a repeated column name, a boolean where a key is a number or text; and read a text
+    timestamp column as times in UTC (see :func:`featurestore.times.parse_time`, which refuses
+    naive times)."""
     names = spine.column_names
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise InvalidRequestError(f"The {what} repeats column(s) {repeated}; give each column once")
-    reserved = [n for n in names if n in RESERVED_SPINE_COLUMNS]
-    if reserved:
-        raise InvalidRequestError(
-            f"The {what} has column(s) {reserved}, names the feature store reserves for the point-in-time join; "
-            "rename them"
-        )
     if spine.num_rows == 0:
         raise InvalidRequestError(
             f"The {what} has no rows; give at least one row of entity keys and a timestamp ('{timestamp_column}')"
@@ -246,11 +175,8 @@ def prepare_spine(spine: pa.Table, timestamp_column: str, key_types: Mapping[str
         _check_time_range(spine.column(name), f"The {what}'s column '{name}'")
     if timestamp_column in names and _is_text(spine.column(timestamp_column).type):
         subject = f"The {what}'s timestamp column '{timestamp_column}'"
-        values = spine.column(timestamp_column).to_pylist()
-        times = [None if v is None else parse_time(v, f"{subject} (row {i})") for i, v in enumerate(values)]
-        spine = spine.set_column(
-            names.index(timestamp_column), timestamp_column, pa.array(times, pa.timestamp("us", tz="UTC"))
-        )
+        times = parse_time_column(spine.column(timestamp_column), subject)
+        spine = spine.set_column(names.index(timestamp_column), timestamp_column, times)
     return spine
 
 

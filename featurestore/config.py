@@ -201,7 +201,9 @@ class ProjectConfig:
         file = p / CONFIG_FILE_NAME if p.is_dir() else p
         if not file.exists():
             raise ConfigError(
-                f"no {CONFIG_FILE_NAME} here; run 'featurestore init' to create a project, or pass --project DIR",
+                f"no {CONFIG_FILE_NAME} here; run 'featurestore init' to create a project, or name the folder holding "
+                f"it: 'featurestore -C DIR ...' (--project-dir, or FEATURESTORE_PROJECT_DIR=DIR) on the command line, "
+                "FeatureStore('DIR') in Python",
                 file=str(file),
             )
         try:

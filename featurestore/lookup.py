@@ -58,6 +58,7 @@ from featurestore.online.codec import (
     shown,
 )
 from featurestore.retrieval import ViewRequest, output_names
+from featurestore.times import aware_time
 from featurestore.types import ValueType
 
 log = logging.getLogger(__name__)
@@ -210,10 +211,9 @@ class LookupPlan:
     def lookup(self, store: OnlineStore, entity_rows: EntityRows, *, now: datetime | None = None) -> OnlineResponse:
         columns = entity_columns(entity_rows, self.key_names)
         n = len(next(iter(columns.values()), []))
-        if now is not None and now.tzinfo is None:
-            raise InvalidRequestError(
-                f"now={now.isoformat()} has no time zone; give an aware time, e.g. datetime(..., tzinfo=UTC)"
-            )
+        if now is not None:
+            now = aware_time(now, "The now argument")
+        _check_keys(self.views, columns)
         now_us = time.time_ns() // 1000 if now is None else (now - _EPOCH) // _MICROSECOND
         keys: dict[str, list[Any]] = {}
         values: dict[str, list[Any]] = {}
@@ -337,6 +337,53 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _NULL = FeatureStatus.NULL
 _PRESENT = FeatureStatus.PRESENT
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_keys(plans: Sequence[_ViewPlan], columns: Mapping[str, list[Any]]) -> None:
+    """Refuse key values that are no key of their declared type, before anything is read: a
+    boolean (``True`` is no customer 1), an integer beyond 64 bits for an int64 key (no entity has
+    it: ``2**63`` is a mistake, not a missing entity), or a column mixing types (``[1, "2"]``).
+    Checked at C speed in the common case (one type per column, integers in range)."""
+    seen: set[str] = set()
+    for plan in plans:
+        for key, vtype in plan.key_schema.items():
+            if key in seen or key not in columns:
+                continue
+            seen.add(key)
+            values = columns[key]
+            kinds = set(map(type, values)) - {type(None)}
+            if vtype is ValueType.INT64 and kinds <= {int}:
+                ints = [v for v in values if v is not None] if None in values else values
+                if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
+                    bad = next(v for v in ints if not INT64_MIN <= v <= INT64_MAX)
+                    raise _key_error(plan, key, vtype, bad, f"beyond the 64-bit range [{INT64_MIN}, {INT64_MAX}]")
+                continue
+            if len(kinds) <= 1 and bool not in kinds:
+                continue  # one type: cast, or refused with the key's type, by the codec
+            if vtype is not ValueType.BOOL and bool in kinds:
+                bad = next(v for v in values if isinstance(v, bool))
+                raise _key_error(plan, key, vtype, bad, "a boolean, not a key")
+            if len(kinds) > 1:
+                first = next(v for v in values if v is not None)
+                bad = next(v for v in values if v is not None and type(v) is not type(first))
+                why = f"of type {type(bad).__name__} where the column's first value, {first!r}, is of type {type(first).__name__}"
+                raise _key_error(plan, key, vtype, bad, why, "give every value of a key column with one type")
+
+
+def _key_error(plan: _ViewPlan, key: str, vtype: ValueType, value: Any, why: str, fix: str = "") -> InvalidRequestError:
+    entity = next((e.name for e in plan.view.resolved_entities() if key in e.join_keys), None)
+    owner = f"entity '{entity}' (feature view '{plan.view.name}')" if entity else f"feature view '{plan.view.name}'"
+    shown_value = repr(value) if len(repr(value)) <= 100 else repr(value)[:100] + "..."
+    return InvalidRequestError(
+        f"Entity key '{key}' of {owner} is {vtype.value}, but the request gives it {shown_value}, {why}; "
+        f"{fix or f'give {vtype.value} values'}, e.g. {{'{key}': {_KEY_EXAMPLES.get(vtype, '[...]')}}}"
+    )
+
+
+_KEY_EXAMPLES = {ValueType.INT64: "[1, 2]", ValueType.STRING: "['a', 'b']"}
 
 
 def _cast_key_column(view: FeatureView, key: str, vtype: ValueType, values: list[Any]) -> list[Any]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import duckdb
 import pandas as pd
@@ -22,7 +23,7 @@ from featurestore.errors import InvalidRequestError, NotFoundError, UnreadableVa
 from featurestore.schema import to_utc_timestamp, view_schema
 from featurestore.sql import connect as duckdb_connect
 from featurestore.sql import quote as _quote
-from featurestore.types import UTC_TIMESTAMP
+from featurestore.times import TIME_EXAMPLE, naive_time_message, parse_time_column
 
 
 @dataclass(frozen=True)
@@ -38,24 +39,40 @@ def resolve_features(
     features: Sequence[str] | FeatureService,
     *,
     project: str | None = None,
+    services: Mapping[str, FeatureService] | None = None,
 ) -> list[ViewRequest]:
     """Turn ``"view:feature"`` references (or ``"view"`` for all its features, or a feature
-    service) into per-view requests, in first-seen order, with "did you mean" errors."""
+    service) into per-view requests, in first-seen order, with "did you mean" errors.
+
+    With ``services``, a bare name that is no view may be a feature service's (expanded to its
+    features), and an unknown bare name is suggested among both kinds, each named as what it is."""
     if isinstance(features, FeatureService):
         pairs = [(s.view, list(s.features)) for s in features.selections()]
     else:
         if isinstance(features, str):
             features = [features]
         if not features:
-            raise InvalidRequestError("No features requested: give references like 'customer_spend:spend_30d'")
+            raise InvalidRequestError(
+                "No features requested: give references like 'customer_spend:spend_30d', a feature view's "
+                "name or a feature service's name"
+            )
         pairs = []
         for ref in features:
             view_name, sep, feat = str(ref).partition(":")
-            pairs.append((view_name, [feat] if sep else []))
+            if not sep and view_name not in views and services and view_name in services:
+                pairs.extend((s.view, list(s.features)) for s in services[view_name].selections())
+            else:
+                pairs.append((view_name, [feat] if sep else []))
     grouped: dict[str, list[str]] = {}
     for view_name, feats in pairs:
         if view_name not in views:
-            raise NotFoundError("feature view", view_name, project=project, candidates=views)
+            if feats or services is None:
+                raise NotFoundError("feature view", view_name, project=project, candidates=views)
+            # A bare name: a feature view's or a feature service's, so suggest among both.
+            kinds = {**{n: "feature service" for n in services}, **{n: "feature view" for n in views}}
+            raise NotFoundError(
+                "feature view or feature service", view_name, project=project, candidates=kinds, kinds=kinds
+            )
         view = views[view_name]
         wanted = feats or list(view.feature_names)
         bucket = grouped.setdefault(view_name, [])
@@ -83,27 +100,111 @@ def output_names(requests: Sequence[ViewRequest], full_names: bool) -> dict[tupl
             if out in seen:
                 raise InvalidRequestError(
                     f"Feature '{f}' is requested from both '{seen[out]}' and '{r.view.name}'; "
-                    "ask for full feature names (full_feature_names=True) to get 'view__feature' columns"
+                    "ask for full feature names ({argument}) to get 'view__feature' columns",
+                    argument="full_feature_names",
+                    example="True",
                 )
             seen[out] = r.view.name
             names[(r.view.name, f)] = out
     return names
 
 
-def normalize_spine(spine: pa.Table | pd.DataFrame, timestamp_column: str, requests: Sequence[ViewRequest]) -> pa.Table:
-    """Check the spine has its timestamp and every needed key, with usable types; timestamps to UTC.
+SpineLike: TypeAlias = (
+    pa.Table | pa.RecordBatch | pd.DataFrame | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
+)
+"""What a spine may be given as: a pandas DataFrame, a pyarrow Table (or RecordBatch), a dict of
+columns (``{"customer_id": [1, 2], "event_timestamp": [...]}``) or a list of row dicts."""
 
-    Timestamps must be timezone-aware (naive ones are rejected); ISO 8601 strings without an
-    offset and dates are read as UTC."""
+SPINE_TYPES = (
+    "a pandas DataFrame, a pyarrow Table, a dict of columns like {'customer_id': [1, 2], 'event_timestamp': "
+    "[...]} or a list of row dicts"
+)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def spine_table(spine: SpineLike, what: str = "spine") -> pa.Table:
+    """A spine given in any accepted shape (see :data:`SpineLike`) as an Arrow table; anything
+    else, or columns Arrow cannot hold (mixed types, integers beyond 64 bits), is refused saying
+    what to give instead."""
+    if isinstance(spine, pa.Table):
+        return spine
+    if isinstance(spine, pa.RecordBatch):
+        return pa.Table.from_batches([spine])
     if isinstance(spine, pd.DataFrame):
         try:
-            spine = pa.Table.from_pandas(spine, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-            raise InvalidRequestError(f"The spine cannot be read as a table: {err}") from err
+            return pa.Table.from_pandas(spine, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as err:
+            raise InvalidRequestError(f"The {what} cannot be read as a table: {err}") from err
+    if isinstance(spine, Mapping):
+        columns: dict[str, list[Any]] = {}
+        for name, values in spine.items():
+            if isinstance(values, str | bytes | Mapping) or not isinstance(values, Sequence | pa.Array | pd.Series):
+                raise InvalidRequestError(
+                    f"The {what}'s column '{name}' must be a list of values, one per row; got "
+                    f"{type(values).__name__}. Give {SPINE_TYPES}"
+                )
+            tolist = getattr(values, "to_pylist", None) or getattr(values, "tolist", None)
+            columns[str(name)] = tolist() if tolist is not None else list(values)
+    elif (
+        isinstance(spine, Sequence)
+        and not isinstance(spine, str | bytes)
+        and all(isinstance(row, Mapping) for row in spine)
+    ):
+        names = list(dict.fromkeys(str(k) for row in spine for k in row))
+        columns = {n: [row.get(n) for row in spine] for n in names}
+    else:
+        shown = type(spine).__name__
+        if isinstance(spine, Sequence) and not isinstance(spine, str | bytes) and spine:
+            shown += f" of {type(spine[0]).__name__}"
+        raise InvalidRequestError(f"The {what} must be {SPINE_TYPES}; got {shown}")
+    if not columns:
+        raise InvalidRequestError(f"The {what} is empty: give entity key columns and a timestamp column")
+    lengths = {n: len(v) for n, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidRequestError(f"The {what}'s columns have different lengths: {lengths}")
+    return pa.table(_arrays(columns, what))
+
+
+def _arrays(columns: Mapping[str, Sequence[Any]], what: str) -> dict[str, pa.Array]:
+    arrays = {}
+    for name, values in columns.items():
+        # Python (and JSON) integers have no size limit; Arrow's stop at 64 bits (and would raise OverflowError).
+        big = next(
+            (v for v in values if isinstance(v, int) and not isinstance(v, bool) and not INT64_MIN <= v <= INT64_MAX),
+            None,
+        )
+        if big is not None:
+            raise InvalidRequestError(
+                f"The {what} column '{name}' has the integer {big}, beyond the 64-bit range "
+                f"[{INT64_MIN}, {INT64_MAX}]; give values in that range (times as ISO 8601 strings, "
+                f"e.g. '{TIME_EXAMPLE}')"
+            )
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as err:
+            raise InvalidRequestError(
+                f"The {what} column '{name}' mixes values of different types ({err}); give values of one type"
+            ) from err
+    return arrays
+
+
+def normalize_spine(spine: SpineLike, timestamp_column: str, requests: Sequence[ViewRequest]) -> pa.Table:
+    """Check the spine has rows, its timestamp and every needed key, with usable types.
+
+    Times follow :mod:`featurestore.times`: a timestamp column must have a time zone (it is kept
+    as given: the training set comes back in the spine's zone); a date column means 00:00 UTC; a
+    text column is read as ISO 8601 times with offsets (or bare dates) and becomes
+    ``timestamp[us, UTC]``. Keys are cast to their entities' types; booleans are no numbers."""
+    spine = spine_table(spine)
+    if spine.num_rows == 0:
+        raise InvalidRequestError(
+            f"The spine has no rows; give at least one row of entity keys and a timestamp ('{timestamp_column}')"
+        )
     if timestamp_column not in spine.column_names:
         raise InvalidRequestError(
             f"The spine has no timestamp column '{timestamp_column}'.{did_you_mean(timestamp_column, spine.column_names)} "
-            f"It has columns {spine.column_names}; name the column with timestamp_column=..."
+            f"It has columns {spine.column_names}; name its timestamp column with {{argument}}",
+            argument="timestamp_column",
         )
     missing = sorted({k for r in requests for k in r.view.join_keys if k not in spine.column_names})
     if missing:
@@ -111,38 +212,40 @@ def normalize_spine(spine: pa.Table | pd.DataFrame, timestamp_column: str, reque
             f"The spine lacks entity key column(s) {missing} needed by the requested features; "
             f"it has columns {spine.column_names}"
         )
+    subject = f"The spine's timestamp column '{timestamp_column}'"
     ts = spine.column(timestamp_column)
     if pa.types.is_timestamp(ts.type) and ts.type.tz is None:
         # A naive time is local to whoever made it: reading it as UTC would silently shift every
         # row by that offset and leak or drop feature values.
+        first = next((v for v in ts.to_pylist() if v is not None), None)
+        shown = first.isoformat() if isinstance(first, datetime) else str(first)
+        raise InvalidRequestError(naive_time_message(subject, shown))
+    if pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
+        ts = parse_time_column(ts, subject)
+        spine = spine.set_column(spine.column_names.index(timestamp_column), timestamp_column, ts)
+    elif pa.types.is_null(ts.type):
+        raise InvalidRequestError(f"{subject} holds only nulls; give a time for every row, e.g. '{TIME_EXAMPLE}'")
+    elif not (pa.types.is_timestamp(ts.type) or pa.types.is_date(ts.type)):
         raise InvalidRequestError(
-            f"The spine's timestamp column '{timestamp_column}' has no time zone ({ts.type}); give timezone-aware "
-            "times, e.g. in UTC: pandas `.dt.tz_localize('UTC')`, or ISO 8601 strings ending in 'Z'"
+            f"{subject} has type {ts.type}; give timestamps with a time zone, dates, or ISO 8601 strings with an "
+            f"offset, e.g. '{TIME_EXAMPLE}'"
         )
-    try:
-        if pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
-            parsed = pd.to_datetime(pd.Series(ts.to_pylist()), utc=True, format="ISO8601")
-            ts = pa.chunked_array([pa.array(parsed, type=UTC_TIMESTAMP)])
-        elif pa.types.is_timestamp(ts.type) or pa.types.is_date(ts.type):
-            ts = to_utc_timestamp(ts)
-        else:
-            raise InvalidRequestError(
-                f"The spine's timestamp column '{timestamp_column}' has type {ts.type}; give timestamps or ISO 8601 strings"
-            )
-    except (ValueError, pa.ArrowInvalid) as err:
-        raise InvalidRequestError(
-            f"The spine's timestamp column '{timestamp_column}' has a value that is not a time: {err}"
-        ) from err
     if ts.null_count:
+        row = pc.index(pc.is_null(ts), True).as_py()
         raise InvalidRequestError(
-            f"The spine's timestamp column '{timestamp_column}' has {ts.null_count} null value(s)"
+            f"{subject} has {ts.null_count} null value(s), the first in row {row}; give a time for every row"
         )
-    spine = spine.set_column(spine.column_names.index(timestamp_column), timestamp_column, ts)
     for r in requests:
         for key, vtype in r.view.key_schema.items():
             col = spine.column(key)
             if col.type == vtype.arrow:
                 continue
+            if pa.types.is_boolean(col.type) or (pa.types.is_null(col.type) and len(col)):
+                got = "booleans" if pa.types.is_boolean(col.type) else "only nulls"
+                raise InvalidRequestError(
+                    f"The spine's key column '{key}' holds {got}, but entity key '{key}' of feature view "
+                    f"'{r.view.name}' is {vtype.value}; give {vtype.value} values"
+                )
             try:
                 spine = spine.set_column(spine.column_names.index(key), key, pc.cast(col, vtype.arrow))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
@@ -151,6 +254,20 @@ def normalize_spine(spine: pa.Table | pd.DataFrame, timestamp_column: str, reque
                     f"'{r.view.name}' is {vtype.value}"
                 ) from err
     return spine
+
+
+def _join_time(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A spine's times (aware timestamps of any zone and unit, or dates) as naive UTC microseconds."""
+    if pa.types.is_date(col.type):
+        return pc.cast(col, pa.timestamp("us"))
+    return pc.cast(col, pa.timestamp("us"), safe=False)  # an instant, whatever its zone; ns truncated
+
+
+def _unused(name: str, taken: Sequence[str]) -> str:
+    """``name``, or ``name`` with underscores appended, whichever no column of ``taken`` has."""
+    while name in taken:
+        name += "_"
+    return name
 
 
 def _naive(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -210,14 +327,27 @@ def training_set(
     clash = [n for n in names.values() if n in spine.column_names]
     if clash:
         raise InvalidRequestError(
-            f"The spine already has column(s) {clash} named like requested features; rename them or ask for full feature names"
+            f"The spine already has column(s) {clash} named like requested features; rename them or ask for "
+            "full feature names ({argument}) to get 'view__feature' columns",
+            argument="full_feature_names",
+            example="True",
         )
+    # The join's own columns, named so that no spine column (a user's "__row_id") is overwritten.
+    keys = list(dict.fromkeys(k for r in requests for k in r.view.join_keys))
+    row_id = _unused("__row_id", [*keys, *names.values()])
+    spine_ts = _unused("__spine_ts", [*keys, *names.values(), row_id])
+    row_q, ts_q = _quote(row_id), _quote(spine_ts)
     con = duckdb_connect()
     try:
-        work = spine.append_column("__row_id", pa.array(range(spine.num_rows), pa.int64()))
-        work = work.append_column("__spine_ts", _naive(spine.column(timestamp_column)))
-        con.register("spine", work.select(["__row_id", "__spine_ts", *{k for r in requests for k in r.view.join_keys}]))
-        selects = ["s.__row_id"]
+        work = pa.table(
+            {
+                row_id: pa.array(range(spine.num_rows), pa.int64()),
+                spine_ts: _join_time(spine.column(timestamp_column)),
+                **{k: spine.column(k) for k in keys},
+            }
+        )
+        con.register("spine", work)
+        selects = [f"s.{row_q}"]
         joins = []
         for i, r in enumerate(requests):
             rel = f"fv{i}"
@@ -225,11 +355,11 @@ def training_set(
             ts = _quote(r.view.timestamp_field)
             on = " AND ".join(f"s.{_quote(k)} = {rel}.{_quote(k)}" for k in r.view.join_keys)
             ttl_us = int(r.view.ttl.total_seconds() * 1_000_000)
-            fresh = f"({rel}.{ts} IS NOT NULL AND s.__spine_ts - {rel}.{ts} <= to_microseconds({ttl_us}))"
-            joins.append(f"ASOF LEFT JOIN {rel} ON {on} AND s.__spine_ts >= {rel}.{ts}")
+            fresh = f"({rel}.{ts} IS NOT NULL AND s.{ts_q} - {rel}.{ts} <= to_microseconds({ttl_us}))"
+            joins.append(f"ASOF LEFT JOIN {rel} ON {on} AND s.{ts_q} >= {rel}.{ts}")
             for f in r.features:
                 selects.append(f"CASE WHEN {fresh} THEN {rel}.{_quote(f)} END AS {_quote(names[(r.view.name, f)])}")
-        sql = f"SELECT {', '.join(selects)} FROM spine s {' '.join(joins)} ORDER BY s.__row_id"
+        sql = f"SELECT {', '.join(selects)} FROM spine s {' '.join(joins)} ORDER BY s.{row_q}"
         joined = con.sql(sql).to_arrow_table()
     finally:
         con.close()

@@ -6,11 +6,10 @@ import contextlib
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
 from featurestore.config import ProjectConfig
@@ -21,7 +20,8 @@ from featurestore.lookup import EntityRows, LookupPlan, OnlineResponse
 from featurestore.offline.parquet import ParquetOfflineStore
 from featurestore.online import OnlineStore
 from featurestore.registry import ApplyReport, Registry
-from featurestore.retrieval import ViewRequest, as_of, normalize_spine, resolve_features, training_set
+from featurestore.retrieval import SpineLike, ViewRequest, as_of, normalize_spine, resolve_features, training_set
+from featurestore.times import aware_time
 from featurestore.usage import UsageLog
 from featurestore.validation import SchemaResolver, validate_project
 
@@ -126,11 +126,10 @@ class FeatureStore:
         return views[name]
 
     def _resolve(self, features: FeatureRefs) -> list[ViewRequest]:
-        if isinstance(features, str) and ":" not in features:
-            services = self.feature_services()
-            if features in services:
-                features = services[features]
-        return resolve_features(self.feature_views(), features, project=self.project)
+        services = self.feature_services()
+        if isinstance(features, str) and ":" not in features and features in services:
+            features = services[features]
+        return resolve_features(self.feature_views(), features, project=self.project, services=services)
 
     def _lookup_plan(self, features: FeatureRefs, full_names: bool) -> LookupPlan:
         """The resolved plan of a feature list, cached until the definitions change."""
@@ -159,14 +158,19 @@ class FeatureStore:
 
     def get_training_set(
         self,
-        spine: pa.Table | pd.DataFrame,
+        spine: SpineLike,
         features: FeatureRefs,
         *,
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
         consumer: str = "sdk",
     ) -> pa.Table:
-        """Point-in-time correct features for every spine row (keys, a timestamp, any labels)."""
+        """Point-in-time correct features for every spine row (keys, a timestamp, any labels).
+
+        ``spine``: a pandas DataFrame, a pyarrow Table, a dict of columns or a list of row dicts.
+        Its timestamps must carry a time zone (or be dates, 00:00 UTC; or ISO 8601 text with an
+        offset): see :mod:`featurestore.times`. The result is the spine, in its order and with its
+        timestamp column as given (same time zone), followed by the features."""
         requests = self._resolve(features)
         normalized = normalize_spine(spine, timestamp_column, requests)
         files = {r.view.name: self.offline_store.files(r.view) for r in requests}
@@ -193,17 +197,19 @@ class FeatureStore:
     def get_reference_data(
         self,
         view: str,
-        as_of_time: datetime,
+        as_of_time: datetime | date,
         *,
         features: Sequence[str] | None = None,
         include_expired: bool = False,
         consumer: str = "sdk",
     ) -> pa.Table:
-        """Every entity's values of a view as of a time (the latest row at or before it, within TTL)."""
-        if as_of_time.tzinfo is None:
-            as_of_time = as_of_time.replace(tzinfo=UTC)
+        """Every entity's values of a view as of a time (the latest row at or before it, within TTL).
+
+        ``as_of_time``: an aware datetime, or a date (that day from 00:00 UTC); a naive datetime is
+        refused (see :mod:`featurestore.times`)."""
+        as_of_time = aware_time(as_of_time, "The as_of_time argument")
         refs = [f"{view}:{f}" for f in features] if features else [view]
-        (request,) = self._resolve(refs)
+        (request,) = resolve_features(self.feature_views(), refs, project=self.project)  # a view, not a service
         table = as_of(
             request.view,
             self.offline_store.files(request.view),

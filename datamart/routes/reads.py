@@ -33,7 +33,6 @@ from datamart.tables import (
     MEDIA_TYPES,
     TableFormat,
     negotiate_format,
-    parse_time,
     prepare_spine,
     read_spine_file,
     spine_from_json,
@@ -41,6 +40,7 @@ from datamart.tables import (
     table_to_json,
 )
 from featurestore.store import FeatureStore
+from featurestore.times import parse_time
 from featurestore.types import ValueType
 
 router = APIRouter(responses=ERROR_RESPONSES)

@@ -114,6 +114,30 @@ class Runs:
             raise NotFoundError("run", run_id)
         return _run_record(row)
 
+    def find_run(self, project: str, run_id: str, *, view: str | None = None) -> RunRecord:
+        """A run of the project (of ``view``, when given) by its id, or by the start of its id
+        when exactly one run's id starts so (the registry UI shows the first 8 characters).
+        Otherwise :class:`NotFoundError`, saying whether no id or several start so."""
+        query = sa.select(runs_t).where(runs_t.c.project == project, runs_t.c.id.startswith(run_id, autoescape=True))
+        if view is not None:
+            query = query.where(runs_t.c.view == view)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(runs_t.c.started_at.desc()).limit(6)).all()
+        exact = [r for r in rows if r.id == run_id]
+        if len(rows) == 1 or exact:
+            return _run_record(exact[0] if exact else rows[0])
+        of = f" of feature view '{view}'" if view else ""
+        if rows and run_id:
+            shown = ", ".join(r.id for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            err = NotFoundError("run", run_id, project=project)
+            hint = f" Several runs{of} have ids starting '{run_id}' ({shown}): give more of the id."
+        else:
+            recent = [r.id for r in self.list_runs(project, view, limit=200)]
+            err = NotFoundError("run", run_id, project=project, candidates=recent)
+            hint = f" No run{of} has an id starting '{run_id}'." if recent else f" There is no run{of} yet."
+        err.args = (str(err) + hint,)
+        raise err
+
     def list_runs(self, project: str, view: str | None = None, limit: int = 50) -> list[RunRecord]:
         """The project's (or view's) runs, newest first."""
         query = sa.select(runs_t).where(runs_t.c.project == project)
