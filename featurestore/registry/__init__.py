@@ -17,6 +17,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -92,7 +93,7 @@ class Registry(Apply, Definitions, Runs, Usage):
             parsed = sa.engine.make_url(url)
             if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            self._engine = engine or sa.create_engine(url)
+            self._engine = engine or sa.create_engine(url, **_engine_options(parsed))
         except sa.exc.SQLAlchemyError as err:
             raise StoreUnavailableError("Registry", _safe_url(url), str(err).splitlines()[0]) from err
         try:
@@ -114,6 +115,15 @@ def upgrade(url: str) -> str:
     that upgrade explicitly, e.g. in a deployment step before the servers start."""
     Registry(url).close()
     return HEAD
+
+
+def _engine_options(url: sa.URL) -> dict[str, Any]:
+    """SQLite: wait up to 30 s for another process's write (Python's default is 5 s), as
+    concurrent applies take the database's write lock one after the other (see
+    :mod:`featurestore.registry.locks`); a ``timeout`` in the URL wins."""
+    if url.get_backend_name() == "sqlite" and "timeout" not in url.query:
+        return {"connect_args": {"timeout": 30.0}}
+    return {}
 
 
 def _safe_url(url: str) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from featurestore.definitions import FeatureView, Project, Source, source_definition
 from featurestore.errors import DefinitionError
 from featurestore.registry.definitions import build_sources, specs_in
+from featurestore.registry.locks import lock_project
 from featurestore.registry.records import ApplyReport
 from featurestore.registry.schema import (
     entities_t,
@@ -45,6 +46,9 @@ class Apply:
         report = ApplyReport()
         at = now()
         with self._engine.begin() as conn:
+            # Serialized with other applies of the project (other processes): versions are
+            # numbered from what the previous apply committed.
+            lock_project(conn, project)
             history = _version_specs(conn, project, [v.name for v in definitions.feature_views])
             problems = history_breaking_changes(history, specs_in(conn, entities_t, project), definitions)
             if problems:

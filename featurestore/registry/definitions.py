@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from featurestore.definitions import Entity, FeatureService, FeatureView, Source, source_from_spec
 from featurestore.errors import NotFoundError
+from featurestore.registry.locks import lock_project
 from featurestore.registry.records import FeatureRecord, LineageEdge, ModelRecord, ViewVersion
 from featurestore.registry.schema import (
     entities_t,
@@ -112,6 +113,7 @@ class Definitions:
             {"name": name, "feature_service": feature_service, "description": description}, sort_keys=True
         )
         with self._engine.begin() as conn:
+            lock_project(conn, project)  # two registrations of one model: one inserts, the other updates
             exists = conn.execute(
                 sa.select(models_t.c.name).where(models_t.c.project == project, models_t.c.name == name)
             ).first()

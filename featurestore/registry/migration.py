@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from featurestore.errors import StoreUnavailableError
+from featurestore.registry.locks import MIGRATION_LOCK, lock_name
 from featurestore.registry.schema import metadata, usage_daily_t
 from featurestore.registry.usage import backfill_usage_daily
 
@@ -103,6 +104,11 @@ def _migrate(engine: Engine, tables: set[str], versions: list[str]) -> None:
     config = alembic_config()
     try:
         with _ONE_AT_A_TIME, engine.begin() as conn, _quiet_alembic():
+            if conn.dialect.name == "postgresql":
+                # One process migrates at a time; the next finds the schema at head (Alembic reads
+                # the revision after the lock) instead of failing on a duplicate table. (SQLite
+                # has no table to lock yet: the retries of ensure_schema cover it.)
+                lock_name(conn, MIGRATION_LOCK)
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except CommandError as err:
