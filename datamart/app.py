@@ -25,6 +25,7 @@ from datamart.errors import error_body, http_status
 from datamart.routes import catalog, quality, reads
 from featurestore import __version__
 from featurestore.errors import ConfigError, FeatureStoreError, InvalidRequestError
+from featurestore.secrets import install_log_redaction
 from featurestore.store import FeatureStore
 from registry_ui.app import create_app as create_ui_app
 
@@ -130,6 +131,7 @@ def _add_docs(app: FastAPI) -> None:
 def create_app_from_env() -> FastAPI:
     """The app for ``featurestore serve``: serves the project in ``$FEATURESTORE_PROJECT_DIR``
     and closes its store on shutdown."""
+    install_log_redaction()  # uvicorn's handlers too, set up by now
     project_dir = os.environ.get(PROJECT_DIR_ENV)
     if not project_dir:
         raise ConfigError(

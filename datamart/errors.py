@@ -2,9 +2,10 @@
 
 The API answers every error with a JSON body ``{"error": <class name>, "message": <the error's
 message>, ...}`` plus the error's own fields (``suggestions`` for a name not found, ``problems``
-for invalid definitions, ``store``/``address`` for a store that is down). The client turns such a
-body back into the same exception class, keeping the message, so ``except NotFoundError`` works
-the same whether the feature store is used in process or through the datamart.
+for invalid definitions, ``store``/``address`` for a store that is down), every secret hidden
+(:func:`featurestore.secrets.redact`). The client turns such a body back into the same exception
+class, keeping the message, so ``except NotFoundError`` works the same whether the feature store
+is used in process or through the datamart.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from featurestore.errors import (
     QualityCheckFailedError,
     StoreUnavailableError,
 )
+from featurestore.secrets import redact
 
 
 class MalformedRequestError(InvalidRequestError):
@@ -55,7 +57,19 @@ def error_body(err: FeatureStoreError) -> dict[str, Any]:
         body.update(store=err.store, address=err.address)
     elif isinstance(err, ConfigError):
         body.update(file=err.file, key=err.key)
-    return body
+    return {key: _redacted(value) for key, value in body.items()}
+
+
+def _redacted(value: Any) -> Any:
+    """The last line before a body leaves: every string in it without secrets (the errors hide
+    them already; a driver's text quoted in a message may hold one they could not know of)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 _BY_STATUS: dict[int, type[FeatureStoreError]] = {

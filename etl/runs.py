@@ -48,6 +48,7 @@ from featurestore.offline import LatestRows, PublishIntent, StagedPublish
 from featurestore.online import OnlineStore
 from featurestore.online.codec import cast_keys, decode_keys, encode_keys
 from featurestore.schema import view_schema
+from featurestore.secrets import redact
 from featurestore.store import FeatureStore
 from quality.checked_run import check_run
 
@@ -339,12 +340,14 @@ def run_view(
                 try:
                     undo()
                 except Exception as undo_err:  # never hide the run's own error behind the undo's
-                    log.error("run %s of '%s': undoing its publish failed: %s", run_id, view.name, undo_err)
+                    undo_text = redact(str(undo_err))
+                    log.error("run %s of '%s': undoing its publish failed: %s", run_id, view.name, undo_text)
                     run.outcome = (
-                        f"undoing its publish failed ({undo_err}); the next run of the view or "
+                        f"undoing its publish failed ({undo_text}); the next run of the view or "
                         f"'featurestore repair {view.name}' completes it"
                     )
-            message = str(err) if isinstance(err, FeatureStoreError) else describe_error(err)
+            # Recorded and logged without secrets: a driver's message may quote a URL or a setting.
+            message = redact(str(err) if isinstance(err, FeatureStoreError) else describe_error(err))
             registry.finish_run(run_id, status="failed", timings=run.timings, error=f"{type(err).__name__}: {message}")
             bar.close()
             log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, run.outcome, message)
@@ -481,7 +484,7 @@ def _undo_publish(store: FeatureStore, view: FeatureView, staged: StagedPublish,
                     "nothing was published: its offline publish was reverted and online derived from offline again"
                 )
     except Exception as err:  # the store that failed the run, most likely: the intent stays pending
-        log.warning("feature view '%s': online not yet derived after the failed run: %s", view.name, err)
+        log.warning("feature view '%s': online not yet derived after the failed run: %s", view.name, redact(str(err)))
 
 
 def _guard_row_drop(

@@ -12,44 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from featurestore.errors import FeatureStoreError, InvalidRequestError
+from featurestore.errors import FeatureStoreError
 
 if TYPE_CHECKING:
     from featurestore.store import FeatureStore
 
 
-# How the CLI spells the SDK arguments that errors of the core name (InvalidRequestError.argument).
-FLAGS = {
-    "timestamp_column": "--timestamp-column",
-    "full_feature_names": "--full-feature-names",
-    "as_of_time": "--as-of",
-    "features": "--features",
-}
-# Run windows (--start, --end, --backfill-from) stay within these years, leaving room for a view's
-# source lookback and TTL before and after them: Python's datetime stops at years 1 and 9999.
-WINDOW_FLAGS = ("--start", "--end", "--backfill-from")
-WINDOW_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
-
-
 def _parse_time(value: str | None, what: str) -> datetime | None:
-    """A time given to flag ``what`` by the one rule of :mod:`featurestore.times` (an offset, or
-    a bare date meaning 00:00 UTC; no naive times), with the core's messages as usage errors."""
     if value is None:
         return None
-    from featurestore.times import parse_time
-
     try:
-        parsed = parse_time(value, what)
-    except InvalidRequestError as err:
-        raise click.UsageError(str(err)) from err
-    low, high = WINDOW_RANGE
-    if what in WINDOW_FLAGS and not low <= parsed <= high:
-        raise click.UsageError(
-            f"{what} {value} is outside the range a run window may span, {low:%Y-%m-%d} to {high:%Y-%m-%d} UTC "
-            f"(room for a view's source lookback and TTL); give a time in that range, or leave {what} out "
-            "for no bound"
-        )
-    return parsed
+        parsed = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise click.BadParameter(
+            f"'{value}' is not an ISO 8601 date or time, e.g. 2024-03-01 or 2024-03-01T12:00Z", param_hint=what
+        ) from err
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class _Context:
@@ -88,6 +66,9 @@ def cli(ctx: click.Context, project_dir: Path, verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from featurestore.secrets import install_log_redaction
+
+    install_log_redaction()  # no log line shows a password (a driver's, a URL's)
     state = _Context(project_dir)
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -125,8 +106,8 @@ def apply(state: _Context) -> None:
 @cli.command()
 @click.argument("views", nargs=-1)
 @click.option("--all", "run_all", is_flag=True, help="Run every feature view.")
-@click.option("--start", help="Window start, inclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
-@click.option("--end", help="Window end, exclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
+@click.option("--start", help="Window start, inclusive (ISO 8601, UTC unless given).")
+@click.option("--end", help="Window end, exclusive (ISO 8601, UTC unless given).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option(
     "--quarantine/--no-quarantine",
@@ -188,11 +169,7 @@ def run(
             store.get_feature_view(name)  # raises "not found" with suggestions
         result = engine.run(
             name,
-            start=(
-                _parse_time(backfill_from, "--backfill-from")
-                if backfill_from is not None
-                else _parse_time(start, "--start")
-            ),
+            start=_parse_time(backfill_from if backfill_from is not None else start, "--start"),
             end=_parse_time(end, "--end"),
             definitions=definitions,
             progress=not no_progress,
@@ -231,8 +208,8 @@ def repair(state: _Context, view: str, everything: bool, no_progress: bool) -> N
 
 @cli.command("validate")
 @click.argument("view")
-@click.option("--start", help="Window start, inclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
-@click.option("--end", help="Window end, exclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
+@click.option("--start", help="Window start, inclusive (ISO 8601, UTC unless given).")
+@click.option("--end", help="Window end, exclusive (ISO 8601, UTC unless given).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def validate_view(state: _Context, view: str, start: str | None, end: str | None, as_json: bool) -> None:
@@ -262,12 +239,7 @@ def validate_view(state: _Context, view: str, start: str | None, end: str | None
 
 @cli.command()
 @click.argument("view")
-@click.option(
-    "--run",
-    "run_id",
-    help="A run's id, or its start as the registry UI shows it (default: the view's latest successful run; "
-    "'featurestore runs VIEW' lists them).",
-)
+@click.option("--run", "run_id", help="A run's id (default: the view's latest successful run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 @click.pass_obj
 def stats(state: _Context, view: str, run_id: str | None, as_json: bool) -> None:
@@ -282,9 +254,9 @@ def stats(state: _Context, view: str, run_id: str | None, as_json: bool) -> None
         if not latest:
             raise click.ClickException(f"feature view '{view}' has no successful run yet: run it first")
         run_id = latest[0]["run_id"]
-    # The id in full, or its start as the registry UI shows it; `featurestore runs VIEW` lists them.
-    record = store.registry.find_run(store.project, run_id, view=view)
-    run_id = record.id
+    record = store.registry.get_run(run_id)
+    if record.view != view:
+        raise click.BadParameter(f"run {run_id} is a run of feature view '{record.view}'", param_hint="--run")
     quality = store.registry.get_run_quality(run_id) or {"statistics": {}, "validation": None}
     if as_json:
         click.echo(json.dumps({"run": record.to_dict(), **quality}, indent=2, default=str))
@@ -372,19 +344,13 @@ def _write_table(table: Any, out: Path | None) -> None:
     help="Parquet or CSV: entity keys, a timestamp and any labels.",
 )
 @click.option("--features", "-f", multiple=True, help="view:feature, view, or a feature service name.")
-@click.option("--timestamp-column", default="event_timestamp", show_default=True, help="The spine's timestamp column.")
-@click.option("--full-feature-names", is_flag=True, help="Name feature columns 'view__feature'.")
+@click.option("--timestamp-column", default="event_timestamp", show_default=True)
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv (default: print)."
 )
 @click.pass_obj
 def training_set(
-    state: _Context,
-    spine: Path,
-    features: tuple[str, ...],
-    timestamp_column: str,
-    full_feature_names: bool,
-    out: Path | None,
+    state: _Context, spine: Path, features: tuple[str, ...], timestamp_column: str, out: Path | None
 ) -> None:
     """Build a point-in-time correct training set for a spine."""
     import pyarrow.csv as pacsv
@@ -392,9 +358,7 @@ def training_set(
 
     table = pq.read_table(spine) if spine.suffix == ".parquet" else pacsv.read_csv(spine)
     refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else list(features)
-    result = state.store().get_training_set(
-        table, refs, timestamp_column=timestamp_column, full_feature_names=full_feature_names, consumer="cli"
-    )
+    result = state.store().get_training_set(table, refs, timestamp_column=timestamp_column, consumer="cli")
     _write_table(result, out)
 
 
@@ -408,9 +372,8 @@ def training_set(
     required=True,
     help="key=value, e.g. customer_id=42 (repeat for compound keys).",
 )
-@click.option("--full-feature-names", is_flag=True, help="Name features 'view__feature'.")
 @click.pass_obj
-def lookup(state: _Context, features: tuple[str, ...], keys: tuple[str, ...], full_feature_names: bool) -> None:
+def lookup(state: _Context, features: tuple[str, ...], keys: tuple[str, ...]) -> None:
     """Look up one entity's features in the online store, with a status per value."""
     row: dict[str, Any] = {}
     for item in keys:
@@ -419,13 +382,13 @@ def lookup(state: _Context, features: tuple[str, ...], keys: tuple[str, ...], fu
             raise click.BadParameter(f"'{item}' is not key=value", param_hint="--key")
         row[name] = value
     refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else list(features)
-    response = state.store().get_online_features(refs, [row], full_feature_names=full_feature_names, consumer="cli")
+    response = state.store().get_online_features(refs, [row], consumer="cli")
     click.echo(json.dumps(response.to_rows(), indent=2, default=str))
 
 
 @cli.command("reference-data")
 @click.argument("view")
-@click.option("--as-of", "as_of_time", required=True, help="ISO 8601 time with an offset, or a date (00:00 UTC).")
+@click.option("--as-of", "as_of_time", required=True, help="ISO 8601 date or time (UTC unless given).")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv (default: print)."
 )
@@ -541,9 +504,9 @@ def main() -> None:
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except FeatureStoreError as err:
-        # An error naming an SDK argument (timestamp_column=...) names the CLI's flag instead.
-        message = err.render(FLAGS) if isinstance(err, InvalidRequestError) else str(err)
-        click.secho(f"error: {message}", fg="red", err=True)
+        from featurestore.secrets import redact
+
+        click.secho(f"error: {redact(str(err))}", fg="red", err=True)
         sys.exit(1)
 
 

@@ -9,9 +9,11 @@ its errors into :class:`~featurestore.errors.ConfigError` naming the file and th
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
@@ -20,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, Vali
 from pydantic_core import ErrorDetails
 
 from featurestore.errors import ConfigError, did_you_mean
+from featurestore.secrets import redact_value, remember, secret_values
 
 CONFIG_FILE_NAME = "featurestore.yaml"
 
@@ -33,6 +36,11 @@ class Settings(BaseModel):
     (see :data:`ConfigPath` and :data:`Names`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() show secret settings as *** and URLs without their password.
+        for name, value in super().__repr_args__():
+            yield name, (redact_value(name, value) if name else value)
 
 
 def _path_text(value: Any) -> Any:
@@ -181,6 +189,19 @@ class ProjectConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     file: Path | None = None
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={redact_value(f.name, getattr(self, f.name))!r}" for f in fields(self))
+        return f"{type(self).__name__}({shown})"
+
+    def secrets(self) -> list[str]:
+        """The secret values this configuration holds: URL passwords (the registry's, a store's
+        URL) and the values of settings named like secrets (see :mod:`featurestore.secrets`)."""
+        found = secret_values("registry", self.registry)
+        for section in (self.offline_store, self.online_store, self.engine):
+            for name in type(section).model_fields:
+                found += secret_values(name, getattr(section, name))
+        return found
+
     @property
     def registry_url(self) -> str:
         """The registry's SQLAlchemy URL, with a relative SQLite path made absolute."""
@@ -201,9 +222,7 @@ class ProjectConfig:
         file = p / CONFIG_FILE_NAME if p.is_dir() else p
         if not file.exists():
             raise ConfigError(
-                f"no {CONFIG_FILE_NAME} here; run 'featurestore init' to create a project, or name the folder holding "
-                f"it: 'featurestore -C DIR ...' (--project-dir, or FEATURESTORE_PROJECT_DIR=DIR) on the command line, "
-                "FeatureStore('DIR') in Python",
+                f"no {CONFIG_FILE_NAME} here; run 'featurestore init' to create a project, or pass --project DIR",
                 file=str(file),
             )
         try:
@@ -217,8 +236,9 @@ class ProjectConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, root: Path, file: Path | None = None) -> ProjectConfig:
         fname = str(file) if file else None
+        raw = _substitute_environment(raw, fname)
         top = _validate(_ProjectFile, raw, file=fname, section="", hints=_PROJECT_HINTS)
-        return cls(
+        config = cls(
             project=top.project,
             root=root,
             definitions=top.definitions,
@@ -229,6 +249,8 @@ class ProjectConfig:
             quality=_quality_section(raw, fname),
             file=file,
         )
+        remember(*config.secrets())
+        return config
 
 
 class _ProjectFile(Settings):
@@ -249,6 +271,43 @@ _PROJECT_HINTS = {
     "definitions": "a file name or a list of file names",
     "registry": "an SQLAlchemy URL, e.g. sqlite:///data/registry.db",
 }
+
+
+# ---------------------------------------------------------------------------- the environment
+
+_ENV_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+"""``${NAME}``, replaced by the environment variable's value; ``$${NAME}``, a literal ``${NAME}``."""
+
+
+def _substitute_environment(value: Any, fname: str | None, key: str = "") -> Any:
+    """``value`` with every ``${NAME}`` in its strings (at any depth) replaced from the
+    environment. The values taken are remembered as secrets (:mod:`featurestore.secrets`); a
+    variable that is not set is a :class:`ConfigError` naming the file, the key and the variable."""
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            escaped, name = match.group(1), match.group(2)
+            if escaped:
+                return "${" + name + "}"
+            found = os.environ.get(name)
+            if found is None:
+                raise ConfigError(
+                    f"uses the environment variable {name}, which is not set: set it, "
+                    f"or write $${{{name}}} for a literal '${{{name}}}'",
+                    file=fname,
+                    key=key or None,
+                )
+            remember(found)
+            return found
+
+        return _ENV_REFERENCE.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {k: _substitute_environment(v, fname, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_environment(v, fname, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 # ---------------------------------------------------------------------------- reading sections
@@ -337,7 +396,7 @@ def _config_error(
         return ConfigError(f"unknown key{unknown}.{did_you_mean(name, known)} Known keys: {known}", file=file, key=key)
     info = fields[name]
     expected = hints.get(name) or _expected(info.annotation)
-    given = f", got {value[name]!r}" if name in value else ""
+    given = f", got {redact_value(name, value[name])!r}" if name in value else ""
     ctx = error.get("ctx", {})
     if info.is_required():
         return ConfigError(f"is required: {expected}{given}", file=file, key=key)

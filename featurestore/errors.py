@@ -8,7 +8,9 @@ request they sent. HTTP status codes are mapped only in ``datamart``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+
+from featurestore.secrets import redact
 
 
 def near_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
@@ -16,18 +18,22 @@ def near_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str
     return difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.6)
 
 
-def did_you_mean(name: str, candidates: Iterable[str], kinds: Mapping[str, str] | None = None) -> str:
-    """A " Did you mean 'x'?" suffix, or an empty string when nothing is close. With ``kinds``
-    (candidate → its kind), each suggestion says what it is: " Did you mean feature service 'x'?"."""
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A " Did you mean 'x'?" suffix, or an empty string when nothing is close."""
     close = near_names(name, candidates)
     if not close:
         return ""
-    shown = [f"{kinds[c]} '{c}'" if kinds and c in kinds else f"'{c}'" for c in close]
-    return " Did you mean " + " or ".join(shown) + "?"
+    if len(close) == 1:
+        return f" Did you mean '{close[0]}'?"
+    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
 
 
 class FeatureStoreError(Exception):
-    """Root of every error raised on purpose by the feature store."""
+    """Root of every error raised on purpose by the feature store. Its message never shows a
+    secret: passwords of URLs and known secret values are hidden (:mod:`featurestore.secrets`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class DefinitionError(FeatureStoreError):
@@ -61,26 +67,14 @@ class ConfigError(FeatureStoreError):
 
 
 class NotFoundError(FeatureStoreError):
-    """A named object does not exist. Carries the kind, the name and the nearest existing names.
+    """A named object does not exist. Carries the kind, the name and the nearest existing names."""
 
-    When the name could be of several kinds (a feature view or a feature service), ``kinds`` maps
-    each candidate to its kind, and the suggestions say which kind each is."""
-
-    def __init__(
-        self,
-        kind: str,
-        name: str,
-        *,
-        project: str | None = None,
-        candidates: Iterable[str] = (),
-        kinds: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, kind: str, name: str, *, project: str | None = None, candidates: Iterable[str] = ()) -> None:
         self.kind = kind
         self.name = name
-        names = [str(c) for c in candidates]
-        self.suggestions = near_names(name, names)
+        self.suggestions = near_names(name, candidates)
         where = f" in project '{project}'" if project else ""
-        super().__init__(f"{kind[:1].upper()}{kind[1:]} '{name}' not found{where}.{did_you_mean(name, names, kinds)}")
+        super().__init__(f"{kind.capitalize()} '{name}' not found{where}.{did_you_mean(name, candidates)}")
 
 
 class StoreUnavailableError(FeatureStoreError):
@@ -88,7 +82,8 @@ class StoreUnavailableError(FeatureStoreError):
 
     def __init__(self, store: str, address: str, reason: str) -> None:
         self.store = store
-        self.address = address
+        self.address = address = redact(address)
+        reason = redact(reason)
         super().__init__(f"{store} at {address} is unavailable: {reason}")
 
 
@@ -101,26 +96,7 @@ class QualityCheckFailedError(FeatureStoreError):
 
 
 class InvalidRequestError(FeatureStoreError):
-    """A read request is malformed (bad spine, unknown feature reference, bad date...).
-
-    When the fix is to pass an argument, ``argument`` names it as the SDK spells it and the
-    message says ``{argument}`` where it names it: ``str(err)`` shows the SDK's spelling
-    (``timestamp_column=...``), and a front end that spells it otherwise (the CLI's
-    ``--timestamp-column``) shows :meth:`render` with its own spellings, from the same error.
-    """
-
-    def __init__(self, message: str, *, argument: str | None = None, example: str = "...") -> None:
-        self.template = message
-        self.argument = argument
-        self.example = example
-        super().__init__(self.render())
-
-    def render(self, spellings: Mapping[str, str] | None = None) -> str:
-        """The message, naming the argument as ``spellings`` spell it (default: the SDK's ``name=...``)."""
-        if self.argument is None:
-            return self.template
-        spelled = (spellings or {}).get(self.argument) or f"{self.argument}={self.example}"
-        return self.template.replace("{argument}", spelled)
+    """A read request is malformed (bad spine, unknown feature reference, bad date...)."""
 
 
 class RunError(FeatureStoreError):

@@ -21,9 +21,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from featurestore import __version__
 from featurestore.errors import ConfigError, FeatureStoreError, NotFoundError, StoreUnavailableError
+from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
 from registry_ui import pages
 from registry_ui.formats import (
@@ -41,6 +43,14 @@ PROJECT_DIR_ENV = "FEATURESTORE_PROJECT_DIR"
 HERE = Path(__file__).resolve().parent
 
 
+def _without_secrets(value: Any) -> Any:
+    """Every value a page prints, with secrets hidden (:func:`featurestore.secrets.redact`): the
+    last line before a run's recorded error or a store's address reaches a browser."""
+    if isinstance(value, Markup):
+        return Markup(redact(str(value)))
+    return redact(value) if isinstance(value, str) else value
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("registry_ui", "templates"),
@@ -48,6 +58,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_without_secrets,
     )
     env.filters.update(
         utc=utc_text,
@@ -199,6 +210,7 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """The app for ``featurestore ui``: the project in ``$FEATURESTORE_PROJECT_DIR``."""
+    install_log_redaction()  # uvicorn's handlers too, set up by now
     project_dir = os.environ.get(PROJECT_DIR_ENV)
     if not project_dir:
         raise ConfigError(

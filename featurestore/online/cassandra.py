@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, SecretStr
 
 from featurestore.config import Names, OnlineStoreConfig
 from featurestore.definitions import FeatureView
@@ -113,7 +113,8 @@ class CassandraOnlineConfig(OnlineStoreConfig):
     concurrency: int = Field(default=64, gt=0)
     """Requests in flight per write or batch read."""
     username: str = ""
-    password: str = ""
+    password: SecretStr = SecretStr("")
+    """Shown as ``***`` everywhere; write ``password: ${CASSANDRA_PASSWORD}`` to keep it out of the file."""
     connect_timeout: float = Field(default=10.0, gt=0)
     request_timeout: float = Field(default=10.0, gt=0)
 
@@ -186,7 +187,7 @@ class CassandraOnlineStore:
             consistency_level=level,
             request_timeout=config.request_timeout,
         )
-        auth = PlainTextAuthProvider(config.username, config.password) if config.username else None
+        auth = PlainTextAuthProvider(config.username, config.password.get_secret_value()) if config.username else None
         try:
             from cassandra.cluster import NoHostAvailable
 

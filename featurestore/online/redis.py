@@ -39,6 +39,7 @@ from featurestore.online.codec import (
     layout_id,
     layout_names,
 )
+from featurestore.secrets import redact_url
 
 if TYPE_CHECKING:
     from featurestore.config import ProjectConfig
@@ -72,6 +73,8 @@ class RedisOnlineConfig(OnlineStoreConfig):
 
     type: Literal["redis"] = "redis"
     url: str = "redis://127.0.0.1:6379/0"
+    """``redis://[user:password@]host:port/db`` (``rediss://`` for TLS); the password is never
+    shown (write ``redis://:${REDIS_PASSWORD}@host/0`` to keep it out of the file)."""
     cluster: bool = False
     key_prefix: str = ""
     """Prefix of every key; the project's name when empty, so projects can share a server."""
@@ -98,6 +101,8 @@ class RedisOnlineStore:
                 key="online_store.type",
             ) from err
         self.config = config
+        self.address = redact_url(config.url)
+        """Where the store is, as errors show it: the URL without its password."""
         self.prefix = config.key_prefix or project
         self._layouts = LayoutCache()
         # The cluster client raises RedisClusterException, which is no RedisError, when no node
@@ -123,7 +128,7 @@ class RedisOnlineStore:
             if config.cluster:
                 self._client.script_load(_WRITE_NEWER)  # on every primary, for pipelined EVALSHA
         except self._redis_errors as err:
-            raise StoreUnavailableError("Redis online store", config.url, str(err)) from err
+            raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
 
     @classmethod
     def from_config(cls, config: RedisOnlineConfig, project: ProjectConfig) -> RedisOnlineStore:
@@ -143,7 +148,7 @@ class RedisOnlineStore:
             else:
                 self._client.ping()
         except self._redis_errors as err:
-            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+            raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
 
     def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
         if rows.num_rows == 0:
@@ -166,7 +171,7 @@ class RedisOnlineStore:
                         args.extend((times[i], values[i]))
                     written += int(self._script(keys=[keys[i] for i in batch], args=args))
         except self._redis_errors as err:
-            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+            raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
         return WriteStats(written=written, skipped_older=rows.num_rows - written)
 
     def _write_cluster_batch(self, batch: Sequence[tuple[str, int, bytes]]) -> int:
@@ -211,7 +216,7 @@ class RedisOnlineStore:
             for start in range(0, len(gone), size):
                 client.unlink(*gone[start : start + size])
         except self._redis_errors as err:
-            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+            raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
         return SyncStats(written=len(keys), removed=len(gone))
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
@@ -226,14 +231,14 @@ class RedisOnlineStore:
             # One key (the common lookup): GET, a little cheaper than an MGET of one in redis-py.
             return [self._client.get(names[0])] if len(names) == 1 else self._mget(names)
         except self._redis_errors as err:
-            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+            raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
 
     def layout(self, view: FeatureView, layout: int) -> tuple[str, ...] | None:
         def load() -> dict[bytes, bytes]:
             try:
                 recorded: dict[bytes, bytes] = self._client.hgetall(self._layouts_key(view))
             except self._redis_errors as err:
-                raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+                raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
             return recorded
 
         return self._layouts.get(view, layout, load)
@@ -248,13 +253,13 @@ class RedisOnlineStore:
         try:
             return [(k.decode() if isinstance(k, bytes) else str(k))[start:] for k in self._scan(view)]
         except self._redis_errors as err:
-            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+            raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
 
     def count(self, view: FeatureView) -> int:
         try:
             return sum(1 for _ in self._scan(view))
         except self._redis_errors as err:
-            raise StoreUnavailableError("Redis online store", self.config.url, str(err)) from err
+            raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
 
     def close(self) -> None:
         self._client.close()
