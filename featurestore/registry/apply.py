@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -50,7 +50,8 @@ class Apply:
             # numbered from what the previous apply committed.
             lock_project(conn, project)
             history = _version_specs(conn, project, [v.name for v in definitions.feature_views])
-            problems = history_breaking_changes(history, specs_in(conn, entities_t, project), definitions)
+            problems = too_long_for_the_registry(project, definitions)
+            problems += history_breaking_changes(history, specs_in(conn, entities_t, project), definitions)
             if problems:
                 raise DefinitionError(problems)
             old_sources = build_sources(specs_in(conn, sources_t, project))
@@ -111,6 +112,41 @@ def history_breaking_changes(
                 "(select the new column under that name in the view's transformation), or rename the view "
                 "to start a new history."
             )
+    return problems
+
+
+NAME_LENGTH: int = cast(sa.String, views_t.c.name.type).length or 200
+"""The longest name (of a project, definition, feature or owner) the registry's columns hold."""
+
+
+def too_long_for_the_registry(project: str, definitions: Project) -> list[str]:
+    """Names longer than the registry's columns hold (:data:`NAME_LENGTH` characters), refused
+    alike on every database: PostgreSQL would fail in the middle of the apply, SQLite would
+    keep them."""
+    problems: list[str] = []
+
+    def check(what: str, value: str) -> None:
+        if len(value) > NAME_LENGTH:
+            problems.append(
+                f"{what} '{value[:40]}...' is {len(value)} characters long; the registry keeps at most "
+                f"{NAME_LENGTH}: shorten it."
+            )
+
+    check("Project name", project)
+    kinds: list[tuple[str, Sequence[Any]]] = [
+        ("Entity", definitions.entities),
+        ("Source", definitions.sources),
+        ("Feature view", definitions.feature_views),
+        ("Feature service", definitions.feature_services),
+    ]
+    for kind, objs in kinds:
+        for obj in objs:
+            check(f"{kind} name", obj.name)
+    for view in definitions.feature_views:
+        check(f"Feature view '{view.name[:40]}': owner", view.owner)
+        for feature in view.features:
+            check(f"Feature view '{view.name[:40]}': feature name", feature.name)
+            check(f"Feature view '{view.name[:40]}': owner of feature '{feature.name[:40]}'", feature.owner)
     return problems
 
 

@@ -160,3 +160,26 @@ def test_every_refused_change_of_an_apply_is_reported_at_once(registry: Registry
         "Feature view 'merchant_spend': join key 'customer_id' changes type from int64 to string",
     ]
     assert str(caught.value).startswith("7 problems in the definitions:")
+
+
+def test_names_longer_than_the_registry_keeps_are_refused_alike_on_every_database(registry: Registry) -> None:
+    """PostgreSQL enforces the columns' 200 characters (it failed mid-apply with a DataError),
+    SQLite does not: apply refuses longer names up front on both, and keeps 200."""
+    longest = "v" * 200
+    assert apply(registry, spend(Feature("f" * 200, Float64), name=longest)) == [
+        "entity customer",
+        "source transactions",
+        f"feature view {longest} (version 1)",
+    ]
+    assert [f.name for f in registry.list_features(PROJECT)] == ["f" * 200]
+
+    with pytest.raises(DefinitionError) as caught:
+        apply(registry, spend(Feature("g" * 201, Float64), name="w" * 201))
+    assert caught.value.problems == [
+        f"Feature view name '{'w' * 40}...' is 201 characters long; the registry keeps at most 200: shorten it.",
+        f"Feature view '{'w' * 40}': feature name '{'g' * 40}...' is 201 characters long; the registry keeps at "
+        "most 200: shorten it.",
+    ]
+    with pytest.raises(DefinitionError, match="Project name 'ppp"):
+        registry.apply("p" * 201, validate_project([customer(), TRANSACTIONS, spend()]))
+    assert [v.name for v in registry.list_feature_views(PROJECT)] == [longest]  # nothing changed
