@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from datamart.errors import error_body, http_status
-from datamart.routes import catalog, quality, reads
+from datamart.routes import PERMISSION_ATTRIBUTE, access, catalog, project_path, quality, reads
 from featurestore import __version__
+from featurestore.auth import Authenticator
+from featurestore.config import AuthConfig
 from featurestore.errors import ConfigError, FeatureStoreError, InvalidRequestError
 from featurestore.secrets import install_log_redaction
 from featurestore.store import FeatureStore
@@ -54,19 +58,38 @@ TAGS = [
     {"name": "catalog", "description": "What exists, how it is built, who uses it."},
     {"name": "quality", "description": "What the quality gate found in each run, and statistics of every run."},
     {"name": "service", "description": "The API itself."},
+    {"name": "admin", "description": "API tokens and the audit log (role admin)."},
 ]
+PROJECT_PREFIX = f"{API_PREFIX}/projects/{{project}}"
+"""Every route also answers under ``/v1/projects/{project}``: a server may hold several projects."""
+PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health", f"{PROJECT_PREFIX}/health"})
+"""Routes anyone may call, with auth on: liveness (no data). Every other route needs a permission."""
 
 
-def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
-    """An API serving ``store``. On shutdown the app flushes the store's buffered usage events,
-    or closes the store (which flushes them too) when ``close_store``."""
+def create_app(
+    store: FeatureStore | Sequence[FeatureStore], *, close_store: bool = False, auth: AuthConfig | None = None
+) -> FastAPI:
+    """An API serving ``store``, or several projects' stores: each under ``/v1/projects/{project}``
+    (and its UI under ``/ui/projects/{project}/``), the first also under ``/v1`` and ``/ui``. On
+    shutdown the app flushes the stores' buffered usage events, or closes them (which flushes them
+    too) when ``close_store``. ``auth``: each project's own ``auth`` section unless given; a
+    token acts only in its own project."""
+    stores = [store] if isinstance(store, FeatureStore) else list(store)
+    if not stores:
+        raise ConfigError("the datamart needs at least one project to serve")
+    by_project = {s.project: s for s in stores}
+    if len(by_project) != len(stores):
+        names = [s.project for s in stores]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"two project folders name the same project {twice}: a server serves a project once")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await anyio.to_thread.run_sync(store.close if close_store else store.usage.flush)
+            for each in stores:
+                await anyio.to_thread.run_sync(each.close if close_store else each.usage.flush)
 
     app = FastAPI(
         title="featurestore datamart",
@@ -78,17 +101,40 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.store = store
+    app.state.store = stores[0]
+    app.state.stores = by_project
+    app.state.auths = {s.project: Authenticator(auth or s.config.auth, s.registry, s.project) for s in stores}
     _add_docs(app)
-    app.include_router(reads.router, prefix=API_PREFIX)
-    app.include_router(catalog.router, prefix=API_PREFIX)
-    app.include_router(quality.router, prefix=API_PREFIX)
-    app.mount(UI_PREFIX, create_ui_app(store))  # the registry UI, on the same store
+    for router in (reads.router, catalog.router, quality.router, access.router):
+        _check_every_route_is_guarded(router, API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])
+    # The registry UI, on the same stores: each project's, then the default one (a mount matches by prefix).
+    for each in stores:
+        app.mount(f"{UI_PREFIX}/projects/{each.project}", create_ui_app(each, auth=app.state.auths[each.project]))
+    app.mount(UI_PREFIX, create_ui_app(stores[0], auth=app.state.auths[stores[0].project]))
     app.add_exception_handler(FeatureStoreError, _feature_store_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+def _check_every_route_is_guarded(router: APIRouter, prefix: str) -> None:
+    """Deny by default: an API route that names no permission (``datamart.routes.allow`` or
+    ``requires``) and is not public stops the app from starting, rather than serving everyone."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or any(p + route.path in PUBLIC_PATHS for p in (prefix, PROJECT_PREFIX)):
+            continue
+        if getattr(route.endpoint, PERMISSION_ATTRIBUTE, None) is None and not _permissions(route.dependant):
+            raise RuntimeError(
+                f"route {sorted(route.methods or ())} {prefix}{route.path} requires no permission: add one"
+            )
+
+
+def _permissions(dependant: Dependant) -> list[object]:
+    found = [getattr(d.call, PERMISSION_ATTRIBUTE, None) for d in dependant.dependencies]
+    return [p for p in found if p is not None] + [p for d in dependant.dependencies for p in _permissions(d)]
 
 
 def _add_docs(app: FastAPI) -> None:
@@ -130,7 +176,8 @@ def _add_docs(app: FastAPI) -> None:
 
 def create_app_from_env() -> FastAPI:
     """The app for ``featurestore serve``: serves the project in ``$FEATURESTORE_PROJECT_DIR``
-    and closes its store on shutdown."""
+    (several folders separated by ``os.pathsep``: the first is the default project) and closes
+    their stores on shutdown."""
     install_log_redaction()  # uvicorn's handlers too, set up by now
     project_dir = os.environ.get(PROJECT_DIR_ENV)
     if not project_dir:
@@ -138,14 +185,16 @@ def create_app_from_env() -> FastAPI:
             f"the environment variable {PROJECT_DIR_ENV} is not set: start the API with "
             "'featurestore -C <project dir> serve', or set it to the folder holding featurestore.yaml"
         )
-    return create_app(FeatureStore(project_dir), close_store=True)
+    return create_app([FeatureStore(d) for d in project_dir.split(os.pathsep) if d], close_store=True)
 
 
 async def _feature_store_error(request: Request, err: FeatureStoreError) -> JSONResponse:
     status = http_status(err)
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, err, exc_info=err)
-    return JSONResponse(error_body(err), status_code=status)
+    # RFC 6750: a 401 names the scheme it wants.
+    headers = {"WWW-Authenticate": 'Bearer realm="featurestore"'} if status == 401 else None
+    return JSONResponse(error_body(err), status_code=status, headers=headers)
 
 
 async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:

@@ -1,7 +1,7 @@
 """A Python client of the datamart API, mirroring the SDK's reads.
 
 ```python
-with DatamartClient("http://127.0.0.1:8000", consumer="churn-model") as client:
+with DatamartClient("http://127.0.0.1:8000") as client:  # token from $FEATURESTORE_TOKEN
     train = client.get_training_set(spine, "credit_default", timestamp_column="applied_at")  # pyarrow.Table
     online = client.get_online_features("credit_default", {"customer_id": [1, 2]})
     online["features"]["spend_30d"]["values"], online["features"]["spend_30d"]["statuses"]
@@ -15,8 +15,10 @@ the server's message; an unreachable API raises ``StoreUnavailableError``.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import httpx
@@ -26,7 +28,7 @@ import pyarrow.parquet as pq
 
 from datamart.errors import error_from_body
 from datamart.tables import PARQUET_MEDIA_TYPE
-from featurestore.errors import FeatureStoreError, StoreUnavailableError
+from featurestore.errors import ConfigError, FeatureStoreError, StoreUnavailableError
 from featurestore.times import aware_time
 
 API_PREFIX = "/v1"
@@ -35,26 +37,53 @@ Features: TypeAlias = Sequence[str] | str
 EntityRows: TypeAlias = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | pd.DataFrame | pa.Table
 
 
+TOKEN_ENV = "FEATURESTORE_TOKEN"
+TOKEN_FILE_ENV = "FEATURESTORE_TOKEN_FILE"
+DEFAULT_TOKEN_FILE = Path("~/.config/featurestore/token")
+
+
+def find_token() -> str | None:
+    """The API token of this user: ``$FEATURESTORE_TOKEN``, else the first line of the file
+    ``$FEATURESTORE_TOKEN_FILE`` (default ``~/.config/featurestore/token``, when it exists)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    named = os.environ.get(TOKEN_FILE_ENV)
+    file = Path(named or DEFAULT_TOKEN_FILE).expanduser()
+    try:
+        line = file.read_text().strip().splitlines()
+    except FileNotFoundError:
+        if named:
+            raise ConfigError(f"{TOKEN_FILE_ENV} names {file}, which does not exist") from None
+        return None
+    except OSError as err:
+        raise ConfigError(f"cannot read the token file {file}: {err}") from err
+    return line[0].strip() if line else None
+
+
 class DatamartClient:
-    """Synchronous client of one datamart API. ``consumer`` names the caller in the registry's
-    usage statistics (sent as the ``X-Consumer`` header with every request)."""
+    """Synchronous client of one datamart API. ``token``: an API token (``fst_...``) or an OIDC
+    bearer JWT, sent as ``Authorization: Bearer``; by default :func:`find_token` looks in the
+    environment and the token file (none needed for a server without auth). The server records
+    reads under the token's identity; ``consumer`` (the ``X-Consumer`` header) names the caller
+    only on a server without auth."""
 
     def __init__(
         self,
         base_url: str,
         *,
+        token: str | None = None,
         consumer: str = "anonymous",
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.consumer = consumer
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={"X-Consumer": consumer, "User-Agent": "featurestore-datamart-client"},
-            timeout=timeout,
-            transport=transport,
-        )
+        headers = {"X-Consumer": consumer, "User-Agent": "featurestore-datamart-client"}
+        token = token or find_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -120,6 +149,32 @@ class DatamartClient:
         """Record a model as a consumer of a feature service (lineage service → model)."""
         body = {"name": name, "feature_service": feature_service, "description": description}
         result: dict[str, Any] = self._json("POST", "/models", json=body)
+        return result
+
+    # ------------------------------------------------------------------ administration (role admin)
+
+    def create_token(
+        self, name: str, role: str, *, models: Sequence[str] = (), expires_in_days: float | None = None
+    ) -> dict[str, Any]:
+        """Create an API token; the result's ``token`` is its secret, returned this once."""
+        body = {"name": name, "role": role, "models": list(models), "expires_in_days": expires_in_days}
+        result: dict[str, Any] = self._json("POST", "/tokens", json=body)
+        return result
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", "/tokens")
+        return result
+
+    def revoke_token(self, token: str) -> dict[str, Any]:
+        """Revoke a token by id, or by the name of an active token."""
+        result: dict[str, Any] = self._json("DELETE", f"/tokens/{token}")
+        return result
+
+    def audit_log(
+        self, *, limit: int = 100, action: str | None = None, actor: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"limit": limit, "action": action, "actor": actor}.items() if v is not None}
+        result: list[dict[str, Any]] = self._json("GET", "/audit", params=params)
         return result
 
     def check_consistency(self, view: str, *, sample: int | None = 1000, seed: int | None = None) -> dict[str, Any]:

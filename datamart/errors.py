@@ -15,11 +15,13 @@ from typing import Any
 
 from featurestore import errors as core_errors
 from featurestore.errors import (
+    AuthenticationError,
     ConfigError,
     DefinitionError,
     FeatureStoreError,
     InvalidRequestError,
     NotFoundError,
+    PermissionDeniedError,
     QualityCheckFailedError,
     StoreUnavailableError,
 )
@@ -35,6 +37,10 @@ def http_status(err: FeatureStoreError) -> int:
     """The HTTP status code of a feature store error."""
     if isinstance(err, NotFoundError):
         return 404
+    if isinstance(err, AuthenticationError):
+        return 401
+    if isinstance(err, PermissionDeniedError):
+        return 403
     if isinstance(err, MalformedRequestError):
         return 400
     if isinstance(err, InvalidRequestError | DefinitionError):
@@ -74,6 +80,8 @@ def _redacted(value: Any) -> Any:
 
 _BY_STATUS: dict[int, type[FeatureStoreError]] = {
     400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
     404: NotFoundError,
     422: InvalidRequestError,
     503: StoreUnavailableError,

@@ -395,3 +395,45 @@ class RunQuality(BaseModel):
     run: RunInfo
     validation: ValidationReport | None = Field(description="Null when the run never reached the quality gate.")
     statistics: dict[str, FeatureStatistics] = Field(description="Empty when the run published nothing.")
+
+
+class TokenRequest(BaseModel):
+    """A token to create: its name, role, models (``service`` only) and lifetime."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "fraud-scorer", "role": "service", "models": ["fraud_gbm"]}]},
+    )
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:-]*$")
+    role: Literal["admin", "engineer", "scientist", "analyst", "service"]
+    models: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list, max_length=100)
+    expires_in_days: float | None = Field(default=None, gt=0, le=3650, description="Default: never expires.")
+
+
+class TokenInfo(BaseModel):
+    """A token as listed: never its secret."""
+
+    id: str
+    name: str
+    role: str
+    models: list[str]
+    status: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewTokenInfo(TokenInfo):
+    token: str = Field(description="The secret: shown this once, stored only as its hash.")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from featurestore.auth import local_actor
 from featurestore.definitions import FeatureView
 from featurestore.errors import FeatureStoreError, NotFoundError, RunError
 from featurestore.offline import LatestRows, PublishIntent, StagedPublish
@@ -258,7 +259,9 @@ class RepairResult:
     removed: int
 
 
-def repair(store: FeatureStore, view_name: str, *, everything: bool = False, progress: bool = True) -> RepairResult:
+def repair(
+    store: FeatureStore, view_name: str, *, everything: bool = False, progress: bool = True, actor: str | None = None
+) -> RepairResult:
     """Bring the online store in line with offline for one view: settle the intents runs left
     pending (a crash, an online store that was down); with ``everything``, also derive every
     entity offline has (after a restore of the online store, say). Holds the view's lock."""
@@ -278,7 +281,15 @@ def repair(store: FeatureStore, view_name: str, *, everything: bool = False, pro
     log.info(
         "repair of '%s': %d pending intent(s) settled, %d entities derived online", view_name, len(pending), entities
     )
-    return RepairResult(view_name, [p.run_id for p in pending], entities, removed)
+    result = RepairResult(view_name, [p.run_id for p in pending], entities, removed)
+    store.registry.record_audit(
+        store.project,
+        actor or local_actor(),
+        "repair",
+        f"feature_view:{view_name}",
+        {"all": everything, "settled": result.settled, "entities": entities, "removed": removed},
+    )
+    return result
 
 
 # ---------------------------------------------------------------------- the run
@@ -315,6 +326,7 @@ def run_view(
     allow_row_drop: bool = False,
     merge: bool = False,
     describe_error: Callable[[BaseException], str] = str,
+    actor: str | None = None,
 ) -> RunResult:
     """Run one view over ``[start, end)`` on ``engine`` through the pipeline (module docs).
 
@@ -323,7 +335,8 @@ def run_view(
     rows fall below :data:`ROW_DROP_LIMIT` of what was published there. ``merge`` keeps the
     window's published rows the run does not recompute (a backfill of a new feature that must not
     delete history the source no longer holds). A failure publishes nothing and is recorded with
-    its error; ``describe_error`` gives the message of errors that are not ours."""
+    its error; ``describe_error`` gives the message of errors that are not ours. The run, failed
+    or not, is recorded in the audit log under ``actor`` (default: this process's user@host)."""
     check_window(start, end)
     view = view_to_run(store, view_name, definitions)
     registry, project, offline = store.registry, store.project, store.offline_store
@@ -333,6 +346,7 @@ def run_view(
     with offline.lock(view):
         run_id = registry.start_run(project, view.name, engine=engine.name, window_start=start, window_end=end)
         run = _Run(view, run_id, bar)
+        audit = {"run_id": run_id, "engine": engine.name, "start": _iso(start), "end": _iso(end)}
         try:
             result = _publish(store, engine, view, run, start, end, progress, quarantine, allow_row_drop, merge)
         except BaseException as err:
@@ -350,6 +364,9 @@ def run_view(
             message = redact(str(err) if isinstance(err, FeatureStoreError) else describe_error(err))
             registry.finish_run(run_id, status="failed", timings=run.timings, error=f"{type(err).__name__}: {message}")
             bar.close()
+            registry.record_audit(
+                project, actor or local_actor(), "run", f"feature_view:{view.name}", {**audit, "status": "failed"}
+            )
             log.error("run %s of feature view '%s' failed; %s: %s", run_id, view.name, run.outcome, message)
             if isinstance(err, FeatureStoreError) or not isinstance(err, Exception):  # ours, or an interrupt
                 raise
@@ -366,6 +383,13 @@ def run_view(
             rows_online_removed=result.rows_online_removed,
         )
         bar.close()
+        registry.record_audit(
+            project,
+            actor or local_actor(),
+            "run",
+            f"feature_view:{view.name}",
+            {**audit, "status": "succeeded", "rows_offline": result.rows_offline},
+        )
     log.info(
         "run %s of '%s'%s: %d rows offline (%d before), %d entities derived online (%d removed), watermark %s",
         run_id,
@@ -506,3 +530,7 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     with contextlib.suppress(OSError):  # the staging folder, when no other run's scratch is in it
         path.parent.rmdir()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

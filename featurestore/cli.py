@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -12,22 +13,44 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from featurestore.errors import FeatureStoreError
+from featurestore.errors import FeatureStoreError, InvalidRequestError
 
 if TYPE_CHECKING:
     from featurestore.store import FeatureStore
 
 
+# How the CLI spells the SDK arguments that errors of the core name (InvalidRequestError.argument).
+FLAGS = {
+    "timestamp_column": "--timestamp-column",
+    "full_feature_names": "--full-feature-names",
+    "as_of_time": "--as-of",
+    "features": "--features",
+}
+# Run windows (--start, --end, --backfill-from) stay within these years, leaving room for a view's
+# source lookback and TTL before and after them: Python's datetime stops at years 1 and 9999.
+WINDOW_FLAGS = ("--start", "--end", "--backfill-from")
+WINDOW_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+
+
 def _parse_time(value: str | None, what: str) -> datetime | None:
+    """A time given to flag ``what`` by the one rule of :mod:`featurestore.times` (an offset, or
+    a bare date meaning 00:00 UTC; no naive times), with the core's messages as usage errors."""
     if value is None:
         return None
+    from featurestore.times import parse_time
+
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as err:
-        raise click.BadParameter(
-            f"'{value}' is not an ISO 8601 date or time, e.g. 2024-03-01 or 2024-03-01T12:00Z", param_hint=what
-        ) from err
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = parse_time(value, what)
+    except InvalidRequestError as err:
+        raise click.UsageError(str(err)) from err
+    low, high = WINDOW_RANGE
+    if what in WINDOW_FLAGS and not low <= parsed <= high:
+        raise click.UsageError(
+            f"{what} {value} is outside the range a run window may span, {low:%Y-%m-%d} to {high:%Y-%m-%d} UTC "
+            f"(room for a view's source lookback and TTL); give a time in that range, or leave {what} out "
+            "for no bound"
+        )
+    return parsed
 
 
 class _Context:
@@ -106,8 +129,8 @@ def apply(state: _Context) -> None:
 @cli.command()
 @click.argument("views", nargs=-1)
 @click.option("--all", "run_all", is_flag=True, help="Run every feature view.")
-@click.option("--start", help="Window start, inclusive (ISO 8601, UTC unless given).")
-@click.option("--end", help="Window end, exclusive (ISO 8601, UTC unless given).")
+@click.option("--start", help="Window start, inclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
+@click.option("--end", help="Window end, exclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option(
     "--quarantine/--no-quarantine",
@@ -146,8 +169,13 @@ def run(
     backfill_from: str | None,
 ) -> None:
     """Compute feature views over a window, check them with their expectations and publish them
-    offline, then set online every entity the run touched to its latest offline row."""
+    offline, then set online every entity the run touched to its latest offline row.
+
+    A window holding no rows is said so, with the range the view's data spans, and still exits
+    with status 0: a scheduled run over a quiet window is a normal outcome (declare
+    RowCount(min=1) on the view to make it fail). A start not before the end is refused."""
     from etl.local import LocalEngine
+    from featurestore.coverage import describe_range, window_text
     from featurestore.project_files import load_definitions
     from featurestore.validation import validate_project
 
@@ -167,10 +195,16 @@ def run(
     for name in names:
         if name not in definitions:
             store.get_feature_view(name)  # raises "not found" with suggestions
+        run_start = (
+            _parse_time(backfill_from, "--backfill-from")
+            if backfill_from is not None
+            else _parse_time(start, "--start")
+        )
+        run_end = _parse_time(end, "--end")
         result = engine.run(
             name,
-            start=_parse_time(backfill_from if backfill_from is not None else start, "--start"),
-            end=_parse_time(end, "--end"),
+            start=run_start,
+            end=run_end,
             definitions=definitions,
             progress=not no_progress,
             quarantine=quarantine,
@@ -184,6 +218,10 @@ def run(
             f"watermark {result.watermark}, {total:.2f}s, run {result.run_id}, quality {result.quality}"
             + (f" ({result.rows_quarantined:,} rows quarantined)" if result.rows_quarantined else "")
         )
+        if result.rows_computed == 0:
+            view_def = definitions[name]
+            where = describe_range(view_def, root=store.config.root, files=store.offline_store.files(view_def))
+            click.echo(f"note: {name} has no rows {window_text(run_start, run_end)}; {where}", err=True)
 
 
 @cli.command()
@@ -208,16 +246,20 @@ def repair(state: _Context, view: str, everything: bool, no_progress: bool) -> N
 
 @cli.command("validate")
 @click.argument("view")
-@click.option("--start", help="Window start, inclusive (ISO 8601, UTC unless given).")
-@click.option("--end", help="Window end, exclusive (ISO 8601, UTC unless given).")
+@click.option("--start", help="Window start, inclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
+@click.option("--end", help="Window end, exclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def validate_view(state: _Context, view: str, start: str | None, end: str | None, as_json: bool) -> None:
     """Dry run of the quality gate: compute a view over a window and check its expectations,
     publishing and recording nothing. Uses the definitions in the project's files (applied or not).
 
-    Exits with status 2 when a blocking expectation fails."""
+    Exits with status 2 when a blocking expectation fails, and 1 when the window holds no rows
+    (nothing to check: the message names the range the view's data spans) or --start is not
+    before --end."""
     from etl.local import LocalEngine
+    from etl.runs import check_window
+    from featurestore.coverage import describe_range, window_text
     from featurestore.errors import NotFoundError
     from featurestore.project_files import load_definitions
     from featurestore.validation import validate_project
@@ -227,8 +269,14 @@ def validate_view(state: _Context, view: str, start: str | None, end: str | None
     views = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
     if view not in views:
         raise NotFoundError("feature view", view, project=store.project, candidates=views)
-    window_end = _parse_time(end, "--end")
-    frame = LocalEngine(store).compute(views[view], _parse_time(start, "--start"), window_end)
+    window_start, window_end = _parse_time(start, "--start"), _parse_time(end, "--end")
+    check_window(window_start, window_end)
+    frame = LocalEngine(store).compute(views[view], window_start, window_end)
+    if frame.num_rows == 0:
+        where = describe_range(views[view], root=store.config.root, files=store.offline_store.files(views[view]))
+        _no_data(
+            f"{view} has no rows {window_text(window_start, window_end)}, so there is nothing to validate; {where}"
+        )
     report = validate(
         views[view], frame, reference_time=reference_time_for(window_end), examples=store.config.quality.examples
     )
@@ -239,7 +287,12 @@ def validate_view(state: _Context, view: str, start: str | None, end: str | None
 
 @cli.command()
 @click.argument("view")
-@click.option("--run", "run_id", help="A run's id (default: the view's latest successful run).")
+@click.option(
+    "--run",
+    "run_id",
+    help="A run's id, or its start as the registry UI shows it (default: the view's latest successful run; "
+    "'featurestore runs VIEW' lists them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 @click.pass_obj
 def stats(state: _Context, view: str, run_id: str | None, as_json: bool) -> None:
@@ -254,9 +307,9 @@ def stats(state: _Context, view: str, run_id: str | None, as_json: bool) -> None
         if not latest:
             raise click.ClickException(f"feature view '{view}' has no successful run yet: run it first")
         run_id = latest[0]["run_id"]
-    record = store.registry.get_run(run_id)
-    if record.view != view:
-        raise click.BadParameter(f"run {run_id} is a run of feature view '{record.view}'", param_hint="--run")
+    # The id in full, or its start as the registry UI shows it; `featurestore runs VIEW` lists them.
+    record = store.registry.find_run(store.project, run_id, view=view)
+    run_id = record.id
     quality = store.registry.get_run_quality(run_id) or {"statistics": {}, "validation": None}
     if as_json:
         click.echo(json.dumps({"run": record.to_dict(), **quality}, indent=2, default=str))
@@ -322,6 +375,12 @@ def runs(state: _Context, view: str | None, limit: int) -> None:
         )
 
 
+def _no_data(message: str) -> None:
+    """End a command whose window, as-of time or spine selected no data: exit status 1."""
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
 def _write_table(table: Any, out: Path | None) -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -344,21 +403,52 @@ def _write_table(table: Any, out: Path | None) -> None:
     help="Parquet or CSV: entity keys, a timestamp and any labels.",
 )
 @click.option("--features", "-f", multiple=True, help="view:feature, view, or a feature service name.")
-@click.option("--timestamp-column", default="event_timestamp", show_default=True)
+@click.option("--timestamp-column", default="event_timestamp", show_default=True, help="The spine's timestamp column.")
+@click.option("--full-feature-names", is_flag=True, help="Name feature columns 'view__feature'.")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv (default: print)."
 )
 @click.pass_obj
 def training_set(
-    state: _Context, spine: Path, features: tuple[str, ...], timestamp_column: str, out: Path | None
+    state: _Context,
+    spine: Path,
+    features: tuple[str, ...],
+    timestamp_column: str,
+    full_feature_names: bool,
+    out: Path | None,
 ) -> None:
-    """Build a point-in-time correct training set for a spine."""
+    """Build a point-in-time correct training set for a spine.
+
+    When no spine row gets any feature value (its times lie before the data, or its keys match
+    none), nothing is written and the command exits with status 1, naming the spine's and each
+    view's time range."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    from featurestore.coverage import column_range, describe_range, rows_with_values
+    from featurestore.retrieval import resolve_features
+
     table = pq.read_table(spine) if spine.suffix == ".parquet" else pacsv.read_csv(spine)
     refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else list(features)
-    result = state.store().get_training_set(table, refs, timestamp_column=timestamp_column, consumer="cli")
+    store = state.store()
+    result = store.get_training_set(
+        table, refs, timestamp_column=timestamp_column, full_feature_names=full_feature_names, consumer="cli"
+    )
+    feature_columns = [c for c in result.column_names if c not in table.column_names]
+    if result.num_rows and rows_with_values(result, feature_columns) == 0:
+        services = store.feature_services()
+        requested = services[refs] if isinstance(refs, str) and refs in services else refs
+        names = [r.view.name for r in resolve_features(store.feature_views(), requested)]
+        where = "; ".join(
+            f"{n}: {describe_range(store.get_feature_view(n), root=store.config.root, files=store.offline_store.files(n))}"
+            for n in names
+        )
+        spine_range = column_range(result, timestamp_column)
+        _no_data(
+            f"none of the spine's {result.num_rows:,} rows got a feature value (a row gets a view's latest "
+            f"value at or before its time, within the view's TTL); the spine's {timestamp_column} spans "
+            f"{spine_range or 'nothing'}; {where}"
+        )
     _write_table(result, out)
 
 
@@ -372,8 +462,9 @@ def training_set(
     required=True,
     help="key=value, e.g. customer_id=42 (repeat for compound keys).",
 )
+@click.option("--full-feature-names", is_flag=True, help="Name features 'view__feature'.")
 @click.pass_obj
-def lookup(state: _Context, features: tuple[str, ...], keys: tuple[str, ...]) -> None:
+def lookup(state: _Context, features: tuple[str, ...], keys: tuple[str, ...], full_feature_names: bool) -> None:
     """Look up one entity's features in the online store, with a status per value."""
     row: dict[str, Any] = {}
     for item in keys:
@@ -382,22 +473,35 @@ def lookup(state: _Context, features: tuple[str, ...], keys: tuple[str, ...]) ->
             raise click.BadParameter(f"'{item}' is not key=value", param_hint="--key")
         row[name] = value
     refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else list(features)
-    response = state.store().get_online_features(refs, [row], consumer="cli")
+    response = state.store().get_online_features(refs, [row], full_feature_names=full_feature_names, consumer="cli")
     click.echo(json.dumps(response.to_rows(), indent=2, default=str))
 
 
 @cli.command("reference-data")
 @click.argument("view")
-@click.option("--as-of", "as_of_time", required=True, help="ISO 8601 date or time (UTC unless given).")
+@click.option("--as-of", "as_of_time", required=True, help="ISO 8601 time with an offset, or a date (00:00 UTC).")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv (default: print)."
 )
 @click.pass_obj
 def reference_data(state: _Context, view: str, as_of_time: str, out: Path | None) -> None:
-    """Every entity's values of a view as of a date, for analysts."""
+    """Every entity's values of a view as of a date, for analysts.
+
+    When no entity has a value then (the time is before the view's data, or every value is older
+    than the view's TTL), nothing is written and the command exits with status 1, naming the range
+    the view's data spans."""
+    from featurestore.coverage import describe_range, duration_text
+
     when = _parse_time(as_of_time, "--as-of")
     assert when is not None  # required option
-    _write_table(state.store().get_reference_data(view, when, consumer="cli"), out)
+    store = state.store()
+    table = store.get_reference_data(view, when, consumer="cli")
+    if table.num_rows == 0:
+        fv = store.get_feature_view(view)
+        where = describe_range(fv, root=store.config.root, files=store.offline_store.files(fv))
+        within = f", within its TTL of {duration_text(fv.ttl)}" if fv.ttl else ""
+        _no_data(f"{view} has no rows as of {as_of_time} (each entity's latest row at or before it{within}); {where}")
+    _write_table(table, out)
 
 
 @cli.command("check-consistency")
@@ -463,14 +567,31 @@ def register_model(state: _Context, name: str, feature_service: str, description
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
+@click.option(
+    "--with-project",
+    "more_projects",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Serve this project folder too, under /v1/projects/<name>/ (repeatable).",
+)
 @click.pass_obj
-def serve(state: _Context, host: str, port: int, workers: int) -> None:
-    """Start the datamart API (OpenAPI docs at /docs)."""
+def serve(state: _Context, host: str, port: int, workers: int, more_projects: tuple[Path, ...]) -> None:
+    """Start the datamart API (OpenAPI docs at /docs). The project of -C is served under /v1/
+    and /v1/projects/<name>/; each --with-project under /v1/projects/<name>/. A token acts
+    only in its own project."""
     import os
 
     import uvicorn
 
-    os.environ["FEATURESTORE_PROJECT_DIR"] = str(state.project_dir.resolve())
+    _check_serving(state, host)
+    for folder in more_projects:
+        extra = _Context(folder)
+        try:
+            _check_serving(extra, host)
+        finally:
+            extra.close()
+    folders = [state.project_dir, *more_projects]
+    os.environ["FEATURESTORE_PROJECT_DIR"] = os.pathsep.join(str(f.resolve()) for f in folders)
     click.echo(f"datamart API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "datamart.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info"
@@ -487,9 +608,132 @@ def ui(state: _Context, host: str, port: int) -> None:
 
     import uvicorn
 
+    _check_serving(state, host)
     os.environ["FEATURESTORE_PROJECT_DIR"] = str(state.project_dir.resolve())
     click.echo(f"registry UI on http://{host}:{port}/ (lineage: /lineage, usage: /usage)")
     uvicorn.run("registry_ui.app:create_app_from_env", factory=True, host=host, port=port, log_level="info")
+
+
+def _check_serving(state: _Context, host: str) -> None:
+    from featurestore.auth import check_bind_address
+
+    store = state.store()
+    check_bind_address(host, store.config.auth)
+    if store.config.auth.enabled:
+        active = [t for t in store.registry.tokens(store.project) if t.status() == "active"]
+        click.echo(
+            f"auth on: {len(active)} active token(s)"
+            + (", OIDC issuer " + store.config.auth.oidc.issuer if store.config.auth.oidc else "")
+        )
+        if not active and store.config.auth.oidc is None:
+            click.secho(
+                "no active token: nobody can use this server yet; create one with "
+                "'featurestore tokens create --name admin --role admin'",
+                fg="yellow",
+                err=True,
+            )
+    else:
+        click.echo(f"auth off: every caller acts as a local admin (serving on {host} only)")
+
+
+# ---------------------------------------------------------------------------- tokens and audit
+
+
+@cli.group()
+def tokens() -> None:
+    """API tokens of the datamart API and the registry UI: create, list, revoke.
+
+    These commands act on the registry directly: whoever can run them with this project's
+    featurestore.yaml (and so reach its registry database) administers its tokens."""
+
+
+@tokens.command("create")
+@click.option("--name", required=True, help="Who or what uses the token, e.g. 'fraud-scorer' or 'alice'.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["admin", "engineer", "scientist", "analyst", "service"]),
+    help="admin: everything; engineer: apply, runs, checks, repairs, models; scientist: catalog, training sets, "
+    "reference data, statistics; analyst: catalog, reference data; service: online lookups of its models' services.",
+)
+@click.option(
+    "--model", "models", multiple=True, help="service tokens: a model whose feature service it may read (repeat)."
+)
+@click.option("--expires", help="Lifetime, e.g. 90d, 12h, 30m (default: never expires).")
+@click.option("--json", "as_json", is_flag=True, help="Print the token and its record as JSON.")
+@click.pass_obj
+def tokens_create(
+    state: _Context, name: str, role: str, models: tuple[str, ...], expires: str | None, as_json: bool
+) -> None:
+    """Create a token. Its secret is printed once: it is stored only as a hash."""
+    from featurestore.auth import local_actor, parse_duration
+
+    store = state.store()
+    expires_at = datetime.now(UTC) + parse_duration(expires, "--expires") if expires else None
+    record, secret = store.registry.create_token(
+        store.project, name, role, actor=local_actor(), expires_at=expires_at, models=models
+    )
+    if as_json:
+        click.echo(json.dumps({"id": record.id, "name": record.name, "role": record.role, "token": secret}))
+        return
+    until = f", expires {record.expires_at:%Y-%m-%d %H:%M} UTC" if record.expires_at else ""
+    click.echo(f"token '{record.name}' ({record.id}), role {record.role}, project {record.project}{until}:")
+    click.echo(secret)
+    click.echo(
+        "Keep it now: it is not shown again. Send it as 'Authorization: Bearer <token>', or set "
+        "FEATURESTORE_TOKEN for the Python client.",
+        err=True,
+    )
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def tokens_list(state: _Context, as_json: bool) -> None:
+    """Every token of the project (never their secrets), newest first."""
+    store = state.store()
+    records = store.registry.tokens(store.project)
+    if as_json:
+        click.echo(json.dumps([{**dataclasses.asdict(r), "status": r.status()} for r in records], default=str))
+        return
+    if not records:
+        click.echo("no token yet: create one with 'featurestore tokens create --name NAME --role ROLE'")
+    for r in records:
+        used = f"last used {r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never used"
+        until = f", expires {r.expires_at:%Y-%m-%d}" if r.expires_at else ""
+        models = f" models {','.join(r.models)}" if r.models else ""
+        click.echo(f"{r.id}  {r.name:<20} {r.role:<9} {r.status():<8} {used}{until}{models}")
+
+
+@tokens.command("revoke")
+@click.argument("token")
+@click.pass_obj
+def tokens_revoke(state: _Context, token: str) -> None:
+    """Revoke TOKEN (its id, or the name of an active token). Servers stop accepting it within
+    their auth.cache_seconds (10 s by default)."""
+    from featurestore.auth import local_actor
+
+    store = state.store()
+    record = store.registry.revoke_token(store.project, token, actor=local_actor())
+    click.echo(f"revoked token '{record.name}' ({record.id})")
+
+
+@cli.command()
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--action", help="Only this action: apply, run, repair, model.register, token.create, token.revoke.")
+@click.option("--actor", help="Only this actor's changes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def audit(state: _Context, limit: int, action: str | None, actor: str | None, as_json: bool) -> None:
+    """The audit log: every state change of the project, who did it and when, newest first."""
+    store = state.store()
+    entries = store.registry.audit_log(store.project, limit=limit, action=action, actor=actor)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(e) for e in entries], default=str))
+        return
+    for e in entries:
+        detail = " ".join(f"{k}={v}" for k, v in sorted(e.detail.items()) if v not in (None, [], ""))
+        click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<24} {e.action:<15} {e.target}  {detail}")
 
 
 def main() -> None:
@@ -504,9 +748,11 @@ def main() -> None:
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except FeatureStoreError as err:
+        # An error naming an SDK argument (timestamp_column=...) names the CLI's flag instead.
+        message = err.render(FLAGS) if isinstance(err, InvalidRequestError) else str(err)
         from featurestore.secrets import redact
 
-        click.secho(f"error: {redact(str(err))}", fg="red", err=True)
+        click.secho(f"error: {redact(message)}", fg="red", err=True)
         sys.exit(1)
 
 

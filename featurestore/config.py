@@ -168,6 +168,58 @@ class QualityConfig(Settings):
     examples: int = Field(default=5, ge=0)
 
 
+class OidcConfig(Settings):
+    """Bearer JWTs from an OpenID Connect issuer (section ``auth.oidc`` of ``featurestore.yaml``).
+
+    ``jwks_url``: where the issuer publishes its signing keys (default: the ``jwks_uri`` of
+    ``<issuer>/.well-known/openid-configuration``). ``roles_claim``: the claim holding the
+    caller's roles or groups (a string or a list); ``role_map`` maps its values to roles
+    (unmapped values that name a role are taken as is). ``name_claim``: the name recorded in
+    usage statistics and the audit log. ``models_claim``: for a ``service``, the models whose
+    feature services it may read. ``project_claim``: when set, the claim must equal the project."""
+
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    jwks_url: str = ""
+    roles_claim: str = "roles"
+    role_map: dict[str, Literal["admin", "engineer", "scientist", "analyst", "service"]] = Field(default_factory=dict)
+    name_claim: str = "sub"
+    models_claim: str = "models"
+    project_claim: str = ""
+    algorithms: Names = ("RS256", "ES256", "PS256")
+    leeway_seconds: int = Field(default=30, ge=0, le=600)
+
+
+class AuthConfig(Settings):
+    """Section ``auth`` of ``featurestore.yaml``. ``enabled``: require a token (or an OIDC bearer
+    JWT when ``oidc`` is set) on every route but the public ones; off by default, which only
+    ``127.0.0.1`` may serve. ``cache_seconds``: how long a server trusts a checked API token
+    before reading the registry again (a token revoked by another process stops working within
+    it; one revoked through the server, at once)."""
+
+    enabled: bool = False
+    cache_seconds: float = Field(default=10.0, ge=0, le=3600)
+    oidc: OidcConfig | None = None
+
+
+class DatamartConfig(Settings):
+    """Limits of the datamart API and the registry UI (section ``datamart`` of ``featurestore.yaml``).
+
+    ``max_body_bytes``: a request body (JSON, a form), beyond which the answer is 413.
+    ``max_upload_bytes``: a spine uploaded to ``/v1/training-set/upload`` (413 beyond).
+    ``max_lookup_entities``: entities of one online lookup (422 beyond). ``max_spine_rows``: rows
+    of a training-set spine, sent as JSON or uploaded (422 beyond). ``max_url_bytes``: the path
+    and query string (414 beyond). ``max_header_bytes``: the request's headers, names and values
+    together (431 beyond). A server holding several projects applies the limits of the first."""
+
+    max_body_bytes: int = Field(default=10 * 2**20, ge=1024)
+    max_upload_bytes: int = Field(default=200 * 2**20, ge=1024)
+    max_lookup_entities: int = Field(default=10_000, ge=1)
+    max_spine_rows: int = Field(default=1_000_000, ge=1)
+    max_url_bytes: int = Field(default=8 * 1024, ge=256)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+
+
 def _default_online_store() -> OnlineStoreConfig:
     return ONLINE_STORE_KINDS["sqlite"].config_class().model_validate({})
 
@@ -187,6 +239,8 @@ class ProjectConfig:
     online_store: OnlineStoreConfig = field(default_factory=_default_online_store)
     engine: EngineConfig = field(default_factory=LocalEngineConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    datamart: DatamartConfig = field(default_factory=DatamartConfig)
     file: Path | None = None
 
     def __repr__(self) -> str:
@@ -222,7 +276,9 @@ class ProjectConfig:
         file = p / CONFIG_FILE_NAME if p.is_dir() else p
         if not file.exists():
             raise ConfigError(
-                f"no {CONFIG_FILE_NAME} here; run 'featurestore init' to create a project, or pass --project DIR",
+                f"no {CONFIG_FILE_NAME} here; run 'featurestore init' to create a project, or name the folder holding "
+                f"it: 'featurestore -C DIR ...' (--project-dir, or FEATURESTORE_PROJECT_DIR=DIR) on the command line, "
+                "FeatureStore('DIR') in Python",
                 file=str(file),
             )
         try:
@@ -247,6 +303,8 @@ class ProjectConfig:
             online_store=_online_section(raw, fname),
             engine=cast(EngineConfig, _section(raw, "engine", _ENGINE_TYPES, "local", fname)),
             quality=_quality_section(raw, fname),
+            auth=_auth_section(raw, fname),
+            datamart=_datamart_section(raw, fname),
             file=file,
         )
         remember(*config.secrets())
@@ -264,6 +322,8 @@ class _ProjectFile(Settings):
     online_store: Any = None
     engine: Any = None
     quality: Any = None
+    auth: Any = None
+    datamart: Any = None
 
 
 _PROJECT_HINTS = {
@@ -347,6 +407,20 @@ def _online_section(raw: Mapping[str, Any], fname: str | None) -> OnlineStoreCon
     kind = _kind(value, key, ONLINE_STORE_KINDS, "sqlite", fname)
     model = ONLINE_STORE_KINDS[kind].config_class()
     return _validate(model, value, file=fname, section=key, unknown=f" for a {kind} {key}")
+
+
+def _auth_section(raw: Mapping[str, Any], fname: str | None) -> AuthConfig:
+    value = raw.get("auth") or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a mapping, e.g. {enabled: true}", file=fname, key="auth")
+    return _validate(AuthConfig, value, file=fname, section="auth")
+
+
+def _datamart_section(raw: Mapping[str, Any], fname: str | None) -> DatamartConfig:
+    value = raw.get("datamart") or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a mapping, e.g. {max_body_bytes: 10485760}", file=fname, key="datamart")
+    return _validate(DatamartConfig, value, file=fname, section="datamart")
 
 
 def _quality_section(raw: Mapping[str, Any], fname: str | None) -> QualityConfig:

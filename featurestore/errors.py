@@ -8,7 +8,7 @@ request they sent. HTTP status codes are mapped only in ``datamart``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from featurestore.secrets import redact
 
@@ -18,14 +18,14 @@ def near_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str
     return difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.6)
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """A " Did you mean 'x'?" suffix, or an empty string when nothing is close."""
+def did_you_mean(name: str, candidates: Iterable[str], kinds: Mapping[str, str] | None = None) -> str:
+    """A " Did you mean 'x'?" suffix, or an empty string when nothing is close. With ``kinds``
+    (candidate → its kind), each suggestion says what it is: " Did you mean feature service 'x'?"."""
     close = near_names(name, candidates)
     if not close:
         return ""
-    if len(close) == 1:
-        return f" Did you mean '{close[0]}'?"
-    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    shown = [f"{kinds[c]} '{c}'" if kinds and c in kinds else f"'{c}'" for c in close]
+    return " Did you mean " + " or ".join(shown) + "?"
 
 
 class FeatureStoreError(Exception):
@@ -67,14 +67,26 @@ class ConfigError(FeatureStoreError):
 
 
 class NotFoundError(FeatureStoreError):
-    """A named object does not exist. Carries the kind, the name and the nearest existing names."""
+    """A named object does not exist. Carries the kind, the name and the nearest existing names.
 
-    def __init__(self, kind: str, name: str, *, project: str | None = None, candidates: Iterable[str] = ()) -> None:
+    When the name could be of several kinds (a feature view or a feature service), ``kinds`` maps
+    each candidate to its kind, and the suggestions say which kind each is."""
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        *,
+        project: str | None = None,
+        candidates: Iterable[str] = (),
+        kinds: Mapping[str, str] | None = None,
+    ) -> None:
         self.kind = kind
         self.name = name
-        self.suggestions = near_names(name, candidates)
+        names = [str(c) for c in candidates]
+        self.suggestions = near_names(name, names)
         where = f" in project '{project}'" if project else ""
-        super().__init__(f"{kind.capitalize()} '{name}' not found{where}.{did_you_mean(name, candidates)}")
+        super().__init__(f"{kind[:1].upper()}{kind[1:]} '{name}' not found{where}.{did_you_mean(name, names, kinds)}")
 
 
 class StoreUnavailableError(FeatureStoreError):
@@ -96,7 +108,26 @@ class QualityCheckFailedError(FeatureStoreError):
 
 
 class InvalidRequestError(FeatureStoreError):
-    """A read request is malformed (bad spine, unknown feature reference, bad date...)."""
+    """A read request is malformed (bad spine, unknown feature reference, bad date...).
+
+    When the fix is to pass an argument, ``argument`` names it as the SDK spells it and the
+    message says ``{argument}`` where it names it: ``str(err)`` shows the SDK's spelling
+    (``timestamp_column=...``), and a front end that spells it otherwise (the CLI's
+    ``--timestamp-column``) shows :meth:`render` with its own spellings, from the same error.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None, example: str = "...") -> None:
+        self.template = message
+        self.argument = argument
+        self.example = example
+        super().__init__(self.render())
+
+    def render(self, spellings: Mapping[str, str] | None = None) -> str:
+        """The message, naming the argument as ``spellings`` spell it (default: the SDK's ``name=...``)."""
+        if self.argument is None:
+            return self.template
+        spelled = (spellings or {}).get(self.argument) or f"{self.argument}={self.example}"
+        return self.template.replace("{argument}", spelled)
 
 
 class RunError(FeatureStoreError):
@@ -108,3 +139,14 @@ class UnreadableValueError(FeatureStoreError):
     has no record of, or a value changed by hand), or an offline file holds a column that cannot be
     cast to its feature's declared type. Names the view (and the entity); re-running the view
     rewrites the value."""
+
+
+class AuthenticationError(FeatureStoreError):
+    """A request carries no credentials, or credentials that are unknown, expired, revoked or
+    wrongly signed (HTTP 401). The message says which, never the credential itself."""
+
+
+class PermissionDeniedError(FeatureStoreError):
+    """An authenticated identity may not do what it asked: its role lacks the permission, or the
+    object belongs to another project or feature service (HTTP 403). Names the identity, its role
+    and what it would need."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from featurestore.auth import local_actor
 from featurestore.config import ProjectConfig
 from featurestore.consistency import ConsistencyReport, check_consistency
 from featurestore.definitions import FeatureService, FeatureView, Project
@@ -77,6 +78,7 @@ class FeatureStore:
         self._services: dict[str, FeatureService] = {}
         self._plans: dict[tuple[Any, bool], LookupPlan] = {}
         self._views_loaded_at = -1e18
+        self._model_services: tuple[float, dict[str, str]] = (-1e18, {})
         self._lock = threading.Lock()
         self.usage = UsageLog(self.registry, self.project)
 
@@ -88,12 +90,23 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ definitions
 
-    def apply(self, objects: Sequence[object], *, schema_resolver: SchemaResolver | None = None) -> ApplyReport:
-        """Validate the definitions as one project (every problem reported at once) and record them."""
+    def apply(
+        self, objects: Sequence[object], *, schema_resolver: SchemaResolver | None = None, actor: str | None = None
+    ) -> ApplyReport:
+        """Validate the definitions as one project (every problem reported at once) and record them.
+        A change is recorded in the audit log under ``actor`` (default: this process's user@host)."""
         project: Project = validate_project(objects, schema_resolver)
         report = self.registry.apply(self.project, project)
         self.online_store.prepare([v for v in project.feature_views if v.online])
         self.refresh()
+        if report.created or report.updated or report.removed:
+            self.registry.record_audit(
+                self.project,
+                actor or local_actor(),
+                "apply",
+                f"project:{self.project}",
+                {"created": report.created, "updated": report.updated, "removed": report.removed},
+            )
         return report
 
     def refresh(self) -> None:
@@ -147,9 +160,29 @@ class FeatureStore:
                 self._plans[(ref, full_names)] = plan
         return plan
 
-    def register_model(self, name: str, feature_service: str, description: str = "") -> None:
-        """Record that a model consumes a feature service (lineage service → model)."""
+    def model_feature_services(self, models: Sequence[str]) -> set[str]:
+        """The feature services the named registered models consume (what a ``service`` token may
+        read online), from the registry at most every ``definitions_ttl`` seconds."""
+        now = time.monotonic()
+        loaded_at, services = self._model_services
+        if now - loaded_at > self._definitions_ttl:
+            services = {m.name: m.feature_service for m in self.registry.list_models(self.project)}
+            self._model_services = (now, services)
+        return {services[m] for m in models if m in services}
+
+    def register_model(
+        self, name: str, feature_service: str, description: str = "", *, actor: str | None = None
+    ) -> None:
+        """Record that a model consumes a feature service (lineage service → model), and who did."""
         self.registry.register_model(self.project, name, feature_service, description)
+        self._model_services = (-1e18, {})
+        self.registry.record_audit(
+            self.project,
+            actor or local_actor(),
+            "model.register",
+            f"model:{name}",
+            {"feature_service": feature_service},
+        )
 
     # ------------------------------------------------------------------ reads
 

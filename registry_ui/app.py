@@ -7,8 +7,10 @@ bookmarkable, works without JavaScript).
 
 from __future__ import annotations
 
+import hmac
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,17 +19,26 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from featurestore import __version__
-from featurestore.errors import ConfigError, FeatureStoreError, NotFoundError, StoreUnavailableError
+from featurestore.auth import SESSION_COOKIE, Authenticator, Identity, Permission, csrf_token
+from featurestore.errors import (
+    AuthenticationError,
+    ConfigError,
+    FeatureStoreError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreUnavailableError,
+)
 from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
 from registry_ui import pages
+from registry_ui.access import CROSS_SITE, PageGuard, safe_next
 from registry_ui.formats import (
     count_text,
     duration_text,
@@ -73,9 +84,11 @@ def _environment() -> Environment:
     return env
 
 
-def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
+def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenticator | None = None) -> FastAPI:
     """The UI of ``store``'s project. It only reads the registry; ``close_store`` closes the
-    store when the app shuts down (set when the app made the store)."""
+    store when the app shuts down (set when the app made the store). ``auth``: who may see which
+    page (default: the project's ``auth`` section); with auth on, every page but the sign-in
+    page needs a signed-in identity allowed to read the catalog, and the audit log an admin."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,10 +108,16 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
     )
     templates = Jinja2Templates(env=_environment())
     registry, config, project = store.registry, store.config, store.project
+    auth = auth or Authenticator(config.auth, registry, project)
+    guard = PageGuard(auth)
 
     def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         links = pages.Links(request.scope.get("root_path", ""))
         nav = {"search": links.home(), "lineage": links.lineage(), "usage": links.usage()}
+        identity: Identity | None = getattr(request.state, "identity", None)
+        if identity is not None and identity.can(Permission.ADMINISTER):
+            nav["audit"] = links.audit()
+        session = request.cookies.get(SESSION_COOKIE)
         return templates.TemplateResponse(
             request,
             template,
@@ -111,6 +130,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
                 "version": __version__,
                 "kind_names": pages.KIND_NAMES,
                 "active": "",
+                "identity": identity if auth.enabled else None,
+                "csrf": csrf_token(session) if session else "",
                 **context,
             },
             status_code=status_code,
@@ -189,11 +210,76 @@ def create_app(store: FeatureStore, *, close_store: bool = False) -> FastAPI:
         page = pages.usage_page(registry, project, days=days, view=view, consumer=consumer)
         return render(request, "usage.html", page=page, active="usage")
 
+    @app.get("/signin", response_class=HTMLResponse, summary="Sign in with an API token")
+    def signin_form(request: Request, next: Annotated[str, Query(max_length=2000)] = "") -> HTMLResponse:
+        return render(request, "signin.html", next=safe_next(next), auth_enabled=auth.enabled, problem="")
+
+    @app.post("/signin", response_class=HTMLResponse, summary="Sign in with an API token")
+    async def signin(request: Request) -> Response:
+        form = await request.form()
+        token, target = str(form.get("token", "")).strip(), safe_next(str(form.get("next", "")))
+        links = pages.Links(request.scope.get("root_path", ""))
+        if not guard.same_origin(request):
+            return render(request, "error.html", status_code=403, error=CROSS_SITE, title="Sign-in refused")
+        try:
+            identity = await anyio.to_thread.run_sync(auth.identify, token or None)
+            identity.require(Permission.CATALOG, project)
+        except (AuthenticationError, PermissionDeniedError) as err:
+            status = 401 if isinstance(err, AuthenticationError) else 403
+            return render(
+                request, "signin.html", status_code=status, next=target, auth_enabled=auth.enabled, problem=str(err)
+            )
+        response = RedirectResponse(links.base + target if target else links.home(), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path=links.base or "/",
+            max_age=None if identity.expires_at is None else max(0, int(identity.expires_at - time.time())),
+        )
+        return response
+
+    @app.post("/signout", summary="Sign out")
+    async def signout(request: Request) -> Response:
+        form = await request.form()
+        session = request.cookies.get(SESSION_COOKIE)
+        links = pages.Links(request.scope.get("root_path", ""))
+        if not session or not hmac.compare_digest(str(form.get("csrf", "")), csrf_token(session)):
+            return render(request, "error.html", status_code=403, error=CROSS_SITE, title="Sign-out refused")
+        response = RedirectResponse(links.signin(), status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path=links.base or "/")
+        return response
+
+    @app.get("/audit", response_class=HTMLResponse, summary="Audit log (admins)")
+    def audit(
+        request: Request,
+        action: Annotated[str, Query(max_length=60)] = "",
+        actor: Annotated[str, Query(max_length=200)] = "",
+    ) -> HTMLResponse:
+        entries = registry.audit_log(project, limit=500, action=action or None, actor=actor or None)
+        return render(request, "audit.html", entries=entries, action=action, actor=actor, active="audit")
+
     @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:
         return f"ok {project}"
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def authorize(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Deny by default: every path needs a signed-in identity except the public ones.
+        outcome = await guard.check(request)
+        if outcome is None:
+            return await call_next(request)
+        if isinstance(outcome, AuthenticationError) and request.method == "GET":
+            links = pages.Links(request.scope.get("root_path", ""))
+            local = request.url.path[len(links.base) :] if request.url.path.startswith(links.base) else "/"
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(links.signin(next=local + query), status_code=303)
+        status = 401 if isinstance(outcome, AuthenticationError) else 403
+        return render(request, "error.html", status_code=status, error=outcome, title="Not allowed")
 
     @app.exception_handler(FeatureStoreError)
     async def feature_store_error(request: Request, err: FeatureStoreError) -> Response:

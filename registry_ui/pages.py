@@ -86,6 +86,15 @@ class Links:
     def usage(self, **query: Any) -> str:
         return self._path("usage", **query)
 
+    def signin(self, **query: Any) -> str:
+        return self._path("signin", **query)
+
+    def signout(self) -> str:
+        return self._path("signout")
+
+    def audit(self) -> str:
+        return self._path("audit")
+
     def static(self, name: str) -> str:
         return self._path("static", name)
 

@@ -31,12 +31,14 @@ from datamart.payloads import (
     UsageRow,
     VersionInfo,
 )
-from datamart.routes import ERROR_RESPONSES, StoreDep
+from datamart.routes import ERROR_RESPONSES, CatalogReader, Operator, StatisticsReader, StoreDep, allow
 from featurestore import __version__
+from featurestore.auth import Identity, Permission
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source
 from featurestore.store import FeatureStore
 
 router = APIRouter(responses=ERROR_RESPONSES)
+ModelRegistrar = Annotated[Identity, allow(Permission.REGISTER_MODELS)]
 
 RUNS_SHOWN = 10
 CHECKS_SHOWN = 5
@@ -50,6 +52,7 @@ async def health(store: StoreDep) -> Health:
 @router.get("/search", tags=["catalog"], summary="Search features, feature views, services and entities")
 def search(
     store: StoreDep,
+    _who: CatalogReader,
     q: Annotated[str, Query(description="Words to find in names, descriptions, tags and owners.")] = "",
     tag: Annotated[str | None, Query(description="Only entries with this exact tag.")] = None,
     owner: Annotated[str | None, Query(description="Only entries whose owner contains this.")] = None,
@@ -106,13 +109,13 @@ def _summary(store: FeatureStore, view: FeatureView) -> dict[str, Any]:
 
 
 @router.get("/feature-views", tags=["catalog"], summary="Every feature view with its schema")
-def list_feature_views(store: StoreDep) -> list[FeatureViewSummary]:
+def list_feature_views(store: StoreDep, _who: CatalogReader) -> list[FeatureViewSummary]:
     views = store.registry.list_feature_views(store.project)
     return [FeatureViewSummary.model_validate(_summary(store, v)) for v in views]
 
 
 @router.get("/feature-views/{name}", tags=["catalog"], summary="One feature view: schema, versions, runs")
-def describe_feature_view(name: str, store: StoreDep) -> FeatureViewDetail:
+def describe_feature_view(name: str, store: StoreDep, _who: CatalogReader) -> FeatureViewDetail:
     """Schema, source, transformation, TTL, version history, watermark, last runs and the last
     online/offline consistency checks."""
     registry, project = store.registry, store.project
@@ -147,6 +150,7 @@ def describe_feature_view(name: str, store: StoreDep) -> FeatureViewDetail:
 def check_consistency(
     name: str,
     store: StoreDep,
+    _who: Operator,
     sample: Annotated[
         int | None, Query(ge=1, description="Entities to check, drawn at random (default 1000); ignored with all=true.")
     ] = None,
@@ -170,6 +174,7 @@ def check_consistency(
 def repair_view(
     name: str,
     store: StoreDep,
+    who: Operator,
     all_entities: Annotated[
         bool, Query(alias="all", description="Derive every entity offline has, not only pending updates.")
     ] = False,
@@ -179,7 +184,7 @@ def repair_view(
     all=true, every entity offline has is derived again. Holds the view's run lock meanwhile."""
     from etl.runs import repair
 
-    result = repair(store, name, everything=all_entities, progress=False)
+    result = repair(store, name, everything=all_entities, progress=False, actor=who.name)
     return RepairPayload(view=result.view, settled=result.settled, entities=result.entities, removed=result.removed)
 
 
@@ -191,6 +196,7 @@ def repair_view(
 def list_consistency_checks(
     name: str,
     store: StoreDep,
+    _who: StatisticsReader,
     limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first.")] = 20,
 ) -> list[ConsistencyReportPayload]:
     store.get_feature_view(name)  # 404 with a suggestion for an unknown view
@@ -227,20 +233,20 @@ def _service_info(store: FeatureStore, service: FeatureService, views: dict[str,
 
 
 @router.get("/feature-services", tags=["catalog"], summary="Every feature service, its features and models")
-def list_feature_services(store: StoreDep) -> list[FeatureServiceInfo]:
+def list_feature_services(store: StoreDep, _who: CatalogReader) -> list[FeatureServiceInfo]:
     views = {v.name: v for v in store.registry.list_feature_views(store.project)}
     return [_service_info(store, s, views) for s in store.registry.list_feature_services(store.project)]
 
 
 @router.get("/feature-services/{name}", tags=["catalog"], summary="One feature service")
-def describe_feature_service(name: str, store: StoreDep) -> FeatureServiceInfo:
+def describe_feature_service(name: str, store: StoreDep, _who: CatalogReader) -> FeatureServiceInfo:
     service = store.registry.get_feature_service(store.project, name)
     views = {v.name: v for v in store.registry.list_feature_views(store.project)}
     return _service_info(store, service, views)
 
 
 @router.get("/lineage", tags=["catalog"], summary="Sources → feature views → services → models")
-def lineage(store: StoreDep) -> Lineage:
+def lineage(store: StoreDep, _who: CatalogReader) -> Lineage:
     edges = sorted(
         store.registry.lineage(store.project), key=lambda e: (e.src_kind, e.src_name, e.dst_kind, e.dst_name)
     )
@@ -252,20 +258,21 @@ def lineage(store: StoreDep) -> Lineage:
 
 
 @router.get("/models", tags=["catalog"], summary="Registered models")
-def list_models(store: StoreDep) -> list[ModelInfo]:
+def list_models(store: StoreDep, _who: CatalogReader) -> list[ModelInfo]:
     return [ModelInfo.model_validate(m.to_dict()) for m in store.registry.list_models(store.project)]
 
 
 @router.post("/models", tags=["catalog"], status_code=201, summary="Register a model as a feature service's consumer")
-def register_model(body: ModelRegistration, store: StoreDep) -> ModelInfo:
+def register_model(body: ModelRegistration, store: StoreDep, who: ModelRegistrar) -> ModelInfo:
     """Records the lineage edge feature service → model (registering again updates it)."""
-    store.register_model(body.name, body.feature_service, body.description)
+    store.register_model(body.name, body.feature_service, body.description, actor=who.name)
     return ModelInfo(name=body.name, feature_service=body.feature_service, description=body.description)
 
 
 @router.get("/usage", tags=["catalog"], summary="Reads per feature and consumer")
 def usage(
     store: StoreDep,
+    _who: CatalogReader,
     consumer: Annotated[str | None, Query(description="Only this consumer's reads.")] = None,
     view: Annotated[str | None, Query(description="Only reads of this feature view.")] = None,
 ) -> Usage:

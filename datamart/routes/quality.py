@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from datamart.payloads import FeatureStatistics, RunInfo, RunQuality, RunStatistics, ValidationReport
-from datamart.routes import ERROR_RESPONSES, StoreDep
+from datamart.routes import ERROR_RESPONSES, StatisticsReader, StoreDep
 from featurestore.errors import NotFoundError
 from featurestore.registry.records import RunRecord
 from featurestore.store import FeatureStore
@@ -16,7 +16,7 @@ router = APIRouter(responses=ERROR_RESPONSES)
 
 
 @router.get("/runs/{run_id}/quality", tags=["quality"], summary="A run's validation report and statistics")
-def run_quality(run_id: str, store: StoreDep) -> RunQuality:
+def run_quality(run_id: str, store: StoreDep, _who: StatisticsReader) -> RunQuality:
     """Every expectation's outcome (failed rows, examples), the verdict (passed, warned,
     quarantined or blocked) and the statistics of the rows the run published."""
     record = _run(store, run_id)
@@ -38,6 +38,7 @@ def run_quality(run_id: str, store: StoreDep) -> RunQuality:
 def view_statistics(
     name: str,
     store: StoreDep,
+    _who: StatisticsReader,
     limit: Annotated[int, Query(ge=1, le=500, description="How many runs, newest first.")] = 20,
 ) -> list[RunStatistics]:
     """Per run and feature: count, null fraction, distinct values, min, max, mean, stddev,

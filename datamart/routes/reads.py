@@ -28,6 +28,10 @@ from datamart.routes import (
     ERROR_RESPONSES,
     ConsumerDep,
     StoreDep,
+    allow,
+    authorize,
+    requires,
+    store_of,
 )
 from datamart.tables import (
     MEDIA_TYPES,
@@ -39,11 +43,15 @@ from datamart.tables import (
     table_to_bytes,
     table_to_json,
 )
+from featurestore.auth import Identity, Permission, Role
+from featurestore.errors import PermissionDeniedError
 from featurestore.store import FeatureStore
 from featurestore.times import parse_time
 from featurestore.types import ValueType
 
 router = APIRouter(responses=ERROR_RESPONSES)
+TrainingSetReader = Annotated[Identity, allow(Permission.TRAINING_SETS)]
+ReferenceDataReader = Annotated[Identity, allow(Permission.REFERENCE_DATA)]
 
 FormatQuery = Annotated[
     TableFormat | None,
@@ -100,24 +108,28 @@ _CONSUMER_HEADER = {
         },
     },
 )
+@requires(Permission.ONLINE_FEATURES)
 async def get_online_features(request: Request) -> Response:
     """The hot path of model services. Values come from the online store, TTL honoured: an
     expired value is null with status ``expired``; an entity without a row has status ``missing``;
     a stored value that does not fit its feature's type is withheld with status ``invalid``."""
     # Parsed and validated by hand, and the store called in one thread hop: FastAPI's generic
     # body and header handling cost more than the Redis read itself (bench/api_throughput.py).
-    body = _online_request(await request.body())
     consumer = request.headers.get("x-consumer", DEFAULT_CONSUMER)
     if not 0 < len(consumer) <= CONSUMER_MAX_LENGTH:
         message = f"must be 1 to {CONSUMER_MAX_LENGTH} characters: name the reader, e.g. 'churn-model'"
         raise RequestValidationError([{"type": "string_length", "loc": ("header", "X-Consumer"), "msg": message}])
-    store: FeatureStore = request.app.state.store
+    who = await authorize(request, Permission.ONLINE_FEATURES)
+    body = _online_request(await request.body())
+    store = store_of(request)
+    if who.role is Role.SERVICE:
+        _check_service_reads(store, who, body.features)
     response = await anyio.to_thread.run_sync(
         lambda: store.get_online_features(
             _refs(body.features),
             body.entities,
             full_feature_names=body.full_feature_names,
-            consumer=consumer,
+            consumer=who.name,
         )
     )
     # Serialized with orjson (datetimes as ISO 8601, NaN as null, statuses as text).
@@ -129,6 +141,20 @@ async def get_online_features(request: Request) -> Response:
         "event_timestamps": response.event_timestamps,
     }
     return Response(orjson.dumps(content), media_type="application/json")
+
+
+def _check_service_reads(store: FeatureStore, who: Identity, features: FeatureRefs) -> None:
+    """A service reads online only the feature services of its models, named as such."""
+    allowed = store.model_feature_services(who.models)
+    named = _refs(features)
+    if isinstance(named, str) and named in allowed:
+        return
+    wanted = named if isinstance(named, str) else ", ".join(map(str, named))
+    raise PermissionDeniedError(
+        f"{who.describe()} reads only the feature services of its models ({', '.join(who.models)}): "
+        f"{', '.join(sorted(allowed)) or 'none registered'}; it asked for {wanted!r}. Ask for one of them by name, "
+        "or have an admin give the token the model that consumes it"
+    )
 
 
 def _online_request(raw: bytes) -> OnlineFeaturesRequest:
@@ -173,7 +199,8 @@ def _key_errors(errors: list[Any]) -> list[dict[str, Any]]:
 def get_training_set(
     body: TrainingSetRequest,
     store: StoreDep,
-    consumer: ConsumerDep = DEFAULT_CONSUMER,
+    who: TrainingSetReader,
+    _consumer: ConsumerDep = DEFAULT_CONSUMER,
     format_: FormatQuery = None,
     accept: AcceptHeader = None,
 ) -> Response:
@@ -185,7 +212,7 @@ def get_training_set(
         _refs(body.features),
         timestamp_column=body.timestamp_column,
         full_feature_names=body.full_feature_names,
-        consumer=consumer,
+        consumer=who.name,
     )
     return _table_response(table, negotiate_format(format_, accept), "training_set")
 
@@ -199,11 +226,12 @@ def get_training_set(
 )
 def get_training_set_from_file(
     store: StoreDep,
+    who: TrainingSetReader,
     spine: Annotated[UploadFile, File(description="The spine: a .parquet or .csv file (with a header line).")],
     features: Annotated[list[str], Form(description=FEATURES_DESCRIPTION + " Repeated or comma separated.")],
     timestamp_column: Annotated[str, Form(description="The spine's timestamp column.")] = "event_timestamp",
     full_feature_names: Annotated[bool, Form(description="Name features 'view__feature'.")] = False,
-    consumer: ConsumerDep = DEFAULT_CONSUMER,
+    _consumer: ConsumerDep = DEFAULT_CONSUMER,
     format_: FormatQuery = None,
     accept: AcceptHeader = None,
 ) -> Response:
@@ -222,7 +250,7 @@ def get_training_set_from_file(
         _refs(refs),
         timestamp_column=timestamp_column,
         full_feature_names=full_feature_names,
-        consumer=consumer,
+        consumer=who.name,
     )
     return _table_response(result, negotiate_format(format_, accept), "training_set")
 
@@ -237,6 +265,7 @@ def get_training_set_from_file(
 def get_reference_data(
     view: str,
     store: StoreDep,
+    who: ReferenceDataReader,
     as_of: Annotated[
         str,
         Query(
@@ -249,7 +278,7 @@ def get_reference_data(
         list[str] | None, Query(description="Features of the view (comma separated or repeated); default all.")
     ] = None,
     include_expired: Annotated[bool, Query(description="Keep rows older than the view's TTL.")] = False,
-    consumer: ConsumerDep = DEFAULT_CONSUMER,
+    _consumer: ConsumerDep = DEFAULT_CONSUMER,
     format_: FormatQuery = None,
     accept: AcceptHeader = None,
 ) -> Response:
@@ -257,5 +286,5 @@ def get_reference_data(
     ``include_expired``), read from the offline store."""
     names = [f.strip() for item in features or () for f in item.split(",") if f.strip()] or None
     when = parse_time(as_of, "The as_of parameter")
-    table = store.get_reference_data(view, when, features=names, include_expired=include_expired, consumer=consumer)
+    table = store.get_reference_data(view, when, features=names, include_expired=include_expired, consumer=who.name)
     return _table_response(table, negotiate_format(format_, accept), f"{view}_reference")

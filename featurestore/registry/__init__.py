@@ -23,21 +23,26 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from featurestore.errors import StoreUnavailableError
+from featurestore.registry.access import Access
 from featurestore.registry.apply import Apply
 from featurestore.registry.definitions import Definitions
 from featurestore.registry.migration import HEAD, ensure_schema
 from featurestore.registry.records import (
     ApplyReport,
+    AuditRecord,
     FeatureRecord,
     LineageEdge,
     ModelRecord,
     RunRecord,
+    TokenRecord,
     UsageEvent,
     ViewVersion,
 )
 from featurestore.registry.runs import Runs
 from featurestore.registry.schema import (
     UTCDateTime,
+    api_tokens_t,
+    audit_t,
     consistency_t,
     entities_t,
     features_t,
@@ -54,17 +59,22 @@ from featurestore.registry.schema import (
     views_t,
 )
 from featurestore.registry.usage import Usage
+from featurestore.secrets import redact_url
 
 __all__ = [
     "ApplyReport",
+    "AuditRecord",
     "FeatureRecord",
     "LineageEdge",
     "ModelRecord",
     "Registry",
     "RunRecord",
+    "TokenRecord",
     "UTCDateTime",
     "UsageEvent",
     "ViewVersion",
+    "api_tokens_t",
+    "audit_t",
     "consistency_t",
     "entities_t",
     "features_t",
@@ -83,7 +93,7 @@ __all__ = [
 ]
 
 
-class Registry(Apply, Definitions, Runs, Usage):
+class Registry(Access, Apply, Definitions, Runs, Usage):
     """Definitions, versions, lineage, runs and usage of every project in one database. Opening
     it brings the database to the current schema (creating it when empty)."""
 
@@ -127,7 +137,4 @@ def _engine_options(url: sa.URL) -> dict[str, Any]:
 
 
 def _safe_url(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    return redact_url(url)  # any scheme, and a URL SQLAlchemy cannot parse too

@@ -132,3 +132,42 @@ class LineageEdge:
             "dst_kind": self.dst_kind,
             "dst_name": self.dst_name,
         }
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token as the registry keeps it: never its secret. ``models``: for a ``service``
+    token, the models whose feature services it may read online."""
+
+    id: str
+    project: str
+    name: str
+    role: str
+    models: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+    last_used_at: datetime | None
+
+    def status(self, at: datetime | None = None) -> str:
+        """``active``, ``expired`` or ``revoked``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (at or _now()):
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One state change: who (``actor``), when, what (``action`` on ``target``), and details."""
+
+    id: int
+    project: str
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]

@@ -165,6 +165,37 @@ run_quality_t = sa.Table(
 )
 
 
+api_tokens_t = sa.Table(
+    # Revision 0003. API tokens: the secret is kept only as its SHA-256 (see featurestore.auth).
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(12), primary_key=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("models", sa.Text, nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_by", sa.String(200), nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+)
+audit_t = sa.Table(
+    # Revision 0003. Every state change: who, when, what.
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+
 def as_utc(value: Any) -> datetime | None:
     """An aggregate of a UTCDateTime column: SQLAlchemy does not apply the column type to
     ``max()``, so SQLite gives text and PostgreSQL a datetime."""
