@@ -28,6 +28,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -92,6 +93,44 @@ def demo_config(project: Path, engine: str) -> ProjectConfig:
     return dataclasses.replace(config, offline_store=offline, engine=spark)
 
 
+def _where(settings: Any, project: Path) -> str:
+    """Where a store's settings point: its path (relative to here when under it), URL (without a
+    password), hosts or name."""
+    fields = settings.model_dump(exclude_none=True)
+    for key in ("path", "url", "hosts", "name", "master", "database"):
+        value = fields.get(key)
+        if not value:
+            continue
+        if key == "path":
+            path = Path(value) if Path(value).is_absolute() else project / value
+            return _shown_path(path)
+        if key == "url":
+            url = urlsplit(str(value))
+            host = url.hostname or ""
+            return url._replace(netloc=host + (f":{url.port}" if url.port else "")).geturl()
+        return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    return ""
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies under it, else absolute."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def show_stores(config: ProjectConfig, project: Path) -> None:
+    """Which stores and engine the demo uses (``featurestore.yaml``, or ``--engine``)."""
+    engines = {"local": "DuckDB and pandas in this process", "spark": "Spark"}
+    rows = (
+        ("online store", config.online_store.type, _where(config.online_store, project)),
+        ("offline store", config.offline_store.type, _where(config.offline_store, project)),
+        ("engine", config.engine.type, engines.get(config.engine.type, "")),
+    )
+    for label, kind, where in rows:
+        print(f"   {label + ':':15}{kind}" + (f" ({where})" if where else ""))
+    print(f"   (set in {_shown_path(config.file or project / 'featurestore.yaml')}; see the README to switch)")
+
+
 def show_hive_tables(engine: Any, views: list[str]) -> None:
     """Each view's Hive table as Spark sees it, then stop Spark (the API reads without it)."""
     for name in views:
@@ -117,6 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     project: Path = args.project.resolve()
     started = time.perf_counter()
+    print(f"Bank demo in {_shown_path(project)}, on:")
+    show_stores(demo_config(project, args.engine), project)
 
     step("1. Generate the bank's raw data")
     data = project / "data"
@@ -237,10 +278,8 @@ def main() -> None:
             if not check["consistent"]:
                 raise SystemExit(f"online and offline stores differ after the re-run: {check['examples'][:3]}")
         print(f"\nDone in {time.perf_counter() - started:.1f}s. Registry: {project / 'data' / 'registry.db'}")
-        print(f"Explore: featurestore -C {os.path.relpath(project)} list | describe customer_spend | runs")
-        if not args.keep_server:
-            ui = "make ui" if project == HERE else f"featurestore -C {os.path.relpath(project)} ui"
-            print(f"Browse the catalog: {ui}  → {UI_URL}")
+        for line in explore_hints(project, keep_server=args.keep_server):
+            print(line)
     finally:
         if args.keep_server:
             print(f"datamart API still running on {base} (pid {server.pid})")
@@ -248,6 +287,36 @@ def main() -> None:
         else:
             server.terminate()
             server.wait(timeout=10)
+
+
+def featurestore_command() -> str:
+    """How to call the ``featurestore`` command from here: by name when it is on PATH (an
+    activated venv), else by its path in this interpreter's venv (``.venv/bin/featurestore``)."""
+    exe = Path(sys.executable).with_name("featurestore")
+    on_path = shutil.which("featurestore")
+    if on_path and Path(on_path).resolve() == exe.resolve():
+        return "featurestore"
+    shown = _shown_path(exe)
+    return shown if "/" in shown else f"./{shown}"
+
+
+def explore_hints(project: Path, *, keep_server: bool) -> list[str]:
+    """The closing hints, each a command that works as printed from the working directory."""
+    fs = featurestore_command()
+    where = _shown_path(project)
+    activate = _shown_path(Path(sys.executable).with_name("activate"))
+    lines = [
+        f"Explore the registry (`. {activate}` puts `featurestore` on your PATH):"
+        if fs != "featurestore"
+        else "Explore the registry:",
+        *(f"  {fs} -C {where} {verb}" for verb in ("list", "describe customer_spend", "runs")),
+    ]
+    if not keep_server:
+        repo_root = HERE.parents[1]
+        in_root = Path.cwd().resolve() == repo_root and project == HERE
+        ui = "make ui" if in_root else f"{fs} -C {where} ui"
+        lines.append(f"Browse the catalog: {ui}  → {UI_URL}")
+    return lines
 
 
 def rerun_last_days(project: Path, engine_name: str, *, days: int) -> None:
