@@ -9,6 +9,9 @@
 * Cassandra runs on dedicated test ports too (``FEATURESTORE_TEST_CASSANDRA_PORT``, default
   19042, and storage port ``FEATURESTORE_TEST_CASSANDRA_STORAGE_PORT``, default 17000), apart
   from a developer's node on 9042. Each test gets its own keyspace, dropped afterwards.
+* PostgreSQL (for the registry, ``infra/postgres/start.sh``) runs on ``FEATURESTORE_TEST_POSTGRES_PORT``
+  (default 15432). Each test gets its own database, dropped afterwards; ``registry_url`` runs a
+  registry test on SQLite and on PostgreSQL.
 * A start script that fails FAILS the tests that need its server, with the script's output: a
   missing server is a broken test environment, never a reason to skip.
 * Servers this session started are stopped at its end; servers already running are left alone.
