@@ -51,6 +51,7 @@ from featurestore.online.codec import cast_keys, decode_keys, encode_keys
 from featurestore.schema import view_schema
 from featurestore.secrets import redact
 from featurestore.store import FeatureStore
+from featurestore.times import naive_time_message
 from quality.checked_run import check_run
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,7 @@ def check_window(start: datetime | None, end: datetime | None) -> None:
     """A run window's bounds must be aware times, start before end."""
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
-            raise RunError(
-                f"Run window {name} {value} has no time zone; give UTC times, e.g. 2024-01-01T00:00:00+00:00"
-            )
+            raise RunError(naive_time_message(f"The run window's {name}", value.isoformat()))
     if start is not None and end is not None and start >= end:
         raise RunError(f"Run window start {start} is not before end {end}")
 
