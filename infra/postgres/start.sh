@@ -47,18 +47,21 @@ find_bin() {
         [ -x "$POSTGRES_BIN/pg_ctl" ] && echo "$POSTGRES_BIN"
         return
     fi
-    # Debian keeps the server's programs out of PATH, one folder per major version.
-    find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1
+    # Debian keeps the server's programs out of PATH, one folder per major version (a version
+    # with only its client installed has a bin/ too, without initdb).
+    find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null | sort -V | tail -n 1 |
+        sed 's:/initdb$::'
 }
 
-BIN="$(find_bin)"
+BIN="$(find_bin || true)"
 if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
     [ -z "${POSTGRES_BIN:-}" ] || fail "no initdb and pg_ctl in POSTGRES_BIN=$POSTGRES_BIN"
     say "installing Debian's postgresql"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-    BIN="$(find_bin)"
+    # (waiting for dpkg's lock: another start script may be installing its server)
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=300 postgresql >/dev/null
+    BIN="$(find_bin || true)"
     [ -n "$BIN" ] && [ -x "$BIN/initdb" ] || fail "apt-get installed postgresql but no /usr/lib/postgresql/*/bin/initdb is there"
 fi
 
