@@ -563,6 +563,19 @@ def register_model(state: _Context, name: str, feature_service: str, description
     click.echo(f"registered model {name} → feature service {feature_service}")
 
 
+def _tls_options(command: Any) -> Any:
+    """--ssl-certfile and --ssl-keyfile: serve HTTPS directly (uvicorn's TLS), without a proxy."""
+    file = click.Path(dir_okay=False, exists=True, path_type=Path)
+    command = click.option("--ssl-keyfile", type=file, help="TLS private key (PEM), with --ssl-certfile.")(command)
+    return click.option("--ssl-certfile", type=file, help="TLS certificate chain (PEM): serve HTTPS.")(command)
+
+
+def _scheme(certfile: Path | None, keyfile: Path | None) -> str:
+    if (certfile is None) != (keyfile is None):
+        raise click.UsageError("--ssl-certfile and --ssl-keyfile go together: give both, or neither")
+    return "https" if certfile else "http"
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -574,8 +587,17 @@ def register_model(state: _Context, name: str, feature_service: str, description
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Serve this project folder too, under /v1/projects/<name>/ (repeatable).",
 )
+@_tls_options
 @click.pass_obj
-def serve(state: _Context, host: str, port: int, workers: int, more_projects: tuple[Path, ...]) -> None:
+def serve(
+    state: _Context,
+    host: str,
+    port: int,
+    workers: int,
+    more_projects: tuple[Path, ...],
+    ssl_certfile: Path | None,
+    ssl_keyfile: Path | None,
+) -> None:
     """Start the datamart API (OpenAPI docs at /docs). The project of -C is served under /v1/
     and /v1/projects/<name>/; each --with-project under /v1/projects/<name>/. A token acts
     only in its own project."""
@@ -592,17 +614,26 @@ def serve(state: _Context, host: str, port: int, workers: int, more_projects: tu
             extra.close()
     folders = [state.project_dir, *more_projects]
     os.environ["FEATURESTORE_PROJECT_DIR"] = os.pathsep.join(str(f.resolve()) for f in folders)
-    click.echo(f"datamart API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    scheme = _scheme(ssl_certfile, ssl_keyfile)
+    click.echo(f"datamart API on {scheme}://{host}:{port} (docs: {scheme}://{host}:{port}/docs)")
     uvicorn.run(
-        "datamart.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info"
+        "datamart.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@_tls_options
 @click.pass_obj
-def ui(state: _Context, host: str, port: int) -> None:
+def ui(state: _Context, host: str, port: int, ssl_certfile: Path | None, ssl_keyfile: Path | None) -> None:
     """Start the registry UI: search the catalog, feature views, lineage and usage in a browser."""
     import os
 
@@ -610,8 +641,17 @@ def ui(state: _Context, host: str, port: int) -> None:
 
     _check_serving(state, host)
     os.environ["FEATURESTORE_PROJECT_DIR"] = str(state.project_dir.resolve())
-    click.echo(f"registry UI on http://{host}:{port}/ (lineage: /lineage, usage: /usage)")
-    uvicorn.run("registry_ui.app:create_app_from_env", factory=True, host=host, port=port, log_level="info")
+    scheme = _scheme(ssl_certfile, ssl_keyfile)
+    click.echo(f"registry UI on {scheme}://{host}:{port}/ (lineage: /lineage, usage: /usage)")
+    uvicorn.run(
+        "registry_ui.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
 
 
 def _check_serving(state: _Context, host: str) -> None:
