@@ -47,25 +47,11 @@ def view_statistics(
     return [RunStatistics.model_validate(r) for r in store.registry.list_statistics(store.project, name, limit=limit)]
 
 
-RECENT_RUNS = 200
-
-
 def _run(store: FeatureStore, run_id: str) -> RunRecord:
     """The run of an id, or of the start of one (the UI shows the first characters), else a 404
-    with the nearest recent ids and where ids are listed."""
+    saying whether no id or several start so (:meth:`Registry.find_run`) and where ids are listed."""
     try:
-        return store.registry.get_run(run_id)
-    except NotFoundError:
-        pass
-    recent = [r.id for r in store.registry.list_runs(store.project, limit=RECENT_RUNS)]
-    started = [i for i in recent if run_id and i.startswith(run_id)]
-    if len(started) == 1:
-        return store.registry.get_run(started[0])
-    err = NotFoundError("run", run_id, project=store.project, candidates=started or recent)
-    hint = (
-        f" {len(started)} runs have ids starting so: give more of the id."
-        if len(started) > 1
-        else " Each feature view lists its last runs with their ids: GET /v1/feature-views/{name}."
-    )
-    err.args = (str(err) + hint,)
-    raise err
+        return store.registry.find_run(store.project, run_id)
+    except NotFoundError as err:
+        err.args = (str(err) + " Each feature view lists its last runs with their ids: GET /v1/feature-views/{name}.",)
+        raise
