@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,3 +38,15 @@ def test_demo_runs_end_to_end_and_online_equals_offline(tmp_path: Path) -> None:
     for view in ("customer_spend", "customer_balance", "customer_profile"):
         assert re.search(rf"{view}\s+[\d,]+ rows offline\s+[\d,]+ online", out), out
     assert (project / "data" / "offline" / "customer_spend" / "_manifest.json").exists()
+    # The stores and engine it uses, said before the first step.
+    head = out.split("== 1.", 1)[0]
+    assert "online store:  sqlite (" in head and "offline store: parquet (" in head, out
+    assert "engine:        local (DuckDB and pandas in this process)" in head, out
+    # Every closing hint runs as printed, from where the demo ran (here: this test's working directory).
+    hints = re.findall(r"^  (\S*featurestore -C .*)$", out, re.M)
+    assert [h.split()[-1] for h in hints] == ["list", "customer_spend", "runs"], out
+    for hint in hints:
+        ran = subprocess.run(shlex.split(hint), capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, f"{hint}: {ran.stdout}{ran.stderr}"
+        assert "customer_spend" in ran.stdout, f"{hint}: {ran.stdout}"
+    assert re.search(r"^Browse the catalog: \S*featurestore -C \S+ ui  → http://127\.0\.0\.1:8080/$", out, re.M), out
