@@ -65,7 +65,9 @@ def test_wrong_tokens_are_refused_with_the_reason(secured_ui: Any) -> None:
     client, tokens = secured_ui
     other = _sign_in(client, tokens["other"])
     assert other.status_code == 403
-    assert "project 'another'" in html.unescape(other.text) and SESSION_COOKIE not in other.headers.get("set-cookie", "")
+    assert "project 'another'" in html.unescape(other.text) and SESSION_COOKIE not in other.headers.get(
+        "set-cookie", ""
+    )
     service = _sign_in(client, tokens["service"])
     assert service.status_code == 403 and "read the catalog" in service.text
     unknown = _sign_in(client, "fst_0123456789ab_" + "A" * 43)
