@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from datamart.payloads import ErrorBody
-from featurestore.auth import SESSION_COOKIE, Authenticator, Identity, Permission
+from featurestore.auth import Authenticator, Identity, Permission
 from featurestore.errors import NotFoundError
 from featurestore.store import FeatureStore
 
@@ -89,7 +89,9 @@ async def authorize(request: Request, permission: Permission) -> Identity:
     if not auth.enabled:
         identity = auth.identify(None, request.headers.get("x-consumer"))
     else:
-        token = auth.credentials(request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE))
+        # The bearer header only: the UI's session cookie is no credential here, so that no page of
+        # another site can make a browser call the API with it (cross-site request forgery).
+        token = auth.credentials(request.headers.get("authorization"))
         identity = auth.cached(token)
         if identity is None:
             # A token not checked lately costs a registry read (or the issuer's keys): off the event loop.

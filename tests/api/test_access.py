@@ -250,3 +250,13 @@ def test_an_unguarded_route_stops_the_app_from_starting(project_dir: Path) -> No
             create_app(store)
     finally:
         catalog.router.routes.pop()
+
+
+def test_the_ui_session_cookie_is_no_credential_for_the_api(secured: Any) -> None:
+    client, _, tokens = secured
+    client.cookies.set("featurestore_session", tokens[ADMIN])
+    try:
+        response = client.post("/v1/models", json={"name": "forged_model", "feature_service": "churn"})
+        assert response.status_code == 401
+    finally:
+        client.cookies.clear()
