@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from featurestore.errors import FeatureStoreError, InvalidRequestError
+from featurestore.secrets import install_log_redaction, redact, redact_url
 
 if TYPE_CHECKING:
     from featurestore.store import FeatureStore
@@ -89,8 +90,6 @@ def cli(ctx: click.Context, project_dir: Path, verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from featurestore.secrets import install_log_redaction
-
     install_log_redaction()  # no log line shows a password (a driver's, a URL's)
     state = _Context(project_dir)
     ctx.obj = state
@@ -123,7 +122,7 @@ def apply(state: _Context) -> None:
     for label, items in (("created", report.created), ("updated", report.updated), ("removed", report.removed)):
         for item in items:
             click.echo(f"{label:8} {item}")
-    click.echo(f"{len(report.unchanged)} unchanged; registry: {store.registry.url}")
+    click.echo(f"{len(report.unchanged)} unchanged; registry: {redact_url(store.registry.url)}")
 
 
 @cli.command()
@@ -357,7 +356,7 @@ def describe(state: _Context, view: str) -> None:
     wm = store.registry.watermark(store.project, view)
     info["watermark"] = wm.isoformat() if wm else None
     info["runs"] = [r.to_dict() for r in store.registry.list_runs(store.project, view, limit=5)]
-    click.echo(json.dumps(info, indent=2, default=str))
+    click.echo(redact(json.dumps(info, indent=2, default=str)))  # a run's recorded error, say
 
 
 @cli.command()
@@ -371,7 +370,7 @@ def runs(state: _Context, view: str | None, limit: int) -> None:
         dur = f"{r.duration_seconds:.2f}s" if r.duration_seconds is not None else "-"
         click.echo(
             f"{r.started_at:%Y-%m-%d %H:%M:%S} {r.view:24} {r.status:10} rows={r.rows_offline} {dur:>8} {r.id}"
-            + (f"\n    {r.error}" if r.error else "")
+            + (f"\n    {redact(r.error)}" if r.error else "")
         )
 
 
@@ -790,8 +789,6 @@ def main() -> None:
     except FeatureStoreError as err:
         # An error naming an SDK argument (timestamp_column=...) names the CLI's flag instead.
         message = err.render(FLAGS) if isinstance(err, InvalidRequestError) else str(err)
-        from featurestore.secrets import redact
-
         click.secho(f"error: {redact(message)}", fg="red", err=True)
         sys.exit(1)
 

@@ -72,14 +72,6 @@ def remember(*values: str | None) -> None:
             _known_sorted = tuple(sorted(_known, key=len, reverse=True))
 
 
-def forget_all() -> None:
-    """Forget every remembered value (for tests)."""
-    global _known_sorted
-    with _lock:
-        _known.clear()
-        _known_sorted = ()
-
-
 def url_password(url: str) -> str | None:
     """The password of ``url``, or ``None``."""
     match = _URL_PASSWORD.search(url)
