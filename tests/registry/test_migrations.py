@@ -36,6 +36,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 RELEASE_0_1 = FIXTURES / "registry_release_0_1.db"
 RELEASE_0_1_READ_BACK = FIXTURES / "registry_release_0_1.json"
 NEW_RUN_COLUMNS = ("entities_affected", "rows_online_removed")
+NEW_TABLES = ("api_tokens", "audit_log")  # revision 0003
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -140,7 +141,10 @@ def test_a_registry_created_by_release_0_1_is_upgraded_when_opened_and_reads_bac
         assert revisions(release_0_1) == [HEAD]
         after = schema(release_0_1)
         assert [c[0] for c in after["runs"]["columns"]][-2:] == list(NEW_RUN_COLUMNS)
-        assert {t: s for t, s in after.items() if t != "runs"} == {t: s for t, s in before.items() if t != "runs"}
+        assert set(after) == set(before) | set(NEW_TABLES)
+        assert {t: s for t, s in after.items() if t in before and t != "runs"} == {
+            t: s for t, s in before.items() if t != "runs"
+        }
         assert read_back(registry) == json.loads(RELEASE_0_1_READ_BACK.read_text())
 
         # The upgraded registry keeps working: a new run records the new counts.
@@ -305,7 +309,10 @@ def test_head_is_the_newest_revision_and_the_baseline_the_first() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
     assert scripts.get_heads() == [HEAD]
     assert scripts.get_bases() == [BASELINE]
-    assert [s.revision for s in scripts.walk_revisions()] == [HEAD, BASELINE]
+    chain = list(scripts.walk_revisions())  # newest first, one line of revisions
+    assert [r.revision for r in chain][:: len(chain) - 1] == [HEAD, BASELINE]
+    assert [r.down_revision for r in chain] == [r.revision for r in chain[1:]] + [None]
+    assert "0002_run_online_counts" in {r.revision for r in chain}
 
 
 def test_a_registry_upgraded_by_a_newer_release_is_refused_with_what_to_do(registry_url: str) -> None:
