@@ -34,7 +34,9 @@ MIN_SECRET_LENGTH = 4
 message would garble it and say which characters the secret has); they are still hidden where
 they are recognised by place: a URL's password, a secret setting."""
 
-_SECRET_NAME = re.compile(r"(?:^|_)(?:password|passwd|pwd|passphrase|token|secret|key|credentials?)$", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"(?:^|[_.\-])(?:password|passwd|pwd|passphrase|token|secret|key|credentials?)$", re.IGNORECASE
+)
 # scheme://user:PASSWORD@ (the password runs to the last '@' before the host: no '/' nor space).
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)(?P<secret>[^\s/'\"]*)@")
 _QUERY_SECRET = re.compile(
@@ -49,8 +51,9 @@ _lock = threading.Lock()
 
 def is_secret_name(name: str) -> bool:
     """Whether a setting called ``name`` holds a secret: ``password``, ``token``, ``secret``,
-    ``key``, ``credentials``... alone or as the last word (``api_key``, ``db_password``), not as
-    the first (``key_prefix``, ``keyspace`` are no secrets)."""
+    ``key``, ``credentials``... alone or as the last word (``api_key``, ``db_password``, Spark's
+    ``spark.hadoop.fs.s3a.secret.key``), not as the first (``key_prefix``, ``keyspace`` are no
+    secrets)."""
     return bool(_SECRET_NAME.search(name))
 
 

@@ -41,7 +41,9 @@ def test_url_passwords_are_hidden_whatever_the_scheme(url: str, shown: str) -> N
 
 
 def test_secret_setting_names() -> None:
-    assert all(is_secret_name(n) for n in ("password", "token", "secret", "api_key", "db_password", "credentials"))
+    assert all(
+        is_secret_name(n) for n in ("password", "token", "api_key", "db_password", "spark.hadoop.fs.s3a.secret.key")
+    )
     assert not any(is_secret_name(n) for n in ("key_prefix", "keyspace", "username", "url", "hosts", "tokens_used"))
 
 
