@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 
 from featurestore.catalog import KINDS, catalog_entries, search_catalog
@@ -22,6 +21,7 @@ from featurestore.config import ProjectConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source
 from featurestore.errors import NotFoundError
 from featurestore.registry import ModelRecord, Registry, RunRecord
+from featurestore.secrets import is_secret_name, redact_url
 from registry_ui import charts
 from registry_ui.formats import number_text
 from registry_ui.lineage_graph import KIND_LABELS, LineageGraph, Node, layout
@@ -305,7 +305,7 @@ def _store_location(config: object, view: FeatureView, root: ProjectConfig) -> l
     if names:
         for name in names:
             value = getattr(config, name)
-            if name in ("password", "replication") or value in ("", None, (), {}):
+            if is_secret_name(name) or name == "replication" or value in ("", None, (), {}):
                 continue
             if isinstance(value, Path):
                 value = root.resolve(value)
@@ -329,12 +329,8 @@ def _store_location(config: object, view: FeatureView, root: ProjectConfig) -> l
 
 
 def hide_password(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        scheme, _, rest = url.partition("://")
-        _, at, host = rest.rpartition("@")
-        return f"{scheme}://{'***@' if at else ''}{host}"
+    """``url`` as a page shows it: without its password (:func:`featurestore.secrets.redact_url`)."""
+    return redact_url(url)
 
 
 def _quality_status(quality: Mapping[str, Any] | None) -> str | None:
