@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from featurestore.auth import Identity, NewToken, Role, check_name, mint_token, parse_token, secret_matches
 from featurestore.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from featurestore.registry.locks import lock_project
 from featurestore.registry.records import AuditRecord, TokenRecord
 from featurestore.registry.schema import api_tokens_t, audit_t, models_t, now
 
@@ -62,6 +63,7 @@ class Access:
             raise InvalidRequestError(f"the token would expire at {expires_at.isoformat()}, which is not in the future")
         minted: NewToken = mint_token()
         with self._engine.begin() as conn:
+            lock_project(conn, project)  # two creations of one name at once: the second sees the first
             taken = conn.execute(
                 sa.select(api_tokens_t.c.id).where(
                     api_tokens_t.c.project == project,
