@@ -49,7 +49,8 @@ Name yourself in the `X-Consumer` header: every read is recorded under that name
 registry's usage statistics (`GET /v1/usage`). The registry UI, the catalog in a browser, is
 served under `/ui/`. Times are ISO 8601 with their offset (`2024-03-01T12:00:00Z`,
 `2024-03-01T13:00:00+01:00`): a time without one is refused, as by the SDK; a bare date
-(`2024-03-01`) is that day from 00:00 UTC. Errors answer
+(`2024-03-01`) is that day from 00:00 UTC. A training set gives the spine's timestamp column
+back as sent: a Parquet spine keeps its time zone, text times (JSON, CSV) come back in UTC. Errors answer
 `{"error": <exception class>, "message": ..., "suggestions": [...]}`.
 """
 

@@ -354,13 +354,14 @@ def _check_keys(plans: Sequence[_ViewPlan], columns: Mapping[str, list[Any]]) ->
                 continue
             seen.add(key)
             values = columns[key]
-            kinds = set(map(type, values)) - {type(None)}
-            if vtype is ValueType.INT64 and kinds <= {int}:
-                ints = [v for v in values if v is not None] if None in values else values
+            kinds = set(map(type, values))
+            if vtype is ValueType.INT64 and kinds <= {int, type(None)}:
+                ints = values if kinds == {int} else [v for v in values if v is not None]
                 if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
                     bad = next(v for v in ints if not INT64_MIN <= v <= INT64_MAX)
                     raise _key_error(plan, key, vtype, bad, f"beyond the 64-bit range [{INT64_MIN}, {INT64_MAX}]")
                 continue
+            kinds.discard(type(None))
             if len(kinds) <= 1 and bool not in kinds:
                 continue  # one type: cast, or refused with the key's type, by the codec
             if vtype is not ValueType.BOOL and bool in kinds:
