@@ -381,17 +381,38 @@ def _no_data(message: str) -> None:
 
 
 def _write_table(table: Any, out: Path | None) -> None:
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     if out is None:
         click.echo(table.to_pandas().to_string(max_rows=50))
-    elif out.suffix == ".parquet":
-        pq.write_table(table, out)
-    else:
-        pacsv.write_csv(table, out)
-    if out is not None:
-        click.echo(f"wrote {table.num_rows:,} rows to {out}")
+        return
+    try:
+        if out.suffix == ".parquet":
+            pq.write_table(table, out)
+        else:
+            pacsv.write_csv(table, out)
+    except (pa.ArrowException, OSError) as err:
+        raise click.BadParameter(f"cannot write '{out}': {err}", param_hint="--out") from err
+    click.echo(f"wrote {table.num_rows:,} rows to {out}")
+
+
+def _read_spine(path: Path) -> Any:
+    """The spine file: Parquet (by its suffix) or CSV with a header line; an unreadable one is a
+    usage error naming the file and what Arrow found, not a traceback."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+    try:
+        return pq.read_table(path) if kind == "Parquet" else pacsv.read_csv(path)
+    except (pa.ArrowException, OSError) as err:
+        raise click.BadParameter(
+            f"'{path}' cannot be read as {kind} ({err}); give a .parquet file or a CSV file with a header line",
+            param_hint="--spine",
+        ) from err
 
 
 @cli.command("training-set")
@@ -421,13 +442,10 @@ def training_set(
     When no spine row gets any feature value (its times lie before the data, or its keys match
     none), nothing is written and the command exits with status 1, naming the spine's and each
     view's time range."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     from featurestore.coverage import column_range, describe_range, rows_with_values
     from featurestore.retrieval import resolve_features
 
-    table = pq.read_table(spine) if spine.suffix == ".parquet" else pacsv.read_csv(spine)
+    table = _read_spine(spine)
     refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else list(features)
     store = state.store()
     result = store.get_training_set(

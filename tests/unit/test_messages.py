@@ -330,3 +330,31 @@ def test_stats_takes_the_start_of_a_run_id(tmp_path: Path) -> None:
         assert f"Several runs of feature view 'customer_stats' have ids starting '{prefix}' (" in ambiguous.err
         assert "give more of the id" in ambiguous.err
         assert "Traceback" not in ambiguous.err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("ragged.csv", f"customer_id,event_timestamp\n1,{AT_03_03},5\n", "cannot be read as CSV (CSV parse error"),
+        ("empty.csv", "", "cannot be read as CSV (Empty CSV file)"),
+        ("spine.parquet", "PAR1 not parquet", "cannot be read as Parquet"),
+    ],
+)
+def test_an_unreadable_spine_file_is_a_usage_error_naming_it(
+    shop: Path, tmp_path: Path, name: str, content: str, words: str
+) -> None:
+    spine = tmp_path / name
+    spine.write_text(content)
+    result = featurestore("-C", shop, "training-set", "--spine", spine, "-f", "churn")
+    assert result.code == 2
+    assert f"Invalid value for --spine: '{spine}' {words}" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_an_unwritable_out_file_is_a_usage_error_naming_it(shop: Path, tmp_path: Path) -> None:
+    spine = tmp_path / "spine.csv"
+    spine.write_text(f"customer_id,event_timestamp\n1,{AT_03_03}\n")
+    out = tmp_path / "missing" / "out.csv"
+    result = featurestore("-C", shop, "training-set", "--spine", spine, "-f", "churn", "--out", out)
+    assert result.code == 2
+    assert f"Invalid value for --out: cannot write '{out}'" in result.err
