@@ -93,5 +93,9 @@ def parse_time_column(col: pa.ChunkedArray | pa.Array, subject: str) -> pa.Chunk
         # else a time Arrow holds but Python's datetime cannot: parse_time names its row
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    try:  # bare dates only: each day from 00:00 UTC
+        return pc.cast(pc.cast(pc.cast(col, pa.date32()), pa.timestamp("us")), UTC_TIMESTAMP)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     times = [None if v is None else parse_time(v, f"{subject} (row {i})") for i, v in enumerate(col.to_pylist())]
     return pa.array(times, UTC_TIMESTAMP)
