@@ -11,9 +11,12 @@ server, a scheduler and an engineer's ``featurestore apply`` would be. Started w
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,5 +174,53 @@ def test_concurrent_applies_and_runs_keep_versions_and_run_records_consistent(re
                 top = 1 if run.view == "shared" else len(history)
                 assert 1 <= run.view_version <= top
         assert registry.watermark(PROJECT, "shared") == datetime(2024, 3, 1, ROUNDS - 1, tzinfo=UTC)
+    finally:
+        registry.close()
+
+
+def featurestore_cli(*args: str) -> subprocess.Popen[str]:
+    """``featurestore ARGS...`` in a process of its own, as a user or a scheduler would run it."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("featurestore")), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[str]:
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}\n{out}\n{err}"
+        outputs.append(out)
+    return outputs
+
+
+def test_the_cli_applying_and_running_one_project_from_several_processes_keeps_the_registry_consistent(
+    registry_url: str, tmp_path: Path
+) -> None:
+    """``featurestore init``'s project with its registry at ``registry_url``: three ``apply``
+    processes at once create version 1 once, then two ``run --all`` processes at once record
+    two complete runs (the view's lock makes the second wait for the first)."""
+    project = tmp_path / "drivers"
+    finish([featurestore_cli("init", str(project))])
+    config = project / "featurestore.yaml"
+    config.write_text(config.read_text().replace("registry: sqlite:///data/registry.db", f"registry: {registry_url}"))
+    assert f"registry: {registry_url}\n" in config.read_text()
+
+    applied = finish([featurestore_cli("-C", str(project), "apply") for _ in range(3)])
+    assert sum("created  feature view driver_daily (version 1)" in out for out in applied) == 1, applied
+    finish([featurestore_cli("-C", str(project), "run", "--all", "--no-progress") for _ in range(2)])
+
+    registry = Registry(registry_url)
+    try:
+        assert [v.version for v in registry.view_versions("drivers", "driver_daily")] == [1]
+        runs = registry.list_runs("drivers", "driver_daily")
+        assert len(runs) == 2
+        for run in runs:
+            assert (run.status, run.view_version, run.error) == ("succeeded", 1, None)
+            assert run.rows_offline is not None and run.rows_offline > 0
+            assert run.finished_at is not None and run.watermark is not None
     finally:
         registry.close()
