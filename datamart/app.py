@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from datamart.errors import error_body, http_status
+from datamart.limits import DatamartLimits
 from datamart.routes import PERMISSION_ATTRIBUTE, access, catalog, project_path, quality, reads
 from featurestore import __version__
 from featurestore.auth import Authenticator
@@ -105,6 +106,7 @@ def create_app(
     app.state.store = stores[0]
     app.state.stores = by_project
     app.state.auths = {s.project: Authenticator(auth or s.config.auth, s.registry, s.project) for s in stores}
+    app.add_middleware(DatamartLimits, config=stores[0].config.datamart)  # body, upload, URL and header sizes
     _add_docs(app)
     for router in (reads.router, catalog.router, quality.router, access.router):
         _check_every_route_is_guarded(router, API_PREFIX)

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from featurestore.errors import InvalidRequestError
 from featurestore.lookup import FeatureStatus
+from featurestore.registry.definitions import MODEL_DESCRIPTION_MAX_LENGTH, check_model
 
 FEATURES_DESCRIPTION = (
     "What to read: a list of 'view:feature' references, 'view' for all of a view's features, "
@@ -209,9 +211,21 @@ class ModelRegistration(BaseModel):
         },
     )
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(
+        min_length=1, max_length=200, description="Letters, digits and underscores, starting with a letter."
+    )
     feature_service: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    description: str = Field(default="", max_length=MODEL_DESCRIPTION_MAX_LENGTH)
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, name: str) -> str:
+        # The rule of every name in a project, as the registry checks it (one message).
+        try:
+            check_model(name)
+        except InvalidRequestError as err:
+            raise ValueError(str(err)) from err
+        return name
 
 
 class ModelInfo(BaseModel):

@@ -47,7 +47,9 @@ def _items(value: object, single: type | tuple[type, ...]) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def _name_problems(kind: str, name: str) -> list[str]:
+def name_problems(kind: str, name: str) -> list[str]:
+    """What is wrong with ``name`` as the name of a ``kind`` ("Feature view", "Model"): the one
+    rule of every name in a project (:data:`NAME_PATTERN`). Empty when nothing is."""
     if not NAME_PATTERN.match(name):
         return [f"{kind} name '{name}' is not valid: use letters, digits and underscores, starting with a letter"]
     return []
@@ -88,7 +90,7 @@ class Entity:
         return dict(zip(self.join_keys, self.key_types, strict=False))
 
     def problems(self) -> list[str]:
-        out = _name_problems("Entity", self.name)
+        out = name_problems("Entity", self.name)
         if not self.join_keys:
             out.append(f"Entity '{self.name}' has no join keys: give join_keys=('{self.name}_id',)")
         if len(self.key_types) != len(self.join_keys):
@@ -148,7 +150,7 @@ class FileSource:
         return ()
 
     def problems(self) -> list[str]:
-        out = _name_problems("Source", self.name)
+        out = name_problems("Source", self.name)
         if self.file_format not in ("parquet", "csv"):
             out.append(
                 f"Source '{self.name}': cannot tell the format of '{self.path}'; give file_format='parquet' or 'csv'"
@@ -195,7 +197,7 @@ class SqlSource:
         return tuple(s.name for s in self.sources)
 
     def problems(self) -> list[str]:
-        out = _name_problems("Source", self.name)
+        out = name_problems("Source", self.name)
         if not self.query.strip():
             out.append(f"Source '{self.name}' has an empty query")
         return out
@@ -388,7 +390,7 @@ class FeatureView:
         return FeatureSelection(view=self.name, features=tuple(names))
 
     def problems(self) -> list[str]:
-        out = _name_problems("Feature view", self.name)
+        out = name_problems("Feature view", self.name)
         if self.ttl <= timedelta(0):
             out.append(
                 f"Feature view '{self.name}' has ttl {self.ttl}, which must be positive: e.g. ttl=timedelta(days=1)"
@@ -399,7 +401,7 @@ class FeatureView:
             out.append(f"Feature view '{self.name}' has no features")
         seen: set[str] = set()
         for f in self.features:
-            out.extend(f"Feature view '{self.name}': {p}" for p in _name_problems("Feature", f.name))
+            out.extend(f"Feature view '{self.name}': {p}" for p in name_problems("Feature", f.name))
             if f.name in seen:
                 out.append(f"Feature view '{self.name}' defines feature '{f.name}' twice")
             seen.add(f.name)
@@ -527,7 +529,7 @@ class FeatureService:
         return out
 
     def problems(self) -> list[str]:
-        out = _name_problems("Feature service", self.name)
+        out = name_problems("Feature service", self.name)
         if not self.features:
             out.append(f"Feature service '{self.name}' has no features")
         return out

@@ -35,6 +35,7 @@ from featurestore.errors import (
     PermissionDeniedError,
     StoreUnavailableError,
 )
+from featurestore.request_limits import RequestLimits
 from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
 from registry_ui import pages
@@ -291,6 +292,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in err.errors())
         return render(request, "error.html", status_code=422, error=problems, title="This address is not valid")
 
+    # Outermost: a form or URL beyond the datamart section's limits is refused before anything reads it.
+    app.add_middleware(RequestLimits, config=config.datamart)
     return app
 
 

@@ -53,9 +53,9 @@ async def health(store: StoreDep) -> Health:
 def search(
     store: StoreDep,
     _who: CatalogReader,
-    q: Annotated[str, Query(description="Words to find in names, descriptions, tags and owners.")] = "",
-    tag: Annotated[str | None, Query(description="Only entries with this exact tag.")] = None,
-    owner: Annotated[str | None, Query(description="Only entries whose owner contains this.")] = None,
+    q: Annotated[str, Query(max_length=200, description="Words to find in names, descriptions, tags and owners.")] = "",
+    tag: Annotated[str | None, Query(max_length=200, description="Only entries with this exact tag.")] = None,
+    owner: Annotated[str | None, Query(max_length=200, description="Only entries whose owner contains this.")] = None,
     kind: Annotated[CatalogKind | None, Query(description="Only entries of this kind.")] = None,
 ) -> SearchResults:
     """Ranked best first: exact name, then name containing the query, then description, tag or
@@ -273,8 +273,8 @@ def register_model(body: ModelRegistration, store: StoreDep, who: ModelRegistrar
 def usage(
     store: StoreDep,
     _who: CatalogReader,
-    consumer: Annotated[str | None, Query(description="Only this consumer's reads.")] = None,
-    view: Annotated[str | None, Query(description="Only reads of this feature view.")] = None,
+    consumer: Annotated[str | None, Query(max_length=200, description="Only this consumer's reads.")] = None,
+    view: Annotated[str | None, Query(max_length=200, description="Only reads of this feature view.")] = None,
 ) -> Usage:
     """Number of reads, rows read and last read per (view, feature, consumer, kind), most read first."""
     store.usage.flush()  # reads buffered by this process show at once

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from datamart.limits import check_lookup_entities, check_spine_rows
 from datamart.payloads import (
     FEATURES_DESCRIPTION,
     FeatureRefs,
@@ -120,8 +121,8 @@ async def get_online_features(request: Request) -> Response:
         message = f"must be 1 to {CONSUMER_MAX_LENGTH} characters: name the reader, e.g. 'churn-model'"
         raise RequestValidationError([{"type": "string_length", "loc": ("header", "X-Consumer"), "msg": message}])
     who = await authorize(request, Permission.ONLINE_FEATURES)
-    body = _online_request(await request.body())
     store = store_of(request)
+    body = _online_request(await request.body(), store.config.datamart.max_lookup_entities)
     if who.role is Role.SERVICE:
         _check_service_reads(store, who, body.features)
     response = await anyio.to_thread.run_sync(
@@ -157,13 +158,14 @@ def _check_service_reads(store: FeatureStore, who: Identity, features: FeatureRe
     )
 
 
-def _online_request(raw: bytes) -> OnlineFeaturesRequest:
+def _online_request(raw: bytes, max_entities: int) -> OnlineFeaturesRequest:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body", err.pos), "msg": f"JSON decode error: {err.msg}"}]
         ) from err
+    check_lookup_entities(data, max_entities)  # before validating every key
     try:
         return OnlineFeaturesRequest.model_validate(data)
     except ValidationError as err:
@@ -206,6 +208,7 @@ def get_training_set(
 ) -> Response:
     """Each spine row gets every feature's value as of its timestamp (the latest row at or before
     it, within the view's TTL, else null). Spine rows keep their order; none is dropped."""
+    check_spine_rows(body.spine, store.config.datamart.max_spine_rows, "spine")
     spine = prepare_spine(spine_from_json(body.spine), body.timestamp_column, _key_types(store), "spine")
     table = store.get_training_set(
         spine,
@@ -244,6 +247,7 @@ def get_training_set_from_file(
     table = read_spine_file(
         spine.file.read(), filename=spine.filename, content_type=spine.content_type, string_columns=text_keys
     )
+    check_spine_rows(table, store.config.datamart.max_spine_rows, "uploaded spine")
     table = prepare_spine(table, timestamp_column, key_types, "uploaded spine")
     result = store.get_training_set(
         table,
@@ -269,13 +273,15 @@ def get_reference_data(
     as_of: Annotated[
         str,
         Query(
+            max_length=100,
             description="ISO 8601 time with its offset, e.g. 2024-03-01T12:00:00Z or 2024-03-01T13:00:00+01:00, "
             "or a date (that day from 00:00 UTC). A time without an offset is refused.",
             examples=["2024-03-01T12:00:00Z"],
         ),
     ],
     features: Annotated[
-        list[str] | None, Query(description="Features of the view (comma separated or repeated); default all.")
+        list[str] | None,
+        Query(max_length=1000, description="Features of the view (comma separated or repeated); default all."),
     ] = None,
     include_expired: Annotated[bool, Query(description="Keep rows older than the view's TTL.")] = False,
     _consumer: ConsumerDep = DEFAULT_CONSUMER,

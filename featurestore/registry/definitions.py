@@ -11,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from featurestore.definitions import Entity, FeatureService, FeatureView, Source, source_from_spec
-from featurestore.errors import NotFoundError
+from featurestore.definitions import Entity, FeatureService, FeatureView, Source, name_problems, source_from_spec
+from featurestore.errors import InvalidRequestError, NotFoundError
 from featurestore.registry.locks import lock_project
 from featurestore.registry.records import FeatureRecord, LineageEdge, ModelRecord, ViewVersion
 from featurestore.registry.schema import (
@@ -26,6 +26,27 @@ from featurestore.registry.schema import (
     view_versions_t,
     views_t,
 )
+
+MODEL_DESCRIPTION_MAX_LENGTH = 2000
+"""Characters of a model's description (the API, the SDK and the CLI refuse a longer one)."""
+
+
+def check_model(name: str, description: str = "") -> None:
+    """Raise :class:`InvalidRequestError` unless ``name`` is a valid model name (letters, digits
+    and underscores, as every name of a project) and ``description`` is not too long."""
+    problems = name_problems("Model", name)
+    if problems:
+        raise InvalidRequestError(f"{problems[0]} (e.g. '{_suggested_name(name)}')")
+    if len(description) > MODEL_DESCRIPTION_MAX_LENGTH:
+        raise InvalidRequestError(
+            f"The description of model '{name}' has {len(description):,} characters; give at most "
+            f"{MODEL_DESCRIPTION_MAX_LENGTH:,}"
+        )
+
+
+def _suggested_name(name: str) -> str:
+    fixed = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name)
+    return fixed if fixed[:1].isalpha() else f"model_{fixed}"
 
 
 class Definitions:
@@ -106,7 +127,10 @@ class Definitions:
     # ------------------------------------------------------------------ models and lineage
 
     def register_model(self, project: str, name: str, feature_service: str, description: str = "") -> None:
-        """Record a model as a consumer of a feature service (service → model in the lineage)."""
+        """Record a model as a consumer of a feature service (service → model in the lineage). The
+        model's name follows the rule of every name in a project; its description is at most
+        :data:`MODEL_DESCRIPTION_MAX_LENGTH` characters."""
+        check_model(name, description)
         self.get_feature_service(project, feature_service)
         at = now()
         spec = json.dumps(
