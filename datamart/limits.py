@@ -41,12 +41,12 @@ def check_lookup_entities(data: Any, limit: int) -> None:
     entities = data.get("entities") if isinstance(data, dict) else None
     if not isinstance(entities, dict):
         return  # the body's validation says what is wrong
-    count = max((len(v) for v in entities.values() if isinstance(v, list)), default=0)
-    if count > limit:
-        raise InvalidRequestError(
-            f"The lookup asks for {count:,} entities, beyond the limit of {limit:,} per request: split it into "
-            f"requests of at most {limit:,}, or raise datamart.max_lookup_entities in {CONFIG_FILE_NAME}"
-        )
+    for keys in entities.values():
+        if isinstance(keys, list) and len(keys) > limit:
+            raise InvalidRequestError(
+                f"The lookup asks for {len(keys):,} entities, beyond the limit of {limit:,} per request: split it "
+                f"into requests of at most {limit:,}, or raise datamart.max_lookup_entities in {CONFIG_FILE_NAME}"
+            )
 
 
 def check_spine_rows(spine: Mapping[str, Sequence[Any]] | Sequence[Any] | pa.Table, limit: int, what: str) -> None:
