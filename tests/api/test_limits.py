@@ -5,6 +5,7 @@ and the CLI alike."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import uvicorn
 from click.testing import CliRunner
 
 from datamart.app import create_app
+from datamart.client import DatamartClient
 from featurestore.cli import cli
 from featurestore.config import CONFIG_FILE_NAME
 from featurestore.errors import InvalidRequestError
@@ -297,3 +299,16 @@ def test_the_cli_checks_model_names(limited_dir: Path) -> None:
     assert isinstance(result.exception, InvalidRequestError)
     assert "Model name 'fraud-gbm' is not valid" in str(result.exception)
     assert RULE in str(result.exception)
+
+
+def test_the_python_client_raises_invalid_request_errors_naming_the_limit(limited_url: str) -> None:
+    with DatamartClient(limited_url) as client:
+        with pytest.raises(InvalidRequestError, match=r"asks for 6 entities, beyond the limit of 5"):
+            client.get_online_features("churn", {"customer_id": [1, 2, 3, 4, 5, 6]})
+        # A label column of random text: the Parquet file stays bigger than the upload limit.
+        spine = pa.table(
+            {"customer_id": [1, 2], "ts": ["2024-03-03T00:00:00Z"] * 2, "label": [os.urandom(MAX_UPLOAD).hex()] * 2}
+        )
+        with pytest.raises(InvalidRequestError, match=r"uploaded spine is .* datamart\.max_upload_bytes"):
+            client.get_training_set(spine, "churn", timestamp_column="ts")
+        assert client.get_training_set(spine.drop_columns(["label"]), "churn", timestamp_column="ts").num_rows == 2
