@@ -64,6 +64,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No token, or an unknown, expired or revoked one (auth on)"},
     403: {"model": ErrorBody, "description": "The token's role or project may not do this"},
     404: {"model": ErrorBody, "description": "Unknown feature view, feature or service; with suggestions"},
+    413: {"model": ErrorBody, "description": "Body beyond datamart.max_body_bytes (uploads: max_upload_bytes)"},
     422: {"model": ErrorBody, "description": "Invalid request (e.g. the spine lacks its timestamp column)"},
     503: {"model": ErrorBody, "description": "A store or the registry is unavailable"},
 }
