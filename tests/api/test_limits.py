@@ -101,6 +101,8 @@ def test_body_at_the_limit_is_read_and_one_byte_more_is_413(limited: TestClient)
     over = limited.post("/v1/training-set", content=padded(SPINE_BODY, MAX_BODY + 1), headers=JSON)
     assert_refused(over, 413, "4,097 bytes (Content-Length)", "limit of 4,096 bytes", "datamart.max_body_bytes")
     assert over.headers["connection"] == "close"
+    absurd = limited.post("/v1/training-set", content=b"{}", headers={**JSON, "content-length": "9" * 30})
+    assert_refused(absurd, 413, "(Content-Length)", "datamart.max_body_bytes")
 
 
 def test_body_limit_holds_on_every_route_and_method(limited: TestClient) -> None:
