@@ -314,3 +314,9 @@ def test_the_python_client_raises_invalid_request_errors_naming_the_limit(limite
         with pytest.raises(InvalidRequestError, match=r"uploaded spine is .* datamart\.max_upload_bytes"):
             client.get_training_set(spine, "churn", timestamp_column="ts")
         assert client.get_training_set(spine.drop_columns(["label"]), "churn", timestamp_column="ts").num_rows == 2
+
+
+def test_an_absurd_content_length_is_413_under_the_default_limits(api: TestClient) -> None:
+    # 5,000 digits fit the default 32 KiB of headers; int() refuses more than 4,300 digits.
+    response = api.post("/v1/online-features", content=b"{}", headers={**JSON, "content-length": "9" * 5000})
+    assert_refused(response, 413, "datamart.max_body_bytes")
