@@ -33,7 +33,12 @@ def store_of(request: Request) -> FeatureStore:
     stores: Mapping[str, FeatureStore] = request.app.state.stores
     if project not in stores:
         # No suggestions: the names of the projects a server holds are not everyone's business.
-        raise NotFoundError("project", project)
+        err = NotFoundError("project", project)
+        err.args = (
+            f"{err} Give a project this server holds, by its exact name, or leave /projects/{{project}} out of "
+            "the path for the server's default project.",
+        )
+        raise err
     return stores[project]
 
 

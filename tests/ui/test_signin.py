@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TestClient, _serve
 from ui_projects import write_tiny_project
 
 from featurestore.auth import SESSION_COOKIE, Authenticator
 from featurestore.config import AuthConfig
 from featurestore.store import FeatureStore
 from registry_ui import create_app
+from tests.ui.conftest import TestClient, _serve
 
 
 @pytest.fixture
