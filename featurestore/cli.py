@@ -809,6 +809,13 @@ def main() -> None:
         message = err.render(FLAGS) if isinstance(err, InvalidRequestError) else str(err)
         click.secho(f"error: {redact(message)}", fg="red", err=True)
         sys.exit(1)
+    except Exception:
+        # Not ours: a bug, or a driver's error no store turned into one. The traceback helps a bug
+        # report, but a driver may have put a URL with its password in it: printed redacted.
+        import traceback
+
+        click.secho(redact(traceback.format_exc()), fg="red", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,19 @@ def test_durations() -> None:
     for text in ("0d", "-1d", "d", "90", "1y"):
         with pytest.raises(InvalidRequestError):
             parse_duration(text)
+
+
+def test_an_unexpected_error_prints_its_traceback_without_secrets(shop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from featurestore import secrets
+    from featurestore.registry import Registry
+
+    secrets.remember("hunter2-very-secret")
+
+    def broken(self: Registry, project: str) -> None:
+        raise RuntimeError("driver said: cannot reach redis://:hunter2-very-secret@10.0.0.1/0")
+
+    monkeypatch.setattr(Registry, "list_feature_views", broken)
+    outcome = featurestore("-C", shop, "list")
+    assert outcome.code == 1
+    assert "RuntimeError" in outcome.err and "Traceback" in outcome.err
+    assert "hunter2-very-secret" not in outcome.err
