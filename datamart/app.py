@@ -7,6 +7,7 @@ nowhere else (see :mod:`datamart.errors`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -27,7 +28,7 @@ from datamart.errors import error_body, http_status
 from datamart.limits import DatamartLimits
 from datamart.routes import PERMISSION_ATTRIBUTE, access, catalog, project_path, quality, reads
 from featurestore import __version__
-from featurestore.auth import Authenticator
+from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
 from featurestore.config import AuthConfig
 from featurestore.errors import ConfigError, FeatureStoreError, InvalidRequestError
 from featurestore.secrets import install_log_redaction
@@ -188,7 +189,11 @@ def create_app_from_env() -> FastAPI:
             f"the environment variable {PROJECT_DIR_ENV} is not set: start the API with "
             "'featurestore -C <project dir> serve', or set it to the folder holding featurestore.yaml"
         )
-    return create_app([FeatureStore(d) for d in project_dir.split(os.pathsep) if d], close_store=True)
+    stores = [FeatureStore(d) for d in project_dir.split(os.pathsep) if d]
+    flag = os.environ.get(REQUIRE_AUTH_ENV)
+    for store in stores:
+        store.config = dataclasses.replace(store.config, auth=required(store.config.auth, flag))
+    return create_app(stores, close_store=True)
 
 
 async def _feature_store_error(request: Request, err: FeatureStoreError) -> JSONResponse:

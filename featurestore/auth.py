@@ -471,3 +471,15 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
         return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
     except OverflowError as err:
         raise InvalidRequestError(f"{what} {text!r} is too long: at most a few thousand years") from err
+
+
+REQUIRE_AUTH_ENV = "FEATURESTORE_REQUIRE_AUTH"
+"""Set by ``featurestore serve --require-auth`` for the app it starts (see :func:`required`)."""
+
+
+def required(config: AuthConfig, flag: str | None) -> AuthConfig:
+    """``config`` with auth on when ``flag`` (``$FEATURESTORE_REQUIRE_AUTH``, set by ``featurestore
+    serve --require-auth``) says so: the command line may tighten the file, never loosen it."""
+    if flag and flag not in ("0", "false") and not config.enabled:
+        return config.model_copy(update={"enabled": True})
+    return config

@@ -604,6 +604,11 @@ def _scheme(certfile: Path | None, keyfile: Path | None) -> str:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Serve this project folder too, under /v1/projects/<name>/ (repeatable).",
 )
+@click.option(
+    "--require-auth",
+    is_flag=True,
+    help="Require tokens even where featurestore.yaml leaves auth off (its auth.oidc settings still apply).",
+)
 @_tls_options
 @click.pass_obj
 def serve(
@@ -612,6 +617,7 @@ def serve(
     port: int,
     workers: int,
     more_projects: tuple[Path, ...],
+    require_auth: bool,
     ssl_certfile: Path | None,
     ssl_keyfile: Path | None,
 ) -> None:
@@ -622,11 +628,15 @@ def serve(
 
     import uvicorn
 
-    _check_serving(state, host)
+    from featurestore.auth import REQUIRE_AUTH_ENV
+
+    if require_auth:
+        os.environ[REQUIRE_AUTH_ENV] = "1"
+    _check_serving(state, host, require_auth=require_auth)
     for folder in more_projects:
         extra = _Context(folder)
         try:
-            _check_serving(extra, host)
+            _check_serving(extra, host, require_auth=require_auth)
         finally:
             extra.close()
     folders = [state.project_dir, *more_projects]
@@ -671,12 +681,13 @@ def ui(state: _Context, host: str, port: int, ssl_certfile: Path | None, ssl_key
     )
 
 
-def _check_serving(state: _Context, host: str) -> None:
-    from featurestore.auth import check_bind_address
+def _check_serving(state: _Context, host: str, *, require_auth: bool = False) -> None:
+    from featurestore.auth import check_bind_address, required
 
     store = state.store()
-    check_bind_address(host, store.config.auth)
-    if store.config.auth.enabled:
+    auth = required(store.config.auth, "1" if require_auth else None)
+    check_bind_address(host, auth)
+    if auth.enabled:
         active = [t for t in store.registry.tokens(store.project) if t.status() == "active"]
         click.echo(
             f"auth on: {len(active)} active token(s)"

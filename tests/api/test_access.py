@@ -260,3 +260,18 @@ def test_the_ui_session_cookie_is_no_credential_for_the_api(secured: Any) -> Non
         assert response.status_code == 401
     finally:
         client.cookies.clear()
+
+
+def test_serve_require_auth_turns_auth_on_for_a_project_that_leaves_it_off(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datamart.app import create_app_from_env
+
+    monkeypatch.setenv("FEATURESTORE_PROJECT_DIR", str(project_dir))
+    monkeypatch.setenv("FEATURESTORE_REQUIRE_AUTH", "1")  # what `featurestore serve --require-auth` sets
+    with TestClient(create_app_from_env()) as client:
+        assert client.get("/v1/feature-views").status_code == 401
+        assert client.get("/v1/health").status_code == 200
+    monkeypatch.delenv("FEATURESTORE_REQUIRE_AUTH")
+    with TestClient(create_app_from_env()) as client:
+        assert client.get("/v1/feature-views").status_code == 200
