@@ -39,6 +39,7 @@ from sklearn.metrics import roc_auc_score
 from datamart.client import DatamartClient
 from etl.local import LocalEngine
 from featurestore.config import HiveOfflineConfig, ProjectConfig, SparkEngineConfig
+from featurestore.errors import PermissionDeniedError
 from featurestore.project_files import load_definitions
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
@@ -64,8 +65,9 @@ def free_port() -> int:
 
 
 def start_api(project: Path, port: int) -> subprocess.Popen[bytes]:
+    """``featurestore serve --require-auth``: every read below presents a token of its role."""
     exe = Path(sys.executable).with_name("featurestore")
-    cmd = [str(exe), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [str(exe), "-C", str(project), "serve", "--host", "127.0.0.1", "--port", str(port), "--require-auth"]
     log = open(project / "data" / "datamart.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
@@ -79,6 +81,15 @@ def start_api(project: Path, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.2)
     proc.terminate()
     raise SystemExit("the datamart API did not answer within 30 s")
+
+
+def create_token(config: ProjectConfig, name: str, role: str, *, models: tuple[str, ...] = ()) -> str:
+    """A token of ``role`` for one part of the demo (``featurestore tokens create`` does the same)."""
+    with FeatureStore(config) as store:
+        record, secret = store.registry.create_token(store.project, name, role, actor="demo", models=models)
+    scope = f", model {', '.join(models)}" if models else ""
+    print(f"   token {record.name} ({record.id}): role {record.role}{scope}")
+    return secret
 
 
 def demo_config(project: Path, engine: str) -> ProjectConfig:
@@ -193,13 +204,16 @@ def main() -> None:
         if args.engine == "spark":
             show_hive_tables(engine, list(definitions))
 
-    step("4. Start the datamart API and build a point-in-time training set through it")
+    step("4. Start the datamart API, with tokens, and build a point-in-time training set through it")
     port = free_port()
     server = start_api(project, port)
     base = f"http://127.0.0.1:{port}"
-    print(f"   datamart API on {base} (OpenAPI docs: {base}/docs)")
+    print(f"   datamart API on {base} (OpenAPI docs: {base}/docs), every route but /v1/health needs a token")
+    config = demo_config(project, args.engine)
+    training_token = create_token(config, "demo-training", "scientist")
+    engineer_token = create_token(config, "demo-engineer", "engineer")
     try:
-        with DatamartClient(base, consumer="demo-training") as client:
+        with DatamartClient(base, token=training_token) as client:
             applications = pd.read_parquet(data / "raw" / "applications.parquet")
             spine = applications[["application_id", "customer_id", "applied_at", "defaulted"]]
             t0 = time.perf_counter()
@@ -218,15 +232,25 @@ def main() -> None:
             model.fit(train[features].astype(float), train["defaulted"])
             auc = roc_auc_score(test["defaulted"], model.predict_proba(test[features].astype(float))[:, 1])
             print(f"   trained on {len(train):,} applications, tested on the {len(test):,} latest: AUC {auc:.3f}")
-            client.register_model(MODEL, SERVICE, "Gradient boosting on credit applications (demo)")
-            print(f"   registered model {MODEL} -> feature service {SERVICE}")
+        with DatamartClient(base, token=engineer_token) as engineer:
+            engineer.register_model(MODEL, SERVICE, "Gradient boosting on credit applications (demo)")
+            print(f"   registered model {MODEL} -> feature service {SERVICE} (as demo-engineer, role engineer)")
 
-        step("6. Score customers from online lookups; compare with the offline values as of the same time")
-        with DatamartClient(base, consumer="demo-scoring") as client:
+        step("6. Score customers from online lookups with the model's service token; compare with offline")
+        scoring_token = create_token(config, "demo-scoring", "service", models=(MODEL,))
+        with (
+            DatamartClient(base, token=scoring_token) as client,
+            DatamartClient(base, token=training_token) as scientist,
+        ):
             customers = [int(c) for c in applications["customer_id"].drop_duplicates().head(5)]
             now = datetime.now(UTC)
             online = client.get_online_features(SERVICE, {"customer_id": customers})
-            offline = client.get_training_set(
+            try:
+                client.get_online_features("customer_balance", {"customer_id": customers})
+                raise SystemExit("the service token read a feature view outside its model's feature service")
+            except PermissionDeniedError:
+                print(f"   demo-scoring reads {SERVICE} online, and is refused anything else (403)")
+            offline = scientist.get_training_set(
                 pd.DataFrame({"customer_id": customers, "event_timestamp": [now] * len(customers)}), SERVICE
             ).to_pandas()
             vectors = pd.DataFrame({f: online["features"][f]["values"] for f in features}, index=customers)
@@ -258,6 +282,7 @@ def main() -> None:
             if not all_equal:
                 raise SystemExit("online and offline feature vectors differ")
 
+        with DatamartClient(base, token=engineer_token) as client:
             step("7. Check every entity of every view: online store against offline store")
             for name in definitions:
                 check = client.check_consistency(name, sample=None)
@@ -283,7 +308,10 @@ def main() -> None:
     finally:
         if args.keep_server:
             print(f"datamart API still running on {base} (pid {server.pid})")
-            print(f"Browse the catalog: {base}/ui/")
+            print(
+                f"Browse the catalog: {base}/ui/ (it requires tokens: sign in with one from "
+                f"'{featurestore_command()} -C {_shown_path(project)} tokens create --name you --role scientist')"
+            )
         else:
             server.terminate()
             server.wait(timeout=10)
