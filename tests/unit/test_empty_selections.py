@@ -8,42 +8,15 @@ One ``featurestore init`` project, applied and run once: ``driver_daily`` over t
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
-import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from featurestore.cli import main
 from featurestore.coverage import DataRange, duration_text, rows_with_values, window_text
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-def featurestore(*args: str | Path) -> Outcome:
-    """Run ``featurestore ARGS...`` in this process, through the console script's entry point."""
-    out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["featurestore", *(str(a) for a in args)]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        sys.argv = argv
-    return Outcome(code, out.getvalue(), err.getvalue())
+from tests.unit.test_cli import featurestore
 
 
 @pytest.fixture(scope="module")
