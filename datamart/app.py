@@ -26,7 +26,8 @@ from starlette.exceptions import HTTPException
 
 from datamart.errors import error_body, http_status
 from datamart.limits import DatamartLimits
-from datamart.routes import PERMISSION_ATTRIBUTE, access, catalog, project_path, quality, reads
+from datamart.metrics import ProjectMetrics
+from datamart.routes import PERMISSION_ATTRIBUTE, access, catalog, metrics, project_path, quality, reads
 from featurestore import __version__
 from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
 from featurestore.config import AuthConfig
@@ -107,9 +108,11 @@ def create_app(
     app.state.store = stores[0]
     app.state.stores = by_project
     app.state.auths = {s.project: Authenticator(auth or s.config.auth, s.registry, s.project) for s in stores}
+    app.state.metrics = {s.project: ProjectMetrics(s) for s in stores}  # served on /v1/metrics
+    app.state.default_metrics = app.state.metrics[stores[0].project]
     app.add_middleware(DatamartLimits, config=stores[0].config.datamart)  # body, upload, URL and header sizes
     _add_docs(app)
-    for router in (reads.router, catalog.router, quality.router, access.router):
+    for router in (reads.router, catalog.router, quality.router, access.router, metrics.router):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)
         app.include_router(router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])

@@ -59,6 +59,9 @@ class Permission(StrEnum):
     REGISTER_MODELS = "models:register"
     ADMINISTER = "admin"
     """Tokens and the audit log."""
+    METRICS = "metrics:read"
+    """The Prometheus metrics (``/v1/metrics``): request counts and latencies, runs, freshness,
+    consistency; figures about the project, no feature values."""
 
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
@@ -71,6 +74,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.OPERATE,
             Permission.APPLY,
             Permission.REGISTER_MODELS,
+            Permission.METRICS,
         }
     ),
     Role.SCIENTIST: frozenset(
@@ -136,6 +140,7 @@ _VERBS: Mapping[Permission, str] = {
     Permission.APPLY: "apply definitions",
     Permission.REGISTER_MODELS: "register models",
     Permission.ADMINISTER: "manage tokens or read the audit log",
+    Permission.METRICS: "read the metrics",
 }
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from datamart.limits import check_lookup_entities, check_spine_rows
+from datamart.metrics import UNKNOWN_TARGET, MeasuredRoute, measured, metrics_of, target_of
 from datamart.payloads import (
     FEATURES_DESCRIPTION,
     FeatureRefs,
@@ -46,11 +47,13 @@ from datamart.tables import (
 )
 from featurestore.auth import Identity, Permission, Role
 from featurestore.errors import PermissionDeniedError
+from featurestore.lookup import OnlineResponse
 from featurestore.store import FeatureStore
 from featurestore.times import parse_time
 from featurestore.types import ValueType
 
-router = APIRouter(responses=ERROR_RESPONSES)
+# Every read is counted and timed for /metrics (datamart.metrics), refused requests included.
+router = APIRouter(responses=ERROR_RESPONSES, route_class=MeasuredRoute)
 TrainingSetReader = Annotated[Identity, allow(Permission.TRAINING_SETS)]
 ReferenceDataReader = Annotated[Identity, allow(Permission.REFERENCE_DATA)]
 
@@ -110,6 +113,7 @@ _CONSUMER_HEADER = {
     },
 )
 @requires(Permission.ONLINE_FEATURES)
+@measured("online")
 async def get_online_features(request: Request) -> Response:
     """The hot path of model services. Values come from the online store, TTL honoured: an
     expired value is null with status ``expired``; an entity without a row has status ``missing``;
@@ -125,14 +129,19 @@ async def get_online_features(request: Request) -> Response:
     body = _online_request(await request.body(), store.config.datamart.max_lookup_entities)
     if who.role is Role.SERVICE:
         _check_service_reads(store, who, body.features)
-    response = await anyio.to_thread.run_sync(
-        lambda: store.get_online_features(
-            _refs(body.features),
-            body.entities,
-            full_feature_names=body.full_feature_names,
-            consumer=who.name,
+
+    def lookup() -> OnlineResponse:
+        # The target first (the store's cached definitions, read from the registry when stale),
+        # so that a failed lookup of a feature service is counted under its name too.
+        request.state.metric_target = target_of(store, body.features)
+        return store.get_online_features(
+            _refs(body.features), body.entities, full_feature_names=body.full_feature_names, consumer=who.name
         )
-    )
+
+    response = await anyio.to_thread.run_sync(lookup)
+    metrics = metrics_of(request)
+    if metrics is not None:
+        metrics.count_values(request.state.metric_target, response.statuses)
     # Serialized with orjson (datetimes as ISO 8601, NaN as null, statuses as text).
     content = {
         "entities": body.entities,
@@ -198,7 +207,9 @@ def _key_errors(errors: list[Any]) -> list[dict[str, Any]]:
     responses=TABLE_RESPONSES,
     summary="Point-in-time correct training set for a spine given as JSON",
 )
+@measured("training_set")
 def get_training_set(
+    request: Request,
     body: TrainingSetRequest,
     store: StoreDep,
     who: TrainingSetReader,
@@ -208,6 +219,7 @@ def get_training_set(
 ) -> Response:
     """Each spine row gets every feature's value as of its timestamp (the latest row at or before
     it, within the view's TTL, else null). Spine rows keep their order; none is dropped."""
+    request.state.metric_target = target_of(store, body.features)
     check_spine_rows(body.spine, store.config.datamart.max_spine_rows, "spine")
     spine = prepare_spine(spine_from_json(body.spine), body.timestamp_column, _key_types(store), "spine")
     table = store.get_training_set(
@@ -227,7 +239,9 @@ def get_training_set(
     responses=TABLE_RESPONSES,
     summary="Point-in-time correct training set for a spine uploaded as CSV or Parquet",
 )
+@measured("training_set")
 def get_training_set_from_file(
+    request: Request,
     store: StoreDep,
     who: TrainingSetReader,
     spine: Annotated[UploadFile, File(description="The spine: a .parquet or .csv file (with a header line).")],
@@ -241,6 +255,7 @@ def get_training_set_from_file(
     """As ``POST /v1/training-set``; the spine's format is told by its magic bytes, its file
     name or its media type. The Python client sends Parquet and asks for Parquet."""
     refs = [f.strip() for item in features for f in item.split(",") if f.strip()]
+    request.state.metric_target = target_of(store, refs)
     # Keys declared as strings are read from CSV as text, so that '007' stays '007'.
     key_types = _key_types(store)
     text_keys = {k for k, t in key_types.items() if t is ValueType.STRING}
@@ -266,7 +281,9 @@ def get_training_set_from_file(
     responses=TABLE_RESPONSES,
     summary="Every entity's values of a feature view as of a time",
 )
+@measured("reference_data")
 def get_reference_data(
+    request: Request,
     view: str,
     store: StoreDep,
     who: ReferenceDataReader,
@@ -291,6 +308,7 @@ def get_reference_data(
     """For analysts: per entity, the latest row at or before ``as_of`` (within TTL unless
     ``include_expired``), read from the offline store."""
     names = [f.strip() for item in features or () for f in item.split(",") if f.strip()] or None
+    request.state.metric_target = view if view in store.feature_views() else UNKNOWN_TARGET
     when = parse_time(as_of, "The as_of parameter")
     table = store.get_reference_data(view, when, features=names, include_expired=include_expired, consumer=who.name)
     return _table_response(table, negotiate_format(format_, accept), f"{view}_reference")

@@ -171,3 +171,32 @@ class AuditRecord:
     action: str
     target: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """The runs of one view that ended with one status, summed (what ``/metrics`` reports):
+    how many, their total duration and how many took at most each bound of ``buckets`` (seconds,
+    cumulative, as a Prometheus histogram counts), and the rows they published offline and the
+    entities they derived online. For ``running`` runs only ``runs`` is meaningful."""
+
+    view: str
+    status: str
+    runs: int
+    duration_seconds: float
+    buckets: tuple[tuple[float, int], ...]
+    rows_offline: int
+    rows_online: int
+
+
+@dataclass(frozen=True)
+class ConsistencyCheckRecord:
+    """The last consistency check of a view, in figures (its full report: ``list_consistency``)."""
+
+    view: str
+    checked_at: datetime
+    consistent: bool
+    checked: int
+    mismatched: int
+    missing: int
+    extra: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from featurestore.errors import NotFoundError
 from featurestore.registry.definitions import current_version
-from featurestore.registry.records import RunRecord
+from featurestore.registry.records import ConsistencyCheckRecord, RunRecord, RunTotals
 from featurestore.registry.schema import as_utc, consistency_t, now, run_quality_t, runs_t
 
 
@@ -247,6 +247,102 @@ class Runs:
         with self._engine.connect() as conn:
             rows = conn.execute(query.order_by(consistency_t.c.id.desc()).limit(limit))
             return [json.loads(r.report) for r in rows]
+
+    # ------------------------------------------------------------------ figures for /metrics
+
+    def run_totals(self, project: str, buckets: Sequence[float]) -> list[RunTotals]:
+        """Per view and status, the project's runs summed in the database (one query, whatever
+        the history's length): counts, durations against ``buckets`` (seconds), rows published."""
+        duration = _duration_seconds(self._engine.dialect.name)
+        if duration is None:  # a database without a known interval expression: summed here
+            return _run_totals_in_python(self._engine, project, buckets)
+        finished = runs_t.c.finished_at.is_not(None)
+        columns = [
+            runs_t.c.view,
+            runs_t.c.status,
+            sa.func.count().label("runs"),
+            sa.func.sum(sa.case((finished, duration), else_=0.0)).label("duration"),
+            sa.func.sum(sa.func.coalesce(runs_t.c.rows_offline, 0)).label("rows_offline"),
+            sa.func.sum(sa.func.coalesce(runs_t.c.rows_online, 0)).label("rows_online"),
+            *(
+                sa.func.sum(sa.case((sa.and_(finished, duration <= bound), 1), else_=0)).label(f"le_{i}")
+                for i, bound in enumerate(buckets)
+            ),
+        ]
+        query = sa.select(*columns).where(runs_t.c.project == project).group_by(runs_t.c.view, runs_t.c.status)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            RunTotals(
+                view=r.view,
+                status=r.status,
+                runs=int(r.runs),
+                duration_seconds=float(r.duration or 0.0),
+                buckets=tuple((b, int(r[6 + i] or 0)) for i, b in enumerate(buckets)),
+                rows_offline=int(r.rows_offline or 0),
+                rows_online=int(r.rows_online or 0),
+            )
+            for r in rows
+        ]
+
+    def last_consistency_checks(self, project: str) -> list[ConsistencyCheckRecord]:
+        """The last consistency check of each view of the project that has one."""
+        last = (
+            sa.select(sa.func.max(consistency_t.c.id).label("id"))
+            .where(consistency_t.c.project == project)
+            .group_by(consistency_t.c.view)
+            .subquery()
+        )
+        c = consistency_t.c
+        query = sa.select(c.view, c.checked_at, c.consistent, c.checked, c.mismatched, c.missing, c.extra).join(
+            last, c.id == last.c.id
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            ConsistencyCheckRecord(
+                view=r.view,
+                checked_at=r.checked_at,
+                consistent=bool(r.consistent),
+                checked=int(r.checked),
+                mismatched=int(r.mismatched),
+                missing=int(r.missing),
+                extra=int(r.extra),
+            )
+            for r in rows
+        ]
+
+
+def _duration_seconds(dialect: str) -> sa.ColumnElement[float] | None:
+    """A run's duration in seconds, in the database's SQL (the columns hold UTC without a zone)."""
+    if dialect == "sqlite":
+        return (sa.func.julianday(runs_t.c.finished_at) - sa.func.julianday(runs_t.c.started_at)) * 86400.0
+    if dialect == "postgresql":
+        return sa.cast(sa.extract("epoch", runs_t.c.finished_at - runs_t.c.started_at), sa.Float)
+    return None
+
+
+def _run_totals_in_python(engine: Engine, project: str, buckets: Sequence[float]) -> list[RunTotals]:
+    c = runs_t.c
+    query = sa.select(c.view, c.status, c.started_at, c.finished_at, c.rows_offline, c.rows_online).where(
+        c.project == project
+    )
+    sums: dict[tuple[str, str], list[Any]] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(query):
+            entry = sums.setdefault((r.view, r.status), [0, 0.0, [0] * len(buckets), 0, 0])
+            entry[0] += 1
+            entry[3] += r.rows_offline or 0
+            entry[4] += r.rows_online or 0
+            if r.finished_at is not None:
+                seconds = (r.finished_at - r.started_at).total_seconds()
+                entry[1] += seconds
+                for i, bound in enumerate(buckets):
+                    entry[2][i] += seconds <= bound
+    return [
+        RunTotals(view, status, n, total, tuple(zip(buckets, counts, strict=True)), offline, online)
+        for (view, status), (n, total, counts, offline, online) in sums.items()
+    ]
 
 
 def _run_record(row: sa.Row[Any]) -> RunRecord:

@@ -52,6 +52,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/v1/tokens"): {ADMIN},
     ("DELETE", "/v1/tokens/{token}"): {ADMIN},
     ("GET", "/v1/audit"): {ADMIN},
+    # Prometheus scrapes with a token of its own (README, Metrics): figures, not feature values.
+    ("GET", "/v1/metrics"): {ADMIN, ENGINEER},
 }
 
 # A server may hold several projects: every route answers under /v1/projects/{project} too.
