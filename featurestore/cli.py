@@ -804,6 +804,220 @@ def audit(state: _Context, limit: int, action: str | None, actor: str | None, as
         click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<24} {e.action:<15} {e.target}  {detail}")
 
 
+def _duration(value: str | None, flag: str) -> Any:
+    """A ``--flag 30s`` duration (s, m, h, d, w) as a timedelta, or None."""
+    if value is None:
+        return None
+    from featurestore.auth import parse_duration
+
+    try:
+        return parse_duration(value, flag)
+    except InvalidRequestError as err:
+        raise click.UsageError(str(err)) from err
+
+
+@cli.command()
+@click.option("--detach", is_flag=True, help="Run in the background, writing --pid-file and --log-file.")
+@click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the process id here while running (default with --detach: scheduler.pid in the project).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --detach: append the log here (default: scheduler.log in the project).",
+)
+@click.option(
+    "--max-catchup",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Missed due times run per view after downtime (the latest ones, oldest first).",
+)
+@click.option(
+    "--attempts",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Attempts per due time, the first included.",
+)
+@click.option(
+    "--backoff",
+    default="30s",
+    show_default=True,
+    help="Wait before the first retry (doubled for each further one), e.g. 30s, 5m.",
+)
+@click.option("--max-backoff", default="30m", show_default=True, help="The longest wait between retries.")
+@click.option(
+    "--initial-window",
+    help="A view's first run (no data published yet) covers this much before its due time, e.g. 30d (default: all history).",
+)
+@click.option(
+    "--poll",
+    default="60s",
+    show_default=True,
+    help="The longest sleep between checks: how soon a newly applied schedule is seen.",
+)
+@click.pass_obj
+def scheduler(
+    state: _Context,
+    detach: bool,
+    pid_file: Path | None,
+    log_file: Path | None,
+    max_catchup: int,
+    attempts: int,
+    backoff: str,
+    max_backoff: str,
+    initial_window: str | None,
+    poll: str,
+) -> None:
+    """Run every feature view that declares a schedule when it is due, until stopped.
+
+    Each due run covers [the view's watermark, the due time). Missed due times are caught up after
+    downtime, oldest first; failed runs are retried with exponential backoff; a view is never run
+    twice at once. SIGTERM or SIGINT (Ctrl-C) lets the run in progress finish, then exits 0; a
+    second signal exits at once, leaving that run to the publish protocol (the next run of the view
+    completes or discards it)."""
+    import os
+    import signal
+
+    settings: dict[str, Any] = {
+        "max_catchup": max_catchup,
+        "attempts": attempts,
+        "backoff": _duration(backoff, "--backoff"),
+        "max_backoff": _duration(max_backoff, "--max-backoff"),
+        "initial_window": _duration(initial_window, "--initial-window"),
+        "poll": _duration(poll, "--poll"),
+    }
+    root = state.project_dir
+    if detach:
+        import subprocess
+
+        pid_path = (pid_file or root / "scheduler.pid").resolve()
+        log_path = (log_file or root / "scheduler.log").resolve()
+        _refuse_running(pid_path)
+        args = [sys.executable, "-m", "featurestore.cli", "-C", str(root.resolve()), "scheduler"]
+        args += ["--pid-file", str(pid_path), "--max-catchup", str(max_catchup), "--attempts", str(attempts)]
+        args += ["--backoff", backoff, "--max-backoff", max_backoff, "--poll", poll]
+        args += ["--initial-window", initial_window] if initial_window else []
+        with open(log_path, "ab") as log_out:
+            child = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log_out, stderr=log_out, start_new_session=True
+            )
+        click.echo(f"scheduler started in the background: pid {child.pid}, pid file {pid_path}, log {log_path}")
+        return
+
+    from etl.local import LocalEngine
+    from etl.scheduler import Scheduler, SchedulerSettings
+    from featurestore.project_files import load_definitions
+    from featurestore.validation import validate_project
+
+    store = state.store()
+    engine: Any = LocalEngine(store)
+    if store.config.engine.type == "spark":
+        from etl.spark import SparkEngine  # pyspark loads only here
+
+        engine = SparkEngine(store)
+
+    def definitions() -> dict[str, Any]:
+        return {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
+
+    sched = Scheduler(store, engine, definitions=definitions, settings=SchedulerSettings(**settings))
+
+    def on_signal(signum: int, frame: object) -> None:
+        if sched.stopping:
+            logging.getLogger(__name__).warning("second signal: exiting now; the publish protocol settles the run")
+            os._exit(130)
+        logging.getLogger(__name__).info("signal %d: finishing the run in progress, then stopping", signum)
+        sched.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if pid_file is not None:
+        _refuse_running(pid_file)
+        pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        sched.run_forever()
+    finally:
+        if pid_file is not None and pid_file.exists() and pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink()
+
+
+def _refuse_running(pid_file: Path) -> None:
+    """Refuse to start a second scheduler over a PID file whose process is alive."""
+    import os
+
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return  # a stale file: its process is gone
+    if pid != os.getpid():
+        raise click.UsageError(
+            f"a scheduler is already running with pid {pid} ({pid_file}); stop it first (kill {pid})"
+        )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def schedule(state: _Context, as_json: bool) -> None:
+    """List feature views with their schedule, freshness, last run, next due time and lag (now minus
+    the watermark); a view whose lag exceeds its freshness is flagged STALE."""
+    from featurestore.schedules import next_due, schedule_text
+
+    store = state.store()
+    now = datetime.now(UTC)
+    watermarks = store.registry.watermarks(store.project)
+    rows: list[dict[str, Any]] = []
+    for view in sorted(store.registry.list_feature_views(store.project), key=lambda v: v.name):
+        runs = store.registry.list_runs(store.project, view.name, limit=1)
+        last = runs[0] if runs else None
+        watermark = watermarks.get(view.name)
+        lag = now - watermark if watermark else None
+        stale = view.freshness is not None and (lag is None or lag > view.freshness)
+        rows.append(
+            {
+                "view": view.name,
+                "schedule": schedule_text(view.schedule) if view.schedule is not None else None,
+                "freshness_seconds": view.freshness.total_seconds() if view.freshness else None,
+                "last_run": {"status": last.status, "started_at": last.started_at.isoformat()} if last else None,
+                "next_due": next_due(view.schedule, now).isoformat() if view.schedule is not None else None,
+                "watermark": watermark.isoformat() if watermark else None,
+                "lag_seconds": lag.total_seconds() if lag is not None else None,
+                "stale": stale,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{'view':24} {'schedule':16} {'freshness':>10} {'last run':28} {'next due (UTC)':17} {'lag':>12}")
+    for row in rows:
+        last = row["last_run"]
+        last_text = f"{last['status']} {last['started_at'][:16].replace('T', ' ')}" if last else "-"
+        fresh = row["freshness_seconds"]
+        lag_s = row["lag_seconds"]
+        click.echo(
+            f"{row['view']:24} {row['schedule'] or '-':16} {_age(fresh):>10} {last_text:28} "
+            f"{(row['next_due'] or '-')[:16].replace('T', ' '):17} {_age(lag_s):>12}"
+            + ("  STALE" if row["stale"] else "")
+        )
+
+
+def _age(seconds: float | None) -> str:
+    """A duration in its largest whole unit: 45s, 12m, 3h, 2d."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.0f}{unit}" if unit == "d" else f"{seconds / size:.1f}{unit}".replace(".0", "")
+    return f"{seconds:.0f}s"
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from featurestore.errors import DefinitionError
 from featurestore.expectations import Expectation, expectation_from_spec
+from featurestore.schedules import Schedule, schedule_from_spec, schedule_problems, schedule_to_spec
 from featurestore.types import ValueType
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -308,6 +309,10 @@ class FeatureView:
     ``ttl`` after its event time. ``source_lookback`` bounds how much source history before a
     run's window the transformation needs (``None``: all of it). ``expectations`` are checked by
     the quality gate on every run before it publishes (see :mod:`featurestore.expectations`).
+    ``schedule`` (a cron expression in UTC, or an interval) says when ``featurestore scheduler``
+    runs the view; ``freshness`` is the age of its newest published row beyond which the view is
+    stale (see :mod:`featurestore.schedules`). Like expectations and descriptions, neither is part
+    of the view's version.
     """
 
     name: str
@@ -320,6 +325,8 @@ class FeatureView:
     source_lookback: timedelta | None = None
     online: bool = True
     expectations: tuple[Expectation, ...] = ()
+    schedule: Schedule | None = None
+    freshness: timedelta | None = None
     description: str = ""
     owner: str = ""
     tags: tuple[str, ...] = ()
@@ -343,6 +350,15 @@ class FeatureView:
             problems.append(f"Feature view '{self.name}' ttl must be a datetime.timedelta, got {self.ttl!r}")
         if self.source_lookback is not None and not isinstance(self.source_lookback, timedelta):
             problems.append(f"Feature view '{self.name}' source_lookback must be a timedelta or None")
+        if self.schedule is not None and not isinstance(self.schedule, str | timedelta):
+            problems.append(
+                f"Feature view '{self.name}' schedule must be a cron expression such as '0 * * * *' or a "
+                f"datetime.timedelta, got {self.schedule!r}"
+            )
+        if self.freshness is not None and not isinstance(self.freshness, timedelta):
+            problems.append(
+                f"Feature view '{self.name}' freshness must be a datetime.timedelta or None, got {self.freshness!r}"
+            )
         t = self.transformation
         if not (t is None or isinstance(t, str | StoredTransformation) or callable(t)):
             problems.append(f"Feature view '{self.name}' transformation must be SQL text or a pandas function")
@@ -417,6 +433,7 @@ class FeatureView:
         columns.update((f.name, f.dtype) for f in self.features)
         for expectation in self.expectations:
             out.extend(expectation.problems(self.name, columns))
+        out.extend(schedule_problems(self.name, self.schedule, self.freshness))
         return out
 
     def to_spec(self) -> dict[str, Any]:
@@ -432,6 +449,9 @@ class FeatureView:
             "source_lookback_seconds": None if self.source_lookback is None else self.source_lookback.total_seconds(),
             "online": self.online,
             "expectations": [e.to_spec() for e in self.expectations],
+            # Read by the scheduler and `featurestore schedule` from the registry; not in the version.
+            "schedule": schedule_to_spec(self.schedule),
+            "freshness_seconds": None if self.freshness is None else self.freshness.total_seconds(),
             "description": self.description,
             "owner": self.owner,
             "tags": list(self.tags),
@@ -441,8 +461,8 @@ class FeatureView:
         """Changes whenever what the view stores changes: keys, features and their types, the
         timestamp, the transformation, or what the source reads (its path or query, and those of
         the sources a SQL source reads; see :func:`source_definition`). Descriptions, owners,
-        tags and expectations do not count (the rows a version stores keep their meaning when
-        the checks change)."""
+        tags, expectations, schedule and freshness do not count (the rows a version stores keep
+        their meaning when the checks or the timetable change)."""
         return self._fingerprint(source_definition(self.source))
 
     def legacy_schema_fingerprint(self) -> str:
@@ -466,6 +486,7 @@ class FeatureView:
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], entities: Mapping[str, Entity], source: Source) -> FeatureView:
         lookback = spec.get("source_lookback_seconds")
+        freshness = spec.get("freshness_seconds")  # None in specs written before schedules existed
         tf = spec.get("transformation") or {"kind": "none", "text": ""}
         return cls(
             name=spec["name"],
@@ -478,6 +499,8 @@ class FeatureView:
             source_lookback=None if lookback is None else timedelta(seconds=lookback),
             online=spec.get("online", True),
             expectations=tuple(expectation_from_spec(e) for e in spec.get("expectations", ())),
+            schedule=schedule_from_spec(spec.get("schedule")),
+            freshness=None if freshness is None else timedelta(seconds=freshness),
             description=spec.get("description", ""),
             owner=spec.get("owner", ""),
             tags=tuple(spec.get("tags", ())),

@@ -250,6 +250,8 @@ def _apply_views(
         else:
             version = old.version
             old_spec = json.loads(old.spec)
+            for unset in ("schedule", "freshness_seconds"):  # specs written before schedules existed
+                old_spec.setdefault(unset, None)
             old_fingerprint = old.fingerprint
             if "source_definition" not in old_spec:  # applied before sources counted by definition
                 old_source = old_sources.get(old_spec["source"])
@@ -269,6 +271,12 @@ def _apply_views(
             elif old_spec.get("expectations", []) != spec_dict["expectations"]:
                 # Checks are not part of the schema: the version's rows keep their meaning.
                 report.updated.append(f"feature view {view.name} (expectations changed; same version)")
+            elif (old_spec["schedule"], old_spec["freshness_seconds"]) != (
+                spec_dict["schedule"],
+                spec_dict["freshness_seconds"],
+            ):
+                # When and how fresh: the timetable, not the rows; the scheduler reads it from here.
+                report.updated.append(f"feature view {view.name} (schedule or freshness changed; same version)")
             else:
                 report.updated.append(f"feature view {view.name} (metadata only)")
             conn.execute(

@@ -87,6 +87,15 @@ def schema(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
+NEW_VIEW_FIELDS = ("schedule", "freshness_seconds")
+"""Fields of a view's spec that release 0.1 did not write: read back as None."""
+
+
+def _without_schedule(spec: dict[str, Any]) -> dict[str, Any]:
+    assert {f: spec.pop(f) for f in NEW_VIEW_FIELDS} == dict.fromkeys(NEW_VIEW_FIELDS)  # not declared in 0.1
+    return spec
+
+
 def read_back(registry: Registry) -> dict[str, Any]:
     """What ``make_registry_release_0_1.read_back`` gathered with release 0.1, read with this
     release's API (records turned back into the plain values 0.1 gave)."""
@@ -101,7 +110,7 @@ def read_back(registry: Registry) -> dict[str, Any]:
         out[project] = {
             "entities": [e.to_spec() for e in registry.list_entities(project)],
             "sources": [s.to_spec() for s in registry.list_sources(project)],
-            "feature_views": [v.to_spec() for v in views],
+            "feature_views": [_without_schedule(v.to_spec()) for v in views],
             "versions": {
                 name: [
                     [x.version, x.fingerprint, x.changes, x.created_at, x.spec]
