@@ -42,10 +42,13 @@ rider_trips = FeatureView(
 """
 
 
-def make_project(root: Path, schedule: str = "timedelta(hours=1)") -> Path:
+def make_project(root: Path, schedule: str = "timedelta(hours=1)", before_view: str = "") -> Path:
     """Two riders with a trip every hour of 2024-03-01, applied."""
     new_project(root, "rides")
-    (root / "features.py").write_text(FEATURES_PY.replace("SCHEDULE", schedule))
+    text = FEATURES_PY.replace("SCHEDULE", schedule)
+    (root / "features.py").write_text(
+        text.replace("rider_trips = FeatureView(", before_view + "rider_trips = FeatureView(")
+    )
     hours = [utc(2024, 3, 1, h) for h in range(24)]
     write_parquet(
         root / "data" / "trips.parquet",
@@ -203,10 +206,30 @@ def test_a_due_time_is_given_up_after_its_attempts(store: FeatureStore) -> None:
     sched.close()
 
 
-def test_the_scheduler_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    root = make_project(tmp_path / "rides", schedule="timedelta(seconds=1)")
-    pid_file = tmp_path / "scheduler.pid"
-    proc = subprocess.Popen(
+SLOW = """
+
+def slow(frame):  # marks that a run is computing, then takes a while: a signal lands mid-run
+    import pathlib
+    import time
+
+    pathlib.Path(MARKER).touch()
+    time.sleep(1.5)
+    return frame
+"""
+
+
+def slow_project(root: Path) -> tuple[Path, Path]:
+    """The project with a 1-second interval and a transformation that takes 1.5 s, and the file
+    it touches when a run starts computing."""
+    marker = root / "data" / "computing"
+    slow = SLOW.replace("MARKER", repr(str(marker)))
+    make_project(root, schedule="timedelta(seconds=1),\n    transformation=slow", before_view=slow + "\n\n")
+    marker.unlink()  # apply ran the transformation on a few rows to learn its schema
+    return root, marker
+
+
+def start_scheduler(root: Path, pid_file: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -223,35 +246,88 @@ def test_the_scheduler_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def statuses(root: Path) -> list[str]:
+    """The statuses of the view's runs, oldest first."""
+    store = FeatureStore(root)
     try:
-        deadline = time.monotonic() + 60
-        store = FeatureStore(root)
-        try:
-            while time.monotonic() < deadline:
-                runs = store.registry.list_runs(store.project, "rider_trips")
-                if sum(r.status == "succeeded" for r in runs) >= 2:
-                    break
-                assert proc.poll() is None, proc.communicate()[0]
-                time.sleep(0.2)
-            else:
-                pytest.fail("no scheduled run was recorded within 60 s")
-        finally:
-            store.close()
+        return [r.status for r in reversed(store.registry.list_runs(store.project, "rider_trips"))]
+    finally:
+        store.close()
+
+
+def wait_for(proc: subprocess.Popen[str], what: str, done: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if proc.poll() is not None:
+            pytest.fail(f"the scheduler exited with {proc.returncode} before {what}: {proc.communicate()[0]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout} s")
+        time.sleep(0.05)
+
+
+def consistent(root: Path) -> None:
+    checked = featurestore("-C", root, "check-consistency", "rider_trips", "--all")
+    assert checked.code == 0, checked.out + checked.err
+    assert "checked 2 of 2 entities: 2 match, 0 differ, 0 missing online, 0 extra online" in checked.out
+
+
+def test_sigterm_mid_run_lets_the_run_finish_and_exits_0(tmp_path: Path) -> None:
+    root, marker = slow_project(tmp_path / "rides")
+    pid_file = tmp_path / "scheduler.pid"
+    proc = start_scheduler(root, pid_file)
+    try:
+        wait_for(proc, "scheduled run recorded", lambda: "succeeded" in statuses(root))
         assert pid_file.read_text().strip() == str(proc.pid)
+        marker.unlink()
+        wait_for(proc, "second run computing", marker.exists)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0, output
-        assert time.monotonic() - t0 < 15
-        assert not pid_file.exists()
-        assert "scheduler of project 'rides' stopped" in output
+        elapsed = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-    checked = featurestore("-C", root, "check-consistency", "rider_trips", "--all")
-    assert checked.code == 0, checked.out + checked.err
-    assert "checked 2 of 2 entities: 2 match, 0 differ, 0 missing online, 0 extra online" in checked.out
+    assert proc.returncode == 0, output
+    assert elapsed < 10, elapsed  # the run in progress (1.5 s of computing) finished, nothing more
+    assert "signal 15: finishing the run in progress, then stopping" in output
+    assert "scheduler of project 'rides' stopped" in output
+    assert not pid_file.exists()
+    runs = statuses(root)
+    assert runs[-1] == "succeeded" and "running" not in runs and "abandoned" not in runs, runs
+    consistent(root)
     listed = featurestore("-C", root, "schedule")
     line = next(line for line in listed.out.splitlines() if line.startswith("rider_trips"))
     assert "every 0:00:01" in line and "succeeded" in line and "STALE" in line  # its data is from 2024
+
+
+def test_a_second_signal_abandons_the_run_and_a_restart_converges(tmp_path: Path) -> None:
+    root, marker = slow_project(tmp_path / "rides")
+    pid_file = tmp_path / "scheduler.pid"
+    proc = start_scheduler(root, pid_file)
+    try:
+        wait_for(proc, "run computing", marker.exists)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert statuses(root) == ["running"]  # cut short: no outcome recorded
+    proc = start_scheduler(root, pid_file)  # the stale PID file does not stop it
+    try:
+        wait_for(proc, "run after the restart", lambda: "succeeded" in statuses(root))
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert statuses(root)[:2] == ["abandoned", "succeeded"]  # found by the next run of the view
+    consistent(root)
