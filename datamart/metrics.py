@@ -13,9 +13,7 @@ consistency come from the registry, which other processes write, through
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Coroutine, Mapping
-from itertools import chain
 from typing import Any
 
 from fastapi import Request, Response
@@ -26,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from datamart.errors import http_status
 from featurestore.errors import FeatureStoreError
+from featurestore.lookup import FeatureStatus
 from featurestore.metrics import RegistryCollector
 from featurestore.store import FeatureStore
 
@@ -71,7 +70,7 @@ class ProjectMetrics:
         self.registry.register(RegistryCollector(store.registry, store.project, cache_seconds=cache_seconds))
         # The label children, looked up once: `labels()` takes a lock and validates on every call.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self._value_children: dict[tuple[str, str], Any] = {}
+        self._value_children: dict[str, list[Any]] = {}  # target → one child per status, made when first seen
 
     def observe(self, kind: str, target: str, status_code: int, seconds: float) -> None:
         """One request answered: counted, and its latency observed."""
@@ -85,17 +84,38 @@ class ProjectMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def count_values(self, target: str, statuses: Mapping[str, list[Any]]) -> None:
+    def count_values(self, target: str, statuses: Mapping[str, list[FeatureStatus]]) -> None:
         """The statuses of the values an online lookup returned (feature → one status per entity)."""
-        for status, n in Tally(chain.from_iterable(statuses.values())).items():
-            child = self._value_children.get((target, status))
-            if child is None:
-                child = self._value_children.setdefault(
-                    (target, status), self._values.labels(self.project, target, str(status))
-                )
-            child.inc(n)
+        # list.count runs in C and compares by identity first: 100 entities × 10 features in ~30 µs,
+        # where collections.Counter, hashing every enum member in Python, took ~70 (bench/metrics_overhead.py).
+        counts = [0] * len(_STATUSES)
+        for values in statuses.values():
+            left = len(values)
+            for i, status in enumerate(_STATUSES):  # the likeliest first; stops once all are counted
+                n = values.count(status)
+                counts[i] += n
+                left -= n
+                if not left:
+                    break
+        children = self._value_children.get(target)
+        if children is None:
+            children = self._value_children.setdefault(target, [None] * len(_STATUSES))
+        for i, n in enumerate(counts):
+            if n:
+                child = children[i]
+                if child is None:
+                    child = children[i] = self._values.labels(self.project, target, _STATUSES[i].value)
+                child.inc(n)
 
 
+_STATUSES = (
+    FeatureStatus.PRESENT,
+    FeatureStatus.MISSING,
+    FeatureStatus.NULL,
+    FeatureStatus.EXPIRED,
+    FeatureStatus.INVALID,
+)
+"""Every FeatureStatus, the likeliest first (tests/api/test_metrics.py checks none is left out)."""
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 

@@ -7,16 +7,20 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from datamart.app import create_app
+from datamart.metrics import _STATUSES, ProjectMetrics
 from etl.local import LocalEngine
 from featurestore import FeatureView
 from featurestore.config import AuthConfig
 from featurestore.errors import RunError
+from featurestore.lookup import FeatureStatus
 from featurestore.metrics import RegistryCollector
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
@@ -254,3 +258,14 @@ def test_the_grafana_dashboard_is_json_with_a_panel_per_metric_family(served: An
     assert queried <= exposed, queried - exposed
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_every_value_status_is_counted() -> None:
+    assert sorted(_STATUSES) == sorted(FeatureStatus)
+    metrics = ProjectMetrics(cast(FeatureStore, SimpleNamespace(project="shop", registry=None)))
+    statuses = {"a": list(FeatureStatus) * 2, "b": [FeatureStatus.PRESENT] * 3, "c": []}
+    metrics.count_values("views", statuses)
+    samples = _samples(generate_latest(metrics.registry).decode())
+    for status in FeatureStatus:
+        expected = 5 if status is FeatureStatus.PRESENT else 2
+        assert _value(samples, "featurestore_online_values_total", target="views", status=status.value) == expected
