@@ -136,7 +136,8 @@ class Scheduler:
         now = self._clock()
         registry, project = self.store.registry, self.store.project
         views = [v for v in registry.list_feature_views(project) if v.schedule is not None]
-        definitions = self._load_definitions() if views else None
+        definitions: dict[str, FeatureView] | None = None
+        loaded = False
         started: list[Attempt] = []
         for view in views:
             if view.schedule is None:
@@ -165,6 +166,8 @@ class Scheduler:
                     )
                     self._done(state)
                     continue
+                if not loaded:  # the project's files, read once per tick that starts a run
+                    definitions, loaded = self._load_definitions(), True
                 attempt = Attempt(view.name, due, start, state.failures + 1)
                 state.running = self._pool.submit(self._attempt, attempt, definitions)
                 started.append(attempt)
@@ -203,9 +206,10 @@ class Scheduler:
             attempt.attempt,
             self.settings.attempts,
         )
-        before = {r.id for r in registry.list_runs(project, attempt.view, limit=5)}
         error: BaseException | None = None
+        before: set[str] = set()
         try:
+            before = {r.id for r in registry.list_runs(project, attempt.view, limit=5)}
             self.engine.run(attempt.view, start=attempt.start, end=attempt.due, definitions=definitions, progress=False)
         except Exception as err:
             error = err

@@ -3,13 +3,14 @@ embedded project, and ``featurestore scheduler`` as a process stopped by SIGTERM
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +102,13 @@ def scheduler(store: FeatureStore, clock: Clock, **settings: Any) -> tuple[Sched
 
 def windows(store: FeatureStore) -> list[tuple[str, datetime | None, datetime | None]]:
     """(status, window start, window end) of every run, oldest first, in UTC."""
+
+    def aware(t: datetime | None) -> datetime | None:  # SQLite gives the registry's UTC times back naive
+        return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
     out = []
     for r in reversed(store.registry.list_runs(store.project, "rider_trips")):
-        start, end = (
-            None if t is None else t.replace(tzinfo=t.tzinfo or utc(1970, 1, 1).tzinfo)
-            for t in (r.window_start, r.window_end)
-        )
-        out.append((r.status, start, end))
+        out.append((r.status, aware(r.window_start), aware(r.window_end)))
     return out
 
 
@@ -203,6 +204,27 @@ def test_a_due_time_is_given_up_after_its_attempts(store: FeatureStore) -> None:
     assert sched.tick() == []  # given up: the next due time (06:00) is next
     assert sched.next_wake() == utc(2024, 3, 1, 6)
     assert [s for s, _, _ in windows(store)] == ["failed", "failed"]
+    sched.close()
+
+
+def test_an_attempt_refused_before_the_pipeline_is_recorded_too(store: FeatureStore) -> None:
+    applied = store.get_feature_view("rider_trips")
+    changed = dataclasses.replace(applied, ttl=timedelta(days=2))  # edited, not applied
+    clock = Clock(utc(2024, 3, 1, 5, 30))
+    engine = Engine(store)
+    sched = Scheduler(
+        store,
+        engine,
+        definitions=lambda: {"rider_trips": changed},
+        settings=SchedulerSettings(attempts=1),
+        clock=clock,
+    )
+    assert len(sched.tick()) == 1
+    sched.join()
+    [run] = store.registry.list_runs(store.project, "rider_trips")
+    assert (run.status, run.engine) == ("failed", "scheduler")
+    assert run.error is not None and "has changed since it was applied" in run.error
+    assert windows(store) == [("failed", None, utc(2024, 3, 1, 5))]
     sched.close()
 
 
