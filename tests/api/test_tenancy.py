@@ -129,3 +129,39 @@ def test_an_unknown_project_is_404_without_naming_the_others(two_projects: Any) 
     response = client.get("/v1/projects/bnak/feature-views", headers=_h(tokens["bank_scientist"]))
     assert response.status_code == 404
     assert "bank" not in response.json()["message"].replace("bnak", "")
+
+
+def test_each_project_has_its_own_metrics(two_projects: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, tokens = two_projects
+
+    def samples(project: str, path: str) -> list[Any]:
+        response = client.get(path, headers=_h(tokens[f"{project}_admin"]))
+        assert response.status_code == 200, response.text
+        return [s for f in text_string_to_metric_families(response.text) for s in f.samples]
+
+    def shop_lookups(path: str) -> float:
+        return sum(
+            s.value
+            for s in samples("shop", path)
+            if s.name == "featurestore_requests_total" and (s.labels["kind"], s.labels["status"]) == ("online", "2xx")
+        )
+
+    before = shop_lookups("/v1/metrics")
+    lookup = {"features": ["churn"], "entities": {"customer_id": [1]}}
+    for _ in range(3):
+        assert client.post("/v1/online-features", json=lookup, headers=_h(tokens["shop_service"])).status_code == 200
+    # The default path serves the first project, the shop; each project's path its own series.
+    assert shop_lookups("/v1/metrics") == shop_lookups("/v1/projects/shop/metrics") == before + 3
+    assert {s.labels["project"] for s in samples("shop", "/v1/projects/shop/metrics")} == {"shop"}
+    bank = samples("bank", "/v1/projects/bank/metrics")
+    assert {s.labels["project"] for s in bank} == {"bank"}  # one registry: only the bank's runs
+    bank_lookups = [s for s in bank if s.name == "featurestore_requests_total" and s.labels["kind"] == "online"]
+    assert all(s.labels["status"] == "4xx" for s in bank_lookups)  # the shop's service, refused
+    assert {s.labels["view"] for s in bank if s.name == "featurestore_runs_total"} == {
+        "customer_stats",
+        "customer_profile",
+        "customer_balance",
+    }
+    assert client.get("/v1/projects/shop/metrics", headers=_h(tokens["bank_admin"])).status_code == 403
