@@ -3,7 +3,7 @@
 Runs, watermarks and consistency checks are written by other processes (the CLI, a scheduler),
 so these figures are read from the registry when Prometheus scrapes, not counted in the process
 that serves them: :class:`RegistryCollector` is a custom collector for a
-``prometheus_client.CollectorRegistry``. It reads at most every ``cache_seconds`` (three queries,
+``prometheus_client.CollectorRegistry``. It reads at most every ``cache_seconds`` (four queries,
 summed in the database whatever the length of the history), so scrapes stay cheap; the freshness
 lag is computed at each scrape from the cached watermark. The datamart serves it on ``/metrics``.
 """
@@ -36,6 +36,7 @@ class _Snapshot:
     runs: Sequence[RunTotals]
     watermarks: dict[str, datetime]
     checks: Sequence[ConsistencyCheckRecord]
+    freshness: dict[str, float]
 
 
 class RegistryCollector:
@@ -66,6 +67,11 @@ class RegistryCollector:
                     runs=self._registry.run_totals(self._project, RUN_DURATION_BUCKETS),
                     watermarks=self._registry.watermarks(self._project),
                     checks=self._registry.last_consistency_checks(self._project),
+                    freshness={
+                        v.name: v.freshness.total_seconds()
+                        for v in self._registry.list_feature_views(self._project)
+                        if v.freshness is not None
+                    },
                 )
                 self._read_at = time.monotonic()
             return self._snapshot
@@ -89,7 +95,7 @@ class RegistryCollector:
             return
         up.add_metric([project], 1)
         yield up
-        (runs, in_progress, duration, rows, watermark, lag, mismatches, checked, checked_at) = _families()
+        (runs, in_progress, duration, rows, watermark, lag, objective, mismatches, checked, checked_at) = _families()
         for t in snapshot.runs:
             if t.status == "running":
                 in_progress.add_metric([project, t.view], t.runs)
@@ -104,12 +110,14 @@ class RegistryCollector:
         for view, at in sorted(snapshot.watermarks.items()):
             watermark.add_metric([project, view], at.timestamp())
             lag.add_metric([project, view], max(0.0, now - at.timestamp()))
+        for view, seconds in sorted(snapshot.freshness.items()):
+            objective.add_metric([project, view], seconds)
         for c in snapshot.checks:
             for kind in ("mismatched", "missing", "extra"):
                 mismatches.add_metric([project, c.view, kind], getattr(c, kind))
             checked.add_metric([project, c.view], c.checked)
             checked_at.add_metric([project, c.view], c.checked_at.timestamp())
-        yield from (runs, in_progress, duration, rows, watermark, lag, mismatches, checked, checked_at)
+        yield from (runs, in_progress, duration, rows, watermark, lag, objective, mismatches, checked, checked_at)
 
 
 def _bound(seconds: float) -> str:
@@ -121,6 +129,7 @@ def _families() -> tuple[
     GaugeMetricFamily,
     HistogramMetricFamily,
     CounterMetricFamily,
+    GaugeMetricFamily,
     GaugeMetricFamily,
     GaugeMetricFamily,
     GaugeMetricFamily,
@@ -154,6 +163,11 @@ def _families() -> tuple[
         GaugeMetricFamily(
             "featurestore_freshness_lag_seconds",
             "Now minus the view's published watermark: how old its newest published data is.",
+            labels=view,
+        ),
+        GaugeMetricFamily(
+            "featurestore_freshness_objective_seconds",
+            "The view's declared freshness: a lag beyond it is stale (views that declare one).",
             labels=view,
         ),
         GaugeMetricFamily(

@@ -3,9 +3,11 @@ registry, in the Prometheus text format, parsed here by the Prometheus client's 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -50,6 +52,14 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, FeatureStore, dict[str, str]]]:
     root = build_project(tmp_path_factory.mktemp("metrics"))
     with FeatureStore(root, definitions_ttl=0) as store:
+        # customer_stats declares a freshness (which makes no new version).
+        objects = [
+            dataclasses.replace(o, freshness=timedelta(hours=2))
+            if isinstance(o, FeatureView) and o.name == "customer_stats"
+            else o
+            for o in definitions()
+        ]
+        store.apply(objects, schema_resolver=LocalEngine(store).infer_schema)
         store.register_model("churn_model", "churn")
         tokens = {
             role: store.registry.create_token(
@@ -154,6 +164,12 @@ def test_reads_runs_and_checks_are_counted_and_parsed_by_prometheus(served: Any)
     assert _value(samples, "featurestore_watermark_timestamp_seconds", view="customer_stats") == watermark.timestamp()
     lag = _value(samples, "featurestore_freshness_lag_seconds", view="customer_stats")
     assert lag > 365 * 86400  # the test data is from March 2024
+    assert _value(samples, "featurestore_freshness_objective_seconds", view="customer_stats") == 7200
+    assert not [
+        k
+        for k in samples
+        if k[0] == "featurestore_freshness_objective_seconds" and ("view", "customer_profile") in k[1]
+    ]
     mismatches = "featurestore_consistency_mismatches"
     assert _value(samples, mismatches, view="customer_stats", kind="mismatched") == 0
     assert _value(samples, "featurestore_consistency_checked_entities", view="customer_stats") == 2
@@ -242,6 +258,7 @@ def test_the_grafana_dashboard_is_json_with_a_panel_per_metric_family(served: An
         "featurestore_runs_in_progress",
         "featurestore_rows_published_total",
         "featurestore_freshness_lag_seconds",
+        "featurestore_freshness_objective_seconds",
         "featurestore_consistency_mismatches",
         "featurestore_registry_up",
     ]
@@ -258,6 +275,15 @@ def test_the_grafana_dashboard_is_json_with_a_panel_per_metric_family(served: An
     assert queried <= exposed, queried - exposed
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    # No two panels overlap on Grafana's 24-column grid.
+    cells = [
+        (p["id"], x, y)
+        for p in dashboard["panels"]
+        for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
+        for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])
+    ]
+    assert all(x < 24 for _, x, _ in cells)
+    assert len({(x, y) for _, x, y in cells}) == len(cells)
 
 
 def test_every_value_status_is_counted() -> None:
