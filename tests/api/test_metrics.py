@@ -23,7 +23,9 @@ from featurestore import FeatureView
 from featurestore.config import AuthConfig
 from featurestore.errors import RunError
 from featurestore.lookup import FeatureStatus
-from featurestore.metrics import RegistryCollector
+from featurestore.metrics import RUN_DURATION_BUCKETS, RegistryCollector
+from featurestore.registry.records import RunTotals
+from featurestore.registry.runs import _run_totals_in_python
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
 from tests.api.conftest import TestClient, build_project, definitions
@@ -295,3 +297,26 @@ def test_every_value_status_is_counted() -> None:
     for status in FeatureStatus:
         expected = 5 if status is FeatureStatus.PRESENT else 2
         assert _value(samples, "featurestore_online_values_total", target="views", status=status.value) == expected
+
+
+def test_run_totals_summed_in_sql_match_the_sum_in_python(served: Any) -> None:
+    """SQLite and PostgreSQL sum runs in SQL; other databases in Python: both give the same."""
+    _, store, _ = served
+    in_sql = store.registry.run_totals(store.project, RUN_DURATION_BUCKETS)
+    in_python = _run_totals_in_python(store.registry._engine, store.project, RUN_DURATION_BUCKETS)
+    assert {(t.view, t.status) for t in in_sql} >= {("customer_stats", "succeeded")}
+
+    def by_key(totals: list[RunTotals]) -> dict[tuple[str, str], RunTotals]:
+        return {(t.view, t.status): t for t in totals}
+
+    sql, python = by_key(in_sql), by_key(in_python)
+    assert sql.keys() == python.keys()
+    for key, t in sql.items():
+        other = python[key]
+        assert (t.runs, t.buckets, t.rows_offline, t.rows_online) == (
+            other.runs,
+            other.buckets,
+            other.rows_offline,
+            other.rows_online,
+        )
+        assert t.duration_seconds == pytest.approx(other.duration_seconds, abs=1e-3)  # julianday: ~0.1 ms
