@@ -10,9 +10,10 @@ from fastapi import Request
 from featurestore.auth import SESSION_COOKIE, Authenticator, Permission
 from featurestore.errors import AuthenticationError, FeatureStoreError, PermissionDeniedError
 
-PUBLIC = ("/signin", "/static/", "/healthz")
+PUBLIC = ("/signin", "/static/", "/healthz", "/favicon.ico")
 """Paths (under the UI's mount point) anyone may open: the sign-in page and its style sheet,
-and liveness. Every other page needs a signed-in identity."""
+liveness, and the favicon browsers ask for (a 404, not a detour by the sign-in page). Every other
+page needs a signed-in identity."""
 PAGE_PERMISSIONS = {"/audit": Permission.ADMINISTER}
 """Pages that need more than reading the catalog."""
 CROSS_SITE = (

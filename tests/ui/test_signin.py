@@ -120,6 +120,14 @@ def test_a_person_signs_in_with_a_token_and_cannot_use_another_projects(
     browser: Any, tmp_path: Path, artifacts: Path
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def submit(token: str) -> None:
+        # click() returns before the browser has loaded the answer: wait for the page to go stale.
+        page = browser.find_element(By.TAG_NAME, "html")
+        browser.find_element(By.ID, "token").send_keys(token)
+        browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
+        WebDriverWait(browser, 15).until(lambda _: _stale(page))
 
     project = write_tiny_project(tmp_path / "shop")
     config = project / "featurestore.yaml"
@@ -133,17 +141,27 @@ def test_a_person_signs_in_with_a_token_and_cannot_use_another_projects(
         browser.delete_all_cookies()
         browser.get(base + "/views/customer_stats")
         assert "/signin" in browser.current_url
-        browser.find_element(By.ID, "token").send_keys(theirs)
-        browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
+        submit(theirs)
         assert "project 'another'" in browser.find_element(By.CSS_SELECTOR, "p.problem").text
         browser.save_screenshot(str(artifacts / "signin-refused.png"))
-        browser.find_element(By.ID, "token").send_keys(mine)
-        browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
+        submit(mine)
         assert browser.current_url == base + "/views/customer_stats"
         assert "customer_stats" in browser.find_element(By.TAG_NAME, "h1").text
         assert "signed in as sam (scientist)" in browser.find_element(By.TAG_NAME, "footer").text
         browser.save_screenshot(str(artifacts / "signed-in.png"))
+        page = browser.find_element(By.TAG_NAME, "html")
         browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
+        WebDriverWait(browser, 15).until(lambda _: _stale(page))
         assert "/signin" in browser.current_url
     finally:
         served.close()
+
+
+def _stale(element: Any) -> bool:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    return False
