@@ -316,7 +316,13 @@ class Runs:
 def _duration_seconds(dialect: str) -> sa.ColumnElement[float] | None:
     """A run's duration in seconds, in the database's SQL (the columns hold UTC without a zone)."""
     if dialect == "sqlite":
-        return (sa.func.julianday(runs_t.c.finished_at) - sa.func.julianday(runs_t.c.started_at)) * 86400.0
+        # SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff'. Whole seconds by strftime, microseconds
+        # from the text: julianday() keeps milliseconds only, which moved runs across bucket edges.
+        def seconds(column: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
+            whole = sa.cast(sa.func.strftime("%s", column), sa.Float)
+            return whole + sa.cast(sa.func.substr(column, 20), sa.Float)
+
+        return seconds(runs_t.c.finished_at) - seconds(runs_t.c.started_at)
     if dialect == "postgresql":
         return sa.cast(sa.extract("epoch", runs_t.c.finished_at - runs_t.c.started_at), sa.Float)
     return None

@@ -319,4 +319,4 @@ def test_run_totals_summed_in_sql_match_the_sum_in_python(served: Any) -> None:
             other.rows_offline,
             other.rows_online,
         )
-        assert t.duration_seconds == pytest.approx(other.duration_seconds, abs=1e-3)  # julianday: ~0.1 ms
+        assert t.duration_seconds == pytest.approx(other.duration_seconds, abs=1e-6)
