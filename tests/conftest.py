@@ -290,3 +290,16 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'registry.db'}"
     url: str = request.getfixturevalue("postgres_database")
     return url
+
+
+SERVER_STORES = frozenset({"redis", "redis_cluster", "cassandra"})
+"""The online store kinds that need a server: their parametrizations carry the ``server`` mark."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Marked by the parameter's value, not its place in the test id, so `make test-fast`
+    # (-m "not server") deselects every server parametrization however its id is composed.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("online_store_config") in SERVER_STORES:
+            item.add_marker(pytest.mark.server)
