@@ -127,12 +127,13 @@ async def get_online_features(request: Request) -> Response:
     who = await authorize(request, Permission.ONLINE_FEATURES)
     store = store_of(request)
     body = _online_request(await request.body(), store.config.datamart.max_lookup_entities)
-    if who.role is Role.SERVICE:
-        _check_service_reads(store, who, body.features)
 
     def lookup() -> OnlineResponse:
-        # The target first (the store's cached definitions, read from the registry when stale),
-        # so that a failed lookup of a feature service is counted under its name too.
+        # In the worker thread: both read the registry when their cache is stale. A service's
+        # refused request counts as of an unknown target; then the target (a feature service's
+        # name), so that a failed lookup of a feature service is counted under its name too.
+        if who.role is Role.SERVICE:
+            _check_service_reads(store, who, body.features)
         request.state.metric_target = target_of(store, body.features)
         return store.get_online_features(
             _refs(body.features), body.entities, full_feature_names=body.full_feature_names, consumer=who.name
