@@ -143,7 +143,10 @@ class Access:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(api_tokens_t).where(api_tokens_t.c.id == token_id)).first()
         if row is None or not secret_matches(secret, row._mapping["secret_hash"]):
-            raise AuthenticationError(f"token {token_id} is unknown: it was never created here, or mistyped")
+            raise AuthenticationError(
+                f"token {token_id} is unknown: it was never created here, or mistyped; "
+                "ask an admin for a token of this project (featurestore tokens create)"
+            )
         record = _token(row._mapping)
         at = now()
         if record.revoked_at is not None:
