@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from browsing import follow
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from datamart.client import DatamartClient
 
@@ -32,13 +31,6 @@ def screenshot(browser: Any, artifacts: Path, page: str) -> Path:
     assert browser.save_screenshot(str(path)), path
     browser.set_window_size(1280, 1000)
     return path
-
-
-def follow(browser: Any, element: WebElement, *, submit: bool = False) -> None:
-    """Click a link or button (or submit a form) and wait for the next page to load."""
-    page = browser.find_element(By.TAG_NAME, "html")
-    element.submit() if submit else element.click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
 
 
 def test_search_finds_a_feature_by_a_word_from_its_description(browser: Any, ui_url: str, artifacts: Path) -> None:

@@ -119,15 +119,15 @@ def test_sign_in_never_redirects_to_another_site(secured_ui: Any) -> None:
 def test_a_person_signs_in_with_a_token_and_cannot_use_another_projects(
     browser: Any, tmp_path: Path, artifacts: Path
 ) -> None:
+    from browsing import wait_for_next_page
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     def submit(token: str) -> None:
         # click() returns before the browser has loaded the answer: wait for the page to go stale.
         page = browser.find_element(By.TAG_NAME, "html")
         browser.find_element(By.ID, "token").send_keys(token)
         browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
-        WebDriverWait(browser, 15).until(lambda _: _stale(page))
+        wait_for_next_page(browser, page)
 
     project = write_tiny_project(tmp_path / "shop")
     config = project / "featurestore.yaml"
@@ -151,17 +151,7 @@ def test_a_person_signs_in_with_a_token_and_cannot_use_another_projects(
         browser.save_screenshot(str(artifacts / "signed-in.png"))
         page = browser.find_element(By.TAG_NAME, "html")
         browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
-        WebDriverWait(browser, 15).until(lambda _: _stale(page))
+        wait_for_next_page(browser, page)
         assert "/signin" in browser.current_url
     finally:
         served.close()
-
-
-def _stale(element: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        element.is_enabled()
-    except StaleElementReferenceException:
-        return True
-    return False
