@@ -7,6 +7,7 @@ deriving online from offline, the run's record) is the pipeline's, in ``etl/runs
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -56,7 +57,7 @@ class LocalEngine:
         if isinstance(source, FileSource):
             path = Path(source.path)
             path = path if path.is_absolute() else self.root / path
-            if not any(path.parent.glob(path.name)):
+            if not any(glob.iglob(str(path), recursive=True)):
                 raise RunError(f"Source '{source.name}': no file matches '{path}'; check the path in its definition")
             reader = "read_parquet" if source.file_format == "parquet" else "read_csv_auto"
             body = f"SELECT * FROM {reader}({_literal(path)})"

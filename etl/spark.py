@@ -22,6 +22,7 @@ each entity ordered by time carries the latest feature row to each spine row.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import re
@@ -193,7 +194,7 @@ class SparkEngine:
         if isinstance(source, FileSource):
             path = Path(source.path)
             path = path if path.is_absolute() else self.root / path
-            if not any(path.parent.glob(path.name)):
+            if not any(glob.iglob(str(path), recursive=True)):
                 raise RunError(f"Source '{source.name}': no file matches '{path}'; check the path in its definition")
             reader = self.spark.read
             if source.file_format == "parquet":

@@ -1018,6 +1018,107 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
+def _featurestore_executable() -> Path | None:
+    """The absolute path of the ``featurestore`` command running now: the console script this
+    process was started as, else the one beside this Python (a venv's bin), else on PATH."""
+    import shutil
+
+    started_as = Path(sys.argv[0])
+    candidates = [started_as] if started_as.name == "featurestore" else []
+    candidates.append(Path(sys.executable).with_name("featurestore"))
+    found = shutil.which("featurestore")
+    candidates += [Path(found)] if found else []
+    return next((c.absolute() for c in candidates if c.is_file()), None)
+
+
+@cli.command("airflow-dag")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the DAG file here, e.g. into Airflow's dags folder (default: print it).",
+)
+@click.option(
+    "--all", "include_all", is_flag=True, help="A task for every feature view, not only those with a schedule."
+)
+@click.option(
+    "--schedule",
+    help="The DAG's schedule: a cron expression in UTC ('0 * * * *') or an interval (1h, 30m, 1d). "
+    "Default: the one schedule the views declare (required when they differ or none has one).",
+)
+@click.option(
+    "--featurestore-bin",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The featurestore executable the tasks run, as Airflow's workers see it (default: the absolute "
+    "path of this one).",
+)
+@click.option("--dag-id", help="The DAG's id (default: featurestore_<project>).")
+@click.option("--retries", default=2, show_default=True, type=click.IntRange(0), help="Retries of a failed task.")
+@click.option(
+    "--retry-delay",
+    default="30s",
+    show_default=True,
+    help="Wait before the first retry (doubled for each further one, up to --max-retry-delay).",
+)
+@click.option("--max-retry-delay", default="30m", show_default=True, help="The longest wait between retries.")
+@click.pass_obj
+def airflow_dag(
+    state: _Context,
+    output: Path | None,
+    include_all: bool,
+    schedule: str | None,
+    featurestore_bin: Path | None,
+    dag_id: str | None,
+    retries: int,
+    retry_delay: str,
+    max_retry_delay: str,
+) -> None:
+    """Write an Apache Airflow (3.x) DAG file that runs the project's feature views.
+
+    One task per feature view in the registry that declares a schedule (every view with --all),
+    each running 'featurestore -C PROJECT run VIEW --start <data interval start> --end <data
+    interval end> --no-progress' through Airflow's BashOperator. A view whose source reads files
+    of another view's offline folder runs after it. One DAG run at a time, a view never twice at
+    once, failed tasks retried with exponential backoff. Write the file again after an apply that
+    adds, removes or reschedules views."""
+    from featurestore.airflow_dag import parse_schedule, plan_dag, render_dag
+
+    executable = featurestore_bin or _featurestore_executable()
+    if executable is None:
+        raise click.UsageError("cannot find the featurestore executable: give its path with --featurestore-bin")
+    try:
+        dag_schedule = parse_schedule(schedule) if schedule is not None else None
+    except InvalidRequestError as err:
+        raise click.UsageError(str(err)) from err
+    store = state.store()
+    dag = plan_dag(
+        store.project,
+        store.registry.list_feature_views(store.project),
+        project_dir=state.project_dir.resolve(),
+        output_folder=store.offline_store.view_dir,
+        featurestore_bin=str(executable.absolute()),
+        include_all=include_all,
+        schedule=dag_schedule,
+        dag_id=dag_id,
+        retries=retries,
+        retry_delay=_duration(retry_delay, "--retry-delay"),
+        max_retry_delay=_duration(max_retry_delay, "--max-retry-delay"),
+    )
+    for note in dag.notes:
+        click.echo(f"note: {note}", err=True)
+    source = render_dag(dag)
+    if output is None:
+        click.echo(source, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(source)
+    edges = ", ".join(f"{up} >> {down}" for up, down in dag.edges) or "none"
+    click.echo(
+        f"wrote {output}: DAG {dag.dag_id}, {len(dag.tasks)} task(s) ({', '.join(t.view for t in dag.tasks)}), "
+        f"dependencies: {edges}"
+    )
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -8,6 +8,7 @@ file statistics the hot paths never need.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,7 @@ def source_range(view: FeatureView, root: Path) -> DataRange | None:
         return None
     path = Path(source.path)
     path = path if path.is_absolute() else root / path
-    if not any(path.parent.glob(path.name)):
+    if not any(glob.iglob(str(path), recursive=True)):
         return None
     reader = "read_parquet" if source.file_format == "parquet" else "read_csv_auto"
     return _range_of([path], source.timestamp_field, reader)
