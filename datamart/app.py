@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from datamart.errors import error_body, http_status
 from datamart.limits import DatamartLimits
 from datamart.metrics import ProjectMetrics
-from datamart.routes import PERMISSION_ATTRIBUTE, access, catalog, metrics, project_path, quality, reads
+from datamart.routes import PERMISSION_ATTRIBUTE, access, alerts, catalog, metrics, project_path, quality, reads
 from featurestore import __version__
 from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
 from featurestore.config import AuthConfig
@@ -60,7 +60,10 @@ back as sent: a Parquet spine keeps its time zone, text times (JSON, CSV) come b
 TAGS = [
     {"name": "reads", "description": "Online features, training sets and reference data."},
     {"name": "catalog", "description": "What exists, how it is built, who uses it."},
-    {"name": "quality", "description": "What the quality gate found in each run, and statistics of every run."},
+    {
+        "name": "quality",
+        "description": "What the quality gate found in each run, statistics of every run, and alert incidents.",
+    },
     {"name": "service", "description": "The API itself."},
     {"name": "admin", "description": "API tokens and the audit log (role admin)."},
 ]
@@ -112,7 +115,7 @@ def create_app(
     app.state.default_metrics = app.state.metrics[stores[0].project]
     app.add_middleware(DatamartLimits, config=stores[0].config.datamart)  # body, upload, URL and header sizes
     _add_docs(app)
-    for router in (reads.router, catalog.router, quality.router, access.router, metrics.router):
+    for router in (reads.router, catalog.router, quality.router, alerts.router, access.router, metrics.router):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)
         app.include_router(router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])

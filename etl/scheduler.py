@@ -15,6 +15,10 @@ registry at every tick, so an ``apply`` that changes one takes effect without a 
   ``max_backoff``), up to ``attempts`` attempts; then that due time is given up (logged) and the
   next one waits for its time. Every attempt is in the registry's run history, failed ones with
   their error (an attempt refused before a run started is recorded as a failed run too).
+* **Alerts.** Every tick checks the freshness of the project's views and delivers alerts
+  (:mod:`featurestore.alerts`): a view whose lag exceeds its ``freshness`` opens a ``stale``
+  incident, a due time given up after its attempts a ``run_failed`` one; each alerts the
+  channels of ``alerts`` in ``featurestore.yaml`` once, and again when it clears.
 * **Stopping.** :meth:`Scheduler.stop` (SIGTERM, SIGINT) starts nothing more and lets the run in
   progress finish; a process killed mid-run leaves it to the publish protocol (``etl/runs.py``):
   the next run of the view marks it abandoned and completes or discards what it left.
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from featurestore.alerts import AlertMonitor
 from featurestore.definitions import FeatureView
 from featurestore.errors import FeatureStoreError
 from featurestore.schedules import Schedule, due_times, next_due, schedule_text
@@ -100,7 +105,8 @@ class Scheduler:
     """Runs due feature views of ``store``'s project through ``engine``, one at a time per view.
 
     ``definitions`` loads the project's definitions (the runs need them for pandas
-    transformations); without it the registry's views are run (SQL ones only)."""
+    transformations); without it the registry's views are run (SQL ones only). ``alerts``: the
+    project's alert monitor (default: one on the ``alerts`` section of its configuration)."""
 
     def __init__(
         self,
@@ -112,12 +118,14 @@ class Scheduler:
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         workers: int = 1,
+        alerts: AlertMonitor | None = None,
     ) -> None:
         self.store, self.engine = store, engine
         self.settings = settings or SchedulerSettings()
         if self.settings.attempts < 1 or self.settings.max_catchup < 1:
             raise ValueError("attempts and max_catchup must be at least 1")
         self._definitions = definitions
+        self.alerts = alerts or AlertMonitor(store.registry, store.project, store.config.alerts)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._wake = threading.Event()
         self._sleep = sleep or self._wait
@@ -130,12 +138,14 @@ class Scheduler:
 
     def tick(self) -> list[Attempt]:
         """Start every run due at the clock's now (skipping views whose run is still going, and
-        retries whose backoff has not passed); returns the attempts started."""
+        retries whose backoff has not passed), then check and deliver alerts; returns the
+        attempts started."""
         if self._stopping.is_set():
             return []
         now = self._clock()
         registry, project = self.store.registry, self.store.project
-        views = [v for v in registry.list_feature_views(project) if v.schedule is not None]
+        every_view = registry.list_feature_views(project)
+        views = [v for v in every_view if v.schedule is not None]
         definitions: dict[str, FeatureView] | None = None
         loaded = False
         started: list[Attempt] = []
@@ -171,6 +181,7 @@ class Scheduler:
                 attempt = Attempt(view.name, due, start, state.failures + 1)
                 state.running = self._pool.submit(self._attempt, attempt, definitions)
                 started.append(attempt)
+        self.alerts.check(every_view, now)
         return started
 
     def _add_due_times(self, view: str, schedule: Schedule, state: _ViewState, now: datetime) -> None:
@@ -221,17 +232,23 @@ class Scheduler:
                 )
                 registry.finish_run(run_id, status="failed", error=f"{type(err).__name__}: {redact(str(err))}")
         finally:
+            gave_up = False
             with self._lock:
                 state = self._states[attempt.view]
                 if error is None:
                     self._done(state)
                 else:
-                    self._failed(attempt, state, error)
+                    gave_up = self._failed(attempt, state, error)
+            if gave_up and error is not None:
+                self.alerts.run_gave_up(
+                    attempt.view, due=attempt.due, attempts=attempt.attempt, error=_error_text(error), now=self._clock()
+                )
             self._wake.set()
 
-    def _failed(self, attempt: Attempt, state: _ViewState, error: BaseException) -> None:
+    def _failed(self, attempt: Attempt, state: _ViewState, error: BaseException) -> bool:
+        """Count a failed attempt; True when its due time is given up."""
         state.failures += 1
-        message = redact(str(error) if isinstance(error, FeatureStoreError) else f"{type(error).__name__}: {error}")
+        message = _error_text(error)
         if state.failures >= self.settings.attempts:
             log.error(
                 "feature view '%s': the run due at %s failed %d time(s); giving up on it: %s",
@@ -241,7 +258,7 @@ class Scheduler:
                 message,
             )
             self._done(state)
-            return
+            return True
         delay = min(self.settings.backoff * 2 ** (state.failures - 1), self.settings.max_backoff)
         state.retry_at = self._clock() + delay
         log.warning(
@@ -253,6 +270,7 @@ class Scheduler:
             delay,
             message,
         )
+        return False
 
     @staticmethod
     def _done(state: _ViewState) -> None:
@@ -298,6 +316,9 @@ class Scheduler:
             else:
                 last = state.handled or now
                 wake = min(wake, next_due(view.schedule, max(last, now)))
+        turns_stale = self.alerts.next_check(list(views.values()), now)
+        if turns_stale is not None:
+            wake = min(wake, turns_stale)
         return max(wake, now)
 
     def run_forever(self) -> None:
@@ -341,3 +362,7 @@ class Scheduler:
     def _wait(self, seconds: float) -> None:
         self._wake.wait(seconds)
         self._wake.clear()
+
+
+def _error_text(error: BaseException) -> str:
+    return redact(str(error) if isinstance(error, FeatureStoreError) else f"{type(error).__name__}: {error}")

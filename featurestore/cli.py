@@ -1008,6 +1008,39 @@ def schedule(state: _Context, as_json: bool) -> None:
         )
 
 
+@cli.command()
+@click.option("--open", "open_only", is_flag=True, help="Only incidents still open.")
+@click.option("--view", help="Only incidents of this feature view.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def alerts(state: _Context, open_only: bool, view: str | None, limit: int, as_json: bool) -> None:
+    """List alert incidents, newest first: views whose data is older than their freshness (stale) and
+    scheduled runs given up after their attempts (run_failed), with the delivery of their messages to
+    each channel of the alerts section of featurestore.yaml. The scheduler opens and clears them."""
+    store = state.store()
+    if view is not None:
+        store.get_feature_view(view)  # unknown: an error with a suggestion
+    incidents = store.registry.list_incidents(store.project, open_only=open_only, view=view, limit=limit)
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in incidents]))
+        return
+    if not incidents:
+        click.echo("no open alert incidents" if open_only else "no alert incidents")
+        return
+    click.echo(f"{'#':>5} {'state':7} {'kind':10} {'view':24} {'opened (UTC)':16} {'cleared (UTC)':16} deliveries")
+    for i in incidents:
+        deliveries = ", ".join(f"{d.channel} {d.message} {d.status}" for d in i.deliveries) or "-"
+        cleared = f"{i.cleared_at:%Y-%m-%d %H:%M}" if i.cleared_at else "-"
+        click.echo(
+            f"{i.id:>5} {'open' if i.is_open else 'cleared':7} {i.kind:10} {i.view:24} {i.opened_at:%Y-%m-%d %H:%M} "
+            f"{cleared:16} {deliveries}\n      {redact(i.summary)}"
+        )
+        for d in i.deliveries:
+            if d.error and d.status != "sent":
+                click.echo(f"      {d.channel} ({d.message}, {d.attempts} attempt(s)): {redact(d.error)}")
+
+
 def _age(seconds: float | None) -> str:
     """A duration in its largest whole unit: 45s, 12m, 3h, 2d."""
     if seconds is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from featurestore.errors import ConfigError, did_you_mean
@@ -220,6 +220,74 @@ class DatamartConfig(Settings):
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
 
 
+class WebhookChannelConfig(Settings):
+    """An alert channel that POSTs each alert as JSON to ``url`` (an ``alerts.channels`` entry
+    of ``featurestore.yaml``). The URL is a secret as a whole (a webhook's token is often in its
+    path): write its token as ``${VAR}``; pages and logs show only its scheme and host.
+    ``headers``: sent with each request (e.g. ``Authorization: Bearer ${HOOK_TOKEN}``), their
+    values kept secret."""
+
+    type: Literal["webhook"] = "webhook"
+    name: str = ""
+    url: str = Field(min_length=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://hooks.example.com/alerts")
+        return value
+
+
+class EmailChannelConfig(Settings):
+    """An alert channel that mails each alert through an SMTP server (an ``alerts.channels``
+    entry). ``from``: the sender address; ``to``: the recipients. ``username``/``password``: SMTP
+    login, if the server wants one (write the password as ``${VAR}``). ``starttls``: upgrade a
+    plain connection (port 587); ``ssl``: TLS from the start (port 465); at most one of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    type: Literal["email"] = "email"
+    name: str = ""
+    host: str = Field(min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(alias="from", min_length=3)
+    to: Names = Field(min_length=1)
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    ssl: bool = False
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
+AlertChannelConfig = WebhookChannelConfig | EmailChannelConfig
+_CHANNEL_TYPES: Mapping[str, type[Settings]] = {"webhook": WebhookChannelConfig, "email": EmailChannelConfig}
+_PUBLIC_HEADERS = frozenset({"content-type", "accept", "user-agent"})
+
+
+class AlertsConfig(Settings):
+    """Section ``alerts`` of ``featurestore.yaml``: where the scheduler sends freshness and run
+    failure alerts. ``channels``: webhooks and email servers, each named (``name``, default its
+    type). ``max_attempts``: attempts to deliver one message to one channel, one per scheduler
+    tick, before it is recorded as failed."""
+
+    channels: tuple[AlertChannelConfig, ...] = ()
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+    def secrets(self) -> list[str]:
+        """The secret values of the channels: webhook URLs and header values, SMTP passwords."""
+        found: list[str] = []
+        for channel in self.channels:
+            if isinstance(channel, WebhookChannelConfig):
+                found += [channel.url, *secret_values("url", channel.url)]
+                found += [v for k, v in channel.headers.items() if k.lower() not in _PUBLIC_HEADERS and v]
+            else:
+                found += secret_values("password", channel.password)
+        return found
+
+
 def _default_online_store() -> OnlineStoreConfig:
     return ONLINE_STORE_KINDS["sqlite"].config_class().model_validate({})
 
@@ -241,6 +309,7 @@ class ProjectConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     datamart: DatamartConfig = field(default_factory=DatamartConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     file: Path | None = None
 
     def __repr__(self) -> str:
@@ -254,6 +323,7 @@ class ProjectConfig:
         for section in (self.offline_store, self.online_store, self.engine):
             for name in type(section).model_fields:
                 found += secret_values(name, getattr(section, name))
+        found += self.alerts.secrets()
         return found
 
     @property
@@ -305,6 +375,7 @@ class ProjectConfig:
             quality=_quality_section(raw, fname),
             auth=_auth_section(raw, fname),
             datamart=_datamart_section(raw, fname),
+            alerts=_alerts_section(raw, fname),
             file=file,
         )
         remember(*config.secrets())
@@ -324,6 +395,7 @@ class _ProjectFile(Settings):
     quality: Any = None
     auth: Any = None
     datamart: Any = None
+    alerts: Any = None
 
 
 _PROJECT_HINTS = {
@@ -423,6 +495,69 @@ def _datamart_section(raw: Mapping[str, Any], fname: str | None) -> DatamartConf
     return _validate(DatamartConfig, value, file=fname, section="datamart")
 
 
+_CHANNEL_EXAMPLE = (
+    "{type: webhook, url: 'https://hooks.example.com/${HOOK_TOKEN}'} or "
+    "{type: email, host: smtp.example.com, from: featurestore@example.com, to: [oncall@example.com]}"
+)
+
+
+_CHANNEL_HINTS = {
+    "url": "an http:// or https:// URL, e.g. 'https://hooks.example.com/${HOOK_TOKEN}'",
+    "host": "the SMTP server's host name, e.g. smtp.example.com",
+    "from": "the sender's address, e.g. featurestore@example.com",
+    "to": "a list of recipient addresses, e.g. [oncall@example.com]",
+}
+
+
+def _alerts_section(raw: Mapping[str, Any], fname: str | None) -> AlertsConfig:
+    value = raw.get("alerts")
+    value = {} if value is None else value
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must be a mapping, e.g. {{channels: [{_CHANNEL_EXAMPLE}]}}", file=fname, key="alerts")
+    listed = value.get("channels")
+    listed = [] if listed is None else listed
+    if not isinstance(listed, list):
+        raise ConfigError(f"must be a list of channels, each {_CHANNEL_EXAMPLE}", file=fname, key="alerts.channels")
+    channels: list[AlertChannelConfig] = []
+    for i, entry in enumerate(listed):
+        key = f"alerts.channels[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"must be a mapping: {_CHANNEL_EXAMPLE}", file=fname, key=key)
+        if "type" not in entry:
+            raise ConfigError("is required: webhook or email", file=fname, key=f"{key}.type")
+        kind = _kind(entry, key, _CHANNEL_TYPES, "", fname)
+        channel = cast(
+            AlertChannelConfig,
+            _validate(
+                _CHANNEL_TYPES[kind],
+                entry,
+                file=fname,
+                section=key,
+                unknown=f" for a {kind} channel",
+                hints=_CHANNEL_HINTS,
+            ),
+        )
+        if isinstance(channel, EmailChannelConfig) and channel.ssl and channel.starttls:
+            raise ConfigError(
+                "sets both ssl and starttls: choose one (ssl: TLS from the start, usually port 465; starttls: "
+                "a plain connection upgraded, usually port 587)",
+                file=fname,
+                key=f"{key}.ssl",
+            )
+        channels.append(channel.model_copy(update={"name": channel.name or kind}))
+    names = [c.name for c in channels]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(
+                f"names the channel '{name}' a second time: give each channel its own name (name: ...)",
+                file=fname,
+                key=f"alerts.channels[{i}].name",
+            )
+    rest = {k: v for k, v in value.items() if k != "channels"}
+    config = _validate(AlertsConfig, rest, file=fname, section="alerts")
+    return config.model_copy(update={"channels": tuple(channels)})
+
+
 def _quality_section(raw: Mapping[str, Any], fname: str | None) -> QualityConfig:
     value = raw.get("quality", {})
     if not isinstance(value, Mapping):
@@ -464,7 +599,7 @@ def _config_error(
     name = str(error["loc"][0]) if error["loc"] else ""
     key = f"{section}.{name}" if section and name else (name or section or None)
     kind = error["type"]
-    fields = model.model_fields
+    fields = {(info.alias or field_name): info for field_name, info in model.model_fields.items()}
     if kind in ("extra_forbidden", "invalid_key") or name not in fields:
         known = sorted(fields)
         return ConfigError(f"unknown key{unknown}.{did_you_mean(name, known)} Known keys: {known}", file=file, key=key)
@@ -472,6 +607,10 @@ def _config_error(
     expected = hints.get(name) or _expected(info.annotation)
     given = f", got {redact_value(name, value[name])!r}" if name in value else ""
     ctx = error.get("ctx", {})
+    if name in value and kind in ("string_too_short", "too_short"):
+        return ConfigError(f"must not be empty: {expected}{given}", file=file, key=key)
+    if name in value and kind == "value_error":  # a validator of the model said what is wrong
+        return ConfigError(f"{ctx['error']}{given}", file=file, key=key)
     if info.is_required():
         return ConfigError(f"is required: {expected}{given}", file=file, key=key)
     if kind == "greater_than":

@@ -14,7 +14,7 @@ PUBLIC = ("/signin", "/static/", "/healthz", "/favicon.ico")
 """Paths (under the UI's mount point) anyone may open: the sign-in page and its style sheet,
 liveness, and the favicon browsers ask for (a 404, not a detour by the sign-in page). Every other
 page needs a signed-in identity."""
-PAGE_PERMISSIONS = {"/audit": Permission.ADMINISTER}
+PAGE_PERMISSIONS = {"/audit": Permission.ADMINISTER, "/alerts": Permission.STATISTICS}
 """Pages that need more than reading the catalog."""
 CROSS_SITE = (
     "This form was not sent from this site's own pages (a cross-site request was refused); "

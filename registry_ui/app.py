@@ -116,6 +116,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
         links = pages.Links(request.scope.get("root_path", ""))
         nav = {"search": links.home(), "lineage": links.lineage(), "usage": links.usage()}
         identity: Identity | None = getattr(request.state, "identity", None)
+        if identity is not None and identity.can(Permission.STATISTICS):
+            nav["alerts"] = links.alerts()
         if identity is not None and identity.can(Permission.ADMINISTER):
             nav["audit"] = links.audit()
         session = request.cookies.get(SESSION_COOKIE)
@@ -261,6 +263,11 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
     ) -> HTMLResponse:
         entries = registry.audit_log(project, limit=500, action=action or None, actor=actor or None)
         return render(request, "audit.html", entries=entries, action=action, actor=actor, active="audit")
+
+    @app.get("/alerts", response_class=HTMLResponse, summary="Alert incidents")
+    def alerts(request: Request, view: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
+        page = pages.alerts_page(registry, project, view=view)
+        return render(request, "alerts.html", page=page, active="alerts")
 
     @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:

@@ -20,7 +20,7 @@ from featurestore.catalog import KINDS, catalog_entries, search_catalog
 from featurestore.config import ProjectConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source
 from featurestore.errors import NotFoundError
-from featurestore.registry import ModelRecord, Registry, RunRecord
+from featurestore.registry import AlertIncident, ModelRecord, Registry, RunRecord
 from featurestore.secrets import is_secret_name, redact_url
 from registry_ui import charts
 from registry_ui.formats import number_text
@@ -94,6 +94,9 @@ class Links:
 
     def audit(self) -> str:
         return self._path("audit")
+
+    def alerts(self, **query: Any) -> str:
+        return self._path("alerts", **query)
 
     def static(self, name: str) -> str:
         return self._path("static", name)
@@ -295,6 +298,7 @@ class ViewPage:
     latest_quality: dict[str, Any] | None = None
     latest_quality_run: RunRecord | None = None
     popularity_days: int = POPULARITY_DAYS
+    open_incidents: list[AlertIncident] = field(default_factory=list)
 
 
 def _store_location(config: object, view: FeatureView, root: ProjectConfig) -> list[tuple[str, str]]:
@@ -468,6 +472,7 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
         statistics=stats,
         latest_quality=latest_quality[0],
         latest_quality_run=latest_quality[1],
+        open_incidents=registry.list_incidents(project, open_only=True, view=name),
     )
 
 
@@ -671,4 +676,30 @@ def usage_page(registry: Registry, project: str, *, days: int = 30, view: str = 
             if not view or u["view"] == view
         ],
         since=since,
+    )
+
+
+# ------------------------------------------------------------------------------------- alerts
+
+ALERTS_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class AlertsPage:
+    open: list[AlertIncident]
+    recent: list[AlertIncident]
+    """Cleared incidents, newest first."""
+    view: str
+    views: list[str]
+
+
+def alerts_page(registry: Registry, project: str, *, view: str = "") -> AlertsPage:
+    """Open incidents and the latest cleared ones (of ``view``, when given)."""
+    incidents = registry.list_incidents(project, view=view or None, limit=ALERTS_SHOWN)
+    open_ = registry.list_incidents(project, open_only=True, view=view or None, limit=ALERTS_SHOWN)
+    return AlertsPage(
+        open=open_,
+        recent=[i for i in incidents if not i.is_open],
+        view=view,
+        views=sorted(v.name for v in registry.list_feature_views(project) if v.freshness or v.schedule),
     )

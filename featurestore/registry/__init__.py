@@ -10,6 +10,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 :mod:`~featurestore.registry.definitions` (reading them, models, lineage),
 :mod:`~featurestore.registry.runs` (runs, watermarks, quality, consistency checks),
 :mod:`~featurestore.registry.usage` (usage events and statistics),
+:mod:`~featurestore.registry.alerts` (alert incidents and their deliveries),
 :mod:`~featurestore.registry.records` (what they return) and
 :mod:`~featurestore.registry.schema` (the tables).
 """
@@ -24,10 +25,13 @@ from sqlalchemy.engine import Engine
 
 from featurestore.errors import StoreUnavailableError
 from featurestore.registry.access import Access
+from featurestore.registry.alerts import Alerts
 from featurestore.registry.apply import Apply
 from featurestore.registry.definitions import Definitions
 from featurestore.registry.migration import HEAD, ensure_schema
 from featurestore.registry.records import (
+    AlertDelivery,
+    AlertIncident,
     ApplyReport,
     AuditRecord,
     FeatureRecord,
@@ -41,6 +45,8 @@ from featurestore.registry.records import (
 from featurestore.registry.runs import Runs
 from featurestore.registry.schema import (
     UTCDateTime,
+    alert_deliveries_t,
+    alert_incidents_t,
     api_tokens_t,
     audit_t,
     consistency_t,
@@ -62,6 +68,8 @@ from featurestore.registry.usage import Usage
 from featurestore.secrets import redact_url
 
 __all__ = [
+    "AlertDelivery",
+    "AlertIncident",
     "ApplyReport",
     "AuditRecord",
     "FeatureRecord",
@@ -73,6 +81,8 @@ __all__ = [
     "UTCDateTime",
     "UsageEvent",
     "ViewVersion",
+    "alert_deliveries_t",
+    "alert_incidents_t",
     "api_tokens_t",
     "audit_t",
     "consistency_t",
@@ -93,8 +103,8 @@ __all__ = [
 ]
 
 
-class Registry(Access, Apply, Definitions, Runs, Usage):
-    """Definitions, versions, lineage, runs and usage of every project in one database. Opening
+class Registry(Access, Alerts, Apply, Definitions, Runs, Usage):
+    """Definitions, versions, lineage, runs, usage and alert incidents of every project in one database. Opening
     it brings the database to the current schema (creating it when empty)."""
 
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:

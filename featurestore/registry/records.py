@@ -200,3 +200,64 @@ class ConsistencyCheckRecord:
     mismatched: int
     missing: int
     extra: int
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """One message of an alert incident (``opened`` or ``cleared``) to one channel: ``pending``
+    (not tried yet), ``retrying`` (failed, tried again at the scheduler's next tick), ``sent``, or
+    ``failed`` (given up after ``alerts.max_attempts``); ``error`` is the last failure, redacted."""
+
+    channel: str
+    message: str
+    status: str
+    attempts: int
+    last_attempt_at: datetime | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["last_attempt_at"] = self.last_attempt_at.isoformat() if self.last_attempt_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class AlertIncident:
+    """An alert incident of a feature view: ``stale`` (its published data older than its
+    freshness) or ``run_failed`` (a scheduled run given up after its attempts). Open until
+    ``cleared_at``. ``detail`` and ``cleared_detail`` hold what was seen (no secrets), with a
+    ``summary`` sentence; ``deliveries``, the messages sent about it."""
+
+    id: int
+    project: str
+    view: str
+    kind: str
+    opened_at: datetime
+    cleared_at: datetime | None
+    detail: dict[str, Any]
+    cleared_detail: dict[str, Any] | None
+    deliveries: tuple[AlertDelivery, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+    @property
+    def summary(self) -> str:
+        return str(self.detail.get("summary", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values: times as ISO 8601 text."""
+        return {
+            "id": self.id,
+            "project": self.project,
+            "view": self.view,
+            "kind": self.kind,
+            "open": self.is_open,
+            "opened_at": self.opened_at.isoformat(),
+            "cleared_at": self.cleared_at.isoformat() if self.cleared_at else None,
+            "summary": self.summary,
+            "detail": self.detail,
+            "cleared_detail": self.cleared_detail,
+            "deliveries": [d.to_dict() for d in self.deliveries],
+        }

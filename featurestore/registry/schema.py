@@ -194,6 +194,34 @@ audit_t = sa.Table(
     sa.Column("target", sa.String(300), nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
 )
+alert_incidents_t = sa.Table(
+    # Revision 0004. One row per alert incident: a view stale, or a scheduled run given up, from
+    # when the scheduler saw it (opened_at) until it cleared. ``detail`` and ``cleared_detail``
+    # are JSON, written without secrets (errors redacted).
+    "alert_incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("view", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("cleared_at", UTCDateTime, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("cleared_detail", sa.Text, nullable=True),
+)
+alert_deliveries_t = sa.Table(
+    # Revision 0004. Each message of an incident ("opened", "cleared") to each alert channel:
+    # pending, retrying (failed, tried again at the next tick), sent, or failed (given up).
+    "alert_deliveries",
+    metadata,
+    sa.Column("incident_id", sa.Integer, primary_key=True),
+    sa.Column("message", sa.String(20), primary_key=True),
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
 
 
 def as_utc(value: Any) -> datetime | None:

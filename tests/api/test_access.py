@@ -44,6 +44,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/v1/feature-views/{name}/consistency-checks"): {ADMIN, ENGINEER, SCIENTIST},
     ("GET", "/v1/runs/{run_id}/quality"): {ADMIN, ENGINEER, SCIENTIST},
     ("GET", "/v1/feature-views/{name}/statistics"): {ADMIN, ENGINEER, SCIENTIST},
+    # Alert incidents: figures about runs and freshness, as the statistics (README, Alerts).
+    ("GET", "/v1/alerts"): {ADMIN, ENGINEER, SCIENTIST},
     ("POST", "/v1/online-features"): {ADMIN, SERVICE},
     ("POST", "/v1/training-set"): {ADMIN, SCIENTIST},
     ("POST", "/v1/training-set/upload"): {ADMIN, SCIENTIST},
