@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from datamart.errors import error_body, http_status
 from datamart.limits import DatamartLimits
 from datamart.metrics import ProjectMetrics
-from datamart.routes import PERMISSION_ATTRIBUTE, access, alerts, catalog, metrics, project_path, quality, reads
+from datamart.routes import PERMISSION_ATTRIBUTE, access, alerts, catalog, metrics, project_path, push, quality, reads
 from featurestore import __version__
 from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
 from featurestore.config import AuthConfig
@@ -59,6 +59,7 @@ back as sent: a Parquet spine keeps its time zone, text times (JSON, CSV) come b
 
 TAGS = [
     {"name": "reads", "description": "Online features, training sets and reference data."},
+    {"name": "push", "description": "Rows a service has just seen, published offline then online at once."},
     {"name": "catalog", "description": "What exists, how it is built, who uses it."},
     {
         "name": "quality",
@@ -115,7 +116,15 @@ def create_app(
     app.state.default_metrics = app.state.metrics[stores[0].project]
     app.add_middleware(DatamartLimits, config=stores[0].config.datamart)  # body, upload, URL and header sizes
     _add_docs(app)
-    for router in (reads.router, catalog.router, quality.router, alerts.router, access.router, metrics.router):
+    for router in (
+        reads.router,
+        push.router,
+        catalog.router,
+        quality.router,
+        alerts.router,
+        access.router,
+        metrics.router,
+    ):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)
         app.include_router(router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])

@@ -203,6 +203,14 @@ class DatamartClient:
         result: dict[str, Any] = self._json("POST", "/online-features", json=body)
         return result
 
+    def push(self, view: str, rows: Any) -> dict[str, Any]:
+        """Push rows into ``view`` (``POST /v1/push/{view}``): a list of row dicts, a dict of
+        columns, a DataFrame or an Arrow table, with the view's keys, event time (aware) and every
+        feature. Answers ``{"push_id", "rows", "entities", "replaced", "watermark"}``; a refused
+        batch raises :class:`PushRejectedError` with the failing ``rows``."""
+        result: dict[str, Any] = self._json("POST", f"/push/{view}", json={"rows": _records(rows)})
+        return result
+
     def get_training_set(
         self,
         spine: pd.DataFrame | pa.Table,
@@ -271,6 +279,26 @@ def _plain(values: Any) -> list[Any]:
     if hasattr(values, "tolist"):
         return list(values.tolist())
     return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def _records(rows: Any) -> list[dict[str, Any]]:
+    """Rows as JSON objects; times as ISO 8601 (a naive one is refused by the server)."""
+    if isinstance(rows, pd.DataFrame):
+        rows = pa.Table.from_pandas(rows, preserve_index=False)
+    if isinstance(rows, pa.Table):
+        rows = rows.to_pylist()
+    elif isinstance(rows, Mapping):
+        columns = _columns(rows)
+        rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return [{str(k): _json_value(v) for k, v in row.items()} for row in rows]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
 
 
 def _columns(entities: EntityRows) -> dict[str, list[Any]]:

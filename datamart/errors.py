@@ -22,6 +22,7 @@ from featurestore.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    PushRejectedError,
     QualityCheckFailedError,
     StoreUnavailableError,
 )
@@ -63,6 +64,9 @@ def error_body(err: FeatureStoreError) -> dict[str, Any]:
         body.update(store=err.store, address=err.address)
     elif isinstance(err, ConfigError):
         body.update(file=err.file, key=err.key)
+    rows = getattr(err, "rows", None)  # a refused push names its failing rows
+    if isinstance(rows, list):
+        body["rows"] = rows
     return {key: _redacted(value) for key, value in body.items()}
 
 
@@ -93,6 +97,7 @@ _FIELDS: dict[type[FeatureStoreError], dict[str, Any]] = {
     StoreUnavailableError: {"store": "", "address": ""},
     ConfigError: {"file": None, "key": None},
     QualityCheckFailedError: {"report": None},
+    PushRejectedError: {"rows": []},
 }
 
 

@@ -175,13 +175,20 @@ def view_to_run(store: FeatureStore, view_name: str, definitions: dict[str, Feat
 
 
 def derive_online(
-    store: FeatureStore, view: FeatureView, keys: Path | None, *, progress: bool = False, prune: bool = False
+    store: FeatureStore,
+    view: FeatureView,
+    keys: Path | None,
+    *,
+    progress: bool = False,
+    prune: bool = False,
+    since: datetime | None = None,
 ) -> DeriveStats:
     """Set online, for every entity in ``keys`` (every entity offline has when None), the
     entity's latest offline row, and remove the entities offline has no row of. A store whose
     writes are transactional gets it in one call (all or nothing); others in batches. With
     ``prune`` (and no ``keys``), also remove every entity the online store holds that offline
-    does not have (a restored or tampered store)."""
+    does not have (a restored or tampered store). ``since``: each entity in ``keys`` has a row
+    at or after it (a push's intent), so only the dates from it on are read."""
     online: OnlineStore = store.online_store
     offline = store.offline_store
     written = removed = 0
@@ -189,7 +196,7 @@ def derive_online(
     transactional = online.transactional_writes
     with tqdm(desc=f"online {view.name}", unit="entity", disable=not progress, leave=False) as bar:
         batches: Iterable[LatestRows] = offline.latest(
-            view, keys, batch_rows=1_000_000 if transactional else ONLINE_BATCH_ROWS
+            view, keys, batch_rows=1_000_000 if transactional else ONLINE_BATCH_ROWS, since=since
         )
         if transactional:  # one call: all or nothing
             parts = list(batches)
@@ -234,7 +241,7 @@ def settle_pending(store: FeatureStore, view: FeatureView, *, progress: bool = F
                     keys,
                 )
                 keys = None
-            stats = derive_online(store, view, keys, progress=progress)
+            stats = derive_online(store, view, keys, progress=progress, since=intent.since if keys else None)
             log.warning(
                 "feature view '%s': run %s was published offline but its online update was not known to be "
                 "complete; derived %d entities online from offline again (%d removed)",

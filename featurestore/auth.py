@@ -59,6 +59,8 @@ class Permission(StrEnum):
     REGISTER_MODELS = "models:register"
     ADMINISTER = "admin"
     """Tokens and the audit log."""
+    PUSH = "features:push"
+    """Push rows into a feature view (``POST /v1/push/{view}``): offline, then online."""
     METRICS = "metrics:read"
     """The Prometheus metrics (``/v1/metrics``): request counts and latencies, runs, freshness,
     consistency; figures about the project, no feature values."""
@@ -75,17 +77,19 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.APPLY,
             Permission.REGISTER_MODELS,
             Permission.METRICS,
+            Permission.PUSH,
         }
     ),
     Role.SCIENTIST: frozenset(
         {Permission.CATALOG, Permission.STATISTICS, Permission.REFERENCE_DATA, Permission.TRAINING_SETS}
     ),
     Role.ANALYST: frozenset({Permission.CATALOG, Permission.REFERENCE_DATA}),
-    Role.SERVICE: frozenset({Permission.ONLINE_FEATURES}),
+    Role.SERVICE: frozenset({Permission.ONLINE_FEATURES, Permission.PUSH}),
 }
 """Deny by default: a permission not listed here is refused. Engineers operate the pipeline and
 read the catalog and reference data, but neither pull training sets nor call the online hot
-path; only services and admins read online features."""
+path; only services and admins read online features. Services and engineers push rows (the
+event a service has just seen), which go through the same validation and publish as runs."""
 
 
 def roles_with(permission: Permission) -> list[Role]:
@@ -141,6 +145,7 @@ _VERBS: Mapping[Permission, str] = {
     Permission.REGISTER_MODELS: "register models",
     Permission.ADMINISTER: "manage tokens or read the audit log",
     Permission.METRICS: "read the metrics",
+    Permission.PUSH: "push rows into feature views",
 }
 
 

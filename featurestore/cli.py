@@ -243,6 +243,36 @@ def repair(state: _Context, view: str, everything: bool, no_progress: bool) -> N
     )
 
 
+@cli.command()
+@click.argument("view")
+@click.argument("rows_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def push(state: _Context, view: str, rows_file: Path) -> None:
+    """Push the rows of FILE (Parquet, or CSV with a header line) into VIEW: validated as one
+    batch, published offline, then online for their entities. Times need an offset ('...Z')."""
+    from etl.push import push as push_rows
+
+    result = push_rows(state.store(), view, _read_rows(rows_file, "FILE"))
+    click.echo(
+        f"{view}: pushed {result.rows:,} row(s) ({result.replaced:,} replaced), {result.entities:,} entities "
+        f"derived online; push {result.push_id}"
+    )
+
+
+@cli.command()
+@click.argument("view")
+@click.pass_obj
+def compact(state: _Context, view: str) -> None:
+    """Fold VIEW's pushed files into its date partitions (the next run of a date does it too)."""
+    from etl.push import compact as compact_view
+
+    result = compact_view(state.store(), view)
+    if not result.dates:
+        click.echo(f"{view}: nothing to compact; no pushed file is waiting")
+        return
+    click.echo(f"{view}: {result.rows:,} pushed row(s) folded into {len(result.dates)} date partition(s)")
+
+
 @cli.command("validate")
 @click.argument("view")
 @click.option("--start", help="Window start, inclusive: ISO 8601 with an offset, or a date (00:00 UTC).")
@@ -399,7 +429,12 @@ def _write_table(table: Any, out: Path | None) -> None:
 
 
 def _read_spine(path: Path) -> Any:
-    """The spine file: Parquet (by its suffix) or CSV with a header line; an unreadable one is a
+    """The spine file (see :func:`_read_rows`)."""
+    return _read_rows(path, "--spine")
+
+
+def _read_rows(path: Path, hint: str) -> Any:
+    """A table file: Parquet (by its suffix) or CSV with a header line; an unreadable one is a
     usage error naming the file and what Arrow found, not a traceback."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -411,7 +446,7 @@ def _read_spine(path: Path) -> Any:
     except (pa.ArrowException, OSError) as err:
         raise click.BadParameter(
             f"'{path}' cannot be read as {kind} ({err}); give a .parquet file or a CSV file with a header line",
-            param_hint="--spine",
+            param_hint=hint,
         ) from err
 
 

@@ -130,6 +130,15 @@ class InvalidRequestError(FeatureStoreError):
         return self.template.replace("{argument}", spelled)
 
 
+class PushRejectedError(InvalidRequestError):
+    """A pushed batch failed validation; nothing of it was published. ``rows``: the failing rows'
+    positions in the batch (0-based), the first twenty of them."""
+
+    def __init__(self, message: str, *, rows: Sequence[int] = ()) -> None:
+        self.rows = list(rows)[:20]
+        super().__init__(message)
+
+
 class RunError(FeatureStoreError):
     """A run failed while computing or publishing; the stores were left as they were before it."""
 

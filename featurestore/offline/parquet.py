@@ -3,6 +3,7 @@
 Layout of one view::
 
     <root>/<view>/date=2024-03-01/<run id>.parquet   one file per date partition and run
+    <root>/<view>/date=2024-03-01/push-<id>.parquet  rows pushed that day, not yet compacted
     <root>/<view>/_manifest.json                      the files that make up the view now
     <root>/<view>/_intents/<run id>.parquet           entities a committed run must derive online
     <root>/<view>/_staging/<run id>/                  a run's scratch files (engines write here)
@@ -18,6 +19,14 @@ publishes a run records, in the same write, which entities online must be derive
 crash at any point therefore leaves either the old manifest (nothing published, nothing pending)
 or the new one with its intent, which the next run of the view, ``featurestore repair`` or
 ``check-consistency --repair`` completes.
+
+**Pushed rows** (``etl/push.py``) are published by the same swap: a push whose rows are all new
+adds one small file per date to the manifest's ``pushed`` list, read with the partitions; a push
+that replaces published rows (same entity and event time) rewrites those dates' partitions.
+Pushed rows carry a ``__pushed_at`` column (readers select the view's columns and never see it),
+so a later run that rewrites a date keeps them unless its own rows have the same entity and event
+time: the source then wins. The next run of a date, or :meth:`ParquetOfflineStore.compact`,
+folds the date's push files into its partition.
 """
 
 from __future__ import annotations
@@ -46,6 +55,8 @@ from featurestore.sql import connect as duckdb_connect
 from featurestore.sql import quote as _quote
 
 MANIFEST = "_manifest.json"
+PUSHED_AT = "__pushed_at"
+"""The column marking pushed rows in the view's files: when they were pushed (UTC)."""
 INTENTS = "_intents"
 STAGING = "_staging"
 PARTITION_COLUMN = "date"
@@ -82,6 +93,25 @@ def read_file(view: FeatureView, path: Path) -> pa.Table:
     return conform_file_table(view, pq.read_table(path))
 
 
+def read_marked(view: FeatureView, path: Path) -> pa.Table:
+    """One of the view's files in its current schema plus :data:`PUSHED_AT` (null for rows a run
+    computed): what a rewrite of the file's date must carry over."""
+    table = pq.read_table(path)
+    marker = table.column(PUSHED_AT) if PUSHED_AT in table.column_names else pa.nulls(table.num_rows, _MARKER_TYPE)
+    return conform_file_table(view, table).append_column(pa.field(PUSHED_AT, _MARKER_TYPE), marker.cast(_MARKER_TYPE))
+
+
+_MARKER_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def with_marker(table: pa.Table, pushed_at: datetime | None) -> pa.Table:
+    """``table`` (the view's columns) with :data:`PUSHED_AT` set to ``pushed_at`` (None: computed rows)."""
+    if PUSHED_AT in table.column_names:
+        return table
+    marker = pa.array([pushed_at] * table.num_rows, _MARKER_TYPE)
+    return table.append_column(pa.field(PUSHED_AT, _MARKER_TYPE), marker)
+
+
 @dataclass
 class ParquetStagedPublish:
     """A run's files, written but not yet visible. :meth:`commit` makes them visible at once and
@@ -104,6 +134,13 @@ class ParquetStagedPublish:
     created_dirs: list[Path] = field(default_factory=list)
     everything: bool = False
     """The view's online values were never derived completely: the intent is every entity."""
+    new_pushed: dict[str, str] = field(default_factory=dict)
+    """A push's new files, by date: added to the manifest's ``pushed`` list."""
+    compacted: dict[str, list[str]] = field(default_factory=dict)
+    """Push files of a date whose rows the new partition of that date now holds."""
+    since: datetime | None = None
+    """The intent's entities have no row changed before this time (a push): deriving them online
+    reads only the partitions from its date on."""
     committed: bool = False
     done: bool = False
     previous: dict[str, Any] | None = None
@@ -159,13 +196,14 @@ class ParquetOfflineStore:
     def _manifest(self, view: FeatureView | str) -> dict[str, Any]:
         path = self.view_dir(view) / MANIFEST
         if not path.exists():
-            return {"partitions": {}, "superseded": [], "pending": [], "run_id": None, "generation": 0}
+            return {"partitions": {}, "pushed": {}, "superseded": [], "pending": [], "run_id": None, "generation": 0}
         try:
             data: dict[str, Any] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise StoreUnavailableError("Parquet offline store", str(path), f"cannot read the manifest: {err}") from err
         data.setdefault("pending", [])
         data.setdefault("superseded", [])
+        data.setdefault("pushed", {})
         return data
 
     def _write_manifest(self, view: FeatureView, manifest: dict[str, Any], tag: str) -> None:
@@ -200,6 +238,7 @@ class ParquetOfflineStore:
                     window_start=datetime.fromisoformat(start) if start else None,
                     window_end=datetime.fromisoformat(end) if end else None,
                     committed_at=datetime.fromisoformat(item["committed_at"]),
+                    since=datetime.fromisoformat(item["since"]) if item.get("since") else None,
                 )
             )
         return out
@@ -230,10 +269,26 @@ class ParquetOfflineStore:
     # ------------------------------------------------------------------ reading
 
     def files(self, view: FeatureView | str) -> list[Path]:
-        """The Parquet files that make up the view's published rows, oldest date first."""
+        """The Parquet files that make up the view's published rows, oldest date first: each
+        date's partition, then the files pushed that date and not yet compacted."""
         manifest = self._manifest(view)
         base = self.view_dir(view)
-        return [base / rel for _, rel in sorted(manifest["partitions"].items())]
+        pushed: dict[str, list[str]] = manifest["pushed"]
+        out = []
+        for day in sorted(set(manifest["partitions"]) | set(pushed)):
+            if day in manifest["partitions"]:
+                out.append(base / manifest["partitions"][day])
+            out.extend(base / rel for rel in pushed.get(day, []))
+        return out
+
+    def pushed_files(self, view: FeatureView | str) -> dict[str, list[str]]:
+        """Files pushed and not yet compacted, by date (relative to the view's folder)."""
+        return {d: list(f) for d, f in self._manifest(view)["pushed"].items()}
+
+    def _day_files(self, view: FeatureView, manifest: dict[str, Any], day: str) -> list[Path]:
+        base = self.view_dir(view)
+        part = manifest["partitions"].get(day)
+        return [*([base / part] if part else []), *(base / rel for rel in manifest["pushed"].get(day, []))]
 
     def _files_between(self, view: FeatureView, start: datetime | None, end: datetime | None) -> list[Path]:
         files = self.files(view)
@@ -257,11 +312,14 @@ class ParquetOfflineStore:
         mask = _window_mask(table.column(view.timestamp_field), start, end)
         return table if mask is None else table.filter(mask)
 
-    def latest(self, view: FeatureView, keys: Path | None, *, batch_rows: int = 10_000) -> Iterator[LatestRows]:
+    def latest(
+        self, view: FeatureView, keys: Path | None, *, batch_rows: int = 10_000, since: datetime | None = None
+    ) -> Iterator[LatestRows]:
         """The latest published row of every entity in ``keys`` (a Parquet file of join keys; every
         entity offline has when None), in batches; entities offline has no row of come back in
-        ``removed``. What online must hold for those entities."""
-        files = self.files(view)
+        ``removed``. What online must hold for those entities. ``since``: every entity in ``keys``
+        has a row at or after it (pushed rows): only the dates from its date on are read."""
+        files = self.files(view) if since is None else self._files_between(view, _as_utc(since), None)
         key_cols = ", ".join(_quote(k) for k in view.join_keys)
         ts = _quote(view.timestamp_field)
         schema = view_schema(view)
@@ -341,6 +399,7 @@ class ParquetOfflineStore:
         base = self.view_dir(view)
         manifest = self._manifest(view)
         known = set(manifest["partitions"].values()) | set(manifest["superseded"])
+        known |= {rel for files in manifest["pushed"].values() for rel in files}
         removed = []
         for path in sorted(base.glob(f"{PARTITION_COLUMN}=*/*")):
             rel = f"{path.parent.name}/{path.name}"
@@ -381,23 +440,101 @@ class ParquetOfflineStore:
         start, end = _as_utc(start), _as_utc(end)
         base = self.view_dir(view)
         base.mkdir(parents=True, exist_ok=True)
-        existing: dict[str, str] = self._manifest(view)["partitions"]
+        manifest = self._manifest(view)
+        existing: dict[str, str] = manifest["partitions"]
+        pushed: dict[str, list[str]] = manifest["pushed"]
+        days = set(existing) | set(pushed)
         if start is None and end is None:
-            window_days = set(existing)
+            window_days = days
         else:
             lo = start.date() if start else date.min
             hi = (end - timedelta(microseconds=1)).date() if end else date.max
-            window_days = {d for d in existing if lo <= date.fromisoformat(d) <= hi}
+            window_days = {d for d in days if lo <= date.fromisoformat(d) <= hi}
         # Merging, only the days the run has rows of change; the others are kept as they are.
-        replaced_days = {d for d in partitions if d in existing} if merge else window_days
+        replaced_days = {d for d in partitions if d in days} if merge else window_days
         staged = ParquetStagedPublish(self, view, run_id, start, end)
-        old_files = [base / existing[d] for d in sorted(window_days)]
+        old_files = [f for d in sorted(window_days) for f in self._day_files(view, manifest, d)]
         new_files = [partitions[d] for d in sorted(partitions)]
         staged.everything = view.online and not self.online_complete(view)
         try:
             self._count_and_intent(staged, old_files, new_files, merge=merge)
             for day in sorted(set(partitions) | replaced_days):
-                self._stage_partition(staged, day, partitions.get(day), existing.get(day), merge=merge)
+                self._stage_partition(
+                    staged, day, partitions.get(day), existing.get(day), pushed.get(day, []), merge=merge
+                )
+        except BaseException:
+            staged.abort()
+            raise
+        return staged
+
+    def stage_push(self, view: FeatureView, rows: pa.Table, *, run_id: str) -> ParquetStagedPublish:
+        """Stage pushed ``rows`` (the view's schema, validated: one row per entity and event
+        time), invisible until committed. A date none of whose published rows has the entity and
+        event time of a pushed row gets a new push file; a date where some do is rewritten with
+        the pushed rows replacing those (and its push files folded in). The intent is the pushed
+        entities, each with a row at or after the oldest pushed time (``since``)."""
+        base = self.view_dir(view)
+        base.mkdir(parents=True, exist_ok=True)
+        manifest = self._manifest(view)
+        table = with_marker(rows, datetime.now(UTC))
+        ts = table.column(view.timestamp_field)
+        days = pc.strftime(ts, format="%Y-%m-%d")
+        staged = ParquetStagedPublish(self, view, run_id, None, None)
+        staged.everything = view.online and not self.online_complete(view)
+        staged.rows = table.num_rows
+        if table.num_rows:
+            low, high = pc.min_max(ts).values()
+            staged.since, staged.watermark = _as_utc(low.as_py()), _as_utc(high.as_py())
+        try:
+            for day in sorted(set(days.to_pylist())):
+                part = table.filter(pc.equal(days, day))
+                existing = self._day_files(view, manifest, day)
+                replaced = _overlapping(view, existing, part) if existing else 0
+                if replaced:
+                    previous = pa.concat_tables([read_marked(view, f) for f in existing])
+                    kept = _not_recomputed(view, previous, part)
+                    staged.rows_before += replaced
+                    self.write_partition(staged, day, pa.concat_tables([kept, part]), None)
+                    staged.compacted[day] = list(manifest["pushed"].get(day, []))
+                else:
+                    self._write_push_file(staged, day, part)
+            if view.online and not staged.everything and table.num_rows:
+                staged.keys_file = base / INTENTS / f"{run_id}.parquet"
+                staged.keys_file.parent.mkdir(exist_ok=True)
+                keys = table.select(list(view.join_keys)).group_by(list(view.join_keys)).aggregate([])
+                pq.write_table(keys, staged.keys_file)
+                staged.entities = keys.num_rows
+        except BaseException:
+            staged.abort()
+            raise
+        return staged
+
+    def _write_push_file(self, staged: ParquetStagedPublish, day: str, part: pa.Table) -> None:
+        base = self.view_dir(staged.view)
+        rel = f"{PARTITION_COLUMN}={day}/push-{staged.run_id}.parquet"
+        target = base / rel
+        if not target.parent.exists():
+            target.parent.mkdir()
+            staged.created_dirs.append(target.parent)
+        staged.staged_files.append(target)
+        tmp = target.with_suffix(".parquet.tmp")
+        pq.write_table(part, tmp)
+        os.replace(tmp, target)
+        staged.new_pushed[day] = rel
+
+    def compact(self, view: FeatureView, *, run_id: str) -> ParquetStagedPublish | None:
+        """Stage each date's push files folded into its partition (None: nothing to compact).
+        The rows do not change, so the commit records no intent. The caller holds :meth:`lock`."""
+        manifest = self._manifest(view)
+        if not manifest["pushed"]:
+            return None
+        staged = ParquetStagedPublish(self, view, run_id, None, None)
+        try:
+            for day, pushed in sorted(manifest["pushed"].items()):
+                files = self._day_files(view, manifest, day)
+                staged.rows += sum(pq.read_metadata(self.view_dir(view) / rel).num_rows for rel in pushed)
+                self.write_partition(staged, day, pa.concat_tables([read_marked(view, f) for f in files]), None)
+                staged.compacted[day] = list(pushed)
         except BaseException:
             staged.abort()
             raise
@@ -426,7 +563,10 @@ class ParquetOfflineStore:
             parts = []
             if old_files:
                 old = f"SELECT {keys} FROM {_files_sql(old_files)}{where}"
-                row = con.execute(f"SELECT count(*) FROM ({old})", params).fetchone()
+                computed = old
+                if any(PUSHED_AT in pq.read_schema(f).names for f in old_files):  # pushed rows are kept
+                    computed += f" {'AND' if where else 'WHERE'} {_quote(PUSHED_AT)} IS NULL"
+                row = con.execute(f"SELECT count(*) FROM ({computed})", params).fetchone()
                 staged.rows_before = int(row[0]) if row else 0
                 if not merge:
                     parts.append(old)
@@ -449,13 +589,42 @@ class ParquetOfflineStore:
             con.close()
 
     def _stage_partition(
-        self, staged: ParquetStagedPublish, day: str, new: Path | None, old: str | None, *, merge: bool
+        self,
+        staged: ParquetStagedPublish,
+        day: str,
+        new: Path | None,
+        old: str | None,
+        pushed: list[str],
+        *,
+        merge: bool,
     ) -> None:
         """One date partition of the run: the run's rows of the day, plus the published rows of
-        the day it keeps (outside the window; with ``merge``, not recomputed)."""
+        the day it keeps (outside the window; pushed rows the run has no row of the same entity
+        and event time of; with ``merge``, every row not recomputed). The day's push files are
+        folded in (compacted)."""
         view, base = staged.view, self.view_dir(staged.view)
-        keep = None
-        if old is not None and (merge or staged.window_start is not None or staged.window_end is not None):
+        keep: pa.Table | None = None
+        marked = bool(pushed) or (old is not None and PUSHED_AT in pq.read_schema(base / old).names)
+        windowed = staged.window_start is not None or staged.window_end is not None
+        if marked:
+            olds = [base / rel for rel in ([old] if old else []) + pushed]
+            previous = pa.concat_tables([read_marked(view, f) for f in olds])
+            inside = _window_mask(previous.column(view.timestamp_field), staged.window_start, staged.window_end)
+            fresh = None if new is None else pq.read_table(new)
+            if merge:
+                keep = previous if fresh is None else _not_recomputed(view, previous, fresh)
+            else:
+                was_pushed = pc.is_valid(previous.column(PUSHED_AT))
+                kept_pushed = previous.filter(was_pushed)
+                if fresh is not None:
+                    kept_pushed = _not_recomputed(view, kept_pushed, fresh)
+                outside = previous.filter(pc.invert(inside)) if inside is not None else None
+                parts = [t for t in (outside, kept_pushed) if t is not None and t.num_rows]
+                keep = pa.concat_tables(parts) if parts else None
+            if keep is not None and not pc.any(pc.is_valid(keep.column(PUSHED_AT))).as_py():
+                keep = keep.drop_columns([PUSHED_AT])  # no pushed row left: the plain schema again
+            staged.compacted[day] = list(pushed)
+        elif old is not None and (merge or windowed):
             previous = read_file(view, base / old)
             inside = _window_mask(previous.column(view.timestamp_field), staged.window_start, staged.window_end)
             if merge and new is not None:
@@ -464,14 +633,20 @@ class ParquetOfflineStore:
                 keep = previous
             elif inside is not None:
                 keep = previous.filter(pc.invert(inside))
-        rel = self.partition_file(day, staged.run_id)
-        target = base / rel
         if keep is not None and keep.num_rows == 0:
             keep = None
         if keep is None and (new is None or pq.read_metadata(new).num_rows == 0):
             if old is not None:
                 staged.removed_partitions.append(day)
             return
+        self.write_partition(staged, day, keep, new)
+
+    def write_partition(self, staged: ParquetStagedPublish, day: str, keep: pa.Table | None, new: Path | None) -> None:
+        """Stage the partition file of ``day``: the rows of ``keep`` (the view's columns, maybe
+        with :data:`PUSHED_AT`) and of the file ``new`` (renamed into place when alone)."""
+        view, base = staged.view, self.view_dir(staged.view)
+        rel = self.partition_file(day, staged.run_id)
+        target = base / rel
         for d in reversed([*target.relative_to(base).parents][:-1]):
             if not (base / d).exists():
                 (base / d).mkdir()
@@ -480,7 +655,10 @@ class ParquetOfflineStore:
         if keep is None and new is not None:
             os.replace(new, target)  # the engine's file as it is: same folder tree, a rename
         else:
-            parts = [t for t in (keep, None if new is None else read_file(view, new)) if t is not None]
+            fresh = None if new is None else read_file(view, new)
+            if keep is not None and fresh is not None and PUSHED_AT in keep.column_names:
+                fresh = with_marker(fresh, None)
+            parts = [t for t in (keep, fresh) if t is not None]
             tmp = target.with_suffix(".parquet.tmp")
             pq.write_table(pa.concat_tables(parts), tmp)
             os.replace(tmp, target)
@@ -497,6 +675,16 @@ class ParquetOfflineStore:
         for day in staged.removed_partitions:
             partitions.pop(day, None)
         partitions.update(staged.new_partitions)
+        pushed: dict[str, list[str]] = {d: list(f) for d, f in manifest["pushed"].items()}
+        for day, absorbed in staged.compacted.items():
+            left = [rel for rel in pushed.get(day, []) if rel not in absorbed]
+            replaced.extend(rel for rel in pushed.get(day, []) if rel in absorbed)
+            if left:
+                pushed[day] = left
+            else:
+                pushed.pop(day, None)
+        for day, rel in staged.new_pushed.items():
+            pushed.setdefault(day, []).append(rel)
         # Files replaced by the previous run are no longer referenced by any manifest a
         # reader can still hold: delete them now; keep the ones this run replaces until next time.
         for rel in manifest["superseded"]:
@@ -514,6 +702,7 @@ class ParquetOfflineStore:
             window_end=staged.window_end,
             committed_at=now,
             everything=staged.everything,
+            since=staged.since,
         )
         if staged.everything or staged.keys_file is not None:
             pending.append(
@@ -525,6 +714,7 @@ class ParquetOfflineStore:
                     "window_start": staged.window_start.isoformat() if staged.window_start else None,
                     "window_end": staged.window_end.isoformat() if staged.window_end else None,
                     "committed_at": now.isoformat(),
+                    "since": staged.since.isoformat() if staged.since else None,
                 }
             )
         new_manifest = {
@@ -533,6 +723,7 @@ class ParquetOfflineStore:
             "run_id": staged.run_id,
             "updated_at": now.isoformat(),
             "partitions": dict(sorted(partitions.items())),
+            "pushed": dict(sorted(pushed.items())),
             "superseded": replaced,
             "pending": pending,
             # Kept while the view stays online; an offline-only view's next derivation is of all.
@@ -551,10 +742,19 @@ class ParquetOfflineStore:
             "run_id": previous.get("run_id"),
             "updated_at": datetime.now(UTC).isoformat(),
             "partitions": previous.get("partitions", {}),
+            "pushed": previous.get("pushed", {}),
             # The run's own files: unreferenced now, deleted at the next commit (a reader may
             # still hold the manifest that named them).
-            "superseded": sorted(set(staged.new_partitions.values()) - set(previous.get("partitions", {}).values())),
-            "pending": manifest["pending"],
+            "superseded": sorted(
+                {*staged.new_partitions.values(), *staged.new_pushed.values()}
+                - set(previous.get("partitions", {}).values())
+            ),
+            # The run's rows are gone again: its entities' latest rows may now be older than its
+            # ``since``, so their derivation reads every date.
+            "pending": [
+                {k: v for k, v in p.items() if k != "since"} if p["run_id"] == staged.run_id else p
+                for p in manifest["pending"]
+            ],
             "online_complete": manifest.get("online_complete", False),
         }
         self._write_manifest(staged.view, reverted, f"revert-{staged.run_id}")
@@ -570,6 +770,18 @@ def _window_mask(
         upper = pc.less(ts, pa.scalar(end, ts.type))
         mask = upper if mask is None else pc.and_(mask, upper)
     return mask
+
+
+def _overlapping(view: FeatureView, files: Sequence[Path], rows: pa.Table) -> int:
+    """How many published rows in ``files`` have the entity and event time of a row of ``rows``."""
+    on = ", ".join(_quote(c) for c in (*view.join_keys, view.timestamp_field))
+    con = duckdb_connect()
+    try:
+        con.register("pushed", rows.select([*view.join_keys, view.timestamp_field]))
+        row = con.execute(f"SELECT count(*) FROM {_files_sql(files)} t SEMI JOIN pushed USING ({on})").fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
 
 
 def _not_recomputed(view: FeatureView, previous: pa.Table, new: pa.Table) -> pa.Table:

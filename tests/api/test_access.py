@@ -47,6 +47,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     # Alert incidents: figures about runs and freshness, as the statistics (README, Alerts).
     ("GET", "/v1/alerts"): {ADMIN, ENGINEER, SCIENTIST},
     ("POST", "/v1/online-features"): {ADMIN, SERVICE},
+    ("POST", "/v1/push/{view}"): {ADMIN, ENGINEER, SERVICE},
     ("POST", "/v1/training-set"): {ADMIN, SCIENTIST},
     ("POST", "/v1/training-set/upload"): {ADMIN, SCIENTIST},
     ("GET", "/v1/reference-data/{view}"): {ADMIN, ENGINEER, SCIENTIST, ANALYST},
@@ -123,6 +124,10 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
     kwargs: dict[str, Any] = {}
     if base == "/v1/online-features":
         kwargs["json"] = {"features": ["churn"], "entities": {"customer_id": [1]}}
+    elif base == "/v1/push/{view}":  # a customer no other test reads
+        kwargs["json"] = {
+            "rows": [{"customer_id": 99, "as_of": "2024-03-05T00:00:00Z", "spend_1d": 1.0, "txn_count_1d": 1}]
+        }
     elif base == "/v1/training-set":
         kwargs["json"] = {
             "spine": {"customer_id": [1], "ts": ["2024-03-02T12:00:00Z"]},

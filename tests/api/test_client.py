@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -12,7 +10,6 @@ from datetime import UTC, datetime
 import pandas as pd
 import pyarrow as pa
 import pytest
-import uvicorn
 
 from datamart.app import create_app
 from datamart.client import DatamartClient
@@ -25,29 +22,15 @@ from featurestore.errors import (
     StoreUnavailableError,
 )
 from featurestore.store import FeatureStore
+from tests.api.conftest import serving
 
 FEATURES = ["customer_stats:spend_1d", "customer_balance:balance"]
 
 
 @pytest.fixture(scope="module")
 def base_url(store: FeatureStore) -> Iterator[str]:
-    config = uvicorn.Config(
-        create_app(store), host="127.0.0.1", port=0, log_level="warning", ws="none", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="datamart-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test datamart server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(store)) as url:
+        yield url
 
 
 @pytest.fixture

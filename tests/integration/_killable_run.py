@@ -10,6 +10,9 @@ Used by the consistency suites to crash runs deterministically, or at random. No
      "batch_rows": 40,                       # etl.runs.ONLINE_BATCH_ROWS, for several online batches
      "allow_row_drop": false, "merge": false}
 
+or, for a push instead of a run, ``{"root": ..., "view": ..., "push": [ROW, ...], "kill": ...}``
+(rows as ``etl.push.push`` takes them, times as ISO 8601 strings with an offset).
+
 The run reports on stdout, one line each: ``STARTED <pid>`` just before the run begins,
 ``PHASE <name> <n>`` at the n-th time it reaches each checkpoint of ``etl.runs.CHECKPOINTS``
 (``computed``, ``staged``, ``committed``, ``online_batch``, ``derived``, ``settled``), then
@@ -87,6 +90,14 @@ def run(request: dict[str, Any]) -> None:
                 time.sleep(0.02)
 
     etl.runs.CHECKPOINTS[:] = [checkpoint]
+    if "push" in request:  # a push of these rows instead of a run (times as ISO 8601 strings)
+        from etl.push import push
+
+        with FeatureStore(Path(request["root"])) as store:
+            say(f"STARTED {os.getpid()}")
+            pushed = push(store, request["view"], request["push"])
+        say("FINISHED " + json.dumps(asdict(pushed), default=str))
+        return
     with FeatureStore(Path(request["root"])) as store:
         definitions = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
         if request.get("engine", "local") == "spark":

@@ -72,7 +72,9 @@ def manifest(view_dir: Path) -> dict[str, Any]:
 def offline_table(view_dir: Path) -> pa.Table | None:
     """Every published row of the view: the files its manifest names, a feature missing from an
     older file read as null."""
-    files = [view_dir / rel for _, rel in sorted(manifest(view_dir)["partitions"].items())]
+    m = manifest(view_dir)
+    files = [view_dir / rel for _, rel in sorted(m["partitions"].items())]
+    files += [view_dir / rel for _, rels in sorted(m.get("pushed", {}).items()) for rel in rels]
     if not files:
         return None
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")

@@ -208,6 +208,8 @@ class Shop:
     commands: RunServer | None = None
     """Where :meth:`cli` runs commands: the fork server's children (no interpreter start each)."""
     model: dict[str, dict[Key, dict[str, Any]]] = field(default_factory=lambda: {SPEND: {}, RECENT: {}})
+    pushed: dict[str, set[Key]] = field(default_factory=lambda: {SPEND: set(), RECENT: set()})
+    """Rows of the model that were pushed and no run has recomputed since (a run keeps them)."""
     extra_feature: bool = False
 
     # ------------------------------------------------------------------ building
@@ -353,9 +355,41 @@ class Shop:
             return (lo is None or key[1] >= lo) and (hi is None or key[1] < hi)
 
         fresh = {k: v for k, v in view_rows(view, events, extra=extra).items() if inside(k)}
-        kept = dict(self.model[view]) if merge else {k: v for k, v in self.model[view].items() if not inside(k)}
+        pushed = self.pushed[view]
+        kept = (
+            dict(self.model[view])
+            if merge
+            else {k: v for k, v in self.model[view].items() if not inside(k) or (k in pushed and k not in fresh)}
+        )
         kept.update(fresh)
         self.model[view] = kept
+        pushed -= set(fresh)  # the source said otherwise: its rows are computed ones now
+
+    # ------------------------------------------------------------------ pushes
+
+    def push_rows(self, view: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows of ``view`` for :func:`etl.push.push` (``user_id``, the event time ``as_of``, every
+        feature), complete with the features the caller left out (null)."""
+        return [
+            {"user_id": r["user_id"], "as_of": r["as_of"], **{f: r.get(f) for f in self.features(view)}} for r in rows
+        ]
+
+    def push(self, view: str, rows: Sequence[dict[str, Any]]) -> Any:
+        """Push ``rows`` (see :meth:`push_rows`) through the SDK; the model follows."""
+        from etl.push import push
+
+        full = self.push_rows(view, rows)
+        result = push(self.store, view, full)
+        self.pushed_into_model(view, full)
+        return result
+
+    def pushed_into_model(self, view: str, rows: Sequence[dict[str, Any]]) -> None:
+        for r in rows:
+            key = (r["user_id"], micros(r["as_of"]))
+            self.model[view][key] = {
+                f: micros(r[f]) if isinstance(r.get(f), datetime) else r.get(f) for f in self.features(view)
+            }
+            self.pushed[view].add(key)
 
     def cli(self, *args: str, executable: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """``featurestore -C ROOT ARGS...`` in a child process: forked by :attr:`commands`, or with
@@ -451,6 +485,7 @@ class Shop:
         base = self.view_dir(view)
         m = manifest(base)
         named = set(m["partitions"].values()) | set(m.get("superseded", []))
+        named |= {rel for rels in m.get("pushed", {}).values() for rel in rels}
         on_disk = {str(p.relative_to(base)) for p in base.glob("date=*/**/*") if p.is_file()}
         assert on_disk == named, f"files the manifest does not name: {sorted(on_disk - named)}"
         assert {str(p.relative_to(base)) for p in base.glob("_intents/*")} == {p["keys"] for p in m["pending"]}
