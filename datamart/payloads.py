@@ -164,6 +164,12 @@ class FeatureViewSummary(BaseModel):
     online: bool = Field(description="Whether the view is served online (false: offline only).")
     version: int = Field(description="Current version: it changes when what the view stores changes.")
     watermark: datetime | None = Field(description="Newest event time published by a successful run.")
+    schedule: str | None = Field(
+        default=None,
+        description="When `featurestore scheduler` runs it: a cron expression (UTC) or 'every <interval>'.",
+    )
+    freshness_seconds: float | None = Field(default=None, description="Beyond this age of its newest data it is stale.")
+    next_run_at: datetime | None = Field(default=None, description="The schedule's next due time (UTC).")
 
 
 class FeatureViewDetail(FeatureViewSummary):

@@ -83,7 +83,7 @@ def push(
     t0 = time.perf_counter()
     view = store.get_feature_view(view_name)
     offline = store.offline_store
-    if not hasattr(offline, "stage_push") or type(offline).__name__ == "HiveOfflineStore":
+    if not getattr(offline, "accepts_pushes", False):
         raise RunError(
             f"Feature view '{view.name}': pushing needs the Parquet offline store; the Hive offline store is "
             "published by Spark runs only. Write the rows to the view's source and run it instead"

@@ -36,6 +36,7 @@ from featurestore.errors import (
     StoreUnavailableError,
 )
 from featurestore.request_limits import RequestLimits
+from featurestore.schedules import next_due, schedule_text
 from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
 from registry_ui import pages
@@ -81,6 +82,8 @@ def _environment() -> Environment:
         count=count_text,
         number=number_text,
         parse_time=parse_time,
+        schedule=schedule_text,
+        next_due=lambda schedule: next_due(schedule, datetime.now(UTC)),
     )
     return env
 

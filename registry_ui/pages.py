@@ -283,6 +283,7 @@ class ViewPage:
     last_success: RunRecord | None
     last_run: RunRecord | None
     stale: bool
+    """Newer data is overdue: older than the view's freshness, or its TTL where it declares none."""
     runs: list[RunRow]
     offline_location: list[tuple[str, str]]
     online_location: list[tuple[str, str]]
@@ -455,7 +456,7 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
         newest_event=newest,
         last_success=last_success,
         last_run=runs[0] if runs else None,
-        stale=newest is not None and now - newest > view.ttl,
+        stale=newest is not None and now - newest > (view.freshness or view.ttl),
         runs=run_rows,
         offline_location=_store_location(config.offline_store, view, config),
         online_location=_store_location(config.online_store, view, config) if view.online else [],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -35,6 +36,7 @@ from datamart.routes import ERROR_RESPONSES, CatalogReader, Operator, Statistics
 from featurestore import __version__
 from featurestore.auth import Identity, Permission
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source
+from featurestore.schedules import next_due, schedule_text
 from featurestore.store import FeatureStore
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -105,6 +107,9 @@ def _summary(store: FeatureStore, view: FeatureView) -> dict[str, Any]:
         "online": view.online,
         "version": store.registry.view_version(store.project, view.name),
         "watermark": store.registry.watermark(store.project, view.name),
+        "schedule": None if view.schedule is None else schedule_text(view.schedule),
+        "freshness_seconds": None if view.freshness is None else view.freshness.total_seconds(),
+        "next_run_at": None if view.schedule is None else next_due(view.schedule, datetime.now(UTC)),
     }
 
 

@@ -6,7 +6,10 @@
 4. start the datamart API and build a point-in-time training set through it,
 5. train a small scikit-learn model and register it as the consumer of its feature service,
 6. score a few customers from online lookups, and show that each online feature vector equals
-   the offline one as of the same time.
+   the offline one as of the same time,
+7. push a few card payments through the API as the payments service sees them, and show the next
+   online lookup reflecting them,
+8. check every entity of every view, online against offline, and again after a daily re-run.
 
 Run with ``make demo`` from the repository root. With ``--engine spark``, step 3 runs on Spark
 (``local[*]``) and publishes Hive tables (external, over the same Parquet files); the rest is
@@ -39,8 +42,9 @@ from sklearn.metrics import roc_auc_score
 from datamart.client import DatamartClient
 from etl.local import LocalEngine
 from featurestore.config import HiveOfflineConfig, ProjectConfig, SparkEngineConfig
-from featurestore.errors import PermissionDeniedError
+from featurestore.errors import PermissionDeniedError, PushRejectedError
 from featurestore.project_files import load_definitions
+from featurestore.schedules import next_due, schedule_text
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
 from quality.statistics import render_statistics
@@ -51,6 +55,8 @@ from generate_data import generate  # noqa: E402
 
 SERVICE = "credit_default"
 MODEL = "credit_default_gbm"
+FRAUD_SERVICE = "card_activity"
+FRAUD_MODEL = "card_fraud_rules"
 UI_URL = "http://127.0.0.1:8080/"  # where `featurestore ui` listens by default
 
 
@@ -203,6 +209,14 @@ def main() -> None:
         print(textwrap.indent(render_statistics(latest["statistics"]), "     "))
         if args.engine == "spark":
             show_hive_tables(engine, list(definitions))
+        now = datetime.now(UTC)
+        for view in store.feature_views().values():
+            if view.schedule is not None:
+                print(
+                    f"   {view.name} runs on schedule {schedule_text(view.schedule)} (UTC): next at "
+                    f"{next_due(view.schedule, now):%Y-%m-%d %H:%M}, stale beyond {view.freshness} "
+                    "(`featurestore scheduler` keeps it so)"
+                )
 
     step("4. Start the datamart API, with tokens, and build a point-in-time training set through it")
     port = free_port()
@@ -235,6 +249,7 @@ def main() -> None:
         with DatamartClient(base, token=engineer_token) as engineer:
             engineer.register_model(MODEL, SERVICE, "Gradient boosting on credit applications (demo)")
             print(f"   registered model {MODEL} -> feature service {SERVICE} (as demo-engineer, role engineer)")
+            engineer.register_model(FRAUD_MODEL, FRAUD_SERVICE, "Card fraud rules, run at each payment (demo)")
 
         step("6. Score customers from online lookups with the model's service token; compare with offline")
         scoring_token = create_token(config, "demo-scoring", "service", models=(MODEL,))
@@ -282,8 +297,16 @@ def main() -> None:
             if not all_equal:
                 raise SystemExit("online and offline feature vectors differ")
 
+        step("7. Push card payments as the payments service sees them; the next lookup reflects them")
+        if args.engine == "spark":
+            print("   (skipped: pushing needs the Parquet offline store; --engine spark publishes Hive tables)")
+        else:
+            payments_token = create_token(config, "demo-payments", "service", models=(FRAUD_MODEL,))
+            with DatamartClient(base, token=payments_token) as payments:
+                push_payments(payments, [int(c) for c in applications["customer_id"].drop_duplicates().head(3)])
+
         with DatamartClient(base, token=engineer_token) as client:
-            step("7. Check every entity of every view: online store against offline store")
+            step("8. Check every entity of every view: online store against offline store")
             for name in definitions:
                 check = client.check_consistency(name, sample=None)
                 print(
@@ -293,7 +316,7 @@ def main() -> None:
                 if not check["consistent"]:
                     raise SystemExit(f"online and offline stores differ for {name}: {check['examples'][:3]}")
 
-            step("8. Re-run the last 14 days of customer_spend, as a daily job would, and check again")
+            step("9. Re-run the last 14 days of customer_spend, as a daily job would, and check again")
             rerun_last_days(project, args.engine, days=14)
             check = client.check_consistency("customer_spend", sample=None)
             print(
@@ -315,6 +338,41 @@ def main() -> None:
         else:
             server.terminate()
             server.wait(timeout=10)
+
+
+def push_payments(client: DatamartClient, customers: list[int]) -> None:
+    """Push one card payment per customer (``POST /v1/push/last_card_payment``), then read them
+    back online as the fraud rules would; and show a batch refused by the view's expectations."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [
+        {
+            "customer_id": c,
+            "ts": (now - timedelta(seconds=10 * i)).isoformat(),
+            "amount": 12.5 + 40 * i,
+            "merchant_category": category,
+        }
+        for i, (c, category) in enumerate(zip(customers, ("grocery", "travel", "fuel"), strict=False))
+    ]
+    before = client.get_online_features(FRAUD_SERVICE, {"customer_id": customers})
+    answer = client.push("last_card_payment", rows)
+    after = client.get_online_features(FRAUD_SERVICE, {"customer_id": customers})
+    print(
+        f"   pushed {answer['rows']} payments (push {answer['push_id'][:8]}): offline first, then online for "
+        f"{answer['entities']} customers"
+    )
+    for i, row in enumerate(rows):
+        was = before["features"]["amount"]["values"][i]
+        now_ = after["features"]["amount"]["values"][i]
+        shown = after["features"]["merchant_category"]["values"][i]
+        was_text = "none in its TTL" if was is None else was
+        print(f"   customer {row['customer_id']:>5}: last payment {was_text} -> {now_} ({shown}) at {row['ts']}")
+        if now_ != row["amount"]:
+            raise SystemExit(f"the online lookup does not reflect the pushed payment of customer {row['customer_id']}")
+    try:
+        client.push("last_card_payment", [{**rows[0], "amount": -5.0}])
+        raise SystemExit("a payment with a negative amount was accepted")
+    except PushRejectedError as err:
+        print(f"   a payment of -5.0 is refused with HTTP 422 naming row(s) {err.rows}; nothing was published")
 
 
 def featurestore_command() -> str:

@@ -124,6 +124,35 @@ customer_spend = FeatureView(
     description="Daily card spending aggregates per customer, as known at midnight UTC",
     owner="risk-data@bank.example",
     tags=("domain:cards", "daily"),
+    # `featurestore scheduler` runs it every day at 01:00 UTC, from its watermark; stale (and
+    # alerted, where alerts are configured) when its newest data is over two days old.
+    schedule="0 1 * * *",
+    freshness=timedelta(days=2),
+)
+
+# One row per card payment: the payments service also pushes each payment as it happens
+# (POST /v1/push/last_card_payment), so lookups see it at once; the hourly run recomputes the
+# booked ones and keeps the pushed rows the source does not have yet.
+last_card_payment = FeatureView(
+    name="last_card_payment",
+    entities=(customer,),
+    source=transactions,
+    timestamp_field="ts",
+    ttl=timedelta(days=30),
+    transformation="""
+        SELECT customer_id, ts, max(amount) AS amount, max(merchant_category) AS merchant_category
+        FROM card_transactions GROUP BY customer_id, ts
+    """,
+    features=(
+        Feature("amount", Float64, description="Amount of the customer's latest card payment", tags=("payments",)),
+        Feature("merchant_category", String, description="Merchant category of the latest card payment"),
+    ),
+    expectations=(InRange("amount", min=0), NotNull("merchant_category")),
+    description="The customer's latest card payment, pushed as it happens and recomputed from bookings",
+    owner="payments@bank.example",
+    tags=("domain:cards", "push"),
+    schedule="5 * * * *",
+    freshness=timedelta(hours=2),
 )
 
 customer_balance = FeatureView(
@@ -184,4 +213,11 @@ credit_default = FeatureService(
     ),
     description="Features of the credit default risk model",
     owner="credit-risk-ds@bank.example",
+)
+
+card_activity = FeatureService(
+    name="card_activity",
+    features=(last_card_payment.select("amount", "merchant_category"), customer_spend.select("spend_7d")),
+    description="What the card fraud rules read at each payment",
+    owner="fraud@bank.example",
 )

@@ -95,6 +95,9 @@ class StagedPublish(Protocol):
 class OfflineStore(Protocol):
     """What the run pipeline, training sets and the checker need of an offline store."""
 
+    accepts_pushes: bool
+    """Whether pushed rows may be published (``stage_push``); false for the Hive store."""
+
     def lock(self, view: FeatureView) -> AbstractContextManager[None]: ...
     def recover(self, view: FeatureView) -> list[Path]: ...
     def scratch_dir(self, view: FeatureView, run_id: str) -> Path: ...

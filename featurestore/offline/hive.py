@@ -117,6 +117,9 @@ class HiveOfflineStore(ParquetOfflineStore):
             metastore_uri=config.metastore_uri,
         )
 
+    accepts_pushes = False
+    """Its partitions are the metastore's: published by Spark runs, never by a push."""
+
     def view_dir(self, view: FeatureView | str) -> Path:
         name = view if isinstance(view, str) else view.name
         # A managed table's folder is named by the metastore, which lower-cases names.

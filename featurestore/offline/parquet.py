@@ -180,6 +180,9 @@ class ParquetStagedPublish:
 class ParquetOfflineStore:
     """Offline store in a folder of Parquet files (see the module docs for the layout)."""
 
+    accepts_pushes = True
+    """Whether :meth:`stage_push` may publish pushed rows (the Hive store is published by Spark only)."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 

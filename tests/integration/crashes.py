@@ -236,3 +236,12 @@ class RunProcess:
 
     def stderr(self) -> str:
         return self.log.read_text()
+
+
+def blocked_on_a_file_lock(pid: int) -> bool:
+    """Whether the process waits for a file lock: ``/proc/locks`` lists waiters as ``N: -> FLOCK ... PID ...``."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "->" and fields[5] == str(pid):
+            return True
+    return False

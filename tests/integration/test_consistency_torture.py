@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from crashes import PHASES, RunProcess, RunServer
+from crashes import PHASES, RunProcess, RunServer, blocked_on_a_file_lock
 from shop import (
     CORRECTED,
     DAYS,
@@ -424,15 +424,6 @@ def test_two_runs_of_one_view_at_once_take_turns(shop: Shop, tmp_path: Path) -> 
     shop.published(SPEND, *second_window)
     shop.assert_consistent(SPEND, "two runs at once")
     shop.assert_cli_consistent(SPEND)
-
-
-def blocked_on_a_file_lock(pid: int) -> bool:
-    """Whether the process waits for a file lock: ``/proc/locks`` lists waiters as ``N: -> FLOCK ... PID ...``."""
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 5 and fields[1] == "->" and fields[5] == str(pid):
-            return True
-    return False
 
 
 def test_the_source_has_every_day_the_cases_rely_on() -> None:

@@ -9,6 +9,7 @@ an independent comparison find online equal to offline; nothing pending or orpha
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from crashes import PHASES, RunServer
+from crashes import PHASES, RunProcess, RunServer, blocked_on_a_file_lock
 from shop import SPEND, D, Shop, micros, raw_client
 
 from etl.push import compact, push
@@ -270,3 +271,35 @@ def test_a_table_of_the_views_types_is_taken_as_it_is() -> None:
     )
     out = conform_rows(view, table)
     assert out.column("x").to_pylist() == [None]  # NaN is no value, as in runs
+
+
+@embedded
+def test_a_push_during_a_run_of_the_view_waits_for_it_then_both_hold(shop: Shop, tmp_path: Path) -> None:
+    shop.run(SPEND, D[1], D[6])
+    gate = tmp_path / "gate"
+    window = (D[1], D[13])
+    run = RunProcess(shop.request(SPEND, *window, pause={"phase": "computed", "until": str(gate)}), tmp_path / "r.err")
+    run.wait_for("PAUSED")
+    rows = shop.push_rows(SPEND, [payment(77, 12, 5, 77.0), payment(1, 12, 6, 11.0)])
+    pusher = RunProcess(
+        {
+            "root": str(shop.root),
+            "view": SPEND,
+            "push": [{**r, "as_of": r["as_of"].isoformat(), "first_at": r["first_at"].isoformat()} for r in rows],
+        },
+        tmp_path / "p.err",
+    )
+    pusher.wait_for("STARTED")
+    assert pusher.outcome.pid is not None
+    deadline = time.monotonic() + 60
+    while not blocked_on_a_file_lock(pusher.outcome.pid):
+        assert time.monotonic() < deadline, "the push never waited for the run's lock"
+        time.sleep(0.05)
+    gate.touch()
+    ran, pushed = run.finish(), pusher.finish()
+    assert ran.returncode == 0 and ran.result is not None, ran.describe() + run.stderr()
+    assert pushed.returncode == 0 and pushed.result is not None, pushed.describe() + pusher.stderr()
+    shop.published(SPEND, *window)
+    shop.pushed_into_model(SPEND, rows)
+    shop.assert_consistent(SPEND, "a push waited for a run")
+    assert online_spend(shop, 77) == (micros(D[12] + timedelta(hours=5)), 77.0)

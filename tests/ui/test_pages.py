@@ -349,3 +349,31 @@ def test_the_app_from_env_needs_the_project_dir(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("FEATURESTORE_PROJECT_DIR", str(project))
     with TestClient(create_app_from_env()) as client:
         assert client.get("/healthz").text == "ok shop"
+
+
+def test_a_views_schedule_and_freshness_show_on_its_page_and_in_the_api(tiny_store: FeatureStore) -> None:
+    import dataclasses
+
+    from ui_projects import tiny_definitions
+
+    from etl.local import LocalEngine
+    from featurestore.definitions import FeatureView
+
+    objects = [
+        dataclasses.replace(o, schedule="30 6 * * *", freshness=timedelta(days=1))
+        if isinstance(o, FeatureView) and o.name == "customer_stats"
+        else o
+        for o in tiny_definitions()
+    ]
+    tiny_store.apply(objects, schema_resolver=LocalEngine(tiny_store).infer_schema)
+    with TestClient(create_app(tiny_store)) as ui:
+        page = text(ui.get("/views/customer_stats").text)
+    assert "Schedule 30 6 * * * (UTC; next due" in page, page
+    assert "Freshness 1 day" in page or "Freshness 1 d" in page, page
+    # Its data (March 2024) is far older than a day: stale by its freshness, not only by its TTL.
+    assert "stale freshness" in page, page
+    with TestClient(create_datamart_app(tiny_store)) as api:
+        body = api.get("/v1/feature-views/customer_stats").json()
+    assert body["schedule"] == "30 6 * * *" and body["freshness_seconds"] == 86400
+    due = datetime.fromisoformat(body["next_run_at"])
+    assert (due.hour, due.minute) == (6, 30) and datetime.now(UTC) < due <= datetime.now(UTC) + timedelta(days=1)
