@@ -18,18 +18,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePath
-from typing import Any, Literal, TypeAlias
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from featurestore.errors import DefinitionError
 from featurestore.expectations import Expectation, expectation_from_spec
 from featurestore.schedules import Schedule, schedule_from_spec, schedule_problems, schedule_to_spec
 from featurestore.types import ValueType
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-PandasTransformation: TypeAlias = Callable[[pd.DataFrame], pd.DataFrame]
+PandasTransformation: TypeAlias = "Callable[[pd.DataFrame], pd.DataFrame]"
 
 
 def _tuple_of_str(value: object, what: str) -> tuple[str, ...]:
@@ -281,7 +282,7 @@ class StoredTransformation:
     text: str
 
 
-Transformation: TypeAlias = str | PandasTransformation | StoredTransformation | None
+Transformation: TypeAlias = "str | PandasTransformation | StoredTransformation | None"
 
 
 def _transformation_text(t: Transformation) -> tuple[str, str]:

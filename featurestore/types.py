@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow loads on first use (``ValueType.arrow``, ``UTC_TIMESTAMP``), not with the definitions:
+# `import featurestore` and `featurestore --help` stay fast (tests/unit/test_startup.py).
 
 
 class ValueType(StrEnum):
@@ -18,7 +24,7 @@ class ValueType(StrEnum):
 
     @property
     def arrow(self) -> pa.DataType:
-        return _ARROW[self]
+        return _arrow_types()[self]
 
     @classmethod
     def parse(cls, value: ValueType | str) -> ValueType:
@@ -28,6 +34,8 @@ class ValueType(StrEnum):
 
     def accepts(self, arrow_type: pa.DataType) -> bool:
         """Whether a column of ``arrow_type`` can hold values of this type without loss of meaning."""
+        import pyarrow as pa
+
         if self is ValueType.INT64:
             return bool(pa.types.is_integer(arrow_type))
         if self is ValueType.FLOAT64:
@@ -41,15 +49,24 @@ class ValueType(StrEnum):
         return bool(pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type))
 
 
-UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+@cache
+def _arrow_types() -> dict[ValueType, pa.DataType]:
+    import pyarrow as pa
 
-_ARROW: dict[ValueType, pa.DataType] = {
-    ValueType.INT64: pa.int64(),
-    ValueType.FLOAT64: pa.float64(),
-    ValueType.STRING: pa.string(),
-    ValueType.BOOL: pa.bool_(),
-    ValueType.TIMESTAMP: UTC_TIMESTAMP,
-}
+    return {
+        ValueType.INT64: pa.int64(),
+        ValueType.FLOAT64: pa.float64(),
+        ValueType.STRING: pa.string(),
+        ValueType.BOOL: pa.bool_(),
+        ValueType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # UTC_TIMESTAMP (timestamp[us, UTC], how every time is stored): made with pyarrow when first imported.
+    if name == "UTC_TIMESTAMP":
+        return _arrow_types()[ValueType.TIMESTAMP]
+    raise AttributeError(f"module 'featurestore.types' has no attribute {name!r}")
 
 Int64 = ValueType.INT64
 Float64 = ValueType.FLOAT64
