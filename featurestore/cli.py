@@ -644,6 +644,11 @@ def _scheme(certfile: Path | None, keyfile: Path | None) -> str:
     is_flag=True,
     help="Require tokens even where featurestore.yaml leaves auth off (its auth.oidc settings still apply).",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="Log a line per request (default: datamart.access_log in featurestore.yaml, on).",
+)
 @_tls_options
 @click.pass_obj
 def serve(
@@ -653,6 +658,7 @@ def serve(
     workers: int,
     more_projects: tuple[Path, ...],
     require_auth: bool,
+    access_log: bool | None,
     ssl_certfile: Path | None,
     ssl_keyfile: Path | None,
 ) -> None:
@@ -685,6 +691,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=state.store().config.datamart.access_log if access_log is None else access_log,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )

@@ -92,3 +92,20 @@ def test_an_unexpected_error_prints_its_traceback_without_secrets(shop: Path, mo
     assert outcome.code == 1
     assert "RuntimeError" in outcome.err and "Traceback" in outcome.err
     assert "hunter2-very-secret" not in outcome.err
+
+
+def test_the_access_log_follows_the_project_file_unless_the_command_line_says(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.append(options))
+    monkeypatch.setenv("FEATURESTORE_PROJECT_DIR", "")  # serve sets it for the app: restored after the test
+    assert featurestore("-C", shop, "serve", "--port", "1").code == 0
+    assert featurestore("-C", shop, "serve", "--port", "1", "--no-access-log").code == 0
+    config = shop / "featurestore.yaml"
+    config.write_text(config.read_text() + "\ndatamart: {access_log: false}\n")
+    assert featurestore("-C", shop, "serve", "--port", "1").code == 0
+    assert featurestore("-C", shop, "serve", "--port", "1", "--access-log").code == 0
+    assert [o["access_log"] for o in seen] == [True, False, False, True]
