@@ -40,10 +40,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.runs import checkpoint, derive_online, settle_pending
+from etl.runs import checkpoint, derive_online, settle_pending, undo_publish
 from featurestore.auth import local_actor
 from featurestore.definitions import FeatureView
 from featurestore.errors import FeatureStoreError, InvalidRequestError, PushRejectedError, RunError
+from featurestore.registry.runs import PUSH_ENGINE
 from featurestore.schema import view_schema
 from featurestore.secrets import redact
 from featurestore.store import FeatureStore
@@ -52,8 +53,11 @@ from featurestore.types import UTC_TIMESTAMP
 
 log = logging.getLogger(__name__)
 
-ENGINE = "push"
+ENGINE = PUSH_ENGINE
 """The engine name pushes are recorded under in the run history."""
+PUSH_LOCK_WAIT = 10.0
+"""Seconds a push waits for a run of the same view to finish publishing before it is refused
+(503: push again); a datamart thread never waits longer."""
 
 MAX_ROWS_NAMED = 20
 """Rows listed by number in a refusal (all of them are counted)."""
@@ -63,7 +67,8 @@ MAX_ROWS_NAMED = 20
 class PushResult:
     """What a push did; recorded in the run history under ``push_id`` (engine ``push``)."""
 
-    push_id: str
+    push_id: str | None
+    """None for an empty batch: nothing was published or recorded."""
     view: str
     rows: int
     entities: int
@@ -74,36 +79,37 @@ class PushResult:
     timings: dict[str, float]
 
 
-def push(
-    store: FeatureStore, view_name: str, rows: Any, *, actor: str | None = None, validate: bool = True
-) -> PushResult:
+def push(store: FeatureStore, view_name: str, rows: Any, *, actor: str | None = None) -> PushResult:
     """Validate ``rows`` (an Arrow table, a pandas DataFrame, a list of row dicts or a dict of
     columns) and publish them offline, then online (module docs). ``actor`` is recorded in the
     audit log with the push's id (default: this process's user@host)."""
     t0 = time.perf_counter()
     view = store.get_feature_view(view_name)
     offline = store.offline_store
-    if not getattr(offline, "accepts_pushes", False):
-        raise RunError(
-            f"Feature view '{view.name}': pushing needs the Parquet offline store; the Hive offline store is "
-            "published by Spark runs only. Write the rows to the view's source and run it instead"
+    if not offline.accepts_pushes:
+        raise InvalidRequestError(
+            f"Feature view '{view.name}' cannot take pushes: its offline store (Hive) is published by Spark runs "
+            "only. Write the rows to the view's source and run it instead"
         )
     table = conform_rows(view, rows)
-    if validate:
-        check_rows(store, view, table)
+    check_rows(view, table)
     timings = {"validate_s": time.perf_counter() - t0}
     if table.num_rows == 0:
-        return PushResult("", view.name, 0, 0, 0, None, timings)
-    registry, project = store.registry, store.project
-    with offline.lock(view):
+        return PushResult(None, view.name, 0, 0, 0, None, timings)
+    registry, project, who = store.registry, store.project, actor or local_actor()
+    with offline.lock(view, timeout=PUSH_LOCK_WAIT):
         push_id = registry.start_run(project, view.name, engine=ENGINE, window_start=None, window_end=None)
+        audit = {"run_id": push_id, "rows": table.num_rows}
         try:
             result = _publish(store, view, table, push_id, timings)
         except BaseException as err:
             message = redact(str(err) if isinstance(err, FeatureStoreError) else f"{type(err).__name__}: {err}")
-            registry.finish_run(push_id, status="failed", timings=timings, error=f"{type(err).__name__}: {message}")
+            registry.finish_run(push_id, status="failed", timings=timings, error=message)
+            registry.record_audit(project, who, "push", f"feature_view:{view.name}", {**audit, "status": "failed"})
             log.error("push %s to feature view '%s' failed; nothing was published: %s", push_id, view.name, message)
-            raise
+            if isinstance(err, FeatureStoreError) or not isinstance(err, Exception):  # ours, or an interrupt
+                raise
+            raise RunError(f"Push to feature view '{view.name}' failed; nothing was published: {message}") from err
         registry.finish_run(
             push_id,
             status="succeeded",
@@ -115,11 +121,7 @@ def push(
             entities_affected=result.entities,
         )
     registry.record_audit(
-        project,
-        actor or local_actor(),
-        "push",
-        f"feature_view:{view.name}",
-        {"run_id": push_id, "rows": table.num_rows, "replaced": result.replaced},
+        project, who, "push", f"feature_view:{view.name}", {**audit, "status": "succeeded", "replaced": result.replaced}
     )
     timings["total_s"] = time.perf_counter() - t0
     log.info(
@@ -156,7 +158,7 @@ def _publish(
         entities = 0
         t = time.perf_counter()
         if view.online and not intent.empty:
-            entities = derive_online(store, view, intent.derive_keys, since=intent.since).written
+            entities = derive_online(store, view, intent.derive_keys, since=intent.derive_since).written
         timings["online_write_s"] = time.perf_counter() - t
         checkpoint("derived")
         offline.settle(view, push_id, online_complete=view.online)
@@ -176,23 +178,17 @@ def _publish(
 
 
 def _undo(store: FeatureStore, view: FeatureView, staged: Any) -> None:
-    """A failed push: staged files removed or, once committed, the previous files published again
-    and (best effort) online derived from them; if online is still failing, the intent stays
-    pending for the next push, run or repair."""
-    if not staged.committed:
-        staged.abort()
-        return
-    staged.revert()
-    if not view.online:
-        return
+    """:func:`etl.runs.undo_publish`, whose own failure is logged: the caller raises the push's error."""
     try:
-        for intent in store.offline_store.pending(view):
-            if intent.run_id == staged.run_id:
-                if not intent.empty:  # every date: the pushed rows are gone again
-                    derive_online(store, view, intent.derive_keys)
-                store.offline_store.settle(view, staged.run_id, online_complete=view.online)
-    except Exception as err:  # the store that failed the push, most likely
-        log.warning("feature view '%s': online not yet derived after the failed push: %s", view.name, redact(str(err)))
+        undo_publish(store, view, staged)
+    except Exception as err:
+        log.error(
+            "feature view '%s': undoing a failed push failed (%s); the next push, run or 'featurestore repair %s' "
+            "completes it",
+            view.name,
+            redact(str(err)),
+            view.name,
+        )
 
 
 # ---------------------------------------------------------------------- validation
@@ -311,12 +307,10 @@ def _uncastable(col: pa.ChunkedArray, to: pa.DataType) -> list[int]:
             pc.cast(pa.array([value]), to)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
             bad.append(i)
-            if len(bad) >= MAX_ROWS_NAMED:
-                break
     return bad
 
 
-def check_rows(store: FeatureStore, view: FeatureView, table: pa.Table) -> None:
+def check_rows(view: FeatureView, table: pa.Table) -> None:
     """One row per (entity, event time), and the view's blocking row-level expectations."""
     on = [*view.join_keys, view.timestamp_field]
     if table.num_rows > 1:
@@ -351,12 +345,14 @@ def check_rows(store: FeatureStore, view: FeatureView, table: pa.Table) -> None:
 
 
 def _positions(mask: pa.ChunkedArray | pa.Array) -> list[int]:
-    return [i for i, v in enumerate(mask.to_pylist()) if v][:MAX_ROWS_NAMED]
+    return [i for i, v in enumerate(mask.to_pylist()) if v]
 
 
 def _list(rows: Sequence[int]) -> str:
+    """The first :data:`MAX_ROWS_NAMED` rows, and how many more there are."""
     shown = ", ".join(str(r) for r in list(rows)[:MAX_ROWS_NAMED])
-    return shown + (", ..." if len(rows) > MAX_ROWS_NAMED else "")
+    more = len(rows) - MAX_ROWS_NAMED
+    return shown + (f" and {more:,} more ({len(rows):,} in all)" if more > 0 else "")
 
 
 # ---------------------------------------------------------------------- compaction

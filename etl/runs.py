@@ -241,7 +241,7 @@ def settle_pending(store: FeatureStore, view: FeatureView, *, progress: bool = F
                     keys,
                 )
                 keys = None
-            stats = derive_online(store, view, keys, progress=progress, since=intent.since if keys else None)
+            stats = derive_online(store, view, keys, progress=progress, since=intent.derive_since if keys else None)
             log.warning(
                 "feature view '%s': run %s was published offline but its online update was not known to be "
                 "complete; derived %d entities online from offline again (%d removed)",
@@ -494,15 +494,23 @@ def _publish(
 
 
 def _undo_publish(store: FeatureStore, view: FeatureView, staged: StagedPublish, run: _Run) -> None:
-    """A failed run's publish undone: staged files deleted, or, once committed, the previous
-    partitions published again and (best effort) online derived from them at once; if the
-    online store is still failing, the intent stays pending for the next run or a repair."""
+    """A failed run's publish undone (:func:`undo_publish`), saying so in its outcome."""
+    if undo_publish(store, view, staged):
+        run.outcome = "nothing was published: its offline publish was reverted and online derived from offline again"
+
+
+def undo_publish(store: FeatureStore, view: FeatureView, staged: StagedPublish) -> bool:
+    """A failed publish (a run's, a push's) undone: staged files deleted or, once committed, the
+    previous files published again and (best effort) online derived from them at once (every
+    date: the undone rows may have been the newest). If the online store is still failing, the
+    intent stays pending for the next run, push or repair. True when online was derived again.
+    An error deleting or reverting the files is raised (the caller must not hide its own)."""
     if not staged.committed:
         staged.abort()
-        return
+        return False
     staged.revert()
     if not view.online:
-        return
+        return False
     try:
         for intent in store.offline_store.pending(view):
             if intent.run_id == staged.run_id:
@@ -510,11 +518,12 @@ def _undo_publish(store: FeatureStore, view: FeatureView, staged: StagedPublish,
                     derive_online(store, view, intent.derive_keys)
                 complete = intent.everything or store.offline_store.online_complete(view)
                 store.offline_store.settle(view, staged.run_id, online_complete=complete)
-                run.outcome = (
-                    "nothing was published: its offline publish was reverted and online derived from offline again"
-                )
-    except Exception as err:  # the store that failed the run, most likely: the intent stays pending
-        log.warning("feature view '%s': online not yet derived after the failed run: %s", view.name, redact(str(err)))
+                return True
+    except Exception as err:  # the store that failed the publish, most likely: the intent stays pending
+        log.warning(
+            "feature view '%s': online not yet derived after the failed publish: %s", view.name, redact(str(err))
+        )
+    return False
 
 
 def _guard_row_drop(

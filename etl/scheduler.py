@@ -163,7 +163,7 @@ class Scheduler:
                 if not state.pending or (state.retry_at is not None and now < state.retry_at):
                     continue
                 due = state.pending[0]
-                watermark = registry.watermark(project, view.name)
+                watermark = registry.watermark(project, view.name, batch_only=True)
                 start = watermark
                 if start is None and self.settings.initial_window is not None:
                     start = due - self.settings.initial_window
@@ -220,11 +220,11 @@ class Scheduler:
         error: BaseException | None = None
         before: set[str] = set()
         try:
-            before = {r.id for r in registry.list_runs(project, attempt.view, limit=5)}
+            before = {r.id for r in registry.list_runs(project, attempt.view, limit=5, batch_only=True)}
             self.engine.run(attempt.view, start=attempt.start, end=attempt.due, definitions=definitions, progress=False)
         except Exception as err:
             error = err
-            if not {r.id for r in registry.list_runs(project, attempt.view, limit=5)} - before:
+            if not {r.id for r in registry.list_runs(project, attempt.view, limit=5, batch_only=True)} - before:
                 # Refused before the pipeline recorded a run (a definition not applied, say):
                 # recorded here, so that the history shows every attempt.
                 run_id = registry.start_run(
@@ -280,7 +280,7 @@ class Scheduler:
     def _last_handled(self, view: str) -> datetime | None:
         """The end of the window of the view's newest successful run that had one: due times
         after it were missed. None when no run had an end (it is due at once)."""
-        for run in self.store.registry.list_runs(self.store.project, view, limit=200):
+        for run in self.store.registry.list_runs(self.store.project, view, limit=200, batch_only=True):
             if run.status == "succeeded" and run.window_end is not None:
                 end = run.window_end
                 return end if end.tzinfo is not None else end.replace(tzinfo=UTC)

@@ -116,7 +116,7 @@ class AlertMonitor:
                 continue
             failed = incident.detail.get("run_started_at")
             failed_at = datetime.fromisoformat(failed) if isinstance(failed, str) else None
-            for run in self.registry.list_runs(self.project, incident.view, limit=50):
+            for run in self.registry.list_runs(self.project, incident.view, limit=50, batch_only=True):
                 # Times of the registry's own clock on both sides (the scheduler's may be another).
                 if run.status == "succeeded" and (failed_at is None or run.started_at > failed_at):
                     summary = f"Feature view '{incident.view}' ran successfully again (run {run.id[:8]})."
@@ -127,7 +127,7 @@ class AlertMonitor:
         """The scheduled run of ``view`` due at ``due`` failed its last attempt: open a
         ``run_failed`` incident, unless one is open. Never raises."""
         try:
-            runs = self.registry.list_runs(self.project, view, limit=1)
+            runs = self.registry.list_runs(self.project, view, limit=1, batch_only=True)
             error = redact(error)
             detail: dict[str, Any] = {
                 "summary": f"The scheduled run of feature view '{view}' due at {due.isoformat()} failed "

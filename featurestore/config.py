@@ -15,10 +15,19 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from featurestore.errors import ConfigError, did_you_mean
@@ -230,6 +239,9 @@ class WebhookChannelConfig(Settings):
     ``headers``: sent with each request (e.g. ``Authorization: Bearer ${HOOK_TOKEN}``), their
     values kept secret."""
 
+    SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"url", "headers"})
+    """Never quoted in an error (a URL without its scheme is still a token)."""
+
     type: Literal["webhook"] = "webhook"
     name: str = ""
     url: str = Field(min_length=1)
@@ -263,6 +275,19 @@ class EmailChannelConfig(Settings):
     starttls: bool = False
     ssl: bool = False
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"password"})
+
+    @model_validator(mode="after")
+    def _login_over_tls(self) -> EmailChannelConfig:
+        # A password sent in clear over the network: only to a server on this machine.
+        local = self.host in ("localhost", "127.0.0.1", "::1")
+        if self.username and not (self.starttls or self.ssl or local):
+            raise ValueError(
+                f"logs in to {self.host} as '{self.username}' without TLS, which would send the password in clear; "
+                "set starttls: true (port 587) or ssl: true (port 465)"
+            )
+        return self
 
 
 AlertChannelConfig = WebhookChannelConfig | EmailChannelConfig
@@ -603,12 +628,15 @@ def _config_error(
     key = f"{section}.{name}" if section and name else (name or section or None)
     kind = error["type"]
     fields = {(info.alias or field_name): info for field_name, info in model.model_fields.items()}
+    if kind == "value_error" and not name:  # a validator of the whole section (settings that go together)
+        return ConfigError(str(error.get("ctx", {}).get("error", error["msg"])), file=file, key=key)
     if kind in ("extra_forbidden", "invalid_key") or name not in fields:
         known = sorted(fields)
         return ConfigError(f"unknown key{unknown}.{did_you_mean(name, known)} Known keys: {known}", file=file, key=key)
     info = fields[name]
     expected = hints.get(name) or _expected(info.annotation)
-    given = f", got {redact_value(name, value[name])!r}" if name in value else ""
+    hidden = name in getattr(model, "SECRET_FIELDS", ())
+    given = f", got {redact_value(name, value[name])!r}" if name in value and not hidden else ""
     ctx = error.get("ctx", {})
     if name in value and kind in ("string_too_short", "too_short"):
         return ConfigError(f"must not be empty: {expected}{given}", file=file, key=key)

@@ -68,6 +68,7 @@ def __getattr__(name: str) -> Any:
         return _arrow_types()[ValueType.TIMESTAMP]
     raise AttributeError(f"module 'featurestore.types' has no attribute {name!r}")
 
+
 Int64 = ValueType.INT64
 Float64 = ValueType.FLOAT64
 String = ValueType.STRING

@@ -58,6 +58,12 @@ class PublishIntent:
         return None if self.everything else self.keys
 
     @property
+    def derive_since(self) -> datetime | None:
+        """What ``derive`` takes as ``since``: None (every date) unless the intent is a keys
+        file of entities that each have a row from ``since`` on (a push's)."""
+        return None if self.derive_keys is None else self.since
+
+    @property
     def empty(self) -> bool:
         return not self.everything and (self.keys is None or self.entities == 0)
 
@@ -98,7 +104,7 @@ class OfflineStore(Protocol):
     accepts_pushes: bool
     """Whether pushed rows may be published (``stage_push``); false for the Hive store."""
 
-    def lock(self, view: FeatureView) -> AbstractContextManager[None]: ...
+    def lock(self, view: FeatureView, *, timeout: float | None = None) -> AbstractContextManager[None]: ...
     def recover(self, view: FeatureView) -> list[Path]: ...
     def scratch_dir(self, view: FeatureView, run_id: str) -> Path: ...
     def stage(

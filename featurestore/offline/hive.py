@@ -29,11 +29,9 @@ engine attaches it), so only runs on Spark publish here.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -125,18 +123,11 @@ class HiveOfflineStore(ParquetOfflineStore):
         # A managed table's folder is named by the metastore, which lower-cases names.
         return self.root / (name.lower() if self.table_type == "managed" else name)
 
-    @contextmanager
-    def lock(self, view: FeatureView) -> Iterator[None]:
+    def lock_file(self, view: FeatureView) -> Path:
         """The view's publish lock, in a file beside (not inside) the view's folder: the
         metastore creates a managed table's folder and wants it empty."""
         self.root.mkdir(parents=True, exist_ok=True)
-        name = view if isinstance(view, str) else view.name
-        with open(self.root / f".{name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return self.root / f".{view.name}.lock"
 
     def table(self, view: FeatureView | str) -> str:
         """The view's table, quoted for Spark SQL: ``database``.``view``."""

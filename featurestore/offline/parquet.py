@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ from featurestore.sql import connect as duckdb_connect
 from featurestore.sql import quote as _quote
 
 MANIFEST = "_manifest.json"
+MAX_PUSH_FILES = 32
+"""Push files a date may hold: the push that would add one more folds them into the partition."""
 PUSHED_AT = "__pushed_at"
 """The column marking pushed rows in the view's files: when they were pushed (UTC)."""
 INTENTS = "_intents"
@@ -141,6 +144,9 @@ class ParquetStagedPublish:
     since: datetime | None = None
     """The intent's entities have no row changed before this time (a push): deriving them online
     reads only the partitions from its date on."""
+    push: bool = False
+    """A push: its commit keeps the files earlier commits replaced (a reader may still hold
+    them; pushes come seconds apart), for the next run or compaction to delete."""
     committed: bool = False
     done: bool = False
     previous: dict[str, Any] | None = None
@@ -367,13 +373,36 @@ class ParquetOfflineStore:
 
     # ------------------------------------------------------------------ publishing
 
-    @contextmanager
-    def lock(self, view: FeatureView) -> Iterator[None]:
-        """Hold the view's publish lock (a file lock): runs of one view stage and commit one at a time."""
+    def lock_file(self, view: FeatureView) -> Path:
+        """The file whose lock is the view's publish lock (:meth:`lock`)."""
         d = self.view_dir(view)
         d.mkdir(parents=True, exist_ok=True)
-        with open(d / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        return d / ".lock"
+
+    @contextmanager
+    def lock(self, view: FeatureView, *, timeout: float | None = None) -> Iterator[None]:
+        """Hold the view's publish lock (a file lock): runs of one view stage and commit one at a
+        time. ``timeout``: seconds to wait for it (None: as long as it takes), then
+        :class:`StoreUnavailableError`."""
+        path = self.lock_file(view)
+        with open(path, "w") as lock:
+            if timeout is None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            else:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise StoreUnavailableError(
+                                "offline store",
+                                str(self.view_dir(view)),
+                                f"feature view '{view.name}' is being published by a run, which held its lock for "
+                                f"{timeout:g} s; try again when the run is over",
+                            ) from None
+                        time.sleep(0.02)
             try:
                 yield
             finally:
@@ -474,15 +503,16 @@ class ParquetOfflineStore:
         """Stage pushed ``rows`` (the view's schema, validated: one row per entity and event
         time), invisible until committed. A date none of whose published rows has the entity and
         event time of a pushed row gets a new push file; a date where some do is rewritten with
-        the pushed rows replacing those (and its push files folded in). The intent is the pushed
-        entities, each with a row at or after the oldest pushed time (``since``)."""
+        the pushed rows replacing those (and its push files folded in), as is a date that holds
+        :data:`MAX_PUSH_FILES` push files already. The intent is the pushed entities, each with a
+        row at or after the oldest pushed time (``since``)."""
         base = self.view_dir(view)
         base.mkdir(parents=True, exist_ok=True)
         manifest = self._manifest(view)
         table = with_marker(rows, datetime.now(UTC))
         ts = table.column(view.timestamp_field)
         days = pc.strftime(ts, format="%Y-%m-%d")
-        staged = ParquetStagedPublish(self, view, run_id, None, None)
+        staged = ParquetStagedPublish(self, view, run_id, None, None, push=True)
         staged.everything = view.online and not self.online_complete(view)
         staged.rows = table.num_rows
         if table.num_rows:
@@ -493,7 +523,7 @@ class ParquetOfflineStore:
                 part = table.filter(pc.equal(days, day))
                 existing = self._day_files(view, manifest, day)
                 replaced = _overlapping(view, existing, part) if existing else 0
-                if replaced:
+                if replaced or len(manifest["pushed"].get(day, [])) >= MAX_PUSH_FILES:
                     previous = pa.concat_tables([read_marked(view, f) for f in existing])
                     kept = _not_recomputed(view, previous, part)
                     staged.rows_before += replaced
@@ -617,8 +647,10 @@ class ParquetOfflineStore:
             if merge:
                 keep = previous if fresh is None else _not_recomputed(view, previous, fresh)
             else:
+                # Rows outside the window stay as they are (pushed or not); inside it, the
+                # pushed rows the run has no row of the same entity and time of.
                 was_pushed = pc.is_valid(previous.column(PUSHED_AT))
-                kept_pushed = previous.filter(was_pushed)
+                kept_pushed = previous.filter(was_pushed if inside is None else pc.and_(was_pushed, inside))
                 if fresh is not None:
                     kept_pushed = _not_recomputed(view, kept_pushed, fresh)
                 outside = previous.filter(pc.invert(inside)) if inside is not None else None
@@ -690,8 +722,13 @@ class ParquetOfflineStore:
             pushed.setdefault(day, []).append(rel)
         # Files replaced by the previous run are no longer referenced by any manifest a
         # reader can still hold: delete them now; keep the ones this run replaces until next time.
-        for rel in manifest["superseded"]:
-            (base / rel).unlink(missing_ok=True)
+        # A push deletes nothing: it comes seconds after the last commit, when readers of the
+        # manifest before it may still be reading (runs and compactions come minutes apart).
+        if staged.push:
+            replaced = [*manifest["superseded"], *replaced]
+        else:
+            for rel in manifest["superseded"]:
+                (base / rel).unlink(missing_ok=True)
         previous = manifest.get("watermark")
         marks = [m for m in (staged.watermark, datetime.fromisoformat(previous) if previous else None) if m]
         now = datetime.now(UTC)
@@ -749,8 +786,11 @@ class ParquetOfflineStore:
             # The run's own files: unreferenced now, deleted at the next commit (a reader may
             # still hold the manifest that named them).
             "superseded": sorted(
-                {*staged.new_partitions.values(), *staged.new_pushed.values()}
-                - set(previous.get("partitions", {}).values())
+                set(previous.get("superseded", []))
+                | (
+                    {*staged.new_partitions.values(), *staged.new_pushed.values()}
+                    - set(previous.get("partitions", {}).values())
+                )
             ),
             # The run's rows are gone again: its entities' latest rows may now be older than its
             # ``since``, so their derivation reads every date.

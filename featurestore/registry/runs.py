@@ -17,6 +17,9 @@ from featurestore.registry.definitions import current_version
 from featurestore.registry.records import ConsistencyCheckRecord, RunRecord, RunTotals
 from featurestore.registry.schema import as_utc, consistency_t, now, run_quality_t, runs_t
 
+PUSH_ENGINE = "push"
+"""The engine pushes are recorded under in the run history (``etl/push.py``)."""
+
 
 class Runs:
     """The registry's runs, watermarks, quality records and consistency checks."""
@@ -138,23 +141,30 @@ class Runs:
         err.args = (str(err) + hint,)
         raise err
 
-    def list_runs(self, project: str, view: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """The project's (or view's) runs, newest first."""
+    def list_runs(
+        self, project: str, view: str | None = None, limit: int = 50, *, batch_only: bool = False
+    ) -> list[RunRecord]:
+        """The project's (or view's) runs, newest first; ``batch_only``: without pushes."""
         query = sa.select(runs_t).where(runs_t.c.project == project)
         if view is not None:
             query = query.where(runs_t.c.view == view)
+        if batch_only:
+            query = query.where(runs_t.c.engine != PUSH_ENGINE)
         with self._engine.connect() as conn:
             rows = conn.execute(query.order_by(runs_t.c.started_at.desc()).limit(limit))
             return [_run_record(r) for r in rows]
 
-    def watermark(self, project: str, view: str) -> datetime | None:
-        """The newest event time published by a successful run of the view."""
+    def watermark(self, project: str, view: str, *, batch_only: bool = False) -> datetime | None:
+        """The newest event time published by a successful run of the view (or push: a pushed
+        row is online data as fresh as any; ``batch_only``: by runs only, where the scheduler's
+        next window starts: a push must not skip source rows older than it)."""
+        query = sa.select(sa.func.max(runs_t.c.watermark)).where(
+            runs_t.c.project == project, runs_t.c.view == view, runs_t.c.status == "succeeded"
+        )
+        if batch_only:
+            query = query.where(runs_t.c.engine != PUSH_ENGINE)
         with self._engine.connect() as conn:
-            value = conn.execute(
-                sa.select(sa.func.max(runs_t.c.watermark)).where(
-                    runs_t.c.project == project, runs_t.c.view == view, runs_t.c.status == "succeeded"
-                )
-            ).scalar()
+            value = conn.execute(query).scalar()
         return as_utc(value)
 
     def watermarks(self, project: str) -> dict[str, datetime]:

@@ -284,3 +284,16 @@ def test_serve_require_auth_turns_auth_on_for_a_project_that_leaves_it_off(
     monkeypatch.delenv("FEATURESTORE_REQUIRE_AUTH")
     with TestClient(create_app_from_env()) as client:
         assert client.get("/v1/feature-views").status_code == 200
+
+
+def test_a_service_pushes_only_into_the_views_its_models_read(secured: Any) -> None:
+    client, _, tokens = secured
+    headers = {"Authorization": f"Bearer {tokens[SERVICE]}"}
+    row = {"customer_id": 99, "ts": "2024-03-05T00:00:00Z", "balance": 1.0, "overdrawn": False}
+    denied = client.post("/v1/push/customer_balance", json={"rows": [row]}, headers=headers)
+    assert denied.status_code == 403, denied.text
+    assert "customer_stats" in denied.json()["message"] and "customer_balance" in denied.json()["message"]
+    engineer = client.post(
+        "/v1/push/customer_balance", json={"rows": [row]}, headers={"Authorization": f"Bearer {tokens[ENGINEER]}"}
+    )
+    assert engineer.status_code == 200, engineer.text

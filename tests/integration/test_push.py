@@ -65,6 +65,12 @@ def test_pushes_interleave_with_runs_and_backfills(shop: Shop) -> None:
     shop.run(SPEND, D[1], D[13])
     shop.assert_consistent(SPEND, "run over the pushed rows")
     assert online_spend(shop, 4242) == (micros(D[12] + timedelta(hours=10)), 7.0)
+    # A window starting mid-day, between the two pushed rows of March 12 (as a scheduled run's,
+    # which starts at the watermark): the row before it stays once, the one in it is kept.
+    shop.run(SPEND, D[12] + timedelta(hours=9, minutes=30), D[14])
+    shop.assert_consistent(SPEND, "mid-day window")
+    shop.run(SPEND, D[12] + timedelta(hours=9, minutes=30), D[14])
+    shop.assert_consistent(SPEND, "mid-day window again")
     # An older pushed row does not move online back; a backfill (merge) keeps pushed rows too.
     shop.push(SPEND, [payment(4242, 3, 1, 1.0)])
     shop.assert_consistent(SPEND, "older push")

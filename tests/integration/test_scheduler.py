@@ -130,6 +130,29 @@ def test_runs_when_due_from_the_watermark(store: FeatureStore) -> None:
     sched.close()
 
 
+def test_pushes_neither_move_the_window_start_nor_skip_a_due_run(store: FeatureStore) -> None:
+    from etl.push import push
+
+    clock = Clock(utc(2024, 3, 1, 5, 30))
+    sched, _ = scheduler(store, clock)
+    sched.tick()
+    sched.join()
+    # A payment pushed with a time past the next due time (a clock ahead, say): the pushed row is
+    # the view's newest data, but the source rows between the watermark and 06:00 are not computed yet.
+    push(store, "rider_trips", [{"rider_id": 1, "ts": utc(2024, 3, 1, 6, 40), "fare": 9.5}])
+    assert store.registry.watermark(store.project, "rider_trips") == utc(2024, 3, 1, 6, 40)
+    clock.now = utc(2024, 3, 1, 6, 0, 5)
+    assert sched.tick() == [Attempt("rider_trips", utc(2024, 3, 1, 6), utc(2024, 3, 1, 4), 1)]
+    sched.join()
+    runs = [w for w in windows(store) if w[1] is not None or w[2] is not None]
+    assert runs[-1] == ("succeeded", utc(2024, 3, 1, 4), utc(2024, 3, 1, 6))
+    # The run kept the pushed row (its window ends before it) and published the source's 05:00.
+    offline = store.offline_store.read(store.get_feature_view("rider_trips"))
+    times = set(offline.column("ts").to_pylist())
+    assert utc(2024, 3, 1, 6, 40) in times and utc(2024, 3, 1, 5) in times
+    sched.close()
+
+
 def test_catch_up_after_downtime_is_bounded_and_oldest_first(store: FeatureStore) -> None:
     clock = Clock(utc(2024, 3, 1, 5, 30))
     first, _ = scheduler(store, clock)

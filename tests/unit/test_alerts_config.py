@@ -108,3 +108,25 @@ def test_a_wrong_alerts_section_names_the_key_and_what_to_do(alerts: Any, key: s
     assert raised.value.key == key
     assert words in str(raised.value)
     assert str(FILE) in str(raised.value)
+
+
+def test_a_mistyped_webhook_url_or_header_is_not_quoted_in_the_error() -> None:
+    with pytest.raises(ConfigError) as no_scheme:
+        load({"channels": [{"type": "webhook", "url": "hooks.slack.com/services/T0/B0/supersecrettoken"}]})
+    assert "http:// or https://" in str(no_scheme.value)
+    assert "supersecrettoken" not in str(no_scheme.value)
+    with pytest.raises(ConfigError) as header:
+        load(
+            {"channels": [{"type": "webhook", "url": "https://h.example.com/x", "headers": {"Authorization": 1234567}}]}
+        )
+    assert "1234567" not in str(header.value)
+
+
+def test_an_smtp_login_without_tls_is_refused_except_on_this_machine() -> None:
+    channel = {"type": "email", "host": "smtp.example.com", "from": "a@b.example", "to": ["x@y.example"]}
+    with pytest.raises(ConfigError) as clear:
+        load({"channels": [{**channel, "username": "fs", "password": "pw"}]})
+    assert "starttls: true" in str(clear.value) and "alerts.channels[0]" in str(clear.value)
+    assert "pw" not in str(clear.value).replace("password", "")
+    load({"channels": [{**channel, "username": "fs", "password": "pw", "starttls": True}]})
+    load({"channels": [{**channel, "host": "127.0.0.1", "username": "fs", "password": "pw"}]})
