@@ -28,13 +28,12 @@ of the same entity and event time: the source then wins. The next run of a date,
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -144,8 +143,10 @@ def _publish(
     t = time.perf_counter()
     # What a killed push or run left: marked abandoned, its unpublished files removed, its pending
     # online update derived before this push.
-    store.registry.abandon_runs(store.project, view.name, found_by=push_id)
-    offline.recover(view)
+    # A killed run or push always leaves a run record without an outcome (recorded before any file
+    # is written), so the folders are searched only then.
+    if store.registry.abandon_runs(store.project, view.name, found_by=push_id):
+        offline.recover(view)
     settle_pending(store, view)
     timings["recover_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -323,23 +324,17 @@ def check_rows(view: FeatureView, table: pa.Table) -> None:
                 f"row(s) {_list(dups)}; push one row per entity and time",
                 rows=dups,
             )
-    checks = [e for e in view.expectations if e.severity == "block" and e.row_level and e.kind != "gx"]
-    if not checks or table.num_rows == 0:
-        return
-    from quality.gate import failing_rows, validate  # Great Expectations: loaded on the first checked push
+    from quality.rows import ROW_LEVEL, failing_rows
 
-    now = datetime.now(UTC)
-    report = validate(view, table, reference_time=now, expectations=checks, examples=3)
-    if not report.blocked:
+    checks = [e for e in view.expectations if e.severity == "block" and isinstance(e, ROW_LEVEL)]
+    failed = failing_rows(view, table, checks) if checks and table.num_rows else {}
+    if not failed:
         return
-    failed = [r for r in report.results if not r.success]
-    # failing_rows pairs the report's results with view.expectations: give it the ones checked.
-    mask, _ = failing_rows(dataclasses.replace(view, expectations=tuple(checks)), table, report, reference_time=now)
-    bad = [int(i) for i in mask.nonzero()[0]]
+    bad = sorted({i for positions in failed.values() for i in positions})
+    what = "; ".join(f"{e.describe()} (row(s) {_list(rows)})" for e, rows in failed.items())
     raise PushRejectedError(
-        f"Rows pushed to feature view '{view.name}' fail its blocking expectation(s) "
-        f"{'; '.join(r.line() for r in failed)}: row(s) {_list(bad)}. Nothing was published; fix or drop "
-        "those rows and push again",
+        f"Rows pushed to feature view '{view.name}' fail its blocking expectation(s): {what}. Nothing was "
+        "published; fix or drop those rows and push again",
         rows=bad,
     )
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.definitions import FeatureView, FileSource
-from featurestore.sql import connect, quote
+from featurestore.sql import cursor, quote
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def window_text(start: datetime | None, end: datetime | None) -> str:
 def _range_of(paths: Sequence[Path | str], column: str, reader: str) -> DataRange | None:
     if not paths:
         return None
-    con = connect()
+    con = cursor()
     try:
         files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
         row = con.execute(

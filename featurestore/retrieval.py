@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from featurestore.definitions import FeatureService, FeatureView
 from featurestore.errors import InvalidRequestError, NotFoundError, UnreadableValueError, did_you_mean
 from featurestore.schema import to_utc_timestamp, view_schema
-from featurestore.sql import connect as duckdb_connect
+from featurestore.sql import cursor as duckdb_cursor
 from featurestore.sql import quote as _quote
 from featurestore.times import TIME_EXAMPLE, naive_time_message, parse_time_column
 
@@ -337,7 +337,7 @@ def training_set(
     row_id = _unused("__row_id", [*keys, *names.values()])
     spine_ts = _unused("__spine_ts", [*keys, *names.values(), row_id])
     row_q, ts_q = _quote(row_id), _quote(spine_ts)
-    con = duckdb_connect()
+    con = duckdb_cursor()
     try:
         work = pa.table(
             {
@@ -380,7 +380,7 @@ def as_of(
     """Every entity's latest row of the view at or before ``when``, within TTL unless ``include_expired``."""
     # A naive ``when`` is UTC, as everywhere in the store (``astimezone`` would take the machine's zone).
     when_naive = when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
-    con = duckdb_connect()
+    con = duckdb_cursor()
     try:
         con.register("fv", _view_relation(con, view, files, features))
         ts = _quote(view.timestamp_field)

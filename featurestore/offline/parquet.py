@@ -52,7 +52,7 @@ from featurestore.definitions import FeatureView
 from featurestore.errors import StoreUnavailableError
 from featurestore.offline import LatestRows, PublishIntent
 from featurestore.schema import view_schema
-from featurestore.sql import connect as duckdb_connect
+from featurestore.sql import cursor as duckdb_cursor
 from featurestore.sql import quote as _quote
 
 MANIFEST = "_manifest.json"
@@ -300,15 +300,13 @@ class ParquetOfflineStore:
         return [*([base / part] if part else []), *(base / rel for rel in manifest["pushed"].get(day, []))]
 
     def _files_between(self, view: FeatureView, start: datetime | None, end: datetime | None) -> list[Path]:
-        files = self.files(view)
-        if start is None and end is None:
-            return files
-        lo = start.date() if start else date.min
-        hi = end.date() if end else date.max
-        # The first folder below the view's is the date partition (``date=YYYY-MM-DD``), whatever
-        # lies below it (the Hive store keeps one folder per run there).
-        base = self.view_dir(view)
-        return [f for f in files if lo <= date.fromisoformat(f.relative_to(base).parts[0][5:]) <= hi]
+        """The files of the dates from ``start``'s to ``end``'s (each date's partition, then its
+        push files), chosen by the manifest's dates without listing the others."""
+        manifest = self._manifest(view)
+        lo = start.date().isoformat() if start else ""
+        hi = end.date().isoformat() if end else "~"
+        days = sorted(d for d in set(manifest["partitions"]) | set(manifest["pushed"]) if lo <= d <= hi)
+        return [f for d in days for f in self._day_files(view, manifest, d)]
 
     def read(self, view: FeatureView, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
         """Published rows with event time in ``[start, end)`` (all when not given), in the view's
@@ -338,7 +336,7 @@ class ParquetOfflineStore:
             columns = [c for c in columns if c in available]
         selected = ", ".join(f"t.{_quote(c)}" for c in columns)
         newest = f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f't.{_quote(k)}' for k in view.join_keys)} ORDER BY t.{ts} DESC) = 1"
-        con = duckdb_connect()
+        con = duckdb_cursor()
         try:
             if keys is None:
                 if not files:
@@ -591,7 +589,7 @@ class ParquetOfflineStore:
             conditions.append(f"{ts} < $end")
             params["end"] = staged.window_end
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        con = duckdb_connect()
+        con = duckdb_cursor()
         try:
             parts = []
             if old_files:
@@ -818,7 +816,7 @@ def _window_mask(
 def _overlapping(view: FeatureView, files: Sequence[Path], rows: pa.Table) -> int:
     """How many published rows in ``files`` have the entity and event time of a row of ``rows``."""
     on = ", ".join(_quote(c) for c in (*view.join_keys, view.timestamp_field))
-    con = duckdb_connect()
+    con = duckdb_cursor()
     try:
         con.register("pushed", rows.select([*view.join_keys, view.timestamp_field]))
         row = con.execute(f"SELECT count(*) FROM {_files_sql(files)} t SEMI JOIN pushed USING ({on})").fetchone()

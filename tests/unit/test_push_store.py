@@ -83,3 +83,32 @@ def test_a_date_with_many_push_files_is_folded_by_the_next_push(tmp_path: Path) 
     assert store.pushed_files(VIEW) == {}  # the last push folded the date's files into its partition
     table = store.read(VIEW)
     assert sorted(table.column("user_id").to_pylist()) == list(range(MAX_PUSH_FILES + 1))
+
+
+def test_a_lock_held_longer_than_the_timeout_is_refused_naming_the_view(tmp_path: Path) -> None:
+    import threading
+
+    import pytest
+
+    from featurestore.errors import StoreUnavailableError
+
+    store = ParquetOfflineStore(tmp_path / "offline")
+    held, release = threading.Event(), threading.Event()
+
+    def run_holding_the_lock() -> None:
+        with store.lock(VIEW):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=run_holding_the_lock)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(StoreUnavailableError) as refused, store.lock(VIEW, timeout=0.2):
+            pass
+        assert "feature view 'spend' is being published by a run" in str(refused.value)
+    finally:
+        release.set()
+        thread.join()
+    with store.lock(VIEW, timeout=0.2):  # free again
+        pass
