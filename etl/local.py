@@ -59,8 +59,12 @@ class LocalEngine:
             path = path if path.is_absolute() else self.root / path
             if not any(glob.iglob(str(path), recursive=True)):
                 raise RunError(f"Source '{source.name}': no file matches '{path}'; check the path in its definition")
-            reader = "read_parquet" if source.file_format == "parquet" else "read_csv_auto"
-            body = f"SELECT * FROM {reader}({_literal(path)})"
+            # Files of a glob matched by column name: one written before a column was added (or
+            # another view's output, whose pushed rows carry __pushed_at) reads the column as null.
+            if source.file_format == "parquet":
+                body = f"SELECT * FROM read_parquet({_literal(path)}, union_by_name = true)"
+            else:
+                body = f"SELECT * FROM read_csv_auto({_literal(path)})"
         elif isinstance(source, SqlSource):
             for up in source.sources:
                 self._register_source(con, up, lower=None, upper=upper, done=done)
