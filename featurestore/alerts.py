@@ -30,6 +30,7 @@ from featurestore.alert_channels import AlertChannel, AlertDeliveryError, AlertM
 from featurestore.config import AlertsConfig
 from featurestore.definitions import FeatureView
 from featurestore.registry import AlertIncident, Registry
+from featurestore.schedules import is_stale
 from featurestore.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,13 @@ class AlertMonitor:
                 "freshness_seconds": view.freshness.total_seconds(),
             }
             incident = open_stale.get(name)
-            if lag > view.freshness and incident is None:
+            if is_stale(watermark, view.freshness, view.ttl, now) and incident is None:
                 summary = (
                     f"Feature view '{name}' is stale: its newest published data (event time "
                     f"{watermark.isoformat()}) is {_duration(lag)} old, beyond its freshness of {_duration(view.freshness)}."
                 )
                 self._open_incident(name, "stale", now, {"summary": summary, **figures})
-            elif lag <= view.freshness and incident is not None:
+            elif not is_stale(watermark, view.freshness, view.ttl, now) and incident is not None:
                 summary = (
                     f"Feature view '{name}' is fresh again: its newest published data (event time "
                     f"{watermark.isoformat()}) is {_duration(lag)} old, within its freshness of {_duration(view.freshness)}."

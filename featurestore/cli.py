@@ -1009,19 +1009,20 @@ def _refuse_running(pid_file: Path) -> None:
 @click.pass_obj
 def schedule(state: _Context, as_json: bool) -> None:
     """List feature views with their schedule, freshness, last run, next due time and lag (now minus
-    the watermark); a view whose lag exceeds its freshness is flagged STALE."""
-    from featurestore.schedules import next_due, schedule_text
+    the watermark); a view whose lag exceeds its freshness is flagged STALE (one
+    that has published nothing has no lag). The last run is the last batch run, not a push."""
+    from featurestore.schedules import is_stale, next_due, schedule_text
 
     store = state.store()
     now = datetime.now(UTC)
     watermarks = store.registry.watermarks(store.project)
     rows: list[dict[str, Any]] = []
     for view in sorted(store.registry.list_feature_views(store.project), key=lambda v: v.name):
-        runs = store.registry.list_runs(store.project, view.name, limit=1)
+        runs = store.registry.list_runs(store.project, view.name, limit=1, batch_only=True)
         last = runs[0] if runs else None
         watermark = watermarks.get(view.name)
         lag = now - watermark if watermark else None
-        stale = view.freshness is not None and (lag is None or lag > view.freshness)
+        stale = view.freshness is not None and is_stale(watermark, view.freshness, view.ttl, now)
         rows.append(
             {
                 "view": view.name,

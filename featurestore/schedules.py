@@ -49,6 +49,19 @@ def schedule_problems(view: str, schedule: Schedule | None, freshness: timedelta
     return problems
 
 
+def overdue_after(freshness: timedelta | None, ttl: timedelta) -> timedelta:
+    """The age beyond which a view's newest data is stale: its ``freshness``, else its TTL."""
+    return freshness if freshness is not None else ttl
+
+
+def is_stale(newest: datetime | None, freshness: timedelta | None, ttl: timedelta, now: datetime) -> bool:
+    """Whether a view whose newest published event time is ``newest`` is stale at ``now``: older
+    than :func:`overdue_after`. A view that has published nothing is not stale (it has no lag, as
+    in the metrics; failing runs are what says it is not being fed). The one rule of the UI, the
+    CLI's ``schedule``, the alerts and the catalog."""
+    return newest is not None and now - newest > overdue_after(freshness, ttl)
+
+
 def schedule_text(schedule: Schedule | None) -> str:
     """A schedule as people read it: the cron expression, or ``every 1:00:00``."""
     if schedule is None:

@@ -21,6 +21,7 @@ from featurestore.config import ProjectConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source
 from featurestore.errors import NotFoundError
 from featurestore.registry import AlertIncident, ModelRecord, Registry, RunRecord
+from featurestore.schedules import is_stale
 from featurestore.secrets import is_secret_name, redact_url
 from registry_ui import charts
 from registry_ui.formats import number_text
@@ -173,7 +174,7 @@ def search_page(
     reads = feature_reads(registry, project, days=POPULARITY_DAYS, now=now)
     hits = search_catalog(entries, q, tag=tag or None, owner=owner or None, kind=kind or None, reads=reads)
     watermarks = registry.watermarks(project)
-    ttls = {v.name: v.ttl for v in registry.list_feature_views(project)}
+    limits = {v.name: (v.freshness, v.ttl) for v in registry.list_feature_views(project)}
     results = []
     for hit in hits:
         e = hit.entry
@@ -193,7 +194,7 @@ def search_page(
                 entities=e.entities,
                 reads=reads.get(e.name, 0),
                 freshness=newest,
-                stale=newest is not None and view in ttls and now - newest > ttls[view],
+                stale=view in limits and is_stale(newest, *limits[view], now),
             )
         )
     kinds: dict[str, int] = {}
@@ -456,7 +457,7 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
         newest_event=newest,
         last_success=last_success,
         last_run=runs[0] if runs else None,
-        stale=newest is not None and now - newest > (view.freshness or view.ttl),
+        stale=is_stale(newest, view.freshness, view.ttl, now),
         runs=run_rows,
         offline_location=_store_location(config.offline_store, view, config),
         online_location=_store_location(config.online_store, view, config) if view.online else [],
