@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from datamart.app import create_app
@@ -27,7 +24,7 @@ from featurestore.config import CONFIG_FILE_NAME
 from featurestore.errors import InvalidRequestError
 from featurestore.store import FeatureStore
 from registry_ui.app import create_app as create_ui_app
-from tests.api.conftest import TestClient, build_project
+from tests.api.conftest import TestClient, build_project, serving
 
 MAX_BODY = 4096
 MAX_UPLOAD = 16384
@@ -139,22 +136,8 @@ def test_chunked_body_without_content_length_is_counted(limited: TestClient) -> 
 
 @pytest.fixture(scope="module")
 def limited_url(limited_store: FeatureStore) -> Iterator[str]:
-    config = uvicorn.Config(
-        create_app(limited_store), host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="limited-datamart", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test datamart server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(limited_store)) as url:
+        yield url
 
 
 def test_a_real_server_stops_reading_a_chunked_body_past_the_limit(limited_url: str) -> None:
