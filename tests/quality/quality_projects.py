@@ -14,7 +14,7 @@ expectations; ``BAD`` adds three rows that fail them:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ import yaml
 
 from etl.local import LocalEngine
 from etl.runs import RunResult
+from featurestore import Bool, Entity, Feature, FileSource, Float64, Int64, String
 from featurestore.config import CONFIG_FILE_NAME, render_default_config
 from featurestore.definitions import FeatureView
+from featurestore.expectations import Expectation
 from featurestore.project_files import load_definitions
 from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
@@ -85,6 +87,24 @@ accounts = FeatureView(
     expectations=({expectations}),
 )
 """
+
+
+def accounts(*expectations: Expectation) -> FeatureView:
+    """The ``accounts`` view of the rows below (as the project's), with ``expectations``."""
+    return FeatureView(
+        name="accounts",
+        entities=(Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,)),),
+        source=FileSource(name="accounts_source", path="data/accounts.parquet", timestamp_field="ts"),
+        timestamp_field="ts",
+        ttl=timedelta(days=30),
+        features=(
+            Feature("balance", Float64),
+            Feature("segment", String),
+            Feature("n", Int64),
+            Feature("active", Bool),
+        ),
+        expectations=expectations,
+    )
 
 
 def table(rows: Sequence[Row]) -> pa.Table:

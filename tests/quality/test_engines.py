@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from quality_projects import BAD, CLEAN, FAILING, Row, table, utc
+from quality_projects import BAD, CLEAN, FAILING, Row, accounts, table, utc
 
-from featurestore import Bool, Entity, Feature, FeatureView, FileSource, Float64, Int64, String
+from featurestore import FeatureView
 from featurestore.expectations import (
-    Expectation,
     Fresh,
     GxExpectation,
     InRange,
@@ -36,26 +35,6 @@ from quality.report import QualityReport
 ENGINES = ("local", "spark")
 SPARK_SCHEMA = "customer_id long, ts timestamp, balance double, segment string, n long, active boolean"
 AT = utc(2024, 3, 3)  # freshness is judged at this time
-
-customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
-source = FileSource(name="accounts_source", path="data/accounts.parquet", timestamp_field="ts")
-
-
-def accounts(*expectations: Expectation) -> FeatureView:
-    return FeatureView(
-        name="accounts",
-        entities=(customer,),
-        source=source,
-        timestamp_field="ts",
-        ttl=timedelta(days=30),
-        features=(
-            Feature("balance", Float64),
-            Feature("segment", String),
-            Feature("n", Int64),
-            Feature("active", Bool),
-        ),
-        expectations=expectations,
-    )
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,10 @@ checks) fail exactly the rows Great Expectations fails (``quality.gate``, what a
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 
 import pyarrow as pa
-from quality_projects import BAD, table, utc
+from quality_projects import BAD, accounts, table, utc
 
-from featurestore import Bool, Entity, Feature, FeatureView, FileSource, Float64, Int64, String
 from featurestore.expectations import InRange, InSet, MatchesRegex, NotNull, UniqueKeys
 from quality import gate, rows
 
@@ -28,23 +26,6 @@ EXPECTATIONS = (
 )
 
 
-def accounts() -> FeatureView:
-    return FeatureView(
-        name="accounts",
-        entities=(Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,)),),
-        source=FileSource(name="accounts_source", path="data/accounts.parquet", timestamp_field="ts"),
-        timestamp_field="ts",
-        ttl=timedelta(days=30),
-        features=(
-            Feature("balance", Float64),
-            Feature("segment", String),
-            Feature("n", Int64),
-            Feature("active", Bool),
-        ),
-        expectations=EXPECTATIONS,
-    )
-
-
 def test_arrow_and_great_expectations_fail_the_same_rows() -> None:
     data = table(
         [
@@ -55,7 +36,7 @@ def test_arrow_and_great_expectations_fail_the_same_rows() -> None:
             (9, utc(2024, 3, 2), float("nan"), "Mass", 7, True),
         ]
     )
-    view = accounts()
+    view = accounts(*EXPECTATIONS)
     at = utc(2024, 3, 3)
     report = gate.validate(view, data, reference_time=at)
     by_arrow = rows.failing_rows(view, data, EXPECTATIONS)
@@ -71,5 +52,5 @@ def test_arrow_and_great_expectations_fail_the_same_rows() -> None:
 
 def test_a_clean_batch_fails_nothing() -> None:
     data = table([(1, utc(2024, 3, 1), 50.0, "mass", 2, True)])
-    assert rows.failing_rows(accounts(), data, EXPECTATIONS[:-1]) == {}
+    assert rows.failing_rows(accounts(*EXPECTATIONS), data, EXPECTATIONS[:-1]) == {}
     assert isinstance(data, pa.Table)
