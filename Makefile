@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 DEV_STAMP  := $(VENV)/.installed
 
-.PHONY: install install-demo demo ui bin test test-fast lint clean
+.PHONY: install install-demo demo ui bin test test-fast lint bench clean
 
 # uv installs the project: the venv's pip installs uv itself (one wheel, ~3 s), then uv resolves,
 # downloads in parallel and installs. Measured on a fresh clone with empty caches: the demo extra
@@ -65,6 +65,14 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## bench: the issue's performance targets in one table (ours, floor, ratio, met); quick by default,
+## `make bench BENCH_ARGS=--full` for 10M/30M rows (see bench/README.md). Redis on a port of its own.
+BENCH_ARGS ?= --quick
+bench: | $(DEV_STAMP)
+	REDIS_PORT=16380 infra/redis/start.sh
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS) --redis-port 16380; status=$$?; \
+	REDIS_PORT=16380 infra/redis/stop.sh; exit $$status
 
 clean:
 	rm -rf $(VENV) examples/bank/data .pytest_cache .mypy_cache .ruff_cache

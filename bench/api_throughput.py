@@ -15,9 +15,12 @@ FastAPI endpoint doing one Redis read, under the same bounded load". This script
    prints req/s and latency p50/p99 per repetition, the medians, and datamart/trivial.
 
     REDIS_PORT=16380 infra/redis/start.sh
-    .venv/bin/python bench/api_throughput.py --redis-port 16380 [--variants datamart,trivial,datamart-no-usage]
+    .venv/bin/python bench/api_throughput.py --redis-port 16380 [--variants datamart,trivial,datamart-no-usage] [--json]
 
-``datamart-no-usage`` is the datamart with its usage log replaced by a no-op: the difference to
+``serve`` is the command itself, ``featurestore -C <project> serve --port N`` as the README
+starts it (its own uvicorn settings: log level info, the access log as ``datamart.access_log``
+says, on by default); compare it with ``trivial`` under uvicorn's defaults too
+(``--log-level info --access-log``). ``datamart-no-usage`` is the datamart with its usage log replaced by a no-op: the difference to
 ``datamart`` is what recording every read in the registry costs. Needs Debian's ``wrk``
 (``apt-get install wrk``). Requests go to 127.0.0.1 only, for a bounded time.
 """
@@ -25,6 +28,7 @@ FastAPI endpoint doing one Redis read, under the same bounded load". This script
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -240,6 +244,9 @@ def start_server(name: str, app: str, env: dict[str, str], opts: list[str], log_
     port = free_port()
     log = log_dir / f"{name}.log"
     cmd = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port), *opts]
+    if app == SERVE:  # the command itself, as the README starts it: its own uvicorn settings
+        featurestore = str(Path(sys.executable).with_name("featurestore"))
+        cmd = [featurestore, "-C", env["FEATURESTORE_PROJECT_DIR"], "serve", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     return Server(name, port, proc, log)
@@ -333,8 +340,10 @@ def run_wrk(wrk: str, port: int, script: Path, threads: int, connections: int, s
 # ---------------------------------------------------------------------- main
 
 
+SERVE = "featurestore serve"
 APPS = {
     "datamart": "datamart.app:create_app_from_env",
+    "serve": SERVE,
     "datamart-no-usage": "api_throughput:create_datamart_without_usage",
     "trivial": "api_throughput:create_trivial_app",
 }
@@ -353,8 +362,19 @@ def main() -> None:
     parser.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop when installed)")
     parser.add_argument("--http", default="auto", help="uvicorn --http (auto: httptools when installed)")
     parser.add_argument("--access-log", action="store_true", help="keep uvicorn's access log on (both servers)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn --log-level (info: uvicorn's default)")
     parser.add_argument("--keep-keys", action="store_true", help="leave the workload's keys in Redis")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the rest goes to stderr)")
     args = parser.parse_args()
+    if args.json:
+        with contextlib.redirect_stdout(sys.stderr):
+            figures = run(args)
+        print(json.dumps(figures))
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
 
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -368,7 +388,7 @@ def main() -> None:
 
     redis_url = f"redis://{args.redis_host}:{args.redis_port}/0"
     loop, http = uvicorn_options(args.loop, args.http)
-    opts = ["--workers", "1", "--loop", loop, "--http", http, "--log-level", "warning"]
+    opts = ["--workers", "1", "--loop", loop, "--http", http, "--log-level", args.log_level]
     if not args.access_log:
         opts.append("--no-access-log")
     features = json.dumps([f"{VIEW_NAME}:{f}" for f in FEATURES])
@@ -395,7 +415,7 @@ def main() -> None:
             probe = {"features": json.loads(features), "entities": {"customer_id": [42]}}
             for v, server in servers.items():
                 answer = wait_ready(server, probe)
-                if v.startswith("datamart") and answer["features"]["f0"]["statuses"] != ["present"]:
+                if v != "trivial" and answer["features"]["f0"]["statuses"] != ["present"]:
                     raise RuntimeError(f"{v} did not find entity 42: {answer}")
                 if v == "trivial" and answer["value"] is None:
                     raise RuntimeError(f"trivial app did not find entity 42 under {PROJECT}:{VIEW_NAME}:42")
@@ -434,6 +454,7 @@ def main() -> None:
         print(f"medians of {args.reps} runs", flush=True)
         medians: dict[str, float] = {}
         cpu_medians: dict[str, float] = {}
+        figures: dict[str, Any] = {"reps": args.reps, "duration_s": args.duration, "loop": loop, "http": http}
         for v, rs in results.items():
             medians[v] = statistics.median(r.rps for r in rs)
             p50 = statistics.median(r.p50_ms for r in rs)
@@ -442,6 +463,8 @@ def main() -> None:
             cpu = statistics.median(cpus) if cpus else None
             if cpu is not None:
                 cpu_medians[v] = cpu
+            errors = sum(r.errors for r in rs)
+            figures[v] = {"rps": round(medians[v], 1), "p50_ms": p50, "p99_ms": p99, "cpu_us": cpu, "errors": errors}
             print(
                 f"  {v:18} {medians[v]:8.1f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  server CPU {fmt_us(cpu)}/req",
                 flush=True,
@@ -460,6 +483,7 @@ def main() -> None:
         report_usage(project_dir)
         if not args.keep_keys:
             delete_keys(redis_url)
+    return figures
 
 
 def fmt_us(us: float | None) -> str:

@@ -12,7 +12,11 @@ The workload: ``events`` with an int64 ``customer_id`` (``--entities`` of them),
 time (unique per row, spread over 30 days) and 8 float64 values; the view ``bench_events`` keeps
 every row with two computed columns (10 features), so the offline store gets every row and the
 online store the newest row of each entity; it declares 11 expectations, so each run also pays
-the quality gate and the run's statistics, printed apart as a share of the run. Spark runs ``local[*]`` with
+the quality gate and the run's statistics, printed apart as a share of the run. ``--online sqlite,redis`` runs each
+size once per online store (Redis at ``--redis-url``, keys under a prefix of the run's own,
+removed after it); ``--floor`` then publishes the same rows by bench/etl_floor.py's floor (the
+least code that leaves the same files and online values), checks that they are the same and
+prints our run's time over the floor's. Spark runs ``local[*]`` with
 ``--spark-driver-memory`` (4g by default: 10M rows do not fit Spark's default 1g comfortably).
 Rows per second count the run (compute, offline, online, publish), not the Spark session's start,
 printed apart. On a 2-core machine, run nothing beside it.
@@ -142,8 +146,11 @@ class PeakMemory:
         self._thread.join()
 
 
-def child(engine_name: str, data: Path, driver_memory: str, rerun_days: int) -> dict[str, Any]:
-    """One run in a fresh project beside ``data``; returns its figures."""
+def child(
+    engine_name: str, data: Path, driver_memory: str, rerun_days: int, online: str = "sqlite", floor: bool = False
+) -> dict[str, Any]:
+    """One run in a fresh project beside ``data``; returns its figures. ``online``: ``sqlite`` or
+    a Redis URL. ``floor``: then bench/etl_floor.py publishes the same rows, timed and compared."""
     from etl.local import LocalEngine
     from featurestore.project_files import load_definitions
     from featurestore.store import FeatureStore
@@ -153,10 +160,13 @@ def child(engine_name: str, data: Path, driver_memory: str, rerun_days: int) -> 
         root = Path(tmp)
         (root / "events.parquet").symlink_to(data)
         (root / "features.py").write_text(FEATURES_PY)
+        online_yaml = "{type: sqlite, path: online.db}" if online == "sqlite" else f"{{type: redis, url: '{online}'}}"
+        # The project names the Redis keys' prefix: one of its own, removed at the end.
         (root / "featurestore.yaml").write_text(
-            "project: bench\ndefinitions: [features.py]\nregistry: sqlite:///registry.db\n"
-            "offline_store: {type: parquet, path: offline}\nonline_store: {type: sqlite, path: online.db}\n"
+            f"project: bench_etl_{os.getpid()}\ndefinitions: [features.py]\nregistry: sqlite:///registry.db\n"
+            f"offline_store: {{type: parquet, path: offline}}\nonline_store: {online_yaml}\n"
         )
+        floor_figures: dict[str, Any] = {}
         with PeakMemory() as memory, FeatureStore(root) as store:
             objects = load_definitions(store.config)
             store.apply(objects)
@@ -185,6 +195,21 @@ def child(engine_name: str, data: Path, driver_memory: str, rerun_days: int) -> 
                     VIEW, start=end - timedelta(days=rerun_days), end=end, definitions=views, progress=False
                 )
                 reruns.append((time.perf_counter() - t0, again.timings.get("online_write_s", 0.0)))
+            peak = memory.peak
+            if floor:
+                sys.path.append(str(Path(__file__).resolve().parent))  # after the project's ``etl``, imported by now
+                from etl_floor import compare, floor_run, floor_view
+
+                view = views[VIEW]
+                timings = floor_run(floor_view(view), view.source.name, data, root / "floor", store.online_store)
+                problems = compare(view, store.offline_store.files(view), root / "floor", store.online_store)
+                floor_figures = {"floor_s": round(timings["total_s"], 2), "floor_timings": timings}
+                floor_figures["same_output"] = not problems
+                floor_figures["differences"] = problems
+            if online != "sqlite":
+                client = store.online_store._client  # the bench's own keys, by their prefix
+                for key in client.scan_iter(match=f"{store.project}:*", count=10_000):
+                    client.unlink(key)
         rerun_s = statistics.median(r[0] for r in reruns) if reruns else 0.0
         rerun_online_s = statistics.median(r[1] for r in reruns) if reruns else 0.0
         return {
@@ -194,10 +219,12 @@ def child(engine_name: str, data: Path, driver_memory: str, rerun_days: int) -> 
             "run_s": round(run_s, 2),
             "rows_per_s": round(result.rows_offline / run_s),
             "session_start_s": round(session_s, 2),
-            "peak_rss_mb": round(memory.peak / 2**20),
+            "online": "sqlite" if online == "sqlite" else "redis",
+            "peak_rss_mb": round(peak / 2**20),
             "timings": {k: round(v, 2) for k, v in result.timings.items()},
             "rerun_s": round(rerun_s, 3),
             "rerun_online_s": round(rerun_online_s, 3),
+            **floor_figures,
         }
 
 
@@ -208,27 +235,37 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--spark-driver-memory", default="4g")
     parser.add_argument("--rerun-days", type=int, default=3, help="re-run the last N days' window (0: no re-run)")
+    parser.add_argument("--online", default="sqlite", help="comma-separated: sqlite and/or redis")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:16380/0")
+    parser.add_argument("--floor", action="store_true", help="also time bench/etl_floor.py's floor (local engine)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per run")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.data, args.spark_driver_memory, args.rerun_days)))
+        online = "sqlite" if args.online == "sqlite" else args.redis_url
+        print(json.dumps(child(args.child, args.data, args.spark_driver_memory, args.rerun_days, online, args.floor)))
         return
-    print(
-        f"{'engine':6} {'rows':>11} {'online':>8} {'run s':>8} {'rows/s':>10} {'peak RSS':>10} {'session s':>9}"
-        f"  {'quality: validate + statistics (share of the run)'}  {'re-run of the last days: run / online (median)'}"
-    )
+    if not args.json:
+        print(
+            f"{'engine':6} {'store':6} {'rows':>11} {'online':>8} {'run s':>8} {'rows/s':>10} {'peak RSS':>10} {'session s':>9}"
+            f"  {'floor s (ratio)':>16}  {'quality: validate + statistics (share of the run)'}  {'re-run of the last days: run / online (median)'}"
+        )
     with tempfile.TemporaryDirectory(prefix="bench-etl-data-") as tmp:
         for rows in (int(r) for r in args.rows.split(",")):
             data = Path(tmp) / f"events-{rows}.parquet"
             generate(data, rows, args.entities)
-            for engine in args.engines.split(","):
-                cmd = [sys.executable, __file__, "--child", engine, "--data", str(data)]
+            for engine, online in ((e, o) for e in args.engines.split(",") for o in args.online.split(",")):
+                cmd = [sys.executable, __file__, "--child", engine, "--data", str(data), "--online", online]
                 cmd += ["--spark-driver-memory", args.spark_driver_memory, "--rerun-days", str(args.rerun_days)]
+                cmd += ["--redis-url", args.redis_url] + (["--floor"] if args.floor and engine == "local" else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
-                    print(f"{engine:6} {rows:>11,} failed:\n{proc.stderr[-3000:]}")
+                    print(f"{engine:6} {rows:>11,} {online} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                    if args.json:
+                        print(
+                            json.dumps({"engine": engine, "online": online, "rows": rows, "error": proc.stderr[-500:]})
+                        )
                     continue
                 figures = json.loads(proc.stdout.strip().splitlines()[-1])
                 if args.json:
@@ -237,13 +274,20 @@ def main() -> None:
                 timings = figures["timings"]
                 quality_s = timings.get("validate_s", 0.0) + timings.get("statistics_s", 0.0)
                 print(
-                    f"{engine:6} {figures['rows']:>11,} {figures['rows_online']:>8,} {figures['run_s']:>8.1f} "
+                    f"{engine:6} {figures['online']:6} {figures['rows']:>11,} {figures['rows_online']:>8,} {figures['run_s']:>8.1f} "
                     f"{figures['rows_per_s']:>10,} {figures['peak_rss_mb']:>7,} MB {figures['session_start_s']:>9.1f}"
-                    f"  {timings.get('validate_s', 0.0):.2f} s + {timings.get('statistics_s', 0.0):.2f} s"
+                    f"  {floor_cell(figures):>16}  {timings.get('validate_s', 0.0):.2f} s + {timings.get('statistics_s', 0.0):.2f} s"
                     f" ({quality_s / figures['run_s']:.0%})"
                     f"  {figures['rerun_s']:.2f} s / {figures['rerun_online_s']:.2f} s"
                 )
             data.unlink()
+
+
+def floor_cell(figures: dict[str, Any]) -> str:
+    if "floor_s" not in figures:
+        return "-"
+    same = "" if figures["same_output"] else " DIFFERS"
+    return f"{figures['floor_s']:.1f} ({figures['run_s'] / figures['floor_s']:.2f}x){same}"
 
 
 if __name__ == "__main__":

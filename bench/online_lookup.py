@@ -20,6 +20,7 @@ bench/api_throughput.py (it needs wrk).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -191,7 +192,13 @@ def bench_store(kind: str, table: pa.Table, tmp: Path, args: argparse.Namespace,
             line(name, p, f"{p[0] / large[raw100_name][0]:.2f}x {raw100_name} p50")
         else:
             line(name, p)
-    summary[kind] = {"ours1": small[ours1], "raw1": small[raw1_name], "ours100": large[ours100]}
+    summary[kind] = {
+        "ours1": small[ours1],
+        "raw1": small[raw1_name],
+        "ours100": large[ours100],
+        "raw100": large[raw100_name],
+        "raw100_name": raw100_name,
+    }
     if args.api:
         bench_api(kind, tmp, refs, keys1, keys100, args, summary)
     fs.close()
@@ -300,7 +307,17 @@ def main() -> None:
     parser.add_argument("--feast", action="store_true", help="also measure Feast on the same Redis (needs .venv-feast)")
     parser.add_argument("--n1", type=int, default=3000, help="timed 1-entity lookups per function")
     parser.add_argument("--n100", type=int, default=500, help="timed 100-entity lookups per function")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the rest goes to stderr)")
     args = parser.parse_args()
+    if args.json:
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = run(args)
+        print(json.dumps({"unit": "ms", "n1": args.n1, "n100": args.n100, "stores": summary}))
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     table = workload()
     print(f"workload: {ENTITIES:,} entities x {len(FEATURES)} float features; our calls interleaved with the raw ones")
     summary: dict[str, Any] = {}
@@ -327,6 +344,7 @@ def main() -> None:
             f"{f100 / ours:.1f}x faster (target >= 10x): {'met' if f100 / ours >= 10 else 'NOT met'}"
         )
     print("  HTTP throughput against a trivial FastAPI endpoint: bench/api_throughput.py")
+    return summary
 
 
 if __name__ == "__main__":
