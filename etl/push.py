@@ -20,8 +20,9 @@ If the online store fails, the offline publish is reverted and the push is refus
 nothing that was not acknowledged stays, and a retry is safe. A process killed mid-push leaves
 either nothing or a committed intent the next push, run or ``featurestore repair`` completes.
 
-**Pushes and runs.** They take turns on the view's lock (a push waits for a run of the same view
-in progress). A later run over a window keeps the pushed rows in it unless the run computes a row
+**Pushes and runs.** A push takes the view's publish lock, which a run holds only to recover
+and to publish (stage, commit, derive online): pushes go on while a run computes, and wait (at
+most :data:`PUSH_LOCK_WAIT` s, then 503) while it publishes. A later run over a window keeps the pushed rows in it unless the run computes a row
 of the same entity and event time: the source then wins. The next run of a date, or
 ``featurestore compact VIEW``, folds that date's push files into its partition.
 """
@@ -138,15 +139,16 @@ def push(store: FeatureStore, view_name: str, rows: Any, *, actor: str | None = 
 def _publish(
     store: FeatureStore, view: FeatureView, table: pa.Table, push_id: str, timings: dict[str, float]
 ) -> PushResult:
-    """Stage, commit, derive online and settle (the caller holds the view's lock)."""
+    """Stage, commit, derive online and settle (the caller holds the publish lock)."""
     offline = store.offline_store
     t = time.perf_counter()
     # What a killed push or run left: marked abandoned, its unpublished files removed, its pending
     # online update derived before this push.
-    # A killed run or push always leaves a run record without an outcome (recorded before any file
-    # is written), so the folders are searched only then.
-    if store.registry.abandon_runs(store.project, view.name, found_by=push_id):
-        offline.recover(view)
+    # A killed push always leaves a record without an outcome (recorded before any file is
+    # written), so the folders are searched only then; for files nothing names (a killed run's
+    # scratch folder is its next run's to remove: a run may be computing into its own right now).
+    if store.registry.abandon_runs(store.project, view.name, found_by=push_id, pushes_only=True):
+        offline.remove_orphans(view)
     settle_pending(store, view)
     timings["recover_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -363,7 +365,7 @@ class CompactResult:
 
 def compact(store: FeatureStore, view_name: str, *, actor: str | None = None) -> CompactResult:
     """Fold every date's push files into its partition (one file per date again). The rows do not
-    change, so neither does online. Holds the view's lock; the next run of a date does it too."""
+    change, so neither does online. Holds the publish lock; the next run of a date does it too."""
     view = store.get_feature_view(view_name)
     offline = store.offline_store
     with offline.lock(view):

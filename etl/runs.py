@@ -2,10 +2,15 @@
 
 A run of a feature view over a window goes through these steps, whatever computes it::
 
-    lock → record start → recover → settle pending intents → compute (engine) → gate (quality)
-         → write partitions (engine) → stage (offline store: files, counts, intent)
-         → guard against silent data loss → commit offline (+ intent, one manifest swap)
-         → derive online from offline for the intent's entities → settle → record outcome
+    run lock → record start → [publish lock: recover → settle pending intents]
+         → compute (engine) → gate (quality) → write partitions (engine)
+         → [publish lock: stage (offline store: files, counts, intent) → guard against silent
+            data loss → commit offline (+ intent, one manifest swap) → derive online from offline
+            for the intent's entities → settle] → record outcome
+
+The run lock keeps two runs of a view apart from start to end; the publish lock, taken only
+around what reads or changes the manifest, lets pushes (``etl/push.py``) publish while a run
+computes. A failed publish is undone before its publish lock is released.
 
 An engine (:class:`Engine`) only computes a frame and writes it as one Parquet file per date;
 the DuckDB engine (``etl/local.py``) and the Spark engine (``etl/spark.py``) plug in here, and so
@@ -52,7 +57,7 @@ from featurestore.schema import view_schema
 from featurestore.secrets import redact
 from featurestore.store import FeatureStore
 from featurestore.times import naive_time_message
-from quality.checked_run import check_run
+from quality.checked_run import CheckedFrame, check_run
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +230,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 
 def settle_pending(store: FeatureStore, view: FeatureView, *, progress: bool = False) -> list[PublishIntent]:
-    """Complete the intents committed runs left pending (the caller holds the view's lock):
+    """Complete the intents committed runs left pending (the caller holds the publish lock):
     derive online for their entities from offline as it is now, then forget them."""
     offline = store.offline_store
     pending = offline.pending(view)
@@ -270,7 +275,7 @@ def repair(
 ) -> RepairResult:
     """Bring the online store in line with offline for one view: settle the intents runs left
     pending (a crash, an online store that was down); with ``everything``, also derive every
-    entity offline has (after a restore of the online store, say). Holds the view's lock."""
+    entity offline has (after a restore of the online store, say). Holds the publish lock."""
     view = store.get_feature_view(view_name)
     if not view.online:
         raise RunError(f"Feature view '{view_name}' is offline only; there is nothing online to repair")
@@ -309,6 +314,8 @@ class _Run:
         self.timings: dict[str, float] = {}
         self._t0 = time.perf_counter()
         self.undo: list[Callable[[], object]] = []
+        self.staged: StagedPublish | None = None
+        """The run's staged publish, undone under the publish lock if the run fails."""
         self.outcome = "nothing was published"
 
     @contextmanager
@@ -316,7 +323,7 @@ class _Run:
         self.bar.set_postfix_str(label)
         t0 = time.perf_counter()
         yield
-        self.timings[name] = time.perf_counter() - t0
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
 
 def run_view(
@@ -349,7 +356,7 @@ def run_view(
     label = "" if engine.name == "local" else f" ({engine.name})"
     bar = tqdm(total=RUN_STEPS, desc=f"run {view.name}{label}", unit="step", disable=not progress, leave=False)
     engine.start()
-    with offline.lock(view):
+    with offline.run_lock(view):
         run_id = registry.start_run(project, view.name, engine=engine.name, window_start=start, window_end=end)
         run = _Run(view, run_id, bar)
         audit = {"run_id": run_id, "engine": engine.name, "start": _iso(start), "end": _iso(end)}
@@ -422,10 +429,11 @@ def _publish(
     allow_row_drop: bool,
     merge: bool,
 ) -> RunResult:
-    """The steps of a run between its record's start and its outcome (under the view's lock)."""
+    """The steps of a run between its record's start and its outcome (under the view's run lock;
+    the publish lock is taken to recover, then to publish: pushes go on while it computes)."""
     registry, project, offline, bar = store.registry, store.project, store.offline_store, run.bar
-    abandoned = registry.abandon_runs(project, view.name, found_by=run.run_id)
-    with run.step("recover_s", "recovering"):
+    with run.step("recover_s", "recovering"), offline.lock(view):
+        abandoned = registry.abandon_runs(project, view.name, found_by=run.run_id)
         leftovers = offline.recover(view)
         settled = settle_pending(store, view, progress=progress)
     if abandoned or leftovers or settled:
@@ -449,8 +457,43 @@ def _publish(
     bar.update()
     with run.step("offline_stage_s", "writing offline"):
         partitions = engine.write_partitions(view, checked.frame, scratch / "partitions")
-        staged = offline.stage(view, partitions, start=start, end=end, run_id=run.run_id, merge=merge)
-        run.undo.append(lambda: _undo_publish(store, view, staged, run))
+    with offline.lock(view):
+        try:
+            return _publish_staged(
+                store, view, run, scratch, partitions, start, end, progress, allow_row_drop, merge, checked
+            )
+        except BaseException:
+            # Undone before the lock goes: a push must never land between this commit and its revert.
+            if run.staged is not None:
+                try:
+                    _undo_publish(store, view, run.staged, run)
+                except Exception as undo_err:  # never hide the run's own error behind the undo's
+                    undo_text = redact(str(undo_err))
+                    log.error("run %s of '%s': undoing its publish failed: %s", run.run_id, view.name, undo_text)
+                    run.outcome = (
+                        f"undoing its publish failed ({undo_text}); the next run of the view or "
+                        f"'featurestore repair {view.name}' completes it"
+                    )
+            raise
+
+
+def _publish_staged(
+    store: FeatureStore,
+    view: FeatureView,
+    run: _Run,
+    scratch: Path,
+    partitions: Mapping[str, Path],
+    start: datetime | None,
+    end: datetime | None,
+    progress: bool,
+    allow_row_drop: bool,
+    merge: bool,
+    checked: CheckedFrame,
+) -> RunResult:
+    """Stage, guard, commit, derive online and settle (the caller holds the publish lock)."""
+    offline, bar = store.offline_store, run.bar
+    with run.step("offline_stage_s", "writing offline"):
+        staged = run.staged = offline.stage(view, partitions, start=start, end=end, run_id=run.run_id, merge=merge)
     checkpoint("staged")
     bar.update()
     _guard_row_drop(view, staged.rows, staged.rows_before, start, end, allow_row_drop=allow_row_drop or merge)
@@ -471,8 +514,7 @@ def _publish(
     checkpoint("derived")
     bar.update()
     offline.settle(view, run.run_id, online_complete=view.online)
-    # Published and settled: from here on a failure must not undo anything but the scratch files.
-    run.undo = [lambda: _remove_tree(scratch)]
+    run.staged = None  # published and settled: from here on a failure must not undo it
     checkpoint("settled")
     _remove_tree(scratch)
     bar.update()

@@ -10,7 +10,7 @@ registry at every tick, so an ``apply`` that changes one takes effect without a 
   successful run's window) are run oldest first, at most ``max_catchup`` of them: the latest
   ones. The first run's window starts at the watermark, so the ones left out are covered anyway.
 * **No overlap.** A view whose run is still going in this scheduler is skipped; the view's
-  publish lock keeps any other process's run of it out.
+  run lock keeps any other process's run of it out.
 * **Retries.** A failed run is tried again after ``backoff``, doubling each time (at most
   ``max_backoff``), up to ``attempts`` attempts; then that due time is given up (logged) and the
   next one waits for its time. Every attempt is in the registry's run history, failed ones with

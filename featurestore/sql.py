@@ -36,9 +36,16 @@ def cursor() -> duckdb.DuckDBPyConnection:
         return _shared.cursor()
 
 
+_inherited: list[duckdb.DuckDBPyConnection] = []
+
+
 def _forget_after_fork() -> None:
-    # A child of fork() must not use its parent's database (its threads did not come along).
+    # A child of fork() must not use its parent's database (its threads did not come along), nor
+    # close it: closing joins threads the child does not have (a segfault, e.g. in the child that
+    # pyspark forks to start Java). Kept referenced, unused, until the child execs or exits.
     global _shared, _shared_lock
+    if _shared is not None:
+        _inherited.append(_shared)
     _shared, _shared_lock = None, threading.Lock()
 
 

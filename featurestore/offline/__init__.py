@@ -2,7 +2,9 @@
 
 A run publishes through the protocol below, written once in ``etl/runs.py`` for every engine:
 
-1. ``lock(view)``: one run of a view at a time, from start to end.
+1. ``run_lock(view)``: one run of a view at a time, from start to end; ``lock(view)``, the
+   publish lock, around every change of the manifest (steps 2-5, pushes, repairs), so pushes
+   publish while a run computes.
 2. ``recover(view)``: delete what killed runs left unpublished (staged files, scratch folders)
    and bring any external catalog (the Hive metastore) in line with the manifest.
 3. ``stage(view, partitions, ...)``: the engine's per-date files become the run's partition
@@ -105,7 +107,9 @@ class OfflineStore(Protocol):
     """Whether pushed rows may be published (``stage_push``); false for the Hive store."""
 
     def lock(self, view: FeatureView, *, timeout: float | None = None) -> AbstractContextManager[None]: ...
+    def run_lock(self, view: FeatureView) -> AbstractContextManager[None]: ...
     def recover(self, view: FeatureView) -> list[Path]: ...
+    def remove_orphans(self, view: FeatureView) -> list[Path]: ...
     def scratch_dir(self, view: FeatureView, run_id: str) -> Path: ...
     def stage(
         self,

@@ -123,11 +123,11 @@ class HiveOfflineStore(ParquetOfflineStore):
         # A managed table's folder is named by the metastore, which lower-cases names.
         return self.root / (name.lower() if self.table_type == "managed" else name)
 
-    def lock_file(self, view: FeatureView) -> Path:
-        """The view's publish lock, in a file beside (not inside) the view's folder: the
-        metastore creates a managed table's folder and wants it empty."""
+    def lock_file(self, view: FeatureView, kind: str = "") -> Path:
+        """The view's locks, in files beside (not inside) the view's folder: the metastore creates
+        a managed table's folder and wants it empty."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return self.root / f".{view.name}.lock"
+        return self.root / (f".{view.name}.{kind}.lock" if kind else f".{view.name}.lock")
 
     def table(self, view: FeatureView | str) -> str:
         """The view's table, quoted for Spark SQL: ``database``.``view``."""

@@ -371,15 +371,29 @@ class ParquetOfflineStore:
 
     # ------------------------------------------------------------------ publishing
 
-    def lock_file(self, view: FeatureView) -> Path:
-        """The file whose lock is the view's publish lock (:meth:`lock`)."""
+    def lock_file(self, view: FeatureView, kind: str = "") -> Path:
+        """The file whose lock is the view's publish lock (:meth:`lock`), or its run lock (``kind``
+        ``run``: :meth:`run_lock`)."""
         d = self.view_dir(view)
         d.mkdir(parents=True, exist_ok=True)
-        return d / ".lock"
+        return d / (f".{kind}.lock" if kind else ".lock")
+
+    @contextmanager
+    def run_lock(self, view: FeatureView) -> Iterator[None]:
+        """Hold the view's run lock (a file lock): one run of a view at a time, from its start to
+        its outcome. A run takes the publish lock (:meth:`lock`) inside it, only while it recovers
+        and while it stages, commits and derives online: pushes publish while it computes."""
+        with open(self.lock_file(view, "run"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextmanager
     def lock(self, view: FeatureView, *, timeout: float | None = None) -> Iterator[None]:
-        """Hold the view's publish lock (a file lock): runs of one view stage and commit one at a
+        """Hold the view's publish lock (a file lock): whatever changes the view's manifest (a
+        run's recovery and publish, a push, a settle, a repair, a compaction) does so one at a
         time. ``timeout``: seconds to wait for it (None: as long as it takes), then
         :class:`StoreUnavailableError`."""
         path = self.lock_file(view)

@@ -82,22 +82,21 @@ class Runs:
                 )
             )
 
-    def abandon_runs(self, project: str, view: str, *, found_by: str) -> list[str]:
+    def abandon_runs(self, project: str, view: str, *, found_by: str, pushes_only: bool = False) -> list[str]:
         """Mark the view's runs still ``running`` as ``abandoned``: their process stopped (killed,
-        crashed) before recording an outcome. Called by a run that holds the view's publish lock,
-        which every run holds from start to end, so no other run of the view can be alive."""
+        crashed) before recording an outcome. Called by a run holding the view's run lock and
+        publish lock, so no other run or push of the view can be alive; ``pushes_only``, by a push
+        holding the publish lock only (a run may be computing meanwhile), for pushes."""
+        query = sa.select(runs_t.c.id).where(
+            runs_t.c.project == project,
+            runs_t.c.view == view,
+            runs_t.c.status == "running",
+            runs_t.c.id != found_by,
+        )
+        if pushes_only:
+            query = query.where(runs_t.c.engine == PUSH_ENGINE)
         with self._engine.begin() as conn:
-            ids = [
-                r.id
-                for r in conn.execute(
-                    sa.select(runs_t.c.id).where(
-                        runs_t.c.project == project,
-                        runs_t.c.view == view,
-                        runs_t.c.status == "running",
-                        runs_t.c.id != found_by,
-                    )
-                )
-            ]
+            ids = [r.id for r in conn.execute(query)]
             if ids:
                 conn.execute(
                     runs_t.update()

@@ -429,7 +429,7 @@ def test_a_failing_first_run_leaves_no_offline_data(store: FeatureStore, root: P
     assert online_rows(store) == NEWEST_ONLINE
     # What the failed run left is gone: the files on disk are exactly the published ones.
     base = store.offline_store.view_dir(view)
-    on_disk = {p for p in base.rglob("*") if p.is_file() and p.name not in (".lock", "_manifest.json")}
+    on_disk = {p for p in base.rglob("*") if p.is_file() and p.name not in (".lock", ".run.lock", "_manifest.json")}
     assert on_disk == set(store.offline_store.files(view))
 
 
