@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from featurestore import training_datasets
 from featurestore.auth import local_actor
 from featurestore.config import ProjectConfig
 from featurestore.consistency import ConsistencyReport, check_consistency
@@ -20,9 +21,10 @@ from featurestore.errors import NotFoundError
 from featurestore.lookup import EntityRows, LookupPlan, OnlineResponse
 from featurestore.offline.parquet import ParquetOfflineStore
 from featurestore.online import OnlineStore
-from featurestore.registry import ApplyReport, Registry
+from featurestore.registry import ApplyReport, Registry, TrainingDatasetRecord
 from featurestore.retrieval import SpineLike, ViewRequest, as_of, normalize_spine, resolve_features, training_set
 from featurestore.times import aware_time
+from featurestore.training_datasets import DatasetVerification, TrainingDataset
 from featurestore.usage import UsageLog
 from featurestore.validation import SchemaResolver, validate_project
 
@@ -210,6 +212,58 @@ class FeatureStore:
         result = training_set(normalized, timestamp_column, requests, files, full_names=full_feature_names)
         self._log(consumer, "training", requests, result.num_rows)
         return result
+
+    def create_training_dataset(
+        self,
+        name: str,
+        spine: SpineLike,
+        service: FeatureRefs,
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+        description: str = "",
+        actor: str | None = None,
+    ) -> TrainingDataset:
+        """Build the training set of ``spine`` for ``service`` (a feature service, or feature
+        references) and save it under ``name``: its spine and rows kept offline, content-hashed,
+        and what it read recorded in the registry (see :mod:`featurestore.training_datasets`), by
+        ``actor`` (default: this process's user@host). A name is immutable: saving it again gives
+        the saved dataset back if the rows built now are the same bytes, else is refused."""
+        who = actor or local_actor()
+        named = service.name if isinstance(service, FeatureService) else service
+        requests = self._resolve(service)
+        dataset, created = training_datasets.create_training_dataset(
+            self.registry,
+            self.offline_store,
+            self.project,
+            name,
+            spine,
+            requests,
+            feature_service=named if isinstance(named, str) and named in self.feature_services() else None,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+            description=description,
+            actor=who,
+        )
+        if created:
+            self._log(who, "training", requests, dataset.rows.num_rows)
+        return dataset
+
+    def get_training_dataset(self, name: str) -> TrainingDataset:
+        """A saved dataset: its record and its rows exactly as they were built (the same bytes),
+        whatever runs, backfills or pushes came since. An unknown name suggests the nearest."""
+        record = self.registry.get_training_dataset(self.project, name)
+        return TrainingDataset(record, training_datasets.read_rows(self.offline_store, record))
+
+    def list_training_datasets(self) -> list[TrainingDatasetRecord]:
+        """The project's saved datasets, newest first."""
+        return self.registry.list_training_datasets(self.project)
+
+    def verify_training_dataset(self, name: str) -> DatasetVerification:
+        """Rebuild a saved dataset from today's offline state and compare it with the saved rows:
+        identical or not, how many rows differ, and which runs replaced the ones it read."""
+        record = self.registry.get_training_dataset(self.project, name)
+        return training_datasets.verify_training_dataset(self.registry, self.offline_store, record, self._resolve)
 
     def get_online_features(
         self,

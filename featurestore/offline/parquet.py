@@ -290,6 +290,14 @@ class ParquetOfflineStore:
             out.extend(base / rel for rel in pushed.get(day, []))
         return out
 
+    def publisher(self, view: FeatureView | str, path: Path) -> str:
+        """The id of the run, push or compaction that published ``path``, one of the view's
+        :meth:`files`: its partition file (or, in a Hive store, folder) is named by it, a push
+        file ``push-<id>.parquet``."""
+        name = path.relative_to(self.view_dir(view)).parts[1]
+        name = name.removesuffix(".parquet")
+        return name.removeprefix("push-")
+
     def pushed_files(self, view: FeatureView | str) -> dict[str, list[str]]:
         """Files pushed and not yet compacted, by date (relative to the view's folder)."""
         return {d: list(f) for d, f in self._manifest(view)["pushed"].items()}

@@ -11,6 +11,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 :mod:`~featurestore.registry.runs` (runs, watermarks, quality, consistency checks),
 :mod:`~featurestore.registry.usage` (usage events and statistics),
 :mod:`~featurestore.registry.alerts` (alert incidents and their deliveries),
+:mod:`~featurestore.registry.datasets` (named training datasets),
 :mod:`~featurestore.registry.records` (what they return) and
 :mod:`~featurestore.registry.schema` (the tables).
 """
@@ -27,6 +28,7 @@ from featurestore.errors import StoreUnavailableError
 from featurestore.registry.access import Access
 from featurestore.registry.alerts import Alerts
 from featurestore.registry.apply import Apply
+from featurestore.registry.datasets import DatasetInput, Datasets, TrainingDatasetRecord
 from featurestore.registry.definitions import Definitions
 from featurestore.registry.migration import HEAD, ensure_schema
 from featurestore.registry.records import (
@@ -59,6 +61,7 @@ from featurestore.registry.schema import (
     runs_t,
     services_t,
     sources_t,
+    training_datasets_t,
     usage_daily_t,
     usage_t,
     view_versions_t,
@@ -72,12 +75,14 @@ __all__ = [
     "AlertIncident",
     "ApplyReport",
     "AuditRecord",
+    "DatasetInput",
     "FeatureRecord",
     "LineageEdge",
     "ModelRecord",
     "Registry",
     "RunRecord",
     "TokenRecord",
+    "TrainingDatasetRecord",
     "UTCDateTime",
     "UsageEvent",
     "ViewVersion",
@@ -95,6 +100,7 @@ __all__ = [
     "runs_t",
     "services_t",
     "sources_t",
+    "training_datasets_t",
     "upgrade",
     "usage_daily_t",
     "usage_t",
@@ -103,9 +109,10 @@ __all__ = [
 ]
 
 
-class Registry(Access, Alerts, Apply, Definitions, Runs, Usage):
-    """Definitions, versions, lineage, runs, usage and alert incidents of every project in one database. Opening
-    it brings the database to the current schema (creating it when empty)."""
+class Registry(Access, Alerts, Apply, Datasets, Definitions, Runs, Usage):
+    """Definitions, versions, lineage, runs, usage, alert incidents and training datasets of every
+    project in one database. Opening it brings the database to the current schema (creating it
+    when empty)."""
 
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:
         self.url = url

@@ -63,7 +63,12 @@ class Apply:
             for table, kind, objs in groups:
                 _apply_group(conn, project, table, kind, objs, at, report)
             _apply_views(conn, project, definitions.feature_views, old_sources, at, report)
-            conn.execute(lineage_t.delete().where(lineage_t.c.project == project, lineage_t.c.dst_kind != "model"))
+            # Models' and training datasets' edges are recorded when they are, not by applying definitions.
+            conn.execute(
+                lineage_t.delete().where(
+                    lineage_t.c.project == project, lineage_t.c.dst_kind.not_in(("model", "training_dataset"))
+                )
+            )
             edges = _lineage_edges(definitions)
             if edges:
                 conn.execute(lineage_t.insert(), [{"project": project, **e} for e in edges])

@@ -223,6 +223,34 @@ alert_deliveries_t = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
 )
 
+training_datasets_t = sa.Table(
+    # Revision 0005. One row per named training dataset (see featurestore.training_datasets):
+    # its spine and rows as content-hashed Parquet files in the offline store, what it read (the
+    # views' versions and watermarks, the published files and the runs that wrote them) and who
+    # saved it. Names are immutable: a row is never updated. The JSON columns are written sorted.
+    "training_datasets",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("feature_service", sa.String(200), nullable=True),
+    sa.Column("features", sa.Text, nullable=False),
+    sa.Column("view_versions", sa.Text, nullable=False),
+    sa.Column("timestamp_column", sa.String(200), nullable=False),
+    sa.Column("full_feature_names", sa.Boolean, nullable=False),
+    sa.Column("spine_file", sa.String(300), nullable=False),
+    sa.Column("spine_sha256", sa.String(64), nullable=False),
+    sa.Column("spine_rows", sa.BigInteger, nullable=False),
+    sa.Column("rows_file", sa.String(300), nullable=False),
+    sa.Column("rows_sha256", sa.String(64), nullable=False),
+    sa.Column("columns", sa.Text, nullable=False),
+    sa.Column("watermarks", sa.Text, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("run_ids", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+)
+
 
 def as_utc(value: Any) -> datetime | None:
     """An aggregate of a UTCDateTime column: SQLAlchemy does not apply the column type to

@@ -1,0 +1,257 @@
+"""Named training datasets (issue 16, part 1): saved once, given back as the same bytes after
+later runs, backfills and pushes; names immutable; what they read recorded; in the lineage.
+
+Real SQLite registry, local Parquet offline store and the DuckDB (local) engine. The view
+``daily_spend`` is the one of ``test_runs.py``: each customer's card spend per day, published
+at the next midnight. The spine asks for customers 1-3 at times between its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from tiny_projects import UTC_US, new_project, utc, write_parquet
+
+from etl.local import LocalEngine
+from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64
+from featurestore.errors import InvalidRequestError, NotFoundError
+from featurestore.store import FeatureStore
+from featurestore.training_datasets import DatasetCorruptedError, parquet_bytes, sha256
+
+VIEW = "daily_spend"
+SERVICE = "spend_model"
+TRANSACTIONS = [
+    (1, utc(2024, 3, 1, 10), 10.0),
+    (1, utc(2024, 3, 1, 12), 5.0),
+    (1, utc(2024, 3, 2, 9), 7.0),
+    (1, utc(2024, 3, 4, 8), 1.0),
+    (2, utc(2024, 3, 1, 8), 100.0),
+    (2, utc(2024, 3, 3, 20), 50.0),
+    (3, utc(2024, 3, 2, 11), 3.0),
+]
+SPINE = {
+    "customer_id": [1, 2, 3, 1, 3, 2],
+    "event_timestamp": [
+        utc(2024, 3, 2, 12),  # 15.0
+        utc(2024, 3, 3, 6),  # 100.0
+        utc(2024, 3, 3, 6),  # 3.0 (the row of 03-03, from the transaction of 03-02)
+        utc(2024, 3, 6, 12),  # 1.0 (03-05's row)
+        utc(2024, 3, 4, 0),  # 3.0
+        utc(2024, 3, 9, 0),  # 50.0
+    ],
+    "label": [0, 1, 0, 1, 0, 1],
+}
+SPEND = [15.0, 100.0, 3.0, 1.0, 3.0, 50.0]
+
+
+def definitions() -> list[Any]:
+    customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+    transactions = FileSource(name="transactions", path="data/transactions.parquet", timestamp_field="ts")
+    view = FeatureView(
+        name=VIEW,
+        entities=(customer,),
+        source=transactions,
+        timestamp_field="as_of",
+        ttl=timedelta(days=3650),
+        transformation="""
+            SELECT customer_id, date_trunc('day', ts) + INTERVAL 1 DAY AS as_of,
+                   sum(amount) AS spend, count(*) AS n
+            FROM transactions GROUP BY ALL
+        """,
+        features=(Feature("spend", Float64), Feature("n", Int64)),
+    )
+    return [customer, transactions, view, FeatureService(name=SERVICE, features=(view,))]
+
+
+def write_transactions(root: Path, rows: list[tuple[int, Any, float]]) -> None:
+    write_parquet(
+        root / "data" / "transactions.parquet",
+        {
+            "customer_id": pa.array([r[0] for r in rows], pa.int64()),
+            "ts": pa.array([r[1] for r in rows], UTC_US),
+            "amount": [r[2] for r in rows],
+        },
+    )
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = new_project(tmp_path / "cards", "cards")
+    write_transactions(root, TRANSACTIONS)
+    with FeatureStore(root) as store:
+        store.apply(definitions())
+    return root
+
+
+@pytest.fixture
+def store(root: Path) -> Iterator[FeatureStore]:
+    with FeatureStore(root) as s:
+        yield s
+
+
+def run(store: FeatureStore, **window: Any) -> Any:
+    views = {d.name: d for d in definitions() if isinstance(d, FeatureView)}
+    result = LocalEngine(store).run(VIEW, definitions=views, progress=False, **window)
+    assert result.status == "succeeded"
+    return result
+
+
+def spine() -> pa.Table:
+    return pa.table(
+        {
+            "customer_id": pa.array(SPINE["customer_id"], pa.int64()),
+            "event_timestamp": pa.array(SPINE["event_timestamp"], UTC_US),
+            "label": SPINE["label"],
+        }
+    )
+
+
+def test_a_saved_dataset_records_what_it_read_and_comes_back_as_the_same_bytes(store: FeatureStore) -> None:
+    first = run(store)
+    saved = store.create_training_dataset("churn_2024_03", spine(), SERVICE, actor="ana@example", description="v1")
+    assert saved.rows.column("spend").to_pylist() == SPEND
+    assert saved.rows.equals(store.get_training_set(spine(), SERVICE))
+
+    record = saved.record
+    assert record.feature_service == SERVICE
+    assert record.features == (f"{VIEW}:spend", f"{VIEW}:n")
+    assert record.view_versions == {VIEW: 1}
+    assert record.watermarks == {VIEW: utc(2024, 3, 5)}
+    assert record.run_ids == (first.run_id,)
+    assert {i.run_id for i in record.inputs} == {first.run_id}
+    assert sorted(i.file for i in record.inputs) == [
+        f"date={d}/{first.run_id}.parquet" for d in ("2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05")
+    ]
+    assert (record.created_by, record.description, record.spine_rows) == ("ana@example", "v1", 6)
+    assert record.columns == ("customer_id", "event_timestamp", "label", "spend", "n")
+    # Kept offline, content-hashed: the files are named by the hash of their bytes.
+    rows_file = store.offline_store.root / record.rows_file
+    assert rows_file.name == f"rows-{record.rows_sha256}.parquet"
+    assert sha256(rows_file.read_bytes()) == record.rows_sha256
+    assert (store.offline_store.root / record.spine_file).name == f"spine-{record.spine_sha256}.parquet"
+
+    again = store.get_training_dataset("churn_2024_03")
+    assert again.record == record
+    assert sha256(parquet_bytes(again.rows)) == record.rows_sha256
+    assert again.rows.equals(saved.rows)
+    (audit,) = [a for a in store.registry.audit_log(store.project) if a.action == "training_dataset.create"]
+    assert (audit.actor, audit.target) == ("ana@example", "training_dataset:churn_2024_03")
+
+
+def test_the_dataset_is_the_same_after_a_later_run_and_verify_names_the_new_run(
+    store: FeatureStore, root: Path
+) -> None:
+    first = run(store)
+    saved = store.create_training_dataset("churn", spine(), SERVICE)
+    assert store.verify_training_dataset("churn").identical
+
+    # A transaction of customer 2 on 03-07: the row of 03-08 is what the spine row of 03-09 now sees.
+    write_transactions(root, [*TRANSACTIONS, (2, utc(2024, 3, 7, 9), 20.0)])
+    later = run(store, start=utc(2024, 3, 6), end=utc(2024, 3, 10))
+    assert store.get_training_set(spine(), SERVICE).column("spend").to_pylist() == [*SPEND[:5], 20.0]
+
+    back = store.get_training_dataset("churn")
+    assert sha256(parquet_bytes(back.rows)) == saved.record.rows_sha256
+    assert back.rows.column("spend").to_pylist() == SPEND
+
+    report = store.verify_training_dataset("churn")
+    assert not report.identical
+    assert report.rows_differing == 1
+    assert report.differing_by_column == {"spend": 1, "n": 0}
+    (view,) = report.views
+    assert view.read == (first.run_id,)
+    assert view.gone == () and view.replaced_files == ()  # nothing it read was replaced: rows were added
+    assert [r if isinstance(r, str) else r.id for r in view.since] == [later.run_id]
+    assert report.rebuilt is not None and report.rebuilt.column("spend").to_pylist()[5] == 20.0
+    assert later.run_id in report.summary() and "1 of 6 rows differ" in report.summary()
+
+
+def test_the_dataset_is_the_same_after_a_backfill_that_changes_values(store: FeatureStore, root: Path) -> None:
+    first = run(store)
+    saved = store.create_training_dataset("churn", spine(), SERVICE)
+    saved_bytes = (store.offline_store.root / saved.record.rows_file).read_bytes()
+
+    # Customer 3's transaction of 03-02 was booked twice as large: a backfill of 03-03's row.
+    write_transactions(root, [(c, t, a * 2 if c == 3 else a) for c, t, a in TRANSACTIONS])
+    backfill = run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+    assert store.get_training_set(spine(), SERVICE).column("spend").to_pylist() == [15.0, 100.0, 6.0, 1.0, 6.0, 50.0]
+    run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))  # twice: the first run's file of 03-03 is deleted
+
+    back = store.get_training_dataset("churn")
+    assert parquet_bytes(back.rows) == saved_bytes
+    assert back.rows.column("spend").to_pylist() == SPEND
+
+    report = store.verify_training_dataset("churn")
+    assert not report.identical
+    assert (report.rows_differing, report.differing_by_column) == (2, {"spend": 2, "n": 0})
+    (view,) = report.views
+    assert view.gone == (first.run_id,)
+    assert view.replaced_files == (f"date=2024-03-03/{first.run_id}.parquet",)
+    assert backfill.run_id not in [r if isinstance(r, str) else r.id for r in view.since]  # replaced in turn
+    assert len(view.since) == 1  # the second backfill
+    assert "window 2024-03-03 to 2024-03-04" in report.summary()
+    assert report.to_dict()["views"][0]["files_replaced"] == list(view.replaced_files)
+
+
+def test_a_name_is_immutable(store: FeatureStore, root: Path) -> None:
+    run(store)
+    saved = store.create_training_dataset("churn", spine(), SERVICE)
+    # The same spine and service on unchanged data: the saved dataset, nothing new recorded.
+    same = store.create_training_dataset("churn", spine(), SERVICE)
+    assert same.record == saved.record and same.rows.equals(saved.rows)
+    assert len(store.list_training_datasets()) == 1
+
+    other_spine = spine().slice(0, 3)
+    with pytest.raises(InvalidRequestError) as err:
+        store.create_training_dataset("churn", other_spine, SERVICE)
+    message = str(err.value)
+    assert "Training dataset 'churn' already exists in project 'cards'" in message
+    assert "its spine differ" in message and "immutable" in message and "'churn_v2'" in message
+
+    with pytest.raises(InvalidRequestError, match="its features differ"):
+        store.create_training_dataset("churn", spine(), [f"{VIEW}:spend"])
+
+    write_transactions(root, [(c, t, a * 2 if c == 3 else a) for c, t, a in TRANSACTIONS])
+    run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+    with pytest.raises(InvalidRequestError, match="its rows differ: the offline data changed since it was saved"):
+        store.create_training_dataset("churn", spine(), SERVICE)
+    assert store.get_training_dataset("churn").rows.equals(saved.rows)
+
+    renamed = store.create_training_dataset("churn_v2", spine(), SERVICE)
+    assert renamed.rows.column("spend").to_pylist() == [15.0, 100.0, 6.0, 1.0, 6.0, 50.0]
+    assert [d.name for d in store.list_training_datasets()] == ["churn_v2", "churn"]
+
+
+def test_an_unknown_or_invalid_name_is_refused_saying_what_to_do(store: FeatureStore) -> None:
+    run(store)
+    store.create_training_dataset("churn_march", spine(), SERVICE)
+    with pytest.raises(NotFoundError) as err:
+        store.get_training_dataset("churn_mrch")
+    assert str(err.value) == "Training dataset 'churn_mrch' not found in project 'cards'. Did you mean 'churn_march'?"
+    with pytest.raises(NotFoundError, match="Did you mean 'churn_march'"):
+        store.verify_training_dataset("churn_marc")
+    with pytest.raises(InvalidRequestError, match="Training dataset name 'churn march' is not valid"):
+        store.create_training_dataset("churn march", spine(), SERVICE)
+
+
+def test_datasets_are_in_the_lineage_and_stay_after_an_apply(store: FeatureStore) -> None:
+    run(store)
+    store.create_training_dataset("churn", spine(), SERVICE)
+    edge = ("feature_view", VIEW, "training_dataset", "churn")
+    assert edge in {(e.src_kind, e.src_name, e.dst_kind, e.dst_name) for e in store.registry.lineage(store.project)}
+    store.apply(definitions())
+    assert edge in {(e.src_kind, e.src_name, e.dst_kind, e.dst_name) for e in store.registry.lineage(store.project)}
+
+
+def test_a_changed_rows_file_is_refused(store: FeatureStore) -> None:
+    run(store)
+    saved = store.create_training_dataset("churn", spine(), SERVICE)
+    path = store.offline_store.root / saved.record.rows_file
+    path.write_bytes(parquet_bytes(saved.rows.slice(0, 5)))
+    with pytest.raises(DatasetCorruptedError, match="no longer has the SHA-256 recorded"):
+        store.get_training_dataset("churn")
