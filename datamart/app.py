@@ -27,7 +27,18 @@ from starlette.exceptions import HTTPException
 from datamart.errors import error_body, http_status
 from datamart.limits import DatamartLimits
 from datamart.metrics import ProjectMetrics
-from datamart.routes import PERMISSION_ATTRIBUTE, access, alerts, catalog, metrics, project_path, push, quality, reads
+from datamart.routes import (
+    PERMISSION_ATTRIBUTE,
+    access,
+    alerts,
+    catalog,
+    datasets,
+    metrics,
+    project_path,
+    push,
+    quality,
+    reads,
+)
 from featurestore import __version__
 from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
 from featurestore.config import AuthConfig
@@ -118,6 +129,7 @@ def create_app(
     _add_docs(app)
     for router in (
         reads.router,
+        datasets.router,
         push.router,
         catalog.router,
         quality.router,

@@ -14,6 +14,7 @@ the server's message; an unreachable API raises ``StoreUnavailableError``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -236,6 +237,69 @@ class DatamartClient:
             files={"spine": ("spine.parquet", sink.getvalue(), PARQUET_MEDIA_TYPE)},
         )
         return pq.read_table(pa.BufferReader(response.content))
+
+    # ------------------------------------------------------------------ training datasets
+
+    def create_training_dataset(
+        self,
+        name: str,
+        spine: pd.DataFrame | pa.Table,
+        features: Features,
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Save the training set of ``spine`` for ``features`` (a feature service's name, or
+        references) as the dataset ``name`` (``POST /v1/training-datasets``); its record, as
+        :meth:`describe_training_dataset` gives it. A name is immutable: saving it again with
+        other rows raises :class:`InvalidRequestError`."""
+        table = spine if isinstance(spine, pa.Table) else pa.Table.from_pandas(spine, preserve_index=False)
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        refs = _features(features)
+        result: dict[str, Any] = self._json(
+            "POST",
+            "/training-datasets",
+            data={
+                "name": name,
+                "features": [refs] if isinstance(refs, str) else refs,
+                "timestamp_column": timestamp_column,
+                "full_feature_names": "true" if full_feature_names else "false",
+                "description": description,
+            },
+            files={"spine": ("spine.parquet", sink.getvalue(), PARQUET_MEDIA_TYPE)},
+        )
+        return result
+
+    def list_training_datasets(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", "/training-datasets")
+        return result
+
+    def describe_training_dataset(self, name: str) -> dict[str, Any]:
+        """A dataset's record: service, features, views' versions and watermarks, the runs and
+        files it read, its files' hashes, who saved it and when, and ``rows_url``."""
+        result: dict[str, Any] = self._json("GET", f"/training-datasets/{name}")
+        return result
+
+    def get_training_dataset(self, name: str) -> pa.Table:
+        """A dataset's saved rows, as they were built: the saved Parquet file, whose SHA-256 is
+        checked against the one the server recorded."""
+        response = self._request("GET", f"/training-datasets/{name}/rows", params={"format": "parquet"})
+        expected = response.headers.get("x-content-sha256")
+        if expected and hashlib.sha256(response.content).hexdigest() != expected:
+            raise StoreUnavailableError(
+                "Datamart API",
+                self.base_url,
+                f"the rows of training dataset '{name}' arrived damaged (SHA-256 mismatch)",
+            )
+        return pq.read_table(pa.BufferReader(response.content))
+
+    def verify_training_dataset(self, name: str) -> dict[str, Any]:
+        """Rebuild a dataset from today's offline state on the server and compare: ``identical``,
+        ``rows_differing``, per view the runs that replaced what it read, and a ``summary``."""
+        result: dict[str, Any] = self._json("POST", f"/training-datasets/{name}/verify")
+        return result
 
     def get_reference_data(
         self,

@@ -51,6 +51,12 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/v1/training-set"): {ADMIN, SCIENTIST},
     ("POST", "/v1/training-set/upload"): {ADMIN, SCIENTIST},
     ("GET", "/v1/reference-data/{view}"): {ADMIN, ENGINEER, SCIENTIST, ANALYST},
+    # Whoever may pull training sets may save and read named datasets.
+    ("POST", "/v1/training-datasets"): {ADMIN, SCIENTIST},
+    ("GET", "/v1/training-datasets"): {ADMIN, SCIENTIST},
+    ("GET", "/v1/training-datasets/{name}"): {ADMIN, SCIENTIST},
+    ("GET", "/v1/training-datasets/{name}/rows"): {ADMIN, SCIENTIST},
+    ("POST", "/v1/training-datasets/{name}/verify"): {ADMIN, SCIENTIST},
     ("GET", "/v1/tokens"): {ADMIN},
     ("POST", "/v1/tokens"): {ADMIN},
     ("DELETE", "/v1/tokens/{token}"): {ADMIN},
@@ -71,6 +77,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClie
     root = build_project(tmp_path_factory.mktemp("secured"))
     with FeatureStore(root, definitions_ttl=0) as store:
         store.register_model("churn_model", "churn")
+        store.create_training_dataset(
+            "churn_set", {"customer_id": [1], "ts": ["2024-03-02T12:00:00Z"]}, "churn", timestamp_column="ts"
+        )
         registry, project = store.registry, store.project
         tokens = {
             role: registry.create_token(
@@ -112,6 +121,7 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
     url = (
         path.replace("{project}", store.project)
         .replace("/feature-services/{name}", "/feature-services/churn")
+        .replace("/training-datasets/{name}", "/training-datasets/churn_set")
         .replace("{name}", "customer_stats")
         .replace("{view}", "customer_stats")
         .replace("{run_id}", run_id)
@@ -137,6 +147,9 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
     elif base == "/v1/training-set/upload":
         kwargs["files"] = {"spine": ("spine.csv", SPINE_CSV, "text/csv")}
         kwargs["data"] = {"features": "churn", "timestamp_column": "ts"}
+    elif base == "/v1/training-datasets" and method == "POST":
+        kwargs["files"] = {"spine": ("spine.csv", SPINE_CSV, "text/csv")}
+        kwargs["data"] = {"name": f"set_{next(_COUNTER)}", "features": "churn", "timestamp_column": "ts"}
     elif base == "/v1/models" and method == "POST":
         kwargs["json"] = {"name": "churn_model", "feature_service": "churn"}
     elif base == "/v1/tokens" and method == "POST":
