@@ -12,8 +12,10 @@ This module is pure: it imports neither Great Expectations nor any engine. Const
 Python types at once; what needs the view (an unknown column, a bound of the wrong type, a
 regular expression that does not compile) is reported by :meth:`Expectation.problems`, which
 :func:`featurestore.validation.validate_project` calls for every view, so ``apply`` lists every
-problem of a project in one error. A :class:`GxExpectation` is also built once with Great
-Expectations at ``apply`` to check its name and arguments (the only lazy import of it here).
+problem of a project in one error. A :class:`GxExpectation`'s name and arguments are checked
+at ``apply`` against the installed Great Expectations' files, without importing it
+(:mod:`featurestore.gx_catalog`); what only Great Expectations can tell is checked when a run
+builds the expectation.
 
 Expectations are not part of a view's schema fingerprint: changing them does not make a new
 version, since the rows a version stores keep their meaning. A run refuses to start when the
@@ -353,8 +355,10 @@ class GxExpectation(Expectation):
 
         GxExpectation("expect_column_mean_to_be_between", {"column": "spend_30d", "min_value": 0, "max_value": 5000})
 
-    The arguments are JSON values (they are stored in the registry). ``apply`` builds the
-    expectation with Great Expectations to check its name and arguments."""
+    The arguments are JSON values (they are stored in the registry). ``apply`` checks the name
+    and the arguments (missing, unknown, of the wrong type or out of bounds) against the
+    installed Great Expectations; its checks of the arguments together (``min_value`` and
+    ``max_value`` both missing, say) run when a run builds the expectation."""
 
     type: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)

@@ -49,3 +49,36 @@ def test_the_arrow_types_still_load_when_asked_for() -> None:
 
     assert str(UTC_TIMESTAMP) == "timestamp[us, tz=UTC]"
     assert str(ValueType.FLOAT64.arrow) == "double"
+
+
+def test_apply_checks_a_gx_expectation_without_importing_great_expectations() -> None:
+    # Great Expectations takes 5-10 s to import: apply reads its installed files instead
+    # (featurestore.gx_catalog), still refusing an unknown name and a bad argument.
+    code = """
+from datetime import timedelta
+from featurestore import DefinitionError, Entity, Feature, FeatureView, FileSource, Float64, GxExpectation, Int64
+from featurestore.validation import validate_project
+
+customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+source = FileSource(name="accounts", path="accounts.parquet", timestamp_field="ts")
+def view(expectation):
+    return FeatureView(name="accounts", entities=(customer,), source=source, timestamp_field="ts",
+                       ttl=timedelta(days=1), features=(Feature("balance", Float64),), expectations=(expectation,))
+validate_project([customer, source, view(GxExpectation("ExpectColumnMeanToBeBetween", {"column": "balance", "min_value": 0}))])
+for bad, problem in (
+    (GxExpectation("expect_column_mean_to_be_betwen", {"column": "balance"}),
+     "has no expectation of that name. Did you mean 'expect_column_mean_to_be_between'"),
+    (GxExpectation("expect_column_mean_to_be_between", {"column": "balance", "mostly": 0.5}),
+     "unknown argument 'mostly'"),
+    (GxExpectation("expect_column_mean_to_be_between", {"column": "balance", "min_value": "zero"}),
+     "argument 'min_value': value is not a valid float"),
+):
+    try:
+        validate_project([customer, source, view(bad)])
+    except DefinitionError as err:
+        if not any(problem in p for p in err.problems):
+            raise SystemExit(f"{problem!r} not in {err.problems}")
+    else:
+        raise SystemExit("not refused: " + repr(bad))
+"""
+    assert "great_expectations" not in _loaded(code)
