@@ -39,7 +39,7 @@ from featurestore.request_limits import RequestLimits
 from featurestore.schedules import next_due, schedule_text
 from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
-from registry_ui import pages
+from registry_ui import datasets, pages
 from registry_ui.access import CROSS_SITE, PageGuard, safe_next
 from registry_ui.formats import (
     count_text,
@@ -117,7 +117,7 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
 
     def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         links = pages.Links(request.scope.get("root_path", ""))
-        nav = {"search": links.home(), "lineage": links.lineage(), "usage": links.usage()}
+        nav = {"search": links.home(), "lineage": links.lineage(), "datasets": links.datasets(), "usage": links.usage()}
         identity: Identity | None = getattr(request.state, "identity", None)
         if identity is not None and identity.can(Permission.STATISTICS):
             nav["alerts"] = links.alerts()
@@ -197,6 +197,18 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
         except NotFoundError as err:
             return not_found(request, err)
         return render(request, "model.html", page=page, active="lineage")
+
+    @app.get("/datasets", response_class=HTMLResponse, summary="Training datasets")
+    def training_datasets(request: Request) -> HTMLResponse:
+        return render(request, "datasets.html", datasets=datasets.datasets_list(registry, project), active="datasets")
+
+    @app.get("/datasets/{name}", response_class=HTMLResponse, summary="One training dataset")
+    def training_dataset(request: Request, name: str) -> HTMLResponse:
+        try:
+            page = datasets.dataset_page(registry, project, name)
+        except NotFoundError as err:
+            return not_found(request, err)
+        return render(request, "dataset.html", page=page, active="datasets")
 
     @app.get("/lineage", response_class=HTMLResponse, summary="Lineage graph")
     def lineage(request: Request, focus: Annotated[str, Query(max_length=300)] = "") -> HTMLResponse:

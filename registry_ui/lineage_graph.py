@@ -1,7 +1,7 @@
 """The lineage graph, laid out in columns and drawn as inline SVG with a link on every node.
 
 Columns from left to right: sources (a source derived from others stands right of them),
-feature views, feature services, models. Within a column, nodes are ordered by the mean
+feature views, feature services, training datasets, models. Within a column, nodes are ordered by the mean
 position of their neighbours (a few barycentre sweeps), which keeps edges from crossing much.
 """
 
@@ -13,19 +13,21 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 Node = tuple[str, str]
-"""(kind, name): kind is ``source``, ``feature_view``, ``feature_service`` or ``model``."""
+"""(kind, name): kind is ``source``, ``feature_view``, ``feature_service``, ``training_dataset`` or ``model``."""
 
-KIND_ORDER = ("source", "feature_view", "feature_service", "model")
+KIND_ORDER = ("source", "feature_view", "feature_service", "training_dataset", "model")
 KIND_LABELS = {
     "source": "Sources",
     "feature_view": "Feature views",
     "feature_service": "Feature services",
+    "training_dataset": "Training datasets",
     "model": "Models",
 }
 KIND_STYLE = {  # fill, stroke: light fills under dark text keep a contrast ratio well above 7:1
     "source": ("#ecfdf5", "#047857"),
     "feature_view": ("#eff6ff", "#1d4ed8"),
     "feature_service": ("#fef3c7", "#b45309"),
+    "training_dataset": ("#fdf2f8", "#be185d"),
     "model": ("#f5f3ff", "#6d28d9"),
 }
 
@@ -171,7 +173,7 @@ def _draw(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage" role="img" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" aria-labelledby="lineage-title lineage-desc">',
-        '<title id="lineage-title">Lineage: sources, feature views, feature services and models</title>',
+        '<title id="lineage-title">Lineage: sources, feature views, feature services, training datasets and models</title>',
         f'<desc id="lineage-desc">{len(placed)} nodes and {len(edges)} edges; the table below lists every edge.</desc>',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#6b7280"/></marker></defs>',

@@ -41,6 +41,7 @@ KIND_NAMES = {
     "entity": "entity",
     "source": "source",
     "model": "model",
+    "training_dataset": "training dataset",
 }
 
 
@@ -81,6 +82,12 @@ class Links:
     def model(self, name: str) -> str:
         return self._path("models", name)
 
+    def datasets(self) -> str:
+        return self._path("datasets")
+
+    def dataset(self, name: str) -> str:
+        return self._path("datasets", name)
+
     def lineage(self, focus: tuple[str, str] | None = None) -> str:
         return self._path("lineage", focus=f"{focus[0]}:{focus[1]}" if focus else None)
 
@@ -111,6 +118,7 @@ class Links:
             "entity": self.entity,
             "source": self.source,
             "model": self.model,
+            "training_dataset": self.dataset,
         }
         page = pages.get(kind)
         return page(name) if page else None
