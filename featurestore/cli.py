@@ -463,6 +463,12 @@ def _read_rows(path: Path, hint: str) -> Any:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv (default: print)."
 )
+@click.option(
+    "--save",
+    metavar="NAME",
+    help="Also save it as the training dataset NAME (its spine and rows kept offline, what it read recorded).",
+)
+@click.option("--description", default="", help="With --save: what the dataset is for.")
 @click.pass_obj
 def training_set(
     state: _Context,
@@ -471,12 +477,15 @@ def training_set(
     timestamp_column: str,
     full_feature_names: bool,
     out: Path | None,
+    save: str | None,
+    description: str,
 ) -> None:
     """Build a point-in-time correct training set for a spine.
 
     When no spine row gets any feature value (its times lie before the data, or its keys match
-    none), nothing is written and the command exits with status 1, naming the spine's and each
-    view's time range."""
+    none), nothing is written or saved and the command exits with status 1, naming the spine's
+    and each view's time range. With --save NAME, the rows are saved as a named training dataset
+    (get it back with 'featurestore training-dataset NAME'); a name is immutable."""
     from featurestore.coverage import column_range, describe_range, rows_with_values
     from featurestore.retrieval import resolve_features
 
@@ -501,7 +510,78 @@ def training_set(
             f"value at or before its time, within the view's TTL); the spine's {timestamp_column} spans "
             f"{spine_range or 'nothing'}; {where}"
         )
+    if save is not None:
+        # Built again by the save (checked first: a name is immutable, an empty dataset useless).
+        dataset = store.create_training_dataset(
+            save,
+            table,
+            refs,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+            description=description,
+        )
+        record = dataset.record
+        click.echo(
+            f"saved training dataset {record.name}: {record.spine_rows:,} rows (sha256 {record.rows_sha256}), "
+            f"read {len(record.inputs)} file(s) of {len(record.run_ids)} run(s) of {', '.join(record.views)}"
+        )
+        result = dataset.rows
+        if out is None:
+            return
     _write_table(result, out)
+
+
+@cli.command("training-dataset")
+@click.argument("name", required=False)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write its saved rows: .parquet or .csv.")
+@click.option("--verify", is_flag=True, help="Rebuild it from today's offline data and say what differs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the record (or the verification) as JSON.")
+@click.pass_obj
+def training_dataset(state: _Context, name: str | None, out: Path | None, verify: bool, as_json: bool) -> None:
+    """Show a saved training dataset (every one, without NAME): what it read, who saved it.
+
+    --out writes its saved rows, the same bytes whatever ran since; --verify rebuilds it from
+    today's offline state and says how many rows differ and which runs replaced what it read."""
+    store = state.store()
+    if name is None:
+        if out or verify:
+            raise click.UsageError("--out and --verify need the dataset's NAME")
+        records = store.list_training_datasets()
+        if as_json:
+            click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+        elif not records:
+            click.echo("No training dataset saved yet: featurestore training-set ... --save NAME")
+        for r in records if not as_json else ():
+            click.echo(
+                f"{r.name:32} {r.spine_rows:>10,} rows  {r.feature_service or ', '.join(r.views):24} "
+                f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.created_by}"
+            )
+        return
+    if verify:
+        report = store.verify_training_dataset(name)
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+        if out is not None:
+            _write_table(store.get_training_dataset(name).rows, out)
+        return
+    if out is not None:
+        _write_table(store.get_training_dataset(name).rows, out)
+        return
+    record = store.registry.get_training_dataset(store.project, name)
+    if as_json:
+        click.echo(json.dumps(record.to_dict(), indent=2))
+        return
+    click.echo(f"{record.name}: {record.description}" if record.description else record.name)
+    click.echo(f"  saved by {record.created_by} at {record.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(f"  feature service: {record.feature_service or '(feature references)'}")
+    click.echo(f"  features: {', '.join(record.features)}")
+    for view in record.views:
+        mark = record.watermarks.get(view)
+        click.echo(
+            f"  {view}: version {record.view_versions.get(view)}, watermark {mark.isoformat() if mark else 'none'}, "
+            f"runs {', '.join(dict.fromkeys(i.run_id for i in record.inputs if i.view == view)) or 'none'}"
+        )
+    click.echo(f"  rows: {record.spine_rows:,}, {record.rows_file} (sha256 {record.rows_sha256})")
+    click.echo(f"  spine: {record.spine_file} (sha256 {record.spine_sha256})")
 
 
 @cli.command()

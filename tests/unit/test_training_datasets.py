@@ -8,17 +8,21 @@ at the next midnight. The spine asks for customers 1-3 at times between its rows
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from tiny_projects import UTC_US, new_project, utc, write_parquet
 
 from etl.local import LocalEngine
 from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64
+from featurestore.cli import cli
 from featurestore.errors import InvalidRequestError, NotFoundError
 from featurestore.store import FeatureStore
 from featurestore.training_datasets import DatasetCorruptedError, parquet_bytes, sha256
@@ -255,3 +259,42 @@ def test_a_changed_rows_file_is_refused(store: FeatureStore) -> None:
     path.write_bytes(parquet_bytes(saved.rows.slice(0, 5)))
     with pytest.raises(DatasetCorruptedError, match="no longer has the SHA-256 recorded"):
         store.get_training_dataset("churn")
+
+
+def test_the_cli_saves_shows_writes_and_verifies_a_dataset(store: FeatureStore, root: Path) -> None:
+    run(store)
+    pq.write_table(spine(), root / "spine.parquet")
+    cli_args = ["-C", str(root)]
+    saved = CliRunner().invoke(
+        cli,
+        [*cli_args, "training-set", "--spine", str(root / "spine.parquet"), "-f", SERVICE, "--save", "churn"],
+    )
+    assert saved.exit_code == 0, saved.output
+    record = store.registry.get_training_dataset(store.project, "churn")
+    assert f"saved training dataset churn: 6 rows (sha256 {record.rows_sha256})" in saved.output
+
+    listed = CliRunner().invoke(cli, [*cli_args, "training-dataset"])
+    assert listed.exit_code == 0 and listed.output.startswith("churn ")
+    shown = CliRunner().invoke(cli, [*cli_args, "training-dataset", "churn", "--json"])
+    assert json.loads(shown.output)["rows"]["sha256"] == record.rows_sha256
+
+    out = root / "train.parquet"
+    written = CliRunner().invoke(cli, [*cli_args, "training-dataset", "churn", "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    assert pq.read_table(out).column("spend").to_pylist() == SPEND
+
+    write_transactions(root, [(c, t, a * 2 if c == 3 else a) for c, t, a in TRANSACTIONS])
+    run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+    verified = CliRunner().invoke(cli, [*cli_args, "training-dataset", "churn", "--verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "rebuilds differently today: 2 of 6 rows differ (spend: 2)" in verified.output
+
+    again = CliRunner().invoke(
+        cli,
+        [*cli_args, "training-set", "--spine", str(root / "spine.parquet"), "-f", SERVICE, "--save", "churn"],
+    )
+    # Errors reach main(), which prints them: here they are the exception the command raised.
+    assert isinstance(again.exception, InvalidRequestError)
+    assert "already exists" in str(again.exception) and "churn_v2" in str(again.exception)
+    unknown = CliRunner().invoke(cli, [*cli_args, "training-dataset", "chrn"])
+    assert isinstance(unknown.exception, NotFoundError) and "Did you mean 'churn'?" in str(unknown.exception)
