@@ -1,4 +1,5 @@
-"""Start-up stays light: `import featurestore` and `featurestore --help` load no data library.
+"""Start-up stays light: `import featurestore` and `featurestore --help` load no data library,
+`apply` no pandas nor Great Expectations.
 
 Checked by listing the modules a fresh interpreter has imported, not by timing (bench/startup
 numbers move with the machine's load): pandas, pyarrow and numpy alone cost ~0.4 s to import, and
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +84,44 @@ for bad, problem in (
         raise SystemExit("not refused: " + repr(bad))
 """
     assert "great_expectations" not in _loaded(code)
+
+
+def test_apply_imports_no_pandas_nor_great_expectations(tmp_path: Path) -> None:
+    # apply needs the registry (SQLAlchemy) and schema inference (DuckDB, Arrow), not pandas
+    # (~0.35 s: the facade's training-set and lookup modules check for DataFrames without it).
+    code = f"""
+from pathlib import Path
+from featurestore.cli import cli
+from featurestore.scaffold import scaffold_project
+scaffold_project(Path({str(tmp_path / "trips")!r}), "trips")
+try:
+    cli.main(["-C", {str(tmp_path / "trips")!r}, "apply"])
+except SystemExit as done:
+    if done.code:
+        raise
+"""
+    loaded = _loaded(code)
+    assert {"sqlalchemy", "duckdb"} <= loaded  # it did apply
+    assert not loaded & {"pandas", "great_expectations", "pyspark", "fastapi"}, sorted(loaded)
+
+
+def test_the_public_names_load_on_first_use() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import featurestore, sys; print(sorted(m for m in sys.modules if m.startswith('featurestore')))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.strip() == "['featurestore']"
+    import featurestore
+
+    assert sorted(featurestore.__all__) == sorted(featurestore._EXPORTS)
+    for name in featurestore.__all__:
+        assert getattr(featurestore, name).__module__.startswith("featurestore.")
+    with pytest.raises(AttributeError, match="has no attribute 'Entities'"):
+        featurestore.Entities  # noqa: B018
