@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from tiny_projects import UTC_US, new_project, utc, write_parquet
 
 from etl.local import LocalEngine
+from etl.push import push
 from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64
 from featurestore.cli import cli
 from featurestore.errors import InvalidRequestError, NotFoundError
@@ -298,3 +299,22 @@ def test_the_cli_saves_shows_writes_and_verifies_a_dataset(store: FeatureStore, 
     assert "already exists" in str(again.exception) and "churn_v2" in str(again.exception)
     unknown = CliRunner().invoke(cli, [*cli_args, "training-dataset", "chrn"])
     assert isinstance(unknown.exception, NotFoundError) and "Did you mean 'churn'?" in str(unknown.exception)
+
+
+def test_the_dataset_is_the_same_after_a_pushed_correction(store: FeatureStore) -> None:
+    first = run(store)
+    saved = store.create_training_dataset("churn", spine(), SERVICE)
+    # Customer 3's row of 03-03 corrected by a push (same entity and time): its date is rewritten.
+    correction = push(store, VIEW, [{"customer_id": 3, "as_of": utc(2024, 3, 3), "spend": 30.0, "n": 1}])
+    assert correction.replaced == 1
+    assert store.get_training_set(spine(), SERVICE).column("spend").to_pylist() == [15.0, 100.0, 30.0, 1.0, 30.0, 50.0]
+
+    assert parquet_bytes(store.get_training_dataset("churn").rows) == parquet_bytes(saved.rows)
+    report = store.verify_training_dataset("churn")
+    assert (report.identical, report.rows_differing) == (False, 2)
+    (view,) = report.views
+    assert view.gone == (first.run_id,)
+    assert view.replaced_files == (f"date=2024-03-03/{first.run_id}.parquet",)
+    (since,) = view.since
+    assert not isinstance(since, str) and (since.id, since.engine) == (correction.push_id, "push")
+    assert f"{correction.push_id} (push)" in report.summary()
