@@ -125,3 +125,11 @@ def test_the_public_names_load_on_first_use() -> None:
         assert getattr(featurestore, name).__module__.startswith("featurestore.")
     with pytest.raises(AttributeError, match="has no attribute 'Entities'"):
         featurestore.Entities  # noqa: B018
+
+
+def test_python_m_featurestore_is_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "featurestore", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.startswith("Usage: python -m featurestore [OPTIONS] COMMAND [ARGS]...")
+    assert "apply" in done.stdout
