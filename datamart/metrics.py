@@ -165,6 +165,10 @@ class MeasuredRoute(APIRoute):
         kind: str | None = getattr(self.endpoint, KIND_ATTRIBUTE, None)
         if kind is None:
             return handler
+        if _parses_its_own_request(self):
+            # FastAPI's handler would read no body, solve no dependency and pass the returned
+            # Response through: calling the endpoint saves its bookkeeping (~25 µs a lookup).
+            handler = self.endpoint
 
         async def measured_handler(request: Request) -> Response:
             started = time.perf_counter()
@@ -177,6 +181,24 @@ class MeasuredRoute(APIRoute):
             return response
 
         return measured_handler
+
+
+SELF_PARSING_ATTRIBUTE = "featurestore_parses_its_request"
+"""Set (by ``datamart.routes.requires``) on an ``async`` endpoint that takes the ``Request`` alone,
+reads and validates its body and headers itself and returns a ``Response``."""
+
+
+def _parses_its_own_request(route: APIRoute) -> bool:
+    """Whether FastAPI's request handler has nothing to do for the route but call its endpoint:
+    the endpoint says it parses its own request, and the route adds no dependency or parameter
+    (the ``/v1/projects/{project}`` copy of a route declares its path parameter: handled as usual)."""
+    d = route.dependant
+    return bool(
+        getattr(route.endpoint, SELF_PARSING_ATTRIBUTE, False)
+        and d.request_param_name is not None
+        and not (d.dependencies or d.path_params or d.query_params or d.header_params or d.cookie_params)
+        and not d.body_params
+    )
 
 
 def _observe(request: Request, kind: str, status_code: int, started: float) -> None:

@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from datamart.metrics import SELF_PARSING_ATTRIBUTE
 from datamart.payloads import ErrorBody
 from featurestore.auth import Authenticator, Identity, Permission
 from featurestore.errors import NotFoundError
@@ -121,10 +122,13 @@ def allow(permission: Permission) -> Any:
 
 def requires(permission: Permission) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Marks an endpoint that authorizes by itself (calling :func:`authorize`; the online hot
-    path, which skips FastAPI's dependency machinery) with the permission it checks."""
+    path, which skips FastAPI's dependency machinery) with the permission it checks. Such an
+    endpoint is ``async``, takes the ``Request`` alone, parses its body and headers itself and
+    returns a ``Response``: a :class:`~datamart.metrics.MeasuredRoute` calls it directly."""
 
     def mark(endpoint: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         setattr(endpoint, PERMISSION_ATTRIBUTE, permission)
+        setattr(endpoint, SELF_PARSING_ATTRIBUTE, True)
         return endpoint
 
     return mark

