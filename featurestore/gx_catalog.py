@@ -19,14 +19,17 @@ from the installed package's files, parsed with :mod:`ast`:
   arguments together (a root validator: ``min_value`` and ``max_value`` both missing, say) are
   left to Great Expectations itself, which builds the expectation when a run validates.
 
-``tests/quality/test_gx_catalog.py`` checks these answers against Great Expectations itself for
-every expectation it registers. Nothing here imports Great Expectations.
+``tests/quality/test_gx_catalog_against_gx.py`` checks these answers against Great Expectations
+itself for every expectation it registers. Nothing here imports Great Expectations. A release of
+another major version than 1 is not read: :func:`featurestore.validation.gx_expectation_problems`
+then asks Great Expectations itself.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import importlib.metadata
 import importlib.util
 import math
 import re
@@ -293,8 +296,12 @@ class GxExpectationSchema:
 class GxCatalog:
     """The expectations of the Great Expectations installed at ``root`` (its package folder)."""
 
-    def __init__(self, root: Path) -> None:
+    SUPPORTED_MAJOR = "1"
+    """Great Expectations 1.x: expectations are pydantic v1 models under expectations/core."""
+
+    def __init__(self, root: Path, version: str | None = None) -> None:
         self.root = root
+        self.version = version
         self._modules: dict[str, _Module | None] = {}
         core = self._module(CORE)
         self._classes: dict[str, str] = {}  # snake-case name (its module's) -> class name
@@ -304,6 +311,14 @@ class GxCatalog:
                     self._classes[module.rsplit(".", 1)[1]] = name
         self._by_class = {c: n for n, c in self._classes.items()}
         self._schemas: dict[str, GxExpectationSchema | None] = {}
+
+    @property
+    def supported(self) -> bool:
+        """Whether the files are laid out as this module reads them: a 1.x release (or an
+        unknown version) with expectations under ``expectations/core``. If not, the caller asks
+        Great Expectations itself."""
+        major = (self.version or self.SUPPORTED_MAJOR).split(".")[0]
+        return major == self.SUPPORTED_MAJOR and bool(self._classes)
 
     def names(self) -> list[str]:
         """Every expectation's snake-case name, sorted (reads every expectation's file)."""
@@ -742,4 +757,8 @@ def installed_catalog() -> GxCatalog | None:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.origin is None:
         return None
-    return GxCatalog(Path(spec.origin).parent)
+    try:
+        version: str | None = importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return GxCatalog(Path(spec.origin).parent, version)

@@ -252,6 +252,9 @@ def _gx_static_problems(view: str, expectation: GxExpectation) -> list[str]:
     catalog = installed_catalog()
     if catalog is None:
         return [f"{where} needs Great Expectations, which is not installed: pip install 'featurestore[quality]'"]
+    if not catalog.supported:
+        # Another major release than the one whose files gx_catalog reads: ask it (5-10 s).
+        return _gx_build(view, expectation)[1]
     schema = catalog.find(expectation.type)
     if schema is None:
         return [_unknown_gx_name(where, expectation.type, catalog.names())]

@@ -1,7 +1,7 @@
 """featurestore.gx_catalog on a small fake Great Expectations package written here: which
 classes are expectations, which class attributes are arguments, which are required, and the
 verdicts on values, without Great Expectations installed or imported (tests/quality/
-test_gx_catalog.py checks the same answers against the real package)."""
+test_gx_catalog_against_gx.py checks the same answers against the real package)."""
 
 from __future__ import annotations
 
@@ -204,3 +204,10 @@ def test_what_only_great_expectations_can_tell_is_left_to_it(catalog: GxCatalog)
     assert arguments["windows"].problems([{"a": 1}]) is None  # a class of its own
     assert arguments["min_value"].problems("2024-01-01") is None  # maybe a date
     assert arguments["min_value"].problems(1.5) == []
+
+
+def test_only_the_layout_of_a_1x_release_is_read(catalog: GxCatalog, tmp_path: Path) -> None:
+    assert catalog.supported  # version unknown: read it
+    assert GxCatalog(catalog.root, "1.24.1").supported
+    assert not GxCatalog(catalog.root, "2.0.0").supported
+    assert not GxCatalog(tmp_path / "elsewhere", "1.24.1").supported  # no expectations/core

@@ -140,3 +140,27 @@ def test_every_verdict_on_an_argument_value_is_pydantics(gx: Any, catalog: GxCat
     assert disagreements == []
     # The catalog decides most of these (a regression to "left to Great Expectations" shows here).
     assert verdicts > 15_000 and refused > 5_000, (verdicts, refused)
+
+
+def test_another_major_release_is_asked_itself(gx: Any, catalog: GxCatalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from featurestore import DefinitionError, Entity, Feature, FeatureView, FileSource, Float64, GxExpectation, Int64
+    from featurestore.validation import validate_project
+
+    customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+    source = FileSource(name="accounts_source", path="accounts.parquet", timestamp_field="ts")
+    both_missing = GxExpectation("expect_column_values_to_be_between", {"column": "balance"})
+    view = FeatureView(
+        name="accounts",
+        entities=(customer,),
+        source=source,
+        timestamp_field="ts",
+        ttl=timedelta(days=1),
+        features=(Feature("balance", Float64),),
+        expectations=(both_missing,),
+    )
+    validate_project([customer, source, view])  # the 1.x catalog leaves the root validator to the run
+    monkeypatch.setattr("featurestore.gx_catalog.installed_catalog", lambda: GxCatalog(catalog.root, "2.0.0"))
+    with pytest.raises(DefinitionError, match="min_value and max_value cannot both be None"):
+        validate_project([customer, source, view])
