@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 DEV_STAMP  := $(VENV)/.installed
 
-.PHONY: install install-demo demo ui bin test test-fast lint bench clean
+.PHONY: install install-demo demo ui bin mlflow test test-fast lint bench clean
 
 # uv installs the project: the venv's pip installs uv itself (one wheel, ~3 s), then uv resolves,
 # downloads in parallel and installs. Measured on a fresh clone with empty caches: the demo extra
@@ -46,6 +46,11 @@ ui: $(DEMO_STAMP)
 ## bin: print where the `featurestore` command is (or run `. .venv/bin/activate` to put it on PATH)
 bin: $(DEMO_STAMP)
 	@echo $(abspath $(BIN))/featurestore
+
+## mlflow: an MLflow tracking server at http://127.0.0.1:15500 from its own venv (.mlflow-venv, installed
+# when missing; see infra/mlflow/install.sh). Stop it with infra/mlflow/stop.sh. The tests start their own.
+mlflow: | $(BIN)/uv
+	infra/mlflow/start.sh
 
 ## test: lint, type-check and run every test suite
 test: $(DEV_STAMP) lint

@@ -1275,6 +1275,12 @@ def airflow_dag(
     )
 
 
+# `featurestore mlflow log-dataset | register | versions` (MLflow loads only when one runs).
+from featurestore.mlflow_cli import mlflow_commands  # noqa: E402  (a group of its own module)
+
+cli.add_command(mlflow_commands)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

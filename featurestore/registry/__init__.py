@@ -12,6 +12,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 :mod:`~featurestore.registry.usage` (usage events and statistics),
 :mod:`~featurestore.registry.alerts` (alert incidents and their deliveries),
 :mod:`~featurestore.registry.datasets` (named training datasets),
+:mod:`~featurestore.registry.model_versions` (model versions and the datasets they were trained on),
 :mod:`~featurestore.registry.records` (what they return) and
 :mod:`~featurestore.registry.schema` (the tables).
 """
@@ -31,6 +32,7 @@ from featurestore.registry.apply import Apply
 from featurestore.registry.datasets import DatasetInput, Datasets, TrainingDatasetRecord
 from featurestore.registry.definitions import Definitions
 from featurestore.registry.migration import HEAD, ensure_schema
+from featurestore.registry.model_versions import ModelVersionDataset, ModelVersionRecord, ModelVersions
 from featurestore.registry.records import (
     AlertDelivery,
     AlertIncident,
@@ -79,6 +81,8 @@ __all__ = [
     "FeatureRecord",
     "LineageEdge",
     "ModelRecord",
+    "ModelVersionDataset",
+    "ModelVersionRecord",
     "Registry",
     "RunRecord",
     "TokenRecord",
@@ -109,9 +113,9 @@ __all__ = [
 ]
 
 
-class Registry(Access, Alerts, Apply, Datasets, Definitions, Runs, Usage):
-    """Definitions, versions, lineage, runs, usage, alert incidents and training datasets of every
-    project in one database. Opening it brings the database to the current schema (creating it
+class Registry(Access, Alerts, Apply, Datasets, Definitions, ModelVersions, Runs, Usage):
+    """Definitions, versions, lineage, runs, usage, alert incidents, training datasets and model
+    versions of every project in one database. Opening it brings the database to the current schema (creating it
     when empty)."""
 
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:

@@ -151,9 +151,12 @@ class Definitions:
                 conn.execute(
                     models_t.insert().values(project=project, name=name, spec=spec, created_at=at, updated_at=at)
                 )
-            conn.execute(
+            conn.execute(  # its service edge only: training datasets' edges are its versions' (model_versions)
                 lineage_t.delete().where(
-                    lineage_t.c.project == project, lineage_t.c.dst_kind == "model", lineage_t.c.dst_name == name
+                    lineage_t.c.project == project,
+                    lineage_t.c.src_kind == "feature_service",
+                    lineage_t.c.dst_kind == "model",
+                    lineage_t.c.dst_name == name,
                 )
             )
             conn.execute(

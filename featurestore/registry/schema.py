@@ -250,6 +250,23 @@ training_datasets_t = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
 )
+model_versions_t = sa.Table(
+    # Revision 0006. One row per model version recorded from MLflow's model registry (see
+    # featurestore.mlflow_link): the run that produced it, the training datasets that run logged
+    # (JSON: name and rows' SHA-256), their feature service and each view's version.
+    "model_versions",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("mlflow_run_id", sa.String(64), nullable=False),
+    sa.Column("model_uri", sa.Text, nullable=False),
+    sa.Column("feature_service", sa.String(200), nullable=True),
+    sa.Column("view_versions", sa.Text, nullable=False),
+    sa.Column("datasets", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+)
 
 
 def as_utc(value: Any) -> datetime | None:

@@ -36,7 +36,14 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 RELEASE_0_1 = FIXTURES / "registry_release_0_1.db"
 RELEASE_0_1_READ_BACK = FIXTURES / "registry_release_0_1.json"
 NEW_RUN_COLUMNS = ("entities_affected", "rows_online_removed")
-NEW_TABLES = ("api_tokens", "audit_log", "alert_incidents", "alert_deliveries", "training_datasets")  # 0003-0005
+NEW_TABLES = (
+    "api_tokens",
+    "audit_log",
+    "alert_incidents",
+    "alert_deliveries",
+    "training_datasets",
+    "model_versions",
+)  # 0003-0006
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
