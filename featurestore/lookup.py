@@ -207,6 +207,16 @@ class LookupPlan:
         return list(self.key_schema)
 
     @cached_property
+    def int64_key(self) -> str | None:
+        """The key when every view of the plan is keyed by it alone, an int64, else None."""
+        if len(self.key_schema) != 1:
+            return None
+        ((key, vtype),) = self.key_schema.items()
+        if vtype is not ValueType.INT64 or any(p.key_schema != self.key_schema for p in self.views):
+            return None
+        return key
+
+    @cached_property
     def usage_key(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """What a lookup with this plan reads, as logged in usage: (view, features) pairs."""
         return tuple((r.view.name, r.features) for r in self.requests)
@@ -216,21 +226,31 @@ class LookupPlan:
         n = len(next(iter(columns.values()), []))
         if now is not None:
             now = aware_time(now, "The now argument")
-        _check_keys(self.views, columns)
+        # The common case, one int64 key given as integers of 64 bits: checked, cast and encoded
+        # for every view at once (what _check_keys, encode_key_values and _cast_key_column do).
+        shared: list[str] | None = None
+        if self.int64_key is not None:
+            col = columns[self.int64_key]
+            if col and set(map(type, col)) == _INT_ONLY and min(col) >= INT64_MIN and max(col) <= INT64_MAX:
+                shared = list(map(str, col))
+        if shared is None:
+            _check_keys(self.views, columns)
         now_us = time.time_ns() // 1000 if now is None else (now - _EPOCH) // _MICROSECOND
         keys: dict[str, list[Any]] = {}
         values: dict[str, list[Any]] = {}
         statuses: dict[str, list[FeatureStatus]] = {}
         event_micros: dict[str, list[int | None]] = {}
         for plan in self.views:
-            if plan.python_keys:
+            if shared is not None:
+                encoded = shared
+            elif plan.python_keys:
                 encoded = encode_key_values(plan.view, plan.key_schema, columns)
             else:  # key types Python cannot cast exactly like Arrow: let Arrow do it
                 table = pa.table({k: columns[k] for k in plan.key_schema})
                 encoded = encode_keys(plan.view, cast_keys(plan.view, table))
             for k, vtype in plan.key_schema.items():
                 if k not in keys:
-                    keys[k] = _cast_key_column(plan.view, k, vtype, columns[k])
+                    keys[k] = columns[k] if shared is not None else _cast_key_column(plan.view, k, vtype, columns[k])
             raw = store.read_packed(plan.view, encoded)
             if len(raw) != n:
                 raise RuntimeError(f"online store returned {len(raw)} values for {n} keys of '{plan.view.name}'")
@@ -343,6 +363,7 @@ _PRESENT = FeatureStatus.PRESENT
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INT_ONLY = {int}
 
 
 def _check_keys(plans: Sequence[_ViewPlan], columns: Mapping[str, list[Any]]) -> None:
