@@ -1,47 +1,93 @@
 """The embedded engine: DuckDB (SQL transformations) and pandas (function transformations).
 
-The engine computes a view's rows over a window as an Arrow table and writes them as one
-Parquet file per date; everything else about a run (the quality gate, the offline publish,
-deriving online from offline, the run's record) is the pipeline's, in ``etl/runs.py``.
+The engine computes a view's rows over a window and writes them as one Parquet file per UTC
+date of their event time (:class:`~featurestore.frames.DayFiles`); everything else about a run
+(the quality gate, the offline publish, deriving online from offline, the run's record) is the
+pipeline's, in ``etl/runs.py``.
+
+**Memory.** A SQL transformation (or none) streams from the source to the date files in one
+DuckDB ``COPY``, under the engine's ``memory_limit`` (DuckDB spills to the run's scratch folder
+beyond it), and the gate and statistics read the files (``quality/files.py``): a run's memory
+does not grow with its window. A pandas transformation holds its frame in memory, as pandas does.
+
+**One row per (keys, event time).** When a transformation emits several, the one it emits last
+wins. The fast path cannot tell emission order (DuckDB writes in parallel), so each date file is
+checked for repeats; if any date has some, the rows are written again in emission order (a
+stream of Arrow batches, each conformed as below) and the repeated dates keep their last row.
+The same ordered path is taken when an output column's type needs a cast whose checks only Arrow
+makes (a float stored as int64, a nanosecond time): :func:`featurestore.schema.conform` runs on
+every batch, so both paths store exactly the same rows.
 """
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.runs import RunResult, run_view
+from featurestore.config import LocalEngineConfig
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import FeatureStoreError, RunError
-from featurestore.schema import conform
+from featurestore.frames import DayFiles
+from featurestore.schema import conform, view_schema
 from featurestore.sql import connect as duckdb_connect
+from featurestore.sql import cursor
 from featurestore.sql import quote as _quote
 from featurestore.store import FeatureStore
+from featurestore.types import ValueType
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BATCH_ROWS = 1_000_000
+"""Rows per Arrow batch on the ordered path."""
+
+_NULL_DAY = "__HIVE_DEFAULT_PARTITION__"
+"""The folder DuckDB's partitioned COPY writes rows of a null partition value to."""
+
+_SMALL_INTS = {"TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER"}
 
 
 def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def _time_literal(when: datetime) -> str:
+    return f"TIMESTAMPTZ '{when.isoformat()}'"
+
+
 class LocalEngine:
     """Runs feature views in this process. ``root`` resolves relative source paths."""
 
     name = "local"
-    quality_backend = "arrow"
+    quality_backend = "files"
 
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
         self.root = store.config.root
+        engine = store.config.engine
+        self.settings = engine if isinstance(engine, LocalEngineConfig) else LocalEngineConfig()
 
     # ------------------------------------------------------------------ computing
+
+    def _connect(self, spill: Path | None) -> duckdb.DuckDBPyConnection:
+        con = duckdb_connect()
+        con.execute(f"SET memory_limit = '{self.settings.memory_limit}'")
+        if self.settings.threads:
+            con.execute(f"SET threads = {int(self.settings.threads)}")
+        if spill is not None:
+            con.execute(f"SET temp_directory = {_literal(spill)}")
+        return con
 
     def _register_source(
         self,
@@ -73,57 +119,54 @@ class LocalEngine:
             raise RunError(f"Source '{source}' has an unknown kind")
         conditions = []
         if source.timestamp_field and upper is not None:
-            conditions.append(f"{_quote(source.timestamp_field)} < $upper")
+            conditions.append(f"{_quote(source.timestamp_field)} < {_time_literal(upper)}")
         if source.timestamp_field and lower is not None:
-            conditions.append(f"{_quote(source.timestamp_field)} >= $lower")
+            conditions.append(f"{_quote(source.timestamp_field)} >= {_time_literal(lower)}")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        params = {}
-        if "$upper" in where:
-            params["upper"] = upper
-        if "$lower" in where:
-            params["lower"] = lower
         try:
-            # A view cannot take parameters: materialize the filtered rows once as a table.
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(source.name)} AS SELECT * FROM ({body}){where}", params)
+            # A view, not a copy: the source is read where the transformation reads it, streaming.
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(source.name)} AS SELECT * FROM ({body}){where}")
+            con.sql(f"SELECT * FROM {_quote(source.name)} LIMIT 0").fetchall()  # unreadable: say so here
         except duckdb.Error as err:
             raise RunError(f"Source '{source.name}' cannot be read: {err}") from err
         done.add(source.name)
 
-    def _transform(self, con: duckdb.DuckDBPyConnection, view: FeatureView, *, limit: int | None = None) -> pa.Table:
+    def _relation(
+        self, con: duckdb.DuckDBPyConnection, view: FeatureView, *, limit: int | None = None
+    ) -> duckdb.DuckDBPyRelation | pa.Table:
+        """The transformation's output: a DuckDB relation for SQL (or none), an Arrow table for
+        a pandas function."""
         t = view.transformation
         source_sql = f"SELECT * FROM {_quote(view.source.name)}" + (f" LIMIT {limit}" if limit is not None else "")
         try:
             if t is None:
-                return con.sql(source_sql).to_arrow_table()
+                return con.sql(source_sql)
             if isinstance(t, StoredTransformation):
                 raise RunError(
                     f"Feature view '{view.name}' was loaded from the registry; run it from the project's definition files"
                 )
             if isinstance(t, str):
-                sql = f"SELECT * FROM ({t}) LIMIT {limit}" if limit is not None else t
-                return con.sql(sql).to_arrow_table()
+                return con.sql(f"SELECT * FROM ({t}) LIMIT {limit}" if limit is not None else t)
             frame = con.execute(source_sql).df()
-            result = t(frame)
-            if not isinstance(result, pd.DataFrame):
-                raise RunError(
-                    f"Feature view '{view.name}': the transformation returned {type(result).__name__}, not a pandas DataFrame"
-                )
-            return pa.Table.from_pandas(result, preserve_index=False)
+            return _call(view, t, frame)
         except duckdb.Error as err:
             raise RunError(f"Feature view '{view.name}': the transformation failed in DuckDB: {err}") from err
-        except FeatureStoreError:
-            raise
-        except Exception as err:
-            raise RunError(
-                f"Feature view '{view.name}': the transformation raised {type(err).__name__}: {err}"
-            ) from err
 
     def infer_schema(self, view: FeatureView) -> pa.Schema:
-        """The schema of the view's transformation output, computed on a few source rows."""
-        con = duckdb_connect()
+        """The schema of the view's transformation output: from DuckDB's plan for SQL (no row is
+        read), or from a pandas transformation's output on a few source rows. The source is
+        read as a view: nothing is copied."""
+        con = cursor()  # the process's database: a new one costs 30-90 ms per view
         try:
             self._register_source(con, view.source, lower=None, upper=None, done=set())
-            return self._transform(con, view, limit=100).schema
+            sql = view.transformation is None or isinstance(view.transformation, str)
+            out = self._relation(con, view, limit=0 if sql else 100)
+            if isinstance(out, pa.Table):
+                return out.schema
+            try:
+                return out.to_arrow_table().schema
+            except duckdb.Error as err:
+                raise RunError(f"Feature view '{view.name}': the transformation failed in DuckDB: {err}") from err
         finally:
             con.close()
 
@@ -132,54 +175,98 @@ class LocalEngine:
 
     def compute(
         self, view: FeatureView, start: datetime | None = None, end: datetime | None = None, scratch: Path | None = None
-    ) -> pa.Table:
+    ) -> DayFiles:
         """The view's rows with event time in ``[start, end)``, conformed to its schema, one row
-        per (keys, event time): when the transformation emits duplicates, the last one wins."""
+        per (keys, event time) (the last one emitted wins), as one Parquet file per date under
+        ``scratch``. Rows with a null key or event time fail the run, naming the column."""
+        if scratch is None:
+            raise ValueError("LocalEngine.compute needs a scratch folder to write the rows to")
         lower = None
         if start is not None and view.source_lookback is not None:
             lower = start - view.source_lookback
-        con = duckdb_connect()
+        out = scratch / "computed"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        con = self._connect(scratch / "spill")
         try:
             self._register_source(con, view.source, lower=lower, upper=end, done=set())
-            raw = self._transform(con, view)
+            relation = self._relation(con, view)
+            if isinstance(relation, pa.Table):
+                return _deduplicate(con, view, _write_ordered(view, [relation], start, end, out), out)
+            fast = self._write_fast(con, view, relation, start, end, out)
+            if fast is not None:
+                return fast
+            # Repeated (keys, event time), null keys or times, or a cast only Arrow checks: the
+            # ordered path, which keeps the last row emitted and raises the errors.
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            try:
+                batches = relation.to_arrow_reader(BATCH_ROWS)
+            except duckdb.Error as err:
+                raise RunError(f"Feature view '{view.name}': the transformation failed in DuckDB: {err}") from err
+            return _deduplicate(con, view, _write_ordered(view, _tables(view, batches), start, end, out), out)
         finally:
             con.close()
-        table = conform(view, raw)
-        for col in (*view.join_keys, view.timestamp_field):
-            nulls = table.column(col).null_count
-            if nulls:
-                raise RunError(
-                    f"Feature view '{view.name}': {nulls} computed row(s) have a null '{col}'; "
-                    "filter them out in the transformation"
-                )
-        ts = table.column(view.timestamp_field)
-        mask = None
-        if start is not None:
-            mask = pc.greater_equal(ts, pa.scalar(start, ts.type))
-        if end is not None:
-            upper_mask = pc.less(ts, pa.scalar(end, ts.type))
-            mask = upper_mask if mask is None else pc.and_(mask, upper_mask)
-        if mask is not None:
-            table = table.filter(mask)
-        return _latest(table, [*view.join_keys, view.timestamp_field], newest_by=None)
+            shutil.rmtree(scratch / "spill", ignore_errors=True)
 
-    def write_partitions(self, view: FeatureView, frame: pa.Table, folder: Path) -> Mapping[str, Path]:
-        """The rows as one Parquet file per UTC date of their event time."""
-        folder.mkdir(parents=True, exist_ok=True)
-        if frame.num_rows == 0:
-            return {}
-        days = pc.cast(frame.column(view.timestamp_field), pa.date32())
-        order = pc.sort_indices(days)  # one sort, then a slice per date (not one filter per date)
-        frame, days = frame.take(order), days.take(order)
-        out = {}
-        offset = 0
-        for item in pc.value_counts(days).to_pylist():  # in order of appearance: sorted
-            day, n = item["values"], item["counts"]
-            path = folder / f"{day.isoformat()}.parquet"
-            pq.write_table(frame.slice(offset, n), path)
-            out[day.isoformat()] = path
-            offset += n
-        return out
+    def _write_fast(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        view: FeatureView,
+        relation: duckdb.DuckDBPyRelation,
+        start: datetime | None,
+        end: datetime | None,
+        out: Path,
+    ) -> DayFiles | None:
+        """The rows in one DuckDB ``COPY`` partitioned by date, when every output column's type
+        casts to the view's in SQL exactly as Arrow would; None when it does not, when a row has
+        a null key or time, or when a date holds repeated (keys, event time): the ordered path
+        then writes them again, keeping the last row emitted (which only it knows), and names
+        the nulls."""
+        select = _sql_conform(view, relation.columns, [str(t) for t in relation.types])
+        if select is None:
+            return None
+        ts = _quote(view.timestamp_field)
+        window = [f"{ts} >= {_time_literal(start)}"] if start is not None else []
+        window += [f"{ts} < {_time_literal(end)}"] if end is not None else []
+        # Rows with a null key or time are written too: they fail the run (on the ordered path).
+        nulls = " OR ".join(f"{_quote(c)} IS NULL" for c in (*view.join_keys, view.timestamp_field))
+        where = f" WHERE {nulls} OR ({' AND '.join(window)})" if window else ""
+        raw = out / "raw"
+        con.register("__output", relation)
+        try:
+            con.execute(
+                f"COPY (SELECT *, CAST({ts} AS DATE) AS __day FROM (SELECT {select} FROM __output){where}) "
+                f"TO {_literal(raw)} (FORMAT parquet, PARTITION_BY (__day))"
+            )
+        except duckdb.Error as err:
+            raise RunError(f"Feature view '{view.name}': the transformation failed in DuckDB: {err}") from err
+        finally:
+            con.unregister("__output")
+        if (raw / f"__day={_NULL_DAY}").exists():
+            return None
+        files: dict[str, Path] = {}
+        rows = 0
+        for folder in sorted(raw.glob("__day=*")):
+            day = folder.name.removeprefix("__day=")
+            parts = sorted(folder.glob("*.parquet"))
+            target = out / f"{day}.parquet"
+            if len(parts) == 1:
+                os.replace(parts[0], target)
+            else:  # several writers' files of one date: one file
+                listed = ", ".join(_literal(p) for p in parts)
+                con.execute(f"COPY (SELECT * FROM read_parquet([{listed}])) TO {_literal(target)} (FORMAT parquet)")
+            files[day] = target
+            figures = _day_figures(con, view, target)
+            if figures["repeated"] or any(figures[k] for k in view.join_keys):
+                return None
+            rows += pq.read_metadata(target).num_rows
+        shutil.rmtree(raw, ignore_errors=True)
+        return DayFiles(files=files, rows=rows, unique=True)
+
+    def write_partitions(self, view: FeatureView, frame: DayFiles, folder: Path) -> Mapping[str, Path]:
+        """The computed files themselves: they are one Parquet file per date already."""
+        return dict(frame.files)
 
     # ------------------------------------------------------------------ running
 
@@ -210,19 +297,152 @@ class LocalEngine:
         )
 
 
-def _latest(table: pa.Table, partition: list[str], *, newest_by: str | None) -> pa.Table:
-    """One row per ``partition`` value, in table order: the row with the newest ``newest_by``
-    time (ties: the later row), or without ``newest_by`` simply the later row."""
-    if table.num_rows == 0:
-        return table
-    indexed = table.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
-    keys = ", ".join(_quote(k) for k in partition)
-    order = f"{_quote(newest_by)} DESC, __i DESC" if newest_by else "__i DESC"
-    con = duckdb_connect()
+def _call(view: FeatureView, function: object, frame: pd.DataFrame) -> pa.Table:
+    import pandas as pd
+
     try:
-        con.register("t", indexed)
-        sql = f"SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1 ORDER BY __i"
-        out = con.sql(sql).to_arrow_table()
+        result = function(frame)  # type: ignore[operator]
+    except FeatureStoreError:
+        raise
+    except Exception as err:
+        raise RunError(f"Feature view '{view.name}': the transformation raised {type(err).__name__}: {err}") from err
+    if not isinstance(result, pd.DataFrame):
+        raise RunError(
+            f"Feature view '{view.name}': the transformation returned {type(result).__name__}, not a pandas DataFrame"
+        )
+    return pa.Table.from_pandas(result, preserve_index=False)
+
+
+def _sql_conform(view: FeatureView, columns: list[str], types: list[str]) -> str | None:
+    """The SELECT list casting the output's columns to the view's schema in DuckDB, or None when
+    a column's cast is one only Arrow checks (:func:`featurestore.schema.conform` then runs on
+    batches, and names what is missing or cannot be cast)."""
+    have = dict(zip(columns, types, strict=True))
+    wanted = [*((k, t) for k, t in view.key_schema.items()), (view.timestamp_field, ValueType.TIMESTAMP)]
+    wanted += [(f.name, f.dtype) for f in view.features]
+    out = []
+    for name, vt in wanted:
+        src = have.get(name)
+        if src is None:
+            return None
+        c = _quote(name)
+        if name == view.timestamp_field or vt is ValueType.TIMESTAMP:
+            if src == "TIMESTAMP WITH TIME ZONE":
+                expr = c
+            elif src in ("TIMESTAMP", "DATE"):  # naive: UTC (the session's time zone)
+                expr = f"CAST({c} AS TIMESTAMPTZ)"
+            else:
+                return None
+        elif vt is ValueType.INT64:
+            if src == "BIGINT":
+                expr = c
+            elif src in _SMALL_INTS:
+                expr = f"CAST({c} AS BIGINT)"
+            else:
+                return None
+        elif vt is ValueType.FLOAT64:
+            if src == "DOUBLE":
+                value = c
+            elif src == "FLOAT" or src in _SMALL_INTS:
+                value = f"CAST({c} AS DOUBLE)"
+            else:
+                return None
+            expr = f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"  # NaN is stored as null
+        elif (vt is ValueType.STRING and src == "VARCHAR") or (vt is ValueType.BOOL and src == "BOOLEAN"):
+            expr = c
+        else:
+            return None
+        out.append(f"{expr} AS {c}")
+    return ", ".join(out)
+
+
+def _tables(view: FeatureView, batches: pa.RecordBatchReader) -> Iterator[pa.Table]:
+    try:
+        for batch in batches:
+            yield pa.Table.from_batches([batch])
+    except duckdb.Error as err:
+        raise RunError(f"Feature view '{view.name}': the transformation failed in DuckDB: {err}") from err
+
+
+def _write_ordered(
+    view: FeatureView, tables: Iterable[pa.Table], start: datetime | None, end: datetime | None, out: Path
+) -> dict[str, Path]:
+    """Each table conformed, checked for null keys and times, cut to the window and appended
+    to its dates' files in order (so a file's row order is the order the rows were emitted)."""
+    schema = view_schema(view)
+    writers: dict[str, pq.ParquetWriter] = {}
+    nulls = {c: 0 for c in (*view.join_keys, view.timestamp_field)}
+    try:
+        for raw in tables:
+            table = conform(view, raw)
+            for col in nulls:
+                nulls[col] += table.column(col).null_count
+            if any(nulls.values()):
+                continue  # counted to the end, for the message
+            table = _in_window(view, table, start, end)
+            if table.num_rows == 0:
+                continue
+            days = pc.cast(table.column(view.timestamp_field), pa.date32())
+            order = pc.sort_indices(days)  # stable: rows of a date keep their order
+            table, days = table.take(order), days.take(order)
+            offset = 0
+            for item in pc.value_counts(days).to_pylist():  # in order of appearance: sorted
+                day, n = item["values"].isoformat(), item["counts"]
+                writer = writers.get(day)
+                if writer is None:
+                    writer = writers[day] = pq.ParquetWriter(out / f"{day}.parquet", schema)
+                writer.write_table(table.slice(offset, n))
+                offset += n
     finally:
-        con.close()
-    return out.drop_columns(["__i"]).cast(table.schema)
+        for writer in writers.values():
+            writer.close()
+    for col, count in nulls.items():
+        if count:
+            raise _null_error(view, col, count)
+    return {day: out / f"{day}.parquet" for day in writers}
+
+
+def _in_window(view: FeatureView, table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
+    ts = table.column(view.timestamp_field)
+    mask = None
+    if start is not None:
+        mask = pc.greater_equal(ts, pa.scalar(start, ts.type))
+    if end is not None:
+        upper = pc.less(ts, pa.scalar(end, ts.type))
+        mask = upper if mask is None else pc.and_(mask, upper)
+    return table if mask is None else table.filter(mask)
+
+
+def _day_figures(con: duckdb.DuckDBPyConnection, view: FeatureView, path: Path) -> dict[str, int]:
+    """Rows of one date file that repeat a (keys, event time), and its null keys."""
+    keys = [_quote(k) for k in (*view.join_keys, view.timestamp_field)]
+    nulls = ", ".join(f"coalesce(sum(n) FILTER (WHERE {_quote(k)} IS NULL), 0)" for k in view.join_keys)
+    row = con.execute(
+        f"SELECT coalesce(sum(n) FILTER (WHERE n > 1), 0), {nulls} FROM "
+        f"(SELECT {', '.join(keys)}, count(*) AS n FROM read_parquet({_literal(path)}) GROUP BY ALL)"
+    ).fetchall()[0]
+    assert row is not None
+    return {"repeated": int(row[0]), **{k: int(v) for k, v in zip(view.join_keys, row[1:], strict=True)}}
+
+
+def _deduplicate(con: duckdb.DuckDBPyConnection, view: FeatureView, files: dict[str, Path], out: Path) -> DayFiles:
+    """Each date file with one row per (keys, event time), the last in file order kept."""
+    keys = ", ".join(_quote(k) for k in (*view.join_keys, view.timestamp_field))
+    rows = 0
+    for day, path in sorted(files.items()):
+        if _day_figures(con, view, path)["repeated"]:
+            tmp = out / f"{day}.dedup.parquet"
+            con.execute(
+                f"COPY (SELECT * EXCLUDE (file_row_number) FROM read_parquet({_literal(path)}, file_row_number = true) "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY file_row_number DESC) = 1 "
+                f"ORDER BY file_row_number) TO {_literal(tmp)} (FORMAT parquet)"
+            )
+            os.replace(tmp, path)
+        rows += pq.read_metadata(path).num_rows
+    return DayFiles(files=files, rows=rows, unique=True)
+
+
+def _null_error(view: FeatureView, column: str, count: int) -> RunError:
+    return RunError(
+        f"Feature view '{view.name}': {count} computed row(s) have a null '{column}'; filter them out in the transformation"
+    )

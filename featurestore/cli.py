@@ -286,13 +286,15 @@ def validate_view(state: _Context, view: str, start: str | None, end: str | None
     Exits with status 2 when a blocking expectation fails, and 1 when the window holds no rows
     (nothing to check: the message names the range the view's data spans) or --start is not
     before --end."""
+    import tempfile
+
     from etl.local import LocalEngine
     from etl.runs import check_window
     from featurestore.coverage import describe_range, window_text
     from featurestore.errors import NotFoundError
     from featurestore.project_files import load_definitions
     from featurestore.validation import validate_project
-    from quality.gate import reference_time_for, validate
+    from quality.files import reference_time_for, validate
 
     store = state.store()
     views = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
@@ -300,15 +302,16 @@ def validate_view(state: _Context, view: str, start: str | None, end: str | None
         raise NotFoundError("feature view", view, project=store.project, candidates=views)
     window_start, window_end = _parse_time(start, "--start"), _parse_time(end, "--end")
     check_window(window_start, window_end)
-    frame = LocalEngine(store).compute(views[view], window_start, window_end)
-    if frame.num_rows == 0:
-        where = describe_range(views[view], root=store.config.root, files=store.offline_store.files(views[view]))
-        _no_data(
-            f"{view} has no rows {window_text(window_start, window_end)}, so there is nothing to validate; {where}"
+    with tempfile.TemporaryDirectory(prefix="featurestore-validate-") as scratch:
+        frame = LocalEngine(store).compute(views[view], window_start, window_end, Path(scratch))
+        if frame.num_rows == 0:
+            where = describe_range(views[view], root=store.config.root, files=store.offline_store.files(views[view]))
+            _no_data(
+                f"{view} has no rows {window_text(window_start, window_end)}, so there is nothing to validate; {where}"
+            )
+        report = validate(
+            views[view], frame, reference_time=reference_time_for(window_end), examples=store.config.quality.examples
         )
-    report = validate(
-        views[view], frame, reference_time=reference_time_for(window_end), examples=store.config.quality.examples
-    )
     click.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.render())
     if report.blocked:
         sys.exit(2)

@@ -139,9 +139,13 @@ class HiveOfflineConfig(Settings):
 
 
 class LocalEngineConfig(Settings):
-    """The embedded engine: DuckDB and pandas in this process."""
+    """The embedded engine: DuckDB and pandas in this process. ``memory_limit``: what DuckDB may
+    hold while a run computes (a DuckDB size such as ``1GB`` or ``500MB``); beyond it, it spills
+    to the run's scratch folder. ``threads``: DuckDB's threads (0: one per core)."""
 
     type: Literal["local"] = "local"
+    memory_limit: str = Field(default="1GB", pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*$")
+    threads: int = Field(default=0, ge=0)
 
 
 class SparkEngineConfig(Settings):

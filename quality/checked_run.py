@@ -1,7 +1,9 @@
 """What an engine calls between computing a run and publishing it: :func:`check_run`.
 
 1. Validate the computed frame against the view's expectations with the engine's backend
-   (:mod:`quality.gate` for Arrow tables, :mod:`quality.spark` for Spark DataFrames).
+   (:mod:`quality.files` for the embedded engine's date files, read with DuckDB;
+   :mod:`quality.gate` for Arrow tables, on Great Expectations; :mod:`quality.spark` for Spark
+   DataFrames).
 2. On a blocking failure: when quarantine is on (``quality.quarantine`` in the project file, or
    the run's own flag) and every blocking failure names its rows, set those rows aside in
    ``<offline store>/_quarantine/<view>/<run id>.parquet`` and check the rows left again;
@@ -54,7 +56,7 @@ class CheckedFrame:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-BACKENDS = {"arrow": "quality.gate", "spark": "quality.spark"}
+BACKENDS = {"arrow": "quality.gate", "files": "quality.files", "spark": "quality.spark"}
 """The gate's backends, by the name an engine declares (``Engine.quality_backend``)."""
 
 
@@ -97,7 +99,7 @@ def check_run(
     rows_computed = report.rows
     rows_quarantined = 0
     if report.blocked and quarantine and engine.quarantinable(report):
-        table_or_df = frame if spark else _arrow(frame)
+        table_or_df = frame if backend != "arrow" else _arrow(frame)
         good, bad, counts = engine.split(view, table_or_df, report, reference_time=reference_time)
         path = quarantine_path(store, view, run_id)
         after = engine.validate(view, good, reference_time=reference_time, examples=config.examples)

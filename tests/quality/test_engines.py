@@ -1,7 +1,8 @@
-"""One suite, two engines: the quality gate and the run statistics give the same answers on an
-Arrow table (the local engine's output, checked by Great Expectations on pandas) and on a Spark
-DataFrame (the Spark engine's output, checked with Spark SQL, and Great Expectations on Spark
-for ``GxExpectation``). Every test runs once per engine.
+"""One suite, three backends: the quality gate and the run statistics give the same answers on an
+Arrow table (checked by Great Expectations on pandas), on date files (the local engine's output,
+checked with DuckDB SQL by ``quality.files``) and on a Spark DataFrame (the Spark engine's
+output, checked with Spark SQL, and Great Expectations on Spark for ``GxExpectation``). Every
+test runs once per backend.
 
 The Spark session is ``conftest.spark``'s (``local[2]``, stopped at this module's end).
 """
@@ -11,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from quality_projects import BAD, CLEAN, FAILING, Row, accounts, table, utc
 
@@ -29,10 +33,12 @@ from featurestore.expectations import (
     RowCount,
     UniqueKeys,
 )
+from featurestore.frames import DayFiles
+from quality import files as quality_files
 from quality import gate
 from quality.report import QualityReport
 
-ENGINES = ("local", "spark")
+ENGINES = ("local", "files", "spark")
 SPARK_SCHEMA = "customer_id long, ts timestamp, balance double, segment string, n long, active boolean"
 AT = utc(2024, 3, 3)  # freshness is judged at this time
 
@@ -50,14 +56,30 @@ class Engine:
         return report
 
     def rows(self, frame: Any) -> list[tuple[Any, ...]]:
+        if isinstance(frame, DayFiles):
+            frame = pa.concat_tables([pq.read_table(p) for p in frame.paths])
         records = frame.to_pylist() if isinstance(frame, pa.Table) else [r.asDict() for r in frame.collect()]
         return sorted(tuple(r[c] for c in ("customer_id", "balance", "segment", "n", "active")) for r in records)
 
 
 @pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Engine:
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
     if request.param == "local":
         return Engine("local", table, gate)
+    if request.param == "files":
+
+        def files(rows: list[Row]) -> DayFiles:
+            data = table(rows)
+            folder = tmp_path / f"frame-{len(list(tmp_path.iterdir()))}"
+            folder.mkdir()
+            days = pc.strftime(data.column("ts"), format="%Y-%m-%d").to_pylist()
+            out = {}
+            for day in sorted(set(days)):
+                out[day] = folder / f"{day}.parquet"
+                pq.write_table(data.filter(pc.equal(pa.array(days), day)), out[day])
+            return DayFiles(files=out, rows=data.num_rows)
+
+        return Engine("files", files, quality_files)
     session = request.getfixturevalue("spark")
     from quality import spark as on_spark
 
@@ -93,7 +115,7 @@ def test_the_built_in_expectations_count_the_same_failing_rows(engine: Engine) -
         Fresh(timedelta(hours=12), severity="warn"),
     )
     report = engine.validate(view, rows)
-    assert report.engine == ("pandas" if engine.name == "local" else "spark")
+    assert report.engine == {"local": "pandas", "files": "duckdb", "spark": "spark"}[engine.name]
     assert report.rows == 11
     assert outcomes(report) == {
         "segment is not null": (False, 2),
@@ -159,8 +181,8 @@ def test_a_gx_expectation_gives_the_same_verdict(engine: Engine) -> None:
     )
     per_row, mean = engine.validate(view, CLEAN).results
     assert (per_row.success, per_row.failed_rows, per_row.rows_checked) == (False, 1, 6)  # n = 4
-    # Example rows on pandas; on Spark, Great Expectations gives the failing values only.
-    assert [e["n"] if engine.name == "local" else e["value"] for e in per_row.examples] == [4]
+    # Example rows on pandas (and files, checked on pandas); on Spark, Great Expectations gives the failing values only.
+    assert [e["n"] if engine.name != "spark" else e["value"] for e in per_row.examples] == [4]
     assert (mean.success, mean.failed_rows) == (False, None)
     assert mean.observed == pytest.approx(np.mean([100.0, 250.5, 0.0, 120.0, 240.0, 10.0]))
 

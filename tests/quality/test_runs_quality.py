@@ -104,7 +104,7 @@ def test_a_blocking_failure_publishes_nothing_offline_or_online(engine: str, tmp
         assert recorded is not None
         assert recorded["statistics"] == {}
         validation = recorded["validation"]
-        gate_engine = "pandas" if engine == "local" else "spark"
+        gate_engine = "duckdb" if engine == "local" else "spark"
         assert (validation["status"], validation["rows"], validation["engine"]) == ("blocked", 9, gate_engine)
         outcomes = {r["expectation"]: r for r in validation["results"]}
         assert {e: (r["success"], r["failed_rows"]) for e, r in outcomes.items()} == {
