@@ -34,6 +34,7 @@ from datamart.routes import (
     catalog,
     datasets,
     metrics,
+    models,
     project_path,
     push,
     quality,
@@ -72,6 +73,7 @@ TAGS = [
     {"name": "reads", "description": "Online features, training sets and reference data."},
     {"name": "push", "description": "Rows a service has just seen, published offline then online at once."},
     {"name": "catalog", "description": "What exists, how it is built, who uses it."},
+    {"name": "models", "description": "The model server: predictions of registered model versions on online features."},
     {
         "name": "quality",
         "description": "What the quality gate found in each run, statistics of every run, and alert incidents.",
@@ -136,6 +138,7 @@ def create_app(
         alerts.router,
         access.router,
         metrics.router,
+        models.router,
     ):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)

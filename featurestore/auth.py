@@ -61,6 +61,9 @@ class Permission(StrEnum):
     """Tokens and the audit log."""
     PUSH = "features:push"
     """Push rows into a feature view (``POST /v1/push/{view}``): offline, then online."""
+    PREDICT = "models:predict"
+    """Predictions of the model server (``POST /v1/models/{model}/predict``); for the ``service``
+    role only with its own models."""
     METRICS = "metrics:read"
     """The Prometheus metrics (``/v1/metrics``): request counts and latencies, runs, freshness,
     consistency; figures about the project, no feature values."""
@@ -84,7 +87,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         {Permission.CATALOG, Permission.STATISTICS, Permission.REFERENCE_DATA, Permission.TRAINING_SETS}
     ),
     Role.ANALYST: frozenset({Permission.CATALOG, Permission.REFERENCE_DATA}),
-    Role.SERVICE: frozenset({Permission.ONLINE_FEATURES, Permission.PUSH}),
+    Role.SERVICE: frozenset({Permission.ONLINE_FEATURES, Permission.PUSH, Permission.PREDICT}),
 }
 """Deny by default: a permission not listed here is refused. Engineers operate the pipeline and
 read the catalog and reference data, but neither pull training sets nor call the online hot
@@ -146,6 +149,7 @@ _VERBS: Mapping[Permission, str] = {
     Permission.ADMINISTER: "manage tokens or read the audit log",
     Permission.METRICS: "read the metrics",
     Permission.PUSH: "push rows into feature views",
+    Permission.PREDICT: "predict with models",
 }
 
 

@@ -1283,6 +1283,12 @@ from featurestore.mlflow_cli import mlflow_commands  # noqa: E402  (a group of i
 
 cli.add_command(mlflow_commands)
 
+# `featurestore model-traffic` and `featurestore score` (the model server; MLflow loads only to score).
+from featurestore.model_serving_cli import model_traffic, score_command  # noqa: E402  (commands of their own module)
+
+cli.add_command(model_traffic)
+cli.add_command(score_command)
+
 
 def main() -> None:
     try:

@@ -13,6 +13,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 :mod:`~featurestore.registry.alerts` (alert incidents and their deliveries),
 :mod:`~featurestore.registry.datasets` (named training datasets),
 :mod:`~featurestore.registry.model_versions` (model versions and the datasets they were trained on),
+:mod:`~featurestore.registry.model_traffic` (how the model server splits a model's traffic),
 :mod:`~featurestore.registry.records` (what they return) and
 :mod:`~featurestore.registry.schema` (the tables).
 """
@@ -32,6 +33,7 @@ from featurestore.registry.apply import Apply
 from featurestore.registry.datasets import DatasetInput, Datasets, TrainingDatasetRecord
 from featurestore.registry.definitions import Definitions
 from featurestore.registry.migration import HEAD, ensure_schema
+from featurestore.registry.model_traffic import ModelTraffic, ModelTrafficRecord
 from featurestore.registry.model_versions import ModelVersionDataset, ModelVersionRecord, ModelVersions
 from featurestore.registry.records import (
     AlertDelivery,
@@ -81,6 +83,7 @@ __all__ = [
     "FeatureRecord",
     "LineageEdge",
     "ModelRecord",
+    "ModelTrafficRecord",
     "ModelVersionDataset",
     "ModelVersionRecord",
     "Registry",
@@ -113,7 +116,7 @@ __all__ = [
 ]
 
 
-class Registry(Access, Alerts, Apply, Datasets, Definitions, ModelVersions, Runs, Usage):
+class Registry(Access, Alerts, Apply, Datasets, Definitions, ModelTraffic, ModelVersions, Runs, Usage):
     """Definitions, versions, lineage, runs, usage, alert incidents, training datasets and model
     versions of every project in one database. Opening it brings the database to the current schema (creating it
     when empty)."""

@@ -267,6 +267,18 @@ model_versions_t = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
 )
+model_traffic_t = sa.Table(
+    # Revision 0007. One row per model with a traffic setting (featurestore.model_serving): the
+    # split (JSON: version -> percentage, summing to 100) and the shadow version, if any.
+    "model_traffic",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("split", sa.Text, nullable=False),
+    sa.Column("shadow", sa.Integer, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
 
 
 def as_utc(value: Any) -> datetime | None:

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from datamart.app import create_app
 from featurestore.config import AuthConfig
-from featurestore.registry import api_tokens_t
+from featurestore.model_serving import ModelServer
+from featurestore.registry import ModelVersionRecord, api_tokens_t
 from featurestore.store import FeatureStore
 from tests.api.conftest import TestClient, build_project
 
@@ -48,6 +49,9 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/v1/alerts"): {ADMIN, ENGINEER, SCIENTIST},
     ("POST", "/v1/online-features"): {ADMIN, SERVICE},
     ("POST", "/v1/push/{view}"): {ADMIN, ENGINEER, SERVICE},
+    # The model server: services (their own models) and admins, as online features.
+    ("POST", "/v1/models/{model}/predict"): {ADMIN, SERVICE},
+    ("POST", "/v1/models/{model}/versions/{version}/predict"): {ADMIN, SERVICE},
     ("POST", "/v1/training-set"): {ADMIN, SCIENTIST},
     ("POST", "/v1/training-set/upload"): {ADMIN, SCIENTIST},
     ("GET", "/v1/reference-data/{view}"): {ADMIN, ENGINEER, SCIENTIST, ANALYST},
@@ -99,6 +103,13 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClie
         tokens["other_project"] = registry.create_token("another", "admin-of-another", ADMIN, actor="test")[1]
         tokens["garbage"] = "fst_000000000000_" + "x" * 43
         app = create_app(store, auth=AuthConfig(enabled=True, cache_seconds=0))
+        # A model version to predict with, whose "model" predicts 0 (no MLflow here).
+        registry.record_model_version(
+            ModelVersionRecord(
+                project, "churn_model", 1, "0" * 32, "models:/churn_model/1", "churn", {}, (), datetime.now(UTC), "test"
+            )
+        )
+        app.state.model_servers = {project: ModelServer(store, loader=lambda uri: _ZeroModel())}
         with TestClient(app) as client:
             yield client, store, tokens
 
@@ -134,6 +145,9 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
     kwargs: dict[str, Any] = {}
     if base == "/v1/online-features":
         kwargs["json"] = {"features": ["churn"], "entities": {"customer_id": [1]}}
+    elif base.startswith("/v1/models/{model}/"):
+        url = url.replace("{model}", "churn_model").replace("{version}", "1")
+        kwargs["json"] = {"entities": {"customer_id": [1]}}
     elif base == "/v1/push/{view}":  # a customer no other test reads
         kwargs["json"] = {
             "rows": [{"customer_id": 99, "as_of": "2024-03-05T00:00:00Z", "spend_1d": 1.0, "txn_count_1d": 1}]
@@ -160,6 +174,13 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
 
 
 _COUNTER = itertools.count()
+
+
+class _ZeroModel:
+    def predict(self, frame: Any) -> list[int]:
+        return [0] * len(frame)
+
+
 CREDENTIALS = [*sorted(EVERYONE), "none", "expired", "revoked", "garbage", "other_project"]
 
 

@@ -43,7 +43,8 @@ NEW_TABLES = (
     "alert_deliveries",
     "training_datasets",
     "model_versions",
-)  # 0003-0006
+    "model_traffic",
+)  # 0003-0007
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
