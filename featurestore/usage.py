@@ -38,6 +38,7 @@ class UsageLog:
         self._max = max_buckets
         self._counts: dict[_Bucket, list[int | float]] = {}  # [reads, rows, last read as epoch seconds]
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one flush at a time (see flush)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -66,17 +67,20 @@ class UsageLog:
             return int(sum(c[0] for c in self._counts.values()))
 
     def flush(self) -> int:
-        """Write what was counted; returns the number of registry rows written."""
-        with self._lock:
-            counts, self._counts = self._counts, {}
-        if not counts:
-            return 0
-        events = _events(counts)
-        try:
-            return self._registry.record_usage(self._project, events)
-        except Exception:  # usage is best effort: a read must not fail because logging did
-            log.exception("could not record %d usage rows in the registry", len(events))
-            return 0
+        """Write what was counted; returns the number of registry rows written. Returns once
+        every read counted before the call is in the registry: a flush under way (the
+        background thread's) is waited for, not overtaken."""
+        with self._flushing:
+            with self._lock:
+                counts, self._counts = self._counts, {}
+            if not counts:
+                return 0
+            events = _events(counts)
+            try:
+                return self._registry.record_usage(self._project, events)
+            except Exception:  # usage is best effort: a read must not fail because logging did
+                log.exception("could not record %d usage rows in the registry", len(events))
+                return 0
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -24,7 +24,8 @@ Pusher = Annotated[Identity, allow(Permission.PUSH)]
 
 PUSH_THREADS = 4
 """Worker threads pushes may hold at once (a push waits up to ``etl.push.PUSH_LOCK_WAIT`` for a
-run of its view): the others, shared with online lookups, stay free for the hot path."""
+run of its view): the others stay free for the other routes (online lookups have a pool of their
+own, ``datamart.routes.reads.LOOKUP_THREADS``)."""
 _LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
 """One limiter per event loop (anyio's belongs to the loop it was made on)."""
 
