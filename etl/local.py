@@ -34,7 +34,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from etl.runs import RunResult, run_view
 from featurestore.config import LocalEngineConfig
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import FeatureStoreError, RunError
@@ -48,6 +47,8 @@ from featurestore.types import ValueType
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from etl.runs import RunResult
 
 BATCH_ROWS = 1_000_000
 """Rows per Arrow batch on the ordered path."""
@@ -283,6 +284,8 @@ class LocalEngine:
         merge: bool = False,
     ) -> RunResult:
         """Run the view over ``[start, end)`` through the run pipeline (``etl.runs.run_view``)."""
+        from etl.runs import run_view  # not for apply's schema inference: the run pipeline's imports
+
         return run_view(
             self.store,
             self,

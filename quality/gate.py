@@ -44,18 +44,30 @@ from featurestore.expectations import (
     UniqueKeys,
 )
 from featurestore.validation import build_gx_expectation, import_great_expectations
-from quality.report import ExpectationResult, QualityReport, json_value
+from quality.report import (
+    DEFAULT_EXAMPLES,
+    ExpectationResult,
+    QualityReport,
+    example_columns,
+    json_value,
+    reference_time_for,
+)
 from quality.statistics import DEFAULT_BINS, DEFAULT_PSI_THRESHOLD, compute_statistics
 
-DEFAULT_EXAMPLES = 5
+__all__ = [
+    "DEFAULT_EXAMPLES",
+    "example_columns",
+    "failing_rows",
+    "needs_gx",
+    "quarantinable",
+    "reference_time_for",
+    "split",
+    "statistics",
+    "validate",
+    "validate_spark",
+]
+
 _INDEX_META = "featurestore_index"
-
-
-def reference_time_for(end: datetime | None, now: datetime | None = None) -> datetime:
-    """The time freshness is judged at: the run's window end when it has one in the past (a
-    backfill is judged at its own end), else now."""
-    now = now or datetime.now(UTC)
-    return now if end is None else min(end, now)
 
 
 def validate(
@@ -247,12 +259,6 @@ def gx_error(exception_info: Any) -> str | None:
         if isinstance(info, dict) and info.get("raised_exception"):
             return str(info.get("exception_message") or "unknown error")
     return None
-
-
-def example_columns(view: FeatureView, expectation: Expectation, available: Sequence[str]) -> list[str]:
-    """The columns shown in an example row: keys, event time, then what the expectation checks."""
-    wanted = [*view.join_keys, view.timestamp_field, *expectation.columns(view.join_keys, view.timestamp_field)]
-    return [c for c in dict.fromkeys(wanted) if c in available]
 
 
 def _result(view: FeatureView, expectation: Expectation, raw: Any, table: pa.Table, examples: int) -> ExpectationResult:

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from featurestore.expectations import Severity
+from featurestore.definitions import FeatureView
+from featurestore.expectations import Expectation, Severity
 
 Status = Literal["passed", "warned", "quarantined", "blocked"]
 """``blocked``: a blocking expectation failed and nothing was published. ``quarantined``: rows
 failing blocking expectations were set aside and the others published. ``warned``: only
 ``warn`` expectations failed; everything was published. ``passed``: every expectation held."""
+
+DEFAULT_EXAMPLES = 5
+"""Failing rows shown per expectation in a report, by default."""
+
+
+def reference_time_for(end: datetime | None, now: datetime | None = None) -> datetime:
+    """The time freshness is judged at: the run's window end when it has one in the past (a
+    backfill is judged at its own end), else now."""
+    now = now or datetime.now(UTC)
+    return now if end is None else min(end, now)
+
+
+def example_columns(view: FeatureView, expectation: Expectation, available: Sequence[str]) -> list[str]:
+    """The columns shown in an example row: keys, event time, then what the expectation checks."""
+    wanted = [*view.join_keys, view.timestamp_field, *expectation.columns(view.join_keys, view.timestamp_field)]
+    return [c for c in dict.fromkeys(wanted) if c in available]
 
 
 def json_value(value: Any) -> Any:

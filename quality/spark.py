@@ -40,15 +40,15 @@ from featurestore.expectations import (
 )
 from featurestore.types import ValueType
 from featurestore.validation import import_great_expectations
-from quality.gate import (
+from quality.gate import gx_context, gx_error, run_gx_suite
+from quality.report import (
     DEFAULT_EXAMPLES,
+    ExpectationResult,
+    QualityReport,
     example_columns,
-    gx_context,
-    gx_error,
+    json_value,
     reference_time_for,
-    run_gx_suite,
 )
-from quality.report import ExpectationResult, QualityReport, json_value
 from quality.statistics import (
     DEFAULT_BINS,
     DEFAULT_PSI_THRESHOLD,
