@@ -215,6 +215,27 @@ def test_role_route_matrix(secured: Any, method: str, path: str, credential: str
         assert secret not in response.text
 
 
+def test_a_service_predicts_only_with_its_own_models(secured: Any) -> None:
+    client, store, tokens = secured
+    store.registry.record_model_version(
+        ModelVersionRecord(
+            store.project, "other_model", 1, "0" * 32, "models:/other_model/1", "churn", {}, (), datetime.now(UTC), "t"
+        )
+    )
+    headers = {"Authorization": f"Bearer {tokens[SERVICE]}"}
+    body = {"entities": {"customer_id": [1]}}
+    own = client.post("/v1/models/churn_model/predict", json=body, headers=headers)
+    assert own.status_code == 200, own.text
+    assert own.json()["predictions"] == [0]
+    other = client.post("/v1/models/other_model/predict", json=body, headers=headers)
+    assert other.status_code == 403
+    assert "predicts only with its models (churn_model), not 'other_model'" in other.json()["message"]
+    admin = client.post(
+        "/v1/models/other_model/predict", json=body, headers={"Authorization": f"Bearer {tokens[ADMIN]}"}
+    )
+    assert admin.status_code == 200, admin.text
+
+
 def test_usage_is_recorded_under_the_authenticated_identity_not_the_header(secured: Any) -> None:
     client, store, tokens = secured
     response = _request(client, store, "POST", "/v1/training-set", tokens[SCIENTIST])
