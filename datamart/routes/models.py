@@ -10,12 +10,14 @@ each model version is loaded once per process.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from prometheus_client.core import CounterMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamart.limits import check_lookup_entities
@@ -54,7 +56,8 @@ class PredictResponse(BaseModel):
 
 
 def server_of(request: Request, store: FeatureStore) -> ModelServer:
-    """The project's model server, made on first use and kept on the app."""
+    """The project's model server, made on first use and kept on the app (its shadow counts
+    then served on ``/v1/metrics``)."""
     servers: dict[str, ModelServer] | None = getattr(request.app.state, "model_servers", None)
     if servers is None or store.project not in servers:
         with _SERVERS_LOCK:
@@ -62,8 +65,50 @@ def server_of(request: Request, store: FeatureStore) -> ModelServer:
             if servers is None:
                 servers = request.app.state.model_servers = {}
             if store.project not in servers:
-                servers[store.project] = ModelServer(store)
+                server = servers[store.project] = ModelServer(store)
+                metrics = request.app.state.metrics.get(store.project)
+                if metrics is not None:
+                    metrics.registry.register(ShadowCollector(server))
     return servers[store.project]
+
+
+class ShadowCollector:
+    """Prometheus counters of a model server's shadow versions in this process: predictions
+    (entities), of which equal to the served prediction, failed requests, and seconds spent;
+    labelled by project, model and shadow version."""
+
+    def __init__(self, server: ModelServer) -> None:
+        self._server = server
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        project = self._server.store.project
+        for (model, version), stats in sorted(self._server.shadow_stats().items()):
+            labels = [project, model, str(version)]
+            for family, value in zip(
+                families, (stats.predictions, stats.agreed, stats.failures, stats.seconds), strict=True
+            ):
+                family.add_metric(labels, value)
+        yield from families
+
+    @staticmethod
+    def _families() -> list[CounterMetricFamily]:
+        labels = ["project", "model", "version"]
+        return [
+            CounterMetricFamily(
+                "featurestore_shadow_predictions", "Predictions a shadow model version made.", labels=labels
+            ),
+            CounterMetricFamily(
+                "featurestore_shadow_agreed", "Shadow predictions equal to the served one.", labels=labels
+            ),
+            CounterMetricFamily("featurestore_shadow_failures", "Requests whose shadow version failed.", labels=labels),
+            CounterMetricFamily(
+                "featurestore_shadow_seconds", "Time the shadow versions spent (lookup and predict).", labels=labels
+            ),
+        ]
 
 
 async def _predict(

@@ -251,6 +251,9 @@ def test_a_shadow_version_is_logged_and_never_returned(
         metrics = client.get("/v1/metrics").text
         counted = rf'featurestore_requests_total\{{kind="predict",project="cards",status="2xx",target="{model}"\}} 1\.0'
         assert re.search(counted, metrics), metrics
+        # The shadow's counts too (3 entities of this request, this app's server).
+        shadowed = rf'featurestore_shadow_predictions_total\{{model="{model}",project="cards",version="2"\}} 3\.0'
+        assert re.search(shadowed, metrics), metrics
 
 
 def test_unknown_models_and_versions_are_named(project: tuple[Path, str], store: FeatureStore) -> None:
