@@ -157,7 +157,8 @@ class ModelServer:
         if cached is None or t - cached.at > self._ttl:
             records = self.store.registry.list_model_versions(self.store.project, model=model)
             cached = _Cached(t, {r.version: r for r in records})
-            self._versions[model] = cached
+            if records:  # an unknown name is not kept: requests naming anything must not grow the cache
+                self._versions[model] = cached
         versions: dict[int, ModelVersionRecord] = cached.value
         return versions
 
