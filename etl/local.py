@@ -22,6 +22,7 @@ every batch, so both paths store exactly the same rows.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from etl.runs import RunResult
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 1_000_000
 """Rows per Arrow batch on the ordered path."""
@@ -197,6 +200,11 @@ class LocalEngine:
             fast = self._write_fast(con, view, relation, start, end, out)
             if fast is not None:
                 return fast
+            log.info(
+                "feature view '%s': computing again in emission order (a repeated key and time, a null key "
+                "or time, or a column type only Arrow casts)",
+                view.name,
+            )
             # Repeated (keys, event time), null keys or times, or a cast only Arrow checks: the
             # ordered path, which keeps the last row emitted and raises the errors.
             shutil.rmtree(out, ignore_errors=True)

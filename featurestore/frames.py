@@ -50,5 +50,5 @@ class DayFiles:
         import pyarrow.parquet as pq
 
         wanted = schema if columns is None else pa.schema([schema.field(c) for c in columns])
-        parts = [pq.read_table(p, columns=wanted.names).cast(wanted) for p in self.paths]
+        parts = [pq.ParquetFile(p).read(columns=wanted.names).cast(wanted) for p in self.paths]
         return pa.concat_tables(parts) if parts else wanted.empty_table()
