@@ -106,7 +106,8 @@ class TrivialBody(BaseModel):
 def create_trivial_app() -> Any:
     """The baseline: a FastAPI endpoint that parses the same request body, does one Redis
     ``GET`` of the entity's packed value (redis-py, hiredis when installed) and returns it.
-    A plain ``def`` handler, like the datamart's, so both pay the same thread-pool hop."""
+    A plain ``def`` handler: FastAPI runs it in anyio's thread pool, as the datamart runs its
+    lookup in a thread (of a pool of its own, through ``loop.run_in_executor``)."""
     import redis
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
