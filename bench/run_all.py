@@ -14,7 +14,8 @@ Workloads (``make bench`` runs ``--quick``; ``make bench BENCH_ARGS=--full`` the
   shorter wrk runs and fewer lookups; the memory target's 10M/30M runs are not measured.
 - default (about 10 minutes): ETL at 1M and 10M rows; memory at 10M only.
 - ``--full`` (15 minutes measured): also a 30M-row run (SQLite online) for the memory target;
-  that run peaked at 19.6 GB on a 24 GB machine: run nothing beside it.
+  that run peaked at 1.2 GB (19.6 GB before the local engine computed into date files): on 2
+  cores, run nothing beside it.
 
 Targets and how each is judged (the issue's numbers):
 
