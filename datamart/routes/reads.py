@@ -202,10 +202,51 @@ def _online_request(raw: bytes, max_entities: int) -> OnlineFeaturesRequest:
             [{"type": "json_invalid", "loc": ("body", err.pos), "msg": f"JSON decode error: {err.msg}"}]
         ) from err
     check_lookup_entities(data, max_entities)  # before validating every key
+    common = _common_request(data)
+    if common is not None:
+        return common
     try:
         return OnlineFeaturesRequest.model_validate(data)
     except ValidationError as err:
         raise RequestValidationError(_key_errors(err.errors(include_url=False))) from err
+
+
+_REQUEST_FIELDS = frozenset(OnlineFeaturesRequest.model_fields)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _common_request(data: Any) -> OnlineFeaturesRequest | None:
+    """The request, built without pydantic's validation when the body has the common shape that
+    validation would accept unchanged (feature references as text, each key column all int64
+    integers or all strings, ``full_feature_names`` a boolean, no other field); else None, and
+    pydantic validates it (and words its errors). Checked at C speed: ~1 µs for 100 keys, where
+    ``model_validate`` took ~8 µs for one."""
+    if type(data) is not dict or not data.keys() <= _REQUEST_FIELDS:
+        return None
+    features = data.get("features")
+    entities = data.get("entities")
+    full_names = data.get("full_feature_names", False)
+    if type(full_names) is not bool or type(entities) is not dict:
+        return None
+    if type(features) is list:
+        if not set(map(type, features)) <= _STR_ONLY:
+            return None
+    elif type(features) is not str:
+        return None
+    for keys in entities.values():
+        if type(keys) is not list:
+            return None
+        kinds = set(map(type, keys))
+        if kinds == _INT_ONLY:
+            if min(keys) < _INT64_MIN or max(keys) > _INT64_MAX:
+                return None
+        elif kinds and kinds != _STR_ONLY:
+            return None
+    return OnlineFeaturesRequest.model_construct(features=features, entities=entities, full_feature_names=full_names)
+
+
+_STR_ONLY = frozenset({str})
+_INT_ONLY = frozenset({int})
 
 
 def _key_errors(errors: list[Any]) -> list[dict[str, Any]]:
