@@ -42,6 +42,7 @@ from featurestore.frames import DayFiles
 from featurestore.schema import conform, view_schema
 from featurestore.sql import connect as duckdb_connect
 from featurestore.sql import cursor
+from featurestore.sql import literal as sql_literal
 from featurestore.sql import quote as _quote
 from featurestore.store import FeatureStore
 from featurestore.types import ValueType
@@ -63,7 +64,7 @@ _SMALL_INTS = {"TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTE
 
 
 def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+    return sql_literal(path)
 
 
 def _time_literal(when: datetime) -> str:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from featurestore.definitions import FeatureView, FileSource
 from featurestore.sql import cursor, quote
+from featurestore.sql import literal as sql_literal
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _range_of(paths: Sequence[Path | str], column: str, reader: str) -> DataRang
         return None
     con = cursor()
     try:
-        files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+        files = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
         row = con.execute(
             f"SELECT CAST(min({quote(column)}) AS TIMESTAMPTZ), CAST(max({quote(column)}) AS TIMESTAMPTZ) "
             f"FROM {reader}({files})"

@@ -224,6 +224,8 @@ class InSet(_ColumnExpectation):
             out.append(f"{self._where(view)}: column '{self.column}' holds strings; give string values")
         if dtype in _NUMERIC and not all(_is_bound(v) for v in self.values):
             out.append(f"{self._where(view)}: column '{self.column}' holds numbers; give numeric values")
+        if dtype is ValueType.BOOL and not all(isinstance(v, bool) for v in self.values):
+            out.append(f"{self._where(view)}: column '{self.column}' holds booleans; give True and/or False")
         if dtype is ValueType.TIMESTAMP:
             out.append(f"{self._where(view)}: column '{self.column}' holds timestamps; InSet checks other types")
         return out

@@ -39,9 +39,11 @@ class DayFiles:
 
     def sql(self) -> str:
         """A DuckDB table expression reading every file (an empty frame has none: do not call)."""
+        from featurestore.sql import literal
+
         if not self.files:
             raise ValueError("an empty frame has no files to read")
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in self.paths)
+        listed = ", ".join(literal(p) for p in self.paths)
         return f"read_parquet([{listed}])"
 
     def read(self, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:

@@ -55,3 +55,8 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 def quote(name: str) -> str:
     """An identifier (column, table) quoted for DuckDB SQL."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: object) -> str:
+    """A string literal for DuckDB SQL (a path, a value): ``str(value)`` quoted, quotes doubled."""
+    return "'" + str(value).replace("'", "''") + "'"

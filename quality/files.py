@@ -56,6 +56,7 @@ from featurestore.expectations import (
 from featurestore.frames import DayFiles
 from featurestore.schema import view_schema
 from featurestore.sql import cursor
+from featurestore.sql import literal as sql_literal
 from featurestore.sql import quote as _quote
 from featurestore.types import ValueType
 from quality.report import (
@@ -120,7 +121,7 @@ def _literal(value: str | int | float | bool) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f"'{value}'::DOUBLE"
-    return "'" + str(value).replace("'", "''") + "'"
+    return sql_literal(value)
 
 
 def _failing_sql(view: FeatureView, expectation: Expectation) -> str:
@@ -494,7 +495,7 @@ def _finite_values(column: pa.ChunkedArray | pa.Array) -> tuple[Any, int]:
     if pa.types.is_boolean(column.type):
         column = pc.cast(column, pa.int8())
     nulls = column.null_count
-    values = _float64(pc.cast(column.drop_null() if nulls else column, pa.float64()))
+    values = _float64(pc.cast(column.drop_null() if nulls else column, pa.float64(), safe=False))
     finite = np.isfinite(values)
     if not finite.all():
         nulls += int(np.isnan(values).sum())

@@ -157,7 +157,7 @@ def compute_statistics(
 def _finite(column: pa.ChunkedArray) -> FloatArray:
     if pa.types.is_boolean(column.type):
         column = pc.cast(column, pa.int8())
-    values = pc.cast(column.drop_null(), pa.float64()).to_numpy()
+    values = pc.cast(column.drop_null(), pa.float64(), safe=False).to_numpy()  # ints past 2**53 rounded
     return np.asarray(values[np.isfinite(values)], dtype=np.float64)
 
 

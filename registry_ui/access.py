@@ -14,8 +14,22 @@ PUBLIC = ("/signin", "/static/", "/healthz", "/favicon.ico")
 """Paths (under the UI's mount point) anyone may open: the sign-in page and its style sheet,
 liveness, and the favicon browsers ask for (a 404, not a detour by the sign-in page). Every other
 page needs a signed-in identity."""
-PAGE_PERMISSIONS = {"/audit": Permission.ADMINISTER, "/alerts": Permission.STATISTICS}
-"""Pages that need more than reading the catalog."""
+PAGE_PERMISSIONS = {
+    "/audit": Permission.ADMINISTER,
+    "/alerts": Permission.STATISTICS,
+    "/datasets": Permission.TRAINING_SETS,
+    "/datasets/": Permission.TRAINING_SETS,
+}
+"""Pages that need more than reading the catalog (a key ending in ``/``: every page under it).
+Saved training datasets are shown to whom the API gives them: who may build training sets."""
+
+
+def page_permission(path: str) -> Permission:
+    """The permission a page of the UI needs."""
+    for page, permission in PAGE_PERMISSIONS.items():
+        if path == page or (page.endswith("/") and path.startswith(page)):
+            return permission
+    return Permission.CATALOG
 CROSS_SITE = (
     "This form was not sent from this site's own pages (a cross-site request was refused); "
     "open the page again and send it from there."
@@ -44,7 +58,7 @@ class PageGuard:
             identity = auth.cached(token) if auth.enabled else None
             if identity is None:
                 identity = await anyio.to_thread.run_sync(auth.identify, token)
-            identity.require(PAGE_PERMISSIONS.get(path, Permission.CATALOG), auth.project)
+            identity.require(page_permission(path), auth.project)
         except (AuthenticationError, PermissionDeniedError) as err:
             return err
         request.state.identity = identity

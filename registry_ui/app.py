@@ -117,8 +117,10 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
 
     def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         links = pages.Links(request.scope.get("root_path", ""))
-        nav = {"search": links.home(), "lineage": links.lineage(), "datasets": links.datasets(), "usage": links.usage()}
+        nav = {"search": links.home(), "lineage": links.lineage(), "usage": links.usage()}
         identity: Identity | None = getattr(request.state, "identity", None)
+        if identity is None or identity.can(Permission.TRAINING_SETS):  # None: authentication off
+            nav["datasets"] = links.datasets()
         if identity is not None and identity.can(Permission.STATISTICS):
             nav["alerts"] = links.alerts()
         if identity is not None and identity.can(Permission.ADMINISTER):

@@ -53,6 +53,7 @@ from featurestore.errors import StoreUnavailableError
 from featurestore.offline import LatestRows, PublishIntent
 from featurestore.schema import view_schema
 from featurestore.sql import cursor as duckdb_cursor
+from featurestore.sql import literal as sql_literal
 from featurestore.sql import quote as _quote
 
 MANIFEST = "_manifest.json"
@@ -73,7 +74,7 @@ def _as_utc(when: datetime | None) -> datetime | None:
 
 
 def _files_sql(files: Sequence[Path]) -> str:
-    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listed = ", ".join(sql_literal(f) for f in files)
     return f"read_parquet([{listed}], union_by_name = true)"
 
 
@@ -642,7 +643,7 @@ class ParquetOfflineStore:
             staged.keys_file = self.view_dir(view) / INTENTS / f"{staged.run_id}.parquet"
             staged.keys_file.parent.mkdir(exist_ok=True)
             union = " UNION ALL ".join(f"({p})" for p in parts)
-            target = "'" + str(staged.keys_file).replace("'", "''") + "'"
+            target = sql_literal(staged.keys_file)
             only_old = params if old_files and not merge else {}
             con.execute(f"COPY (SELECT DISTINCT * FROM ({union})) TO {target} (FORMAT parquet)", only_old)
             row = con.execute(f"SELECT count(*) FROM read_parquet({target})").fetchone()

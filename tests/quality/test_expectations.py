@@ -27,6 +27,7 @@ from featurestore.expectations import (
 )
 from featurestore.project_files import load_definitions
 from featurestore.store import FeatureStore
+from featurestore.types import ValueType
 from featurestore.validation import validate_project
 from quality.gate import validate
 
@@ -242,3 +243,13 @@ def test_the_registry_gives_back_the_applied_expectations(tmp_path: Path) -> Non
 
 def test_expectations_are_not_part_of_the_schema_fingerprint() -> None:
     assert view(*EVERY_KIND).schema_fingerprint() == view().schema_fingerprint()
+
+
+def test_in_set_on_a_boolean_column_takes_booleans_only() -> None:
+    # DuckDB would compare true with 'yes' by casting, Great Expectations fail every row: refused.
+    columns = {"customer_id": ValueType.INT64, "active": ValueType.BOOL}
+    assert InSet("active", (True,)).problems("accounts", columns) == []
+    assert InSet("active", ("yes", True)).problems("accounts", columns) == [
+        "Feature view 'accounts': expectation active in {'yes', True}: column 'active' holds booleans; "
+        "give True and/or False"
+    ]

@@ -10,7 +10,10 @@ from html import unescape
 
 from fastapi.testclient import TestClient
 
+from featurestore.auth import Authenticator
+from featurestore.config import AuthConfig
 from featurestore.store import FeatureStore
+from registry_ui import create_app
 
 SPINE = {
     "customer_id": [1, 2, 1],
@@ -68,3 +71,19 @@ def test_an_unknown_dataset_is_a_404_suggesting_near_names(ui: TestClient, tiny_
         missing.text
     )
     assert 'href="/datasets/churn_march"' in missing.text
+
+
+def test_the_datasets_pages_need_the_training_sets_permission(tiny_store: FeatureStore) -> None:
+    """Shown to whom the API gives datasets (who may build training sets), not to every reader."""
+    tiny_store.create_training_dataset("churn_march", SPINE, "churn", actor="ana@example")
+    registry, project = tiny_store.registry, tiny_store.project
+    tokens = {role: registry.create_token(project, role, role, actor="test")[1] for role in ("scientist", "analyst")}
+    auth = Authenticator(AuthConfig(enabled=True, cache_seconds=0), registry, project)
+    with TestClient(create_app(tiny_store, auth=auth)) as client:
+        scientist = {"Authorization": f"Bearer {tokens['scientist']}"}
+        analyst = {"Authorization": f"Bearer {tokens['analyst']}"}
+        assert client.get("/datasets/churn_march", headers=scientist).status_code == 200
+        assert 'href="/datasets"' in client.get("/", headers=scientist).text
+        assert client.get("/datasets", headers=analyst).status_code == 403
+        assert client.get("/datasets/churn_march", headers=analyst).status_code == 403
+        assert 'href="/datasets"' not in client.get("/", headers=analyst).text
