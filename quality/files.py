@@ -470,7 +470,8 @@ class _Moments:
         if len(values) == 0:
             return
         n, mean = len(values), float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
+        deviations = values - mean
+        m2 = float(deviations @ deviations)
         total = self.n + n
         delta = mean - self.mean
         self.mean += delta * n / total
