@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -189,8 +190,10 @@ def create_training_dataset(
     existing = registry.find_training_dataset(project, name)
     if existing is not None:
         _refuse_unless_same_inputs(existing, spine_sha, refs, timestamp_column, full_feature_names)
-    files = {r.view.name: offline.files(r.view) for r in requests}
-    rows = training_set(normalized, timestamp_column, requests, files, full_names=full_feature_names)
+    snapshot, rows = _build(
+        registry, offline, project, name, normalized, timestamp_column, requests, full_feature_names
+    )
+    files = snapshot.files
     rows_bytes = parquet_bytes(rows)
     rows_sha = sha256(rows_bytes)
     if existing is not None:
@@ -201,7 +204,7 @@ def create_training_dataset(
         name=name,
         feature_service=feature_service,
         features=refs,
-        view_versions={r.view.name: registry.view_version(project, r.view.name) for r in requests},
+        view_versions=snapshot.versions,
         timestamp_column=timestamp_column,
         full_feature_names=full_feature_names,
         spine_file=_store(folder, "spine", spine_bytes, spine_sha, offline.root),
@@ -210,7 +213,7 @@ def create_training_dataset(
         rows_file=_store(folder, "rows", rows_bytes, rows_sha, offline.root),
         rows_sha256=rows_sha,
         columns=tuple(rows.column_names),
-        watermarks={r.view.name: offline.watermark(r.view) for r in requests},
+        watermarks=snapshot.watermarks,
         inputs=tuple(
             DatasetInput(view, str(f.relative_to(offline.view_dir(view))), offline.publisher(view, f))
             for view, paths in files.items()
@@ -238,6 +241,76 @@ def create_training_dataset(
         },
     )
     return TrainingDataset(saved, rows), True
+
+
+SNAPSHOT_LOCK_WAIT = 300.0
+"""Seconds to wait for a view's publish lock to snapshot it (a run holds it while it commits
+and derives online), then :class:`StoreUnavailableError`."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What each view had published at one moment: its files, watermark and version, taken
+    together under its publish lock, so the record says what the rows were built from."""
+
+    files: dict[str, list[Path]]
+    watermarks: dict[str, datetime | None]
+    versions: dict[str, int]
+
+    def missing(self) -> dict[str, list[Path]]:
+        """The files of each view that are gone since (a later run replaced and deleted them)."""
+        gone = {view: [f for f in paths if not f.exists()] for view, paths in self.files.items()}
+        return {view: paths for view, paths in gone.items() if paths}
+
+
+def _snapshot(
+    registry: Registry, offline: ParquetOfflineStore, project: str, requests: Sequence[ViewRequest]
+) -> _Snapshot:
+    files: dict[str, list[Path]] = {}
+    marks: dict[str, datetime | None] = {}
+    versions: dict[str, int] = {}
+    for r in requests:
+        if r.view.name in files:
+            continue
+        # Held only while the manifest is read: a run committing meanwhile waits, not the build.
+        with offline.lock(r.view, timeout=SNAPSHOT_LOCK_WAIT):
+            files[r.view.name] = offline.files(r.view)
+            marks[r.view.name] = offline.watermark(r.view)
+            versions[r.view.name] = registry.view_version(project, r.view.name)
+    return _Snapshot(files, marks, versions)
+
+
+def _build(
+    registry: Registry,
+    offline: ParquetOfflineStore,
+    project: str,
+    name: str,
+    spine: pa.Table,
+    timestamp_column: str,
+    requests: Sequence[ViewRequest],
+    full_names: bool,
+) -> tuple[_Snapshot, pa.Table]:
+    """The rows of ``spine`` built from one snapshot of the views, and that snapshot. A run
+    committing during the build may delete files the snapshot named (runs delete the files the
+    previous run replaced): then once more from a new snapshot; a second time is an error."""
+    for attempt in (1, 2):
+        snapshot = _snapshot(registry, offline, project, requests)
+        try:
+            return snapshot, training_set(spine, timestamp_column, requests, snapshot.files, full_names=full_names)
+        except (OSError, duckdb.Error) as err:
+            gone = snapshot.missing()
+            if not gone:
+                raise
+            if attempt == 2:
+                views = ", ".join(f"'{v}'" for v in gone)
+                raise StoreUnavailableError(
+                    "offline store",
+                    str(offline.root),
+                    f"runs replaced the published files of feature view(s) {views} while training dataset '{name}' "
+                    f"was being built from them, twice in a row ({len(next(iter(gone.values())))} file(s) gone, e.g. "
+                    f"{next(iter(gone.values()))[0]}); try again, when the view's runs are over",
+                ) from err
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def check_dataset_name(name: str) -> None:

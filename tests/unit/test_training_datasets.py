@@ -22,9 +22,9 @@ from tiny_projects import UTC_US, new_project, utc, write_parquet
 
 from etl.local import LocalEngine
 from etl.push import push
-from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64
+from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64, training_datasets
 from featurestore.cli import cli
-from featurestore.errors import InvalidRequestError, NotFoundError
+from featurestore.errors import InvalidRequestError, NotFoundError, StoreUnavailableError
 from featurestore.store import FeatureStore
 from featurestore.training_datasets import DatasetCorruptedError, parquet_bytes, sha256
 
@@ -318,3 +318,70 @@ def test_the_dataset_is_the_same_after_a_pushed_correction(store: FeatureStore) 
     (since,) = view.since
     assert not isinstance(since, str) and (since.id, since.engine) == (correction.push_id, "push")
     assert f"{correction.push_id} (push)" in report.summary()
+
+
+def _run_during_build(monkeypatch: pytest.MonkeyPatch, runs: Any, times: int | None = None) -> list[Any]:
+    """Make ``runs()`` happen after the dataset's views were snapshotted, before its rows are
+    built (as a run committing while a save reads); ``times``: only on the first so many builds."""
+    real = training_datasets.training_set
+    done: list[Any] = []
+
+    def racing(*args: Any, **kwargs: Any) -> pa.Table:
+        if times is None or len(done) < times:
+            done.append(runs())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training_datasets, "training_set", racing)
+    return done
+
+
+def test_a_run_publishing_during_the_build_is_not_claimed_by_the_record(
+    store: FeatureStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run(store)
+    write_transactions(root, [*TRANSACTIONS, (2, utc(2024, 3, 7, 9), 20.0)])
+    later = _run_during_build(monkeypatch, lambda: run(store, start=utc(2024, 3, 6), end=utc(2024, 3, 10)), times=1)
+    saved = store.create_training_dataset("churn", spine(), SERVICE)
+    assert len(later) == 1 and store.offline_store.watermark(VIEW) == utc(2024, 3, 8)
+    # The rows come from the files published before the later run: its row of 03-08 is not in them.
+    assert saved.rows.column("spend").to_pylist() == SPEND
+    assert saved.record.watermarks == {VIEW: utc(2024, 3, 5)}
+    assert saved.record.run_ids == (first.run_id,)
+
+
+def test_files_deleted_by_runs_during_the_build_are_read_again_from_a_new_snapshot(
+    store: FeatureStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(store)
+    write_transactions(root, [(c, t, a * 2 if c == 3 else a) for c, t, a in TRANSACTIONS])
+
+    def two_backfills() -> Any:
+        # The second run deletes the first run's file of 03-03, which the first one replaced.
+        run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+        return run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+
+    backfills = _run_during_build(monkeypatch, two_backfills, times=1)
+    saved = store.create_training_dataset("churn", spine(), SERVICE)
+    (last,) = backfills
+    assert saved.rows.column("spend").to_pylist() == [15.0, 100.0, 6.0, 1.0, 6.0, 50.0]
+    assert last.run_id in saved.record.run_ids
+    assert saved.record.watermarks == {VIEW: utc(2024, 3, 5)}
+    for i in saved.record.inputs:
+        assert (store.offline_store.view_dir(VIEW) / i.file).exists()
+
+
+def test_files_deleted_during_both_builds_give_a_clear_error(
+    store: FeatureStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(store)
+    write_transactions(root, [(c, t, a * 2 if c == 3 else a) for c, t, a in TRANSACTIONS])
+
+    def two_backfills() -> Any:
+        run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+        return run(store, start=utc(2024, 3, 3), end=utc(2024, 3, 4))
+
+    _run_during_build(monkeypatch, two_backfills)
+    with pytest.raises(StoreUnavailableError) as err:
+        store.create_training_dataset("churn", spine(), SERVICE)
+    assert f"feature view(s) '{VIEW}'" in str(err.value) and "try again" in str(err.value)
+    assert store.registry.find_training_dataset(store.project, "churn") is None
