@@ -25,6 +25,7 @@ dataset back if the rows built now are byte-identical, and is refused otherwise.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,7 @@ from featurestore.offline.parquet import ParquetOfflineStore
 from featurestore.registry import DatasetInput, Registry, RunRecord, TrainingDatasetRecord
 from featurestore.retrieval import ViewRequest, normalize_spine, training_set
 
+log = logging.getLogger(__name__)
 DATASETS_DIR = "training-datasets"
 """The folder under the offline store's root holding datasets' files."""
 DESCRIPTION_MAX_LENGTH = 2000
@@ -199,6 +201,10 @@ def create_training_dataset(
     if existing is not None:
         return _same_or_refused(offline, existing, rows_sha), False
     folder = offline.root / DATASETS_DIR
+    kept = {
+        "spine": _store(folder, "spine", spine_bytes, spine_sha, offline.root),
+        "rows": _store(folder, "rows", rows_bytes, rows_sha, offline.root),
+    }
     record = TrainingDatasetRecord(
         project=project,
         name=name,
@@ -207,10 +213,10 @@ def create_training_dataset(
         view_versions=snapshot.versions,
         timestamp_column=timestamp_column,
         full_feature_names=full_feature_names,
-        spine_file=_store(folder, "spine", spine_bytes, spine_sha, offline.root),
+        spine_file=kept["spine"][0],
         spine_sha256=spine_sha,
         spine_rows=normalized.num_rows,
-        rows_file=_store(folder, "rows", rows_bytes, rows_sha, offline.root),
+        rows_file=kept["rows"][0],
         rows_sha256=rows_sha,
         columns=tuple(rows.column_names),
         watermarks=snapshot.watermarks,
@@ -224,10 +230,18 @@ def create_training_dataset(
         created_by=actor,
         description=description,
     )
-    saved, created = registry.record_training_dataset(record)
-    if not created:  # saved under this name by someone else meanwhile
-        _refuse_unless_same_inputs(saved, spine_sha, refs, timestamp_column, full_feature_names)
-        return _same_or_refused(offline, saved, rows_sha), False
+    created = False
+    try:
+        saved, created = registry.record_training_dataset(record)
+        if not created:  # saved under this name by someone else meanwhile
+            _refuse_unless_same_inputs(saved, spine_sha, refs, timestamp_column, full_feature_names)
+            return _same_or_refused(offline, saved, rows_sha), False
+    finally:
+        if not created:  # the files this call wrote, unless a recorded dataset has them too
+            _remove_unrecorded(registry, offline, [rel for rel, written in kept.values() if written])
+    # A failed save of the same bytes may have removed them between their write and the insert.
+    _store(folder, "spine", spine_bytes, spine_sha, offline.root)
+    _store(folder, "rows", rows_bytes, rows_sha, offline.root)
     registry.record_audit(
         project,
         actor,
@@ -373,16 +387,28 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _store(folder: Path, kind: str, data: bytes, digest: str, root: Path) -> str:
+def _store(folder: Path, kind: str, data: bytes, digest: str, root: Path) -> tuple[str, bool]:
     """Keep ``data`` as ``<folder>/<kind>-<digest>.parquet`` (once: the same bytes are one file)
-    and return its path relative to ``root``."""
+    and return its path relative to ``root``, and whether this call wrote it."""
     path = folder / f"{kind}-{digest}.parquet"
-    if not path.exists():
+    written = not path.exists()
+    if written:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    return str(path.relative_to(root))
+    return str(path.relative_to(root)), written
+
+
+def _remove_unrecorded(registry: Registry, offline: ParquetOfflineStore, files: Sequence[str]) -> None:
+    """Remove the files a failed save wrote that no recorded dataset references. Runs while the
+    save's error propagates: a failure here (the registry unreachable) is logged, the files kept."""
+    if not files:
+        return
+    try:
+        registry.remove_unreferenced_dataset_files(files, lambda rel: (offline.root / rel).unlink(missing_ok=True))
+    except Exception:
+        log.warning("could not remove the files %s of a failed training dataset save", files, exc_info=True)
 
 
 def read_file_bytes(offline: ParquetOfflineStore, record: TrainingDatasetRecord, which: str) -> bytes:

@@ -8,7 +8,7 @@ verifying the rows is :mod:`featurestore.training_datasets`'s job; this module o
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,11 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from featurestore.errors import NotFoundError
-from featurestore.registry.locks import lock_project
+from featurestore.registry.locks import lock_name, lock_project
 from featurestore.registry.schema import lineage_t, training_datasets_t
 
 DATASET_KIND = "training_dataset"
 """The kind of a dataset in the lineage (``feature_view`` → ``training_dataset``)."""
+FILES_LOCK = "featurestore.registry:training-dataset-files"
+"""Held by a dataset's insert and by the removal of a failed save's files (see
+:meth:`Datasets.remove_unreferenced_dataset_files`): one cannot fall between the other's check and act."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class Datasets:
         c = training_datasets_t.c
         with self._engine.begin() as conn:
             lock_project(conn, record.project)  # two saves of one name at once: the second sees the first
+            lock_name(conn, FILES_LOCK)
             row = conn.execute(
                 sa.select(training_datasets_t).where(c.project == record.project, c.name == record.name)
             ).first()
@@ -124,6 +128,22 @@ class Datasets:
                 ],
             )
         return record, True
+
+    def remove_unreferenced_dataset_files(self, files: Collection[str], remove: Callable[[str], None]) -> list[str]:
+        """Call ``remove`` on each of ``files`` (paths as datasets record them: relative to the
+        offline store's root) that no recorded dataset of any project references, and return those.
+        Done under a lock that inserts take too: a save recording one of them meanwhile either
+        commits first (the file is kept) or after (and then writes the file again if it is gone)."""
+        c = training_datasets_t.c
+        with self._engine.begin() as conn:
+            lock_name(conn, FILES_LOCK)
+            used = set(conn.execute(sa.select(c.spine_file).where(c.spine_file.in_(files))).scalars()) | set(
+                conn.execute(sa.select(c.rows_file).where(c.rows_file.in_(files))).scalars()
+            )
+            unused = [f for f in files if f not in used]
+            for f in unused:
+                remove(f)
+        return unused
 
     def find_training_dataset(self, project: str, name: str) -> TrainingDatasetRecord | None:
         c = training_datasets_t.c

@@ -385,3 +385,52 @@ def test_files_deleted_during_both_builds_give_a_clear_error(
         store.create_training_dataset("churn", spine(), SERVICE)
     assert f"feature view(s) '{VIEW}'" in str(err.value) and "try again" in str(err.value)
     assert store.registry.find_training_dataset(store.project, "churn") is None
+
+
+def _saved_files(store: FeatureStore) -> set[str]:
+    folder = store.offline_store.root / training_datasets.DATASETS_DIR
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
+def test_a_failed_insert_leaves_no_file_behind(store: FeatureStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(store)
+    kept = store.create_training_dataset("churn", spine(), SERVICE)
+    before = _saved_files(store)
+
+    def down(record: Any) -> Any:
+        raise RuntimeError("registry down")
+
+    monkeypatch.setattr(store.registry, "record_training_dataset", down)
+    # Same spine as 'churn' (its file is recorded: kept), other rows (a new file: removed).
+    with pytest.raises(RuntimeError, match="registry down"):
+        store.create_training_dataset("spend_only", spine(), [f"{VIEW}:spend"])
+    assert _saved_files(store) == before
+    assert store.get_training_dataset("churn").rows.equals(kept.rows)
+
+
+def test_a_concurrent_save_of_the_name_keeps_its_files_and_removes_the_losers(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(store)
+    real = store.registry.record_training_dataset
+    winners: list[Any] = []
+
+    def racing(record: Any) -> Any:
+        if not winners:  # another save of the name commits first
+            winners.append(None)
+            winners[0] = store.create_training_dataset(record.name, winning_spine, SERVICE)
+        return real(record)
+
+    monkeypatch.setattr(store.registry, "record_training_dataset", racing)
+    winning_spine = spine().slice(0, 3)
+    with pytest.raises(InvalidRequestError, match="its spine differ"):
+        store.create_training_dataset("churn", spine(), SERVICE)
+    record = winners[0].record
+    assert _saved_files(store) == {Path(record.spine_file).name, Path(record.rows_file).name}
+
+    # The same dataset saved concurrently: the winner recorded this call's files, which stay.
+    winners.clear()
+    winning_spine = spine()
+    same = store.create_training_dataset("churn_all", spine(), SERVICE)
+    assert same.record == winners[0].record
+    assert store.get_training_dataset("churn_all").rows.equals(same.rows)
