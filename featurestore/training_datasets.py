@@ -57,6 +57,9 @@ class TrainingDataset:
 
     record: TrainingDatasetRecord
     rows: pa.Table
+    created: bool = False
+    """Whether the call that gave it saved it (False: the dataset saved under its name before,
+    given back; and a dataset read with :meth:`FeatureStore.get_training_dataset`)."""
 
     @property
     def name(self) -> str:
@@ -254,7 +257,7 @@ def create_training_dataset(
             "runs": len(record.run_ids),
         },
     )
-    return TrainingDataset(saved, rows), True
+    return TrainingDataset(saved, rows, created=True), True
 
 
 SNAPSHOT_LOCK_WAIT = 300.0

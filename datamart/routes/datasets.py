@@ -126,7 +126,6 @@ def create_training_dataset(
     )
     check_spine_rows(table, store.config.datamart.max_spine_rows, "uploaded spine")
     table = prepare_spine(table, timestamp_column, key_types, "uploaded spine")
-    before = store.registry.find_training_dataset(store.project, name)
     dataset = store.create_training_dataset(
         name,
         table,
@@ -137,7 +136,9 @@ def create_training_dataset(
         actor=who.name,
     )
     info = _info(request, dataset.record)
-    return JSONResponse(info.model_dump(mode="json"), status_code=200 if before is not None else 201)
+    # Whether this call saved it, as the core decided under the registry's lock (a read before
+    # the save would answer 201 to the loser of two concurrent saves of one name).
+    return JSONResponse(info.model_dump(mode="json"), status_code=201 if dataset.created else 200)
 
 
 @router.get(

@@ -5,11 +5,14 @@ answered as the SDK raises them."""
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from datamart.app import create_app
@@ -95,3 +98,38 @@ def test_the_rows_download_in_every_format_and_parquet_is_the_saved_file(
 def test_an_invalid_name_is_refused_before_anything_is_built(client: DatamartClient) -> None:
     with pytest.raises(InvalidRequestError, match="Training dataset name 'churn march' is not valid"):
         client.create_training_dataset("churn march", SPINE, "churn", timestamp_column="ts")
+
+
+def _post_dataset(client: DatamartClient, name: str, spine: pa.Table) -> int:
+    sink = io.BytesIO()
+    pq.write_table(spine, sink)
+    response = client._request(
+        "POST",
+        "/training-datasets",
+        data={"name": name, "features": ["churn"], "timestamp_column": "ts"},
+        files={"spine": ("spine.parquet", sink.getvalue(), "application/vnd.apache.parquet")},
+    )
+    return response.status_code
+
+
+def test_201_only_for_the_call_that_saved_the_dataset(
+    client: DatamartClient, store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _post_dataset(client, "churn_status", SPINE) == 201
+    assert _post_dataset(client, "churn_status", SPINE) == 200
+
+    # The same dataset saved by someone else between this request's start and its insert: this
+    # request saved nothing, and says so.
+    real = store.registry.record_training_dataset
+    raced: list[str] = []
+
+    def racing(record: Any) -> Any:
+        if not raced:
+            raced.append(record.name)
+            store.create_training_dataset(record.name, SPINE, "churn", timestamp_column="ts")
+        return real(record)
+
+    monkeypatch.setattr(store.registry, "record_training_dataset", racing)
+    assert _post_dataset(client, "churn_raced", SPINE) == 200
+    assert raced == ["churn_raced"]
+    assert store.registry.get_training_dataset(store.project, "churn_raced").created_by != "notebook-ana"

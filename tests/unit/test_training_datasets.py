@@ -209,6 +209,7 @@ def test_a_name_is_immutable(store: FeatureStore, root: Path) -> None:
     # The same spine and service on unchanged data: the saved dataset, nothing new recorded.
     same = store.create_training_dataset("churn", spine(), SERVICE)
     assert same.record == saved.record and same.rows.equals(saved.rows)
+    assert (saved.created, same.created) == (True, False)
     assert len(store.list_training_datasets()) == 1
 
     other_spine = spine().slice(0, 3)
