@@ -80,14 +80,25 @@ def log_dataset(
 @click.argument("model")
 @click.argument("version")
 @TRACKING_URI
+@click.option(
+    "--switch-service",
+    is_flag=True,
+    help="Let the version move the model to another feature service than it consumes (its service tokens "
+    "then read the new one only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 @click.pass_obj
-def register(state: Any, model: str, version: str, tracking_uri: str | None, as_json: bool) -> None:
+def register(
+    state: Any, model: str, version: str, tracking_uri: str | None, switch_service: bool, as_json: bool
+) -> None:
     """Record that VERSION of MLflow's registered model MODEL was trained on the datasets its run
-    logged: the model consumes their feature service, and each dataset feeds it (lineage)."""
+    logged: the model consumes their feature service, and each dataset feeds it (lineage). A
+    version of another service than the model's is refused unless --switch-service."""
     from featurestore.mlflow_link import record_model_version
 
-    record = record_model_version(state.store(), model, version, tracking_uri=tracking_uri)
+    record = record_model_version(
+        state.store(), model, version, tracking_uri=tracking_uri, switch_service=switch_service
+    )
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
         return

@@ -181,13 +181,17 @@ def record_model_version(
     *,
     tracking_uri: str | None = None,
     actor: str | None = None,
+    switch_service: bool = False,
 ) -> ModelVersionRecord:
     """Record in our registry that version ``version`` of MLflow's registered model
     ``model_name`` consumes the feature service, views' versions and training datasets that its
     run logged (:func:`log_training_dataset`); call it after ``mlflow.register_model``.
 
     The model is registered in our registry as a consumer of the datasets' feature service
-    (``feature_service → model``) and each dataset feeds it (``training_dataset → model``).
+    (``feature_service → model``) and each dataset feeds it (``training_dataset → model``), in one
+    registry transaction with the version's record and their audit entries. A model registered
+    as the consumer of another service is not switched to this one (its ``service`` tokens would
+    lose the other) unless ``switch_service``: :class:`ModelServiceSwitchError` names both.
     Recording a version again replaces its record. Raises :class:`NotFoundError` for an unknown
     model or version (naming the ones MLflow has) or a dataset our registry does not know, and
     :class:`FeatureStoreError` when the version has no run or its run logged no dataset of ours,
@@ -223,9 +227,8 @@ def record_model_version(
         for view, v in r.view_versions.items():
             view_versions.setdefault(view, v)
     who = actor or local_actor()
-    if service is not None:
-        described = {m.name: m.description for m in store.registry.list_models(store.project)}
-        store.register_model(model_name, service, described.get(model_name, ""), actor=who)
+    # One registry transaction: the model registered as the service's consumer (refused if it
+    # consumes another one, unless switch_service), the version recorded, both audited.
     recorded = store.registry.record_model_version(
         ModelVersionRecord(
             project=store.project,
@@ -238,15 +241,10 @@ def record_model_version(
             datasets=tuple(ModelVersionDataset(r.name, r.rows_sha256) for r in records),
             created_at=now(),
             created_by=who,
-        )
+        ),
+        switch_service=switch_service,
     )
-    store.registry.record_audit(
-        store.project,
-        who,
-        "model_version.record",
-        f"model:{model_name}/{number}",
-        {"mlflow_run_id": model_version.run_id, "feature_service": service, "datasets": [r.name for r in records]},
-    )
+    store._model_services = (-1e18, {})  # as FeatureStore.register_model: tokens see the service at once
     return recorded
 
 

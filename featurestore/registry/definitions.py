@@ -132,42 +132,9 @@ class Definitions:
         :data:`MODEL_DESCRIPTION_MAX_LENGTH` characters."""
         check_model(name, description)
         self.get_feature_service(project, feature_service)
-        at = now()
-        spec = json.dumps(
-            {"name": name, "feature_service": feature_service, "description": description}, sort_keys=True
-        )
         with self._engine.begin() as conn:
             lock_project(conn, project)  # two registrations of one model: one inserts, the other updates
-            exists = conn.execute(
-                sa.select(models_t.c.name).where(models_t.c.project == project, models_t.c.name == name)
-            ).first()
-            if exists:
-                conn.execute(
-                    models_t.update()
-                    .where(models_t.c.project == project, models_t.c.name == name)
-                    .values(spec=spec, updated_at=at)
-                )
-            else:
-                conn.execute(
-                    models_t.insert().values(project=project, name=name, spec=spec, created_at=at, updated_at=at)
-                )
-            conn.execute(  # its service edge only: training datasets' edges are its versions' (model_versions)
-                lineage_t.delete().where(
-                    lineage_t.c.project == project,
-                    lineage_t.c.src_kind == "feature_service",
-                    lineage_t.c.dst_kind == "model",
-                    lineage_t.c.dst_name == name,
-                )
-            )
-            conn.execute(
-                lineage_t.insert().values(
-                    project=project,
-                    src_kind="feature_service",
-                    src_name=feature_service,
-                    dst_kind="model",
-                    dst_name=name,
-                )
-            )
+            register_model_in(conn, project, name, feature_service, description)
 
     def list_models(self, project: str) -> list[ModelRecord]:
         """The project's registered models, by name."""
@@ -188,6 +155,42 @@ class Definitions:
     def _specs(self, table: sa.Table, project: str) -> dict[str, dict[str, Any]]:
         with self._engine.connect() as conn:
             return specs_in(conn, table, project)
+
+
+def register_model_in(conn: sa.Connection, project: str, name: str, feature_service: str, description: str) -> None:
+    """Register (or update) the model ``name`` as a consumer of ``feature_service`` in the
+    transaction of ``conn``, which holds the project's lock (:func:`lock_project`); the caller
+    checked the name, the description and that the service exists."""
+    at = now()
+    spec = json.dumps({"name": name, "feature_service": feature_service, "description": description}, sort_keys=True)
+    exists = conn.execute(
+        sa.select(models_t.c.name).where(models_t.c.project == project, models_t.c.name == name)
+    ).first()
+    if exists:
+        conn.execute(
+            models_t.update()
+            .where(models_t.c.project == project, models_t.c.name == name)
+            .values(spec=spec, updated_at=at)
+        )
+    else:
+        conn.execute(models_t.insert().values(project=project, name=name, spec=spec, created_at=at, updated_at=at))
+    conn.execute(  # its service edge only: training datasets' edges are its versions' (model_versions)
+        lineage_t.delete().where(
+            lineage_t.c.project == project,
+            lineage_t.c.src_kind == "feature_service",
+            lineage_t.c.dst_kind == "model",
+            lineage_t.c.dst_name == name,
+        )
+    )
+    conn.execute(
+        lineage_t.insert().values(
+            project=project,
+            src_kind="feature_service",
+            src_name=feature_service,
+            dst_kind="model",
+            dst_name=name,
+        )
+    )
 
 
 def specs_in(conn: sa.Connection, table: sa.Table, project: str) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,11 @@ the run, the training datasets that run logged (name and rows' SHA-256), their f
 each view's version they were built from, with the lineage edges ``training_dataset → model`` in
 the same transaction (the ``feature_service → model`` edge is the model's own, see
 :meth:`~featurestore.registry.definitions.Definitions.register_model`).
+
+Recording a version whose datasets are of a feature service registers the model as that service's
+consumer in the same transaction, with the audit entries: all of it or none. A model consumes one
+service, and its ``service`` tokens read that one: a version of another service is refused unless
+the switch is asked for (``switch_service``), since it would move the model, and its tokens.
 """
 
 from __future__ import annotations
@@ -19,10 +24,27 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from featurestore.errors import NotFoundError
+from featurestore.errors import InvalidRequestError, NotFoundError
+from featurestore.registry.access import _audit
 from featurestore.registry.datasets import DATASET_KIND
+from featurestore.registry.definitions import check_model, register_model_in
 from featurestore.registry.locks import lock_project
-from featurestore.registry.schema import lineage_t, model_versions_t
+from featurestore.registry.schema import lineage_t, model_versions_t, models_t
+
+
+class ModelServiceSwitchError(InvalidRequestError):
+    """A model version's datasets are of another feature service than the model consumes, and
+    switching the model to it was not asked for. ``current`` and ``requested`` name the two."""
+
+    def __init__(self, model: str, version: int, current: str, requested: str) -> None:
+        self.current = current
+        self.requested = requested
+        super().__init__(
+            f"Model '{model}' consumes feature service '{current}', but its version {version} was trained on "
+            f"datasets of feature service '{requested}'. Recording it would switch the model to '{requested}', "
+            f"and the model's service tokens could then no longer read '{current}'. To switch, record the version "
+            f"again with switch_service=True (CLI: --switch-service); otherwise train it on datasets of '{current}'"
+        )
 
 
 @dataclass(frozen=True)
@@ -74,13 +96,43 @@ class ModelVersions:
 
     _engine: Engine
 
-    def record_model_version(self, record: ModelVersionRecord) -> ModelVersionRecord:
+    def record_model_version(self, record: ModelVersionRecord, *, switch_service: bool = False) -> ModelVersionRecord:
         """Record ``record`` (replacing the row of the same model and version, if any) and the
-        lineage edges from each of its datasets to the model."""
+        lineage edges from each of its datasets to the model, in one transaction with: when the
+        version has a feature service, the model registered as its consumer (its description
+        kept; :class:`ModelServiceSwitchError` when it consumes another one, unless
+        ``switch_service``); the audit entries, by ``record.created_by`` (``model.register``
+        when the model's service is new or changed, ``model_version.record``)."""
         c = model_versions_t.c
         key = (c.project == record.project, c.model == record.model, c.version == record.version)
+        service = record.feature_service
+        if service is not None:
+            check_model(record.model)
+            self.get_feature_service(record.project, service)  # type: ignore[attr-defined]
         with self._engine.begin() as conn:
-            lock_project(conn, record.project)
+            lock_project(conn, record.project)  # the model's service read here is the one replaced
+            if service is not None:
+                spec = conn.execute(
+                    sa.select(models_t.c.spec).where(
+                        models_t.c.project == record.project, models_t.c.name == record.model
+                    )
+                ).scalar()
+                current = json.loads(spec) if spec else None
+                if current is not None and current["feature_service"] != service and not switch_service:
+                    raise ModelServiceSwitchError(record.model, record.version, current["feature_service"], service)
+                if current is None or current["feature_service"] != service:
+                    register_model_in(
+                        conn,
+                        record.project,
+                        record.model,
+                        service,
+                        "" if current is None else current.get("description", ""),
+                    )
+                    detail = {
+                        "feature_service": service,
+                        "previous_feature_service": current and current["feature_service"],
+                    }
+                    _audit(conn, record.project, record.created_by, "model.register", f"model:{record.model}", detail)
             conn.execute(model_versions_t.delete().where(*key))
             conn.execute(model_versions_t.insert().values(**_row(record)))
             edges = {
@@ -108,6 +160,18 @@ class ModelVersions:
                         for name in dict.fromkeys(new)
                     ],
                 )
+            _audit(
+                conn,
+                record.project,
+                record.created_by,
+                "model_version.record",
+                f"model:{record.model}/{record.version}",
+                {
+                    "mlflow_run_id": record.mlflow_run_id,
+                    "feature_service": service,
+                    "datasets": [d.name for d in record.datasets],
+                },
+            )
         return record
 
     def find_model_version(self, project: str, model: str, version: int) -> ModelVersionRecord | None:
