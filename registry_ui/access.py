@@ -30,6 +30,8 @@ def page_permission(path: str) -> Permission:
         if path == page or (page.endswith("/") and path.startswith(page)):
             return permission
     return Permission.CATALOG
+
+
 CROSS_SITE = (
     "This form was not sent from this site's own pages (a cross-site request was refused); "
     "open the page again and send it from there."
