@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 1_000_000
 """Rows per Arrow batch on the ordered path."""
 
+CHECK_ROWS = 2_000_000
+"""Rows of date files checked for repeated keys and times in one query (its memory: their groups)."""
+
 _NULL_DAY = "__HIVE_DEFAULT_PARTITION__"
 """The folder DuckDB's partitioned COPY writes rows of a null partition value to."""
 
@@ -267,11 +270,22 @@ class LocalEngine:
                 listed = ", ".join(_literal(p) for p in parts)
                 con.execute(f"COPY (SELECT * FROM read_parquet([{listed}])) TO {_literal(target)} (FORMAT parquet)")
             files[day] = target
-            figures = _day_figures(con, view, target)
-            if figures["repeated"] or any(figures[k] for k in view.join_keys):
-                return None
-            rows += pq.read_metadata(target).num_rows
         shutil.rmtree(raw, ignore_errors=True)
+        # Checked a few dates per query (a date's rows cannot repeat another date's keys and time):
+        # one query per date cost ~20 ms each, most of the check on small dates.
+        group: list[Path] = []
+        group_rows = 0
+        days = sorted(files)
+        for day in days:
+            n = pq.read_metadata(files[day]).num_rows
+            rows += n
+            group.append(files[day])
+            group_rows += n
+            if group_rows >= CHECK_ROWS or day == days[-1]:
+                figures = _day_figures(con, view, group)
+                if figures["repeated"] or any(figures[k] for k in view.join_keys):
+                    return None
+                group, group_rows = [], 0
         return DayFiles(files=files, rows=rows, unique=True)
 
     def write_partitions(self, view: FeatureView, frame: DayFiles, folder: Path) -> Mapping[str, Path]:
@@ -425,13 +439,14 @@ def _in_window(view: FeatureView, table: pa.Table, start: datetime | None, end: 
     return table if mask is None else table.filter(mask)
 
 
-def _day_figures(con: duckdb.DuckDBPyConnection, view: FeatureView, path: Path) -> dict[str, int]:
-    """Rows of one date file that repeat a (keys, event time), and its null keys."""
+def _day_figures(con: duckdb.DuckDBPyConnection, view: FeatureView, paths: list[Path]) -> dict[str, int]:
+    """Rows of date files that repeat a (keys, event time), and their null keys."""
     keys = [_quote(k) for k in (*view.join_keys, view.timestamp_field)]
     nulls = ", ".join(f"coalesce(sum(n) FILTER (WHERE {_quote(k)} IS NULL), 0)" for k in view.join_keys)
     row = con.execute(
         f"SELECT coalesce(sum(n) FILTER (WHERE n > 1), 0), {nulls} FROM "
-        f"(SELECT {', '.join(keys)}, count(*) AS n FROM read_parquet({_literal(path)}) GROUP BY ALL)"
+        f"(SELECT {', '.join(keys)}, count(*) AS n FROM read_parquet([{', '.join(_literal(p) for p in paths)}]) "
+        "GROUP BY ALL)"
     ).fetchall()[0]
     assert row is not None
     return {"repeated": int(row[0]), **{k: int(v) for k, v in zip(view.join_keys, row[1:], strict=True)}}
@@ -442,7 +457,7 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, view: FeatureView, files: dict[
     keys = ", ".join(_quote(k) for k in (*view.join_keys, view.timestamp_field))
     rows = 0
     for day, path in sorted(files.items()):
-        if _day_figures(con, view, path)["repeated"]:
+        if _day_figures(con, view, [path])["repeated"]:
             tmp = out / f"{day}.dedup.parquet"
             con.execute(
                 f"COPY (SELECT * EXCLUDE (file_row_number) FROM read_parquet({_literal(path)}, file_row_number = true) "
