@@ -33,6 +33,7 @@ from datamart.routes import (
     alerts,
     catalog,
     datasets,
+    feast,
     metrics,
     models,
     project_path,
@@ -77,6 +78,11 @@ TAGS = [
     {
         "name": "quality",
         "description": "What the quality gate found in each run, statistics of every run, and alert incidents.",
+    },
+    {
+        "name": "feast",
+        "description": "Feast's feature-server protocol (POST /get-online-features, also under /v1 and each project): "
+        "Feast's SDK with `online_store: {type: remote, path: <this server>}` and Feast's HTTP clients read here.",
     },
     {"name": "service", "description": "The API itself."},
     {"name": "admin", "description": "API tokens and the audit log (role admin)."},
@@ -143,6 +149,11 @@ def create_app(
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)
         app.include_router(router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])
+    # Feast's feature-server protocol: at the root too, where Feast's clients post (path: http://host:port).
+    _check_every_route_is_guarded(feast.router, "")
+    for prefix in ("", API_PREFIX):
+        app.include_router(feast.router, prefix=prefix)
+    app.include_router(feast.router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])
     # The registry UI, on the same stores: each project's, then the default one (a mount matches by prefix).
     for each in stores:
         app.mount(f"{UI_PREFIX}/projects/{each.project}", create_ui_app(each, auth=app.state.auths[each.project]))

@@ -8,6 +8,7 @@ document, so that a new route cannot ship without its line here.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,9 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     # Alert incidents: figures about runs and freshness, as the statistics (README, Alerts).
     ("GET", "/v1/alerts"): {ADMIN, ENGINEER, SCIENTIST},
     ("POST", "/v1/online-features"): {ADMIN, SERVICE},
+    # Feast's feature-server protocol, the same lookup: at the root (where Feast's clients post) and under /v1.
+    ("POST", "/get-online-features"): {ADMIN, SERVICE},
+    ("POST", "/v1/get-online-features"): {ADMIN, SERVICE},
     ("POST", "/v1/push/{view}"): {ADMIN, ENGINEER, SERVICE},
     # The model server: services (their own models) and admins, as online features.
     ("POST", "/v1/models/{model}/predict"): {ADMIN, SERVICE},
@@ -145,6 +149,8 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
     kwargs: dict[str, Any] = {}
     if base == "/v1/online-features":
         kwargs["json"] = {"features": ["churn"], "entities": {"customer_id": [1]}}
+    elif base in ("/get-online-features", "/v1/get-online-features"):
+        kwargs["json"] = {"feature_service": "churn", "entities": {"customer_id": [1]}}
     elif base.startswith("/v1/models/{model}/"):
         url = url.replace("{model}", "churn_model").replace("{version}", "1")
         kwargs["json"] = {"entities": {"customer_id": [1]}}
@@ -197,6 +203,8 @@ def test_role_route_matrix(secured: Any, method: str, path: str, credential: str
         assert response.status_code < 300, f"{credential} must be allowed {method} {path}: {response.text}"
         return
     body = response.json()
+    if isinstance(body, str):  # Feast's protocol: its error detail as a JSON string, naming our error too
+        body = json.loads(body)
     if credential in ("none", "expired", "revoked", "garbage"):
         assert response.status_code == 401, response.text
         assert body["error"] == "AuthenticationError"

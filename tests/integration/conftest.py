@@ -3,7 +3,10 @@ the whole test session (started only when a Spark case runs; ~15 s, as in ``test
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,3 +43,21 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session = spark_session(config, SparkEngineConfig(master="local[2]", conf=SPARK_TEST_CONF), hive=hive)
     yield session
     session.stop()
+
+
+FEAST_VENV = Path(__file__).resolve().parents[2] / ".venv-feast"
+
+
+@pytest.fixture(scope="session")
+def feast_python() -> Path:
+    """The interpreter of Feast's own venv (``.venv-feast``, Feast 0.67), installed by
+    ``infra/feast/install.sh`` when missing (idempotent: returns at once when installed; ~15 s the
+    first time). Feast pins its dependencies against ours, so it never enters the project's venv:
+    tests run Feast's side as scripts with this interpreter."""
+    script = FEAST_VENV.parents[0] / "infra" / "feast" / "install.sh"
+    proc = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=900, check=False, env={**os.environ}
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    return FEAST_VENV / "bin" / "python"
