@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from featurestore.auth import local_actor
 from featurestore.definitions import FeatureView
 from featurestore.errors import FeatureStoreError, NotFoundError, RunError
+from featurestore.feature_requests import deliver_published
 from featurestore.offline import LatestRows, PublishIntent, StagedPublish
 from featurestore.online import OnlineStore
 from featurestore.online.codec import cast_keys, decode_keys, encode_keys
@@ -414,6 +415,7 @@ def run_view(
         result.rows_online_removed,
         result.watermark,
     )
+    deliver_published(store, view, run_id)  # the feature requests linked to what this run published
     return result
 
 

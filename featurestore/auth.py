@@ -67,6 +67,10 @@ class Permission(StrEnum):
     METRICS = "metrics:read"
     """The Prometheus metrics (``/v1/metrics``): request counts and latencies, runs, freshness,
     consistency; figures about the project, no feature values."""
+    REQUEST_FEATURES = "requests:file"
+    """File a feature request and support (vote for) others' (:mod:`featurestore.feature_requests`)."""
+    MANAGE_REQUESTS = "requests:manage"
+    """Accept or decline feature requests, link them to the view and features that fulfil them."""
 
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
@@ -81,18 +85,27 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.REGISTER_MODELS,
             Permission.METRICS,
             Permission.PUSH,
+            Permission.REQUEST_FEATURES,
+            Permission.MANAGE_REQUESTS,
         }
     ),
     Role.SCIENTIST: frozenset(
-        {Permission.CATALOG, Permission.STATISTICS, Permission.REFERENCE_DATA, Permission.TRAINING_SETS}
+        {
+            Permission.CATALOG,
+            Permission.STATISTICS,
+            Permission.REFERENCE_DATA,
+            Permission.TRAINING_SETS,
+            Permission.REQUEST_FEATURES,
+        }
     ),
-    Role.ANALYST: frozenset({Permission.CATALOG, Permission.REFERENCE_DATA}),
+    Role.ANALYST: frozenset({Permission.CATALOG, Permission.REFERENCE_DATA, Permission.REQUEST_FEATURES}),
     Role.SERVICE: frozenset({Permission.ONLINE_FEATURES, Permission.PUSH, Permission.PREDICT}),
 }
 """Deny by default: a permission not listed here is refused. Engineers operate the pipeline and
 read the catalog and reference data, but neither pull training sets nor call the online hot
 path; only services and admins read online features. Services and engineers push rows (the
-event a service has just seen), which go through the same validation and publish as runs."""
+event a service has just seen), which go through the same validation and publish as runs.
+Scientists and analysts (and engineers) file and support feature requests; engineers decide them."""
 
 
 def roles_with(permission: Permission) -> list[Role]:
@@ -150,6 +163,8 @@ _VERBS: Mapping[Permission, str] = {
     Permission.METRICS: "read the metrics",
     Permission.PUSH: "push rows into feature views",
     Permission.PREDICT: "predict with models",
+    Permission.REQUEST_FEATURES: "file or support feature requests",
+    Permission.MANAGE_REQUESTS: "accept, decline or link feature requests",
 }
 
 

@@ -1289,6 +1289,11 @@ from featurestore.model_serving_cli import model_traffic, score_command  # noqa:
 cli.add_command(model_traffic)
 cli.add_command(score_command)
 
+# `featurestore request file|list|show|support|accept|decline|link` (feature requests).
+from featurestore.request_cli import request_commands  # noqa: E402  (a group of its own module)
+
+cli.add_command(request_commands)
+
 # `featurestore import-feast PATH --out DIR` (a Feast repository, read by Feast in its own venv).
 from featurestore.feast_cli import import_feast_command  # noqa: E402  (a command of its own module)
 

@@ -14,6 +14,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 :mod:`~featurestore.registry.datasets` (named training datasets),
 :mod:`~featurestore.registry.model_versions` (model versions and the datasets they were trained on),
 :mod:`~featurestore.registry.model_traffic` (how the model server splits a model's traffic),
+:mod:`~featurestore.registry.requests` (feature requests, their votes and history),
 :mod:`~featurestore.registry.records` (what they return) and
 :mod:`~featurestore.registry.schema` (the tables).
 """
@@ -48,6 +49,7 @@ from featurestore.registry.records import (
     UsageEvent,
     ViewVersion,
 )
+from featurestore.registry.requests import FeatureRequestRecord, FeatureRequests
 from featurestore.registry.runs import Runs
 from featurestore.registry.schema import (
     UTCDateTime,
@@ -80,6 +82,7 @@ __all__ = [
     "ApplyReport",
     "AuditRecord",
     "DatasetInput",
+    "FeatureRequestRecord",
     "FeatureRecord",
     "LineageEdge",
     "ModelRecord",
@@ -116,7 +119,9 @@ __all__ = [
 ]
 
 
-class Registry(Access, Alerts, Apply, Datasets, Definitions, ModelTraffic, ModelVersions, Runs, Usage):
+class Registry(
+    Access, Alerts, Apply, Datasets, Definitions, FeatureRequests, ModelTraffic, ModelVersions, Runs, Usage
+):
     """Definitions, versions, lineage, runs, usage, alert incidents, training datasets and model
     versions of every project in one database. Opening it brings the database to the current schema (creating it
     when empty)."""

@@ -280,6 +280,65 @@ model_traffic_t = sa.Table(
     sa.Column("updated_by", sa.String(200), nullable=False),
 )
 
+feature_requests_t = sa.Table(
+    # Revision 0009. One row per feature request (featurestore.feature_requests): what is needed,
+    # for which entity, why, by when, for which model; its state, who decided, and the view and
+    # features (JSON list) linked to fulfil it.
+    "feature_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("entity", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("due", sa.Date, nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("requester", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decline_reason", sa.Text, nullable=True),
+    sa.Column("view", sa.String(200), nullable=True),
+    sa.Column("features", sa.Text, nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("delivered_run", sa.String(36), nullable=True),
+)
+feature_request_votes_t = sa.Table(
+    # Revision 0009. One vote per supporter of a request, with their comment.
+    "feature_request_votes",
+    metadata,
+    sa.Column("request_id", sa.Integer, primary_key=True),
+    sa.Column("voter", sa.String(200), primary_key=True),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+feature_request_events_t = sa.Table(
+    # Revision 0009. The history of each request: filed, supported, accepted, declined, linked,
+    # delivered; who and when, with a JSON detail.
+    "feature_request_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Integer, nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("event", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+feature_request_notifications_t = sa.Table(
+    # Revision 0009. What the UI tells each person: a request they filed or supported was delivered.
+    "feature_request_notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("recipient", sa.String(200), nullable=False, index=True),
+    sa.Column("request_id", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("read_at", UTCDateTime, nullable=True),
+)
+
 
 def as_utc(value: Any) -> datetime | None:
     """An aggregate of a UTCDateTime column: SQLAlchemy does not apply the column type to

@@ -44,6 +44,10 @@ NEW_TABLES = (
     "training_datasets",
     "model_versions",
     "model_traffic",
+    "feature_requests",  # 0009
+    "feature_request_votes",
+    "feature_request_events",
+    "feature_request_notifications",
 )  # 0003-0007
 
 

@@ -1,0 +1,196 @@
+"""Feature requests through the SDK and the CLI (no server): the state machine, its refusals, and
+delivery by the first run after the link (:mod:`featurestore.feature_requests`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from featurestore.alert_channels import AlertDeliveryError, AlertMessage
+from featurestore.errors import InvalidRequestError, NotFoundError
+from featurestore.feature_requests import (
+    DuplicateSupportError,
+    FeatureRequests,
+    RequestStateError,
+    RequestStatus,
+    sort_requests,
+)
+from featurestore.store import FeatureStore
+from tests.unit.test_cli import applied_and_run, featurestore
+
+
+class Channel:
+    """An alert channel keeping what it was sent; fails when ``fail`` is set."""
+
+    def __init__(self, name: str, *, fail: bool = False) -> None:
+        self.name, self.where, self.fail = name, f"test channel {name}", fail
+        self.sent: list[AlertMessage] = []
+
+    def send(self, message: AlertMessage) -> None:
+        if self.fail:
+            raise AlertDeliveryError(f"{self.where}: refused")
+        self.sent.append(message)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    return applied_and_run(tmp_path / "shop")
+
+
+@pytest.fixture
+def store(shop: Path) -> Iterator[FeatureStore]:
+    with FeatureStore(shop) as store:
+        yield store
+
+
+def file(requests: FeatureRequests, title: str = "chargeback ratio", **extra: object) -> int:
+    args: dict[str, object] = {
+        "title": title,
+        "entity": "customer",
+        "description": "chargebacks / payments over 90 days",
+        "reason": "the fraud model",
+        "actor": "sam",
+        **extra,
+    }
+    return requests.file(**args).id  # type: ignore[arg-type]
+
+
+def test_a_request_is_filed_supported_accepted_linked_and_delivered_by_the_next_run(
+    store: FeatureStore, shop: Path
+) -> None:
+    ok, down = Channel("ops"), Channel("down", fail=True)
+    requests = FeatureRequests(store, channels=[ok, down])
+    rid = file(requests, due=date(2026, 12, 31), model="fraud_gbm")
+    assert requests.get(rid).status is RequestStatus.OPEN
+    requests.support(rid, comment="churn needs it too", actor="ana")
+    requests.accept(rid, actor="eve")
+    linked = requests.link(rid, view="customer_stats", features=["spend_1d"], actor="eve")
+    assert (linked.status, linked.view, linked.features, linked.decided_by) == (
+        RequestStatus.IN_PROGRESS,
+        "customer_stats",
+        ("spend_1d",),
+        "eve",
+    )
+    # A run of another request's view, or nothing run: still in progress.
+    assert requests.get(rid).status is RequestStatus.IN_PROGRESS
+
+    view = store.get_feature_view("customer_stats")
+    delivered = requests.deliver_published(view, "run-1")
+    assert [r.id for r in delivered] == [rid]
+    record = requests.get(rid)
+    assert (record.status, record.delivered_run) == (RequestStatus.DELIVERED, "run-1")
+    assert [e.event for e in record.history] == ["filed", "supported", "accepted", "linked", "delivered"]
+    assert [e.actor for e in record.history] == ["sam", "ana", "eve", "eve", "run:run-1"]
+    # Notified: the requester and the supporter in the UI, the working channel once; the failing
+    # channel did not stop the delivery and its error is in the audit log.
+    assert [n.request_id for n in requests.notifications("sam")] == [rid]
+    assert [n.request_id for n in requests.notifications("ana")] == [rid]
+    assert requests.notifications("eve") == []
+    assert len(ok.sent) == 1 and ok.sent[0].payload["event"] == "request.delivered"
+    assert ok.sent[0].payload["notify"] == ["sam", "ana"]
+    assert ok.sent[0].payload["features"] == ["spend_1d"]
+    notify = store.registry.audit_log(store.project, action="request.notify")
+    assert notify[0].detail["channels"] == {"ops": "sent", "down": "AlertDeliveryError: test channel down: refused"}
+    # Delivered once: another run delivers nothing again.
+    assert requests.deliver_published(view, "run-2") == []
+    actions = [a.action for a in store.registry.audit_log(store.project, limit=20)]
+    for action in ("request.file", "request.support", "request.accept", "request.link", "request.deliver"):
+        assert action in actions
+
+
+def test_illegal_steps_are_refused_with_what_to_do(store: FeatureStore) -> None:
+    requests = FeatureRequests(store, channels=[])
+    rid = file(requests)
+    with pytest.raises(DuplicateSupportError, match="filed feature request"):
+        requests.support(rid, actor="sam")  # one's own
+    requests.support(rid, comment="me too", actor="ana")
+    with pytest.raises(DuplicateSupportError, match="already supports"):
+        requests.support(rid, comment="again", actor="ana")
+    requests.accept(rid, actor="eve")
+    with pytest.raises(RequestStateError, match="accepted already"):
+        requests.accept(rid, actor="eve")
+    with pytest.raises(RequestStateError, match="not linked"):
+        store.registry.decide_request(store.project, rid, "delivered", actor="x", values={}, detail={})
+    requests.decline(rid, reason="the chargeback feed is not available to us", actor="eve")
+    steps: list[Callable[[], object]] = [
+        lambda: requests.accept(rid, actor="eve"),
+        lambda: requests.support(rid, actor="bob"),
+        lambda: requests.link(rid, view="customer_stats", features=["spend_1d"], actor="eve"),
+        lambda: requests.decline(rid, reason="again", actor="eve"),
+    ]
+    for step in steps:
+        with pytest.raises(RequestStateError, match="declined by eve: the chargeback feed"):
+            step()
+    assert len(requests.get(rid).supporters) == 1
+    with pytest.raises(NotFoundError, match="Feature request '#999' not found"):
+        requests.accept(999, actor="eve")
+    with pytest.raises(NotFoundError, match=r"Entity 'custmer' not found.*customer"):
+        file(requests, entity="custmer")
+    with pytest.raises(InvalidRequestError, match="needs a reason"):
+        file(requests, reason="  ")
+    with pytest.raises(InvalidRequestError, match="needs a reason"):
+        requests.decline(file(requests), reason="", actor="eve")
+    other = file(requests, title="velocity")
+    with pytest.raises(NotFoundError, match=r"spend_7d.*spend_1d"):
+        requests.link(other, view="customer_stats", features=["spend_7d"], actor="eve")
+    with pytest.raises(NotFoundError, match="Feature view 'customer_stat' not found"):
+        requests.link(other, view="customer_stat", features=["spend_1d"], actor="eve")
+    with pytest.raises(InvalidRequestError, match="unknown request state"):
+        requests.list(tab="closed")
+
+
+def test_requests_sort_by_support_and_due(store: FeatureStore) -> None:
+    requests = FeatureRequests(store, channels=[])
+    late = file(requests, title="late", due=date(2027, 6, 1))
+    soon = file(requests, title="soon", due=date(2026, 12, 1))
+    undated = file(requests, title="undated")
+    for voter in ("a", "b"):
+        requests.support(undated, actor=voter)
+    requests.support(late, actor="a")
+    found = requests.list(tab="open")
+    assert [r.id for r in sort_requests(found, "support")] == [undated, late, soon]
+    assert [r.id for r in sort_requests(found, "due")] == [soon, late, undated]
+    assert [r.id for r in requests.list(tab="open", sort="newest")] == [undated, soon, late]
+    assert store.registry.request_counts(store.project) == {
+        "open": 3,
+        "accepted": 0,
+        "in_progress": 0,
+        "delivered": 0,
+        "declined": 0,
+        "votes": 3,
+    }
+
+
+def test_the_cli_files_links_and_a_cli_run_delivers(shop: Path) -> None:
+    filed = featurestore(
+        "-C", shop, "request", "file", "--title", "chargeback ratio", "--entity", "customer",
+        "--description", "chargebacks / payments, 90 days", "--why", "fraud model", "--due", "2026-12-31",
+    )  # fmt: skip
+    assert filed.code == 0, filed.err
+    assert "filed feature request #1: chargeback ratio" in filed.out
+    bad_due = featurestore("-C", shop, "request", "file", "--title", "x", "--entity", "customer",
+                           "--description", "x", "--why", "x", "--due", "31/12")  # fmt: skip
+    assert bad_due.code != 0 and "YYYY-MM-DD" in bad_due.err
+    own = featurestore("-C", shop, "request", "support", "1")
+    assert own.code == 1 and "the requester's need counts already" in own.err
+    linked = featurestore("-C", shop, "request", "link", "1", "--view", "customer_stats", "--feature", "spend_1d")
+    assert linked.code == 0, linked.err
+    assert "the next successful run of 'customer_stats' delivers it" in linked.out
+    accept = featurestore("-C", shop, "request", "accept", "1")
+    assert accept.code == 1 and "Cannot accept feature request #1: it is in progress already" in accept.err
+    listed = featurestore("-C", shop, "request", "list", "--state", "in_progress")
+    assert "#1" in listed.out and "customer_stats: spend_1d" in listed.out
+    ran = featurestore("-C", shop, "run", "customer_stats", "--no-progress")
+    assert ran.code == 0, ran.err
+    shown = json.loads(featurestore("-C", shop, "request", "show", "1", "--json").out)
+    assert shown["status"] == "delivered"
+    assert [e["event"] for e in shown["history"]] == ["filed", "linked", "delivered"]
+    text = featurestore("-C", shop, "request", "show", "1").out
+    assert "[delivered]" in text and "linked to: customer_stats: spend_1d" in text
+    assert featurestore("-C", shop, "request", "list", "--state", "open").out.startswith("no feature requests open")
+    missing = featurestore("-C", shop, "request", "show", "7")
+    assert missing.code == 1 and "Feature request '#7' not found" in missing.err
