@@ -1299,6 +1299,11 @@ from featurestore.feast_cli import import_feast_command  # noqa: E402  (a comman
 
 cli.add_command(import_feast_command)
 
+# `featurestore skew SERVICE --since DATE` (served vectors against offline).
+from featurestore.skew_cli import skew  # noqa: E402  (a command of its own module)
+
+cli.add_command(skew)
+
 
 def main() -> None:
     try:

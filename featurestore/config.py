@@ -320,6 +320,24 @@ class AlertsConfig(Settings):
         return found
 
 
+class ServingLogConfig(Settings):
+    """Section ``serving_log`` of ``featurestore.yaml``: the feature vectors online lookups and
+    predictions served, logged for ``featurestore skew`` (see :mod:`featurestore.serving_log`).
+
+    ``sample_rate``: the share of requests logged, 0 (off, the default) to 1 (every request);
+    decided per request id, so a request is logged whole or not at all. ``path``: where the
+    Parquet files go, one folder per UTC day (default ``_served_vectors`` under the offline
+    store's path). ``queue_size``: lookups waiting for the writer thread; beyond it a lookup is
+    dropped (and counted), never waited for. ``flush_rows`` / ``flush_seconds``: a file is
+    written when this many entity rows are waiting or this long after the oldest arrived."""
+
+    sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    path: ConfigPath | None = None
+    queue_size: int = Field(default=10_000, ge=1)
+    flush_rows: int = Field(default=100_000, ge=1)
+    flush_seconds: float = Field(default=60.0, gt=0)
+
+
 def _default_online_store() -> OnlineStoreConfig:
     return ONLINE_STORE_KINDS["sqlite"].config_class().model_validate({})
 
@@ -342,6 +360,7 @@ class ProjectConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     datamart: DatamartConfig = field(default_factory=DatamartConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    serving_log: ServingLogConfig = field(default_factory=ServingLogConfig)
     file: Path | None = None
 
     def __repr__(self) -> str:
@@ -408,6 +427,7 @@ class ProjectConfig:
             auth=_auth_section(raw, fname),
             datamart=_datamart_section(raw, fname),
             alerts=_alerts_section(raw, fname),
+            serving_log=_serving_log_section(raw, fname),
             file=file,
         )
         remember(*config.secrets())
@@ -428,6 +448,7 @@ class _ProjectFile(Settings):
     auth: Any = None
     datamart: Any = None
     alerts: Any = None
+    serving_log: Any = None
 
 
 _PROJECT_HINTS = {
@@ -525,6 +546,13 @@ def _datamart_section(raw: Mapping[str, Any], fname: str | None) -> DatamartConf
     if not isinstance(value, Mapping):
         raise ConfigError("must be a mapping, e.g. {max_body_bytes: 10485760}", file=fname, key="datamart")
     return _validate(DatamartConfig, value, file=fname, section="datamart")
+
+
+def _serving_log_section(raw: Mapping[str, Any], fname: str | None) -> ServingLogConfig:
+    value = raw.get("serving_log") or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a mapping, e.g. {sample_rate: 0.1}", file=fname, key="serving_log")
+    return _validate(ServingLogConfig, value, file=fname, section="serving_log")
 
 
 _CHANNEL_EXAMPLE = (

@@ -245,7 +245,9 @@ class ModelServer:
         services = {v: _service_of(r) for v, r in records.items()}
         responses: dict[str, OnlineResponse] = {}
         for service in dict.fromkeys(services.values()):
-            responses[service] = self.store.get_online_features(service, entity_rows, consumer=consumer)
+            responses[service] = self.store.get_online_features(
+                service, entity_rows, consumer=consumer, log_served=False
+            )
         first = responses[services[next(iter(split))]]
         n = len(next(iter(first.keys.values()), []))
         if len(split) == 1:
@@ -268,6 +270,9 @@ class ModelServer:
             for name, values in response.columns.items():
                 features.setdefault(name, values)
                 statuses.setdefault(name, [str(s) for s in response.statuses[name]])
+        served_log = self.store.serving_log
+        if served_log is not None:  # the vectors predicted on, with each entity's version (featurestore skew)
+            served_log.log_prediction(self.store, responses, consumer=consumer, model=model, versions=chosen)
         if shadow is not None:
             self._run_shadow(model, versions[shadow], entity_rows, first.keys, predictions, chosen, consumer)
         return Prediction(model, first.keys, predictions, chosen, features, statuses, shadow)
@@ -287,7 +292,9 @@ class ModelServer:
             stats = self._shadow.setdefault((model, record.version), ShadowStats())
         started = time.perf_counter()
         try:
-            response = self.store.get_online_features(_service_of(record), entity_rows, consumer=consumer)
+            response = self.store.get_online_features(
+                _service_of(record), entity_rows, consumer=consumer, log_served=False
+            )
             shadowed = _predict(self.model(record), _frame(_features_table(response), None), record)
         except Exception:  # the shadow's failure is logged and counted, never the caller's
             with self._lock:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -23,10 +23,14 @@ from featurestore.offline.parquet import ParquetOfflineStore
 from featurestore.online import OnlineStore
 from featurestore.registry import ApplyReport, Registry, TrainingDatasetRecord
 from featurestore.retrieval import SpineLike, ViewRequest, as_of, normalize_spine, resolve_features, training_set
+from featurestore.serving_log import ServedVectorLog
 from featurestore.times import aware_time
 from featurestore.training_datasets import DatasetVerification, TrainingDataset
 from featurestore.usage import UsageLog
 from featurestore.validation import SchemaResolver, validate_project
+
+if TYPE_CHECKING:
+    from featurestore.skew import SkewReport
 
 FeatureRefs = Sequence[str] | FeatureService | str
 
@@ -83,6 +87,8 @@ class FeatureStore:
         self._model_services: tuple[float, dict[str, str]] = (-1e18, {})
         self._lock = threading.Lock()
         self.usage = UsageLog(self.registry, self.project)
+        self.serving_log = ServedVectorLog.from_config(self.config)
+        """The served-vector log (``serving_log`` in featurestore.yaml), None when off."""
 
     @property
     def online_store(self) -> OnlineStore:
@@ -273,12 +279,19 @@ class FeatureStore:
         full_feature_names: bool = False,
         consumer: str = "sdk",
         now: datetime | None = None,
+        log_served: bool = True,
     ) -> OnlineResponse:
-        """The latest values of the entities' features, with a status per value (TTL honoured)."""
+        """The latest values of the entities' features, with a status per value (TTL honoured).
+        With the served-vector log on, the vectors are logged unless ``log_served`` is False (the
+        model server logs its lookups itself, with the model and versions)."""
         plan = self._lookup_plan(features, full_feature_names)
         response = plan.lookup(self.online_store, entity_rows, now=now)
         n = len(next(iter(response.keys.values()), []))
         self.usage.record(consumer, "online", plan.usage_key, n)
+        if self.serving_log is not None and log_served:
+            named = features.name if isinstance(features, FeatureService) else features
+            service = named if isinstance(named, str) and named in self._services else None
+            self.serving_log.log(response, plan, consumer=consumer, service=service)
         return response
 
     def get_reference_data(
@@ -325,8 +338,20 @@ class FeatureStore:
         self.registry.record_consistency(self.project, report.to_dict())
         return report
 
+    def skew_report(
+        self, service: str, since: datetime | date, until: datetime | date | None = None, *, actor: str | None = None
+    ) -> SkewReport:
+        """Compare the vectors served for ``service`` (logged by the served-vector log) with the
+        offline values as of each request, per feature, and record the report (see
+        :mod:`featurestore.skew`)."""
+        from featurestore.skew import skew_report
+
+        return skew_report(self, service, since, until, actor=actor)
+
     def close(self) -> None:
         self.usage.close()
+        if self.serving_log is not None:
+            self.serving_log.close()
         if self._online_store is not None:
             self._online_store.close()
         self.registry.close()

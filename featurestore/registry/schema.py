@@ -280,6 +280,25 @@ model_traffic_t = sa.Table(
     sa.Column("updated_by", sa.String(200), nullable=False),
 )
 
+skew_reports_t = sa.Table(
+    # Revision 0008. One row per skew report (featurestore.skew): a feature service's served
+    # vectors over [since, until) compared with the offline values as of each request; the
+    # report in full (per feature: counts per class, examples) as JSON.
+    "skew_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(200), nullable=False, index=True),
+    sa.Column("service", sa.String(200), nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+    sa.Column("until", UTCDateTime, nullable=True),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+    sa.Column("computed_by", sa.String(200), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("values_compared", sa.Integer, nullable=False),
+    sa.Column("matched", sa.Integer, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+)
+
 feature_requests_t = sa.Table(
     # Revision 0009. One row per feature request (featurestore.feature_requests): what is needed,
     # for which entity, why, by when, for which model; its state, who decided, and the view and

@@ -44,6 +44,7 @@ NEW_TABLES = (
     "training_datasets",
     "model_versions",
     "model_traffic",
+    "skew_reports",  # 0008
     "feature_requests",  # 0009
     "feature_request_votes",
     "feature_request_events",

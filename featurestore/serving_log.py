@@ -1,0 +1,365 @@
+"""The served-vector log: the feature vectors online lookups and predictions served, kept offline.
+
+``featurestore skew`` (:mod:`featurestore.skew`) compares these vectors with what a training set
+would have read for the same entity at the same instant. Turned on by the ``serving_log`` section
+of ``featurestore.yaml`` (:class:`~featurestore.config.ServingLogConfig`), off by default.
+
+The request's thread does little: it decides whether the request is sampled and puts a
+reference to the response on a bounded queue (a few microseconds, measured by
+``bench/serving_log.py``). When the queue is full the vector is dropped and counted
+(:attr:`ServedVectorLog.dropped`), never waited for. One background thread turns each response
+into a small Arrow table as it arrives (spreading the work evenly rather than in bursts that
+would hold the interpreter lock) and writes Parquet files when ``flush_rows`` entity rows are
+waiting, ``flush_seconds`` after the oldest arrived, on :meth:`ServedVectorLog.flush` and on
+:meth:`ServedVectorLog.close`. Files are written under a temporary name and renamed, so readers
+never see half a file.
+
+Layout, under ``serving_log.path`` (default ``<offline store path>/_served_vectors``)::
+
+    date=2024-03-01/service=<feature service>/<uuid>.parquet
+    date=2024-03-01/service=_views/<uuid>.parquet      lookups naming features, not a service
+
+One row per entity served: ``request_time`` (the server's clock, UTC), ``request_id``,
+``consumer``, ``service``, ``model`` and ``model_version`` (predictions only), the entity keys as
+``key:<name>``, and for each feature ``value:<output name>`` (its declared type) and
+``status:<output name>``; for each view ``event_time:<view>``, the event time of the stored row
+served. The file's metadata maps each output name to its view and feature.
+
+Sampling is decided per request id (a BLAKE2b hash of it against ``sample_rate``), not by a
+random draw: a request whose lookups are several (a prediction reading two feature services) is
+logged whole or not at all, and a client that sends its own id (``X-Request-ID``, set through
+:data:`REQUEST_ID`) can find its request in the log. Without one, each lookup gets a random id,
+so the sample is random at the configured rate.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from featurestore.config import ProjectConfig, ServingLogConfig
+
+if TYPE_CHECKING:
+    from featurestore.lookup import LookupPlan, OnlineResponse
+    from featurestore.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+SERVED_DIR = "_served_vectors"
+"""The log's folder under the offline store's path, unless ``serving_log.path`` says otherwise."""
+VIEWS_SERVICE = "_views"
+"""The ``service=`` folder of lookups that named features rather than a feature service."""
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("featurestore_request_id", default=None)
+"""The id of the request being served, when the caller has one (a server sets it per request)."""
+OUTPUTS_METADATA = b"featurestore.outputs"
+"""Key of the Parquet file metadata mapping each output name to ``[view, feature]``."""
+_UTC_US = pa.timestamp("us", tz="UTC")
+_HASH_SPACE = 2**64
+
+
+def sampled(request_id: str, rate: float) -> bool:
+    """Whether the request ``request_id`` is logged at ``rate``: the same answer in every process."""
+    if rate >= 1.0:
+        return True
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < rate * _HASH_SPACE
+
+
+@dataclass(frozen=True)
+class _Entry:
+    at_us: int
+    request_id: str
+    consumer: str
+    service: str | None
+    plan: LookupPlan
+    response: OnlineResponse
+    model: str | None
+    versions: Sequence[int] | None
+
+
+@dataclass(frozen=True)
+class ServingLogStats:
+    """What the log did since it started: lookups ``queued`` for writing, ``dropped`` because the
+    queue was full, entity ``rows_written`` in ``files_written`` files, and failed writes."""
+
+    queued: int
+    dropped: int
+    rows_written: int
+    files_written: int
+    write_errors: int
+
+
+class ServedVectorLog:
+    """Logs served vectors to Parquet by UTC day (see the module's text); one per ``FeatureStore``."""
+
+    def __init__(self, settings: ServingLogConfig, root: Path) -> None:
+        self.settings = settings
+        self.root = root
+        self.rate = settings.sample_rate
+        self._queue: queue.Queue[_Entry | threading.Event | None] = queue.Queue(settings.queue_size)
+        self.queued = 0
+        self.dropped = 0
+        self.rows_written = 0
+        self.files_written = 0
+        self.write_errors = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, config: ProjectConfig) -> ServedVectorLog | None:
+        """The project's log, or None when ``serving_log.sample_rate`` is 0 (off)."""
+        settings = config.serving_log
+        if settings.sample_rate <= 0:
+            return None
+        return cls(settings, served_root(config))
+
+    # ------------------------------------------------------------------ the request's side
+
+    def log(
+        self,
+        response: OnlineResponse,
+        plan: LookupPlan,
+        *,
+        consumer: str,
+        service: str | None,
+        request_id: str | None = None,
+        model: str | None = None,
+        versions: Sequence[int] | None = None,
+    ) -> bool:
+        """Queue the vectors of one lookup if its request is sampled; never blocks. False when not
+        sampled, dropped (queue full, counted) or the log is closed."""
+        rid = request_id or REQUEST_ID.get() or uuid.uuid4().hex
+        if self._closed or not sampled(rid, self.rate):
+            return False
+        entry = _Entry(time.time_ns() // 1000, rid, consumer, service, plan, response, model, versions)
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self.dropped += 1  # a lost update under a race costs one count, not a lock per lookup
+            return False
+        self.queued += 1
+        if self._thread is None:
+            self._start()
+        return True
+
+    def log_prediction(
+        self,
+        store: FeatureStore,
+        responses: Mapping[str, OnlineResponse],
+        *,
+        consumer: str,
+        model: str,
+        versions: Sequence[int],
+    ) -> None:
+        """Queue the vectors a prediction read (one response per feature service), under one
+        request id, each entity with the model version that predicted it."""
+        rid = REQUEST_ID.get() or uuid.uuid4().hex
+        for service, response in responses.items():
+            plan = store._lookup_plan(service, False)  # cached: the plan the lookup just used
+            self.log(response, plan, consumer=consumer, service=service, request_id=rid, model=model, versions=versions)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="featurestore-serving-log", daemon=True)
+                self._thread.start()
+
+    # ------------------------------------------------------------------ flushing
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Write every vector queued so far; True when done within ``timeout`` seconds."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write what is queued and stop the writer; later lookups are not logged."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
+                log.warning("serving log: the writer did not drain its queue in %s s; vectors left unwritten", timeout)
+                return
+            thread.join(timeout)
+
+    def stats(self) -> ServingLogStats:
+        return ServingLogStats(self.queued, self.dropped, self.rows_written, self.files_written, self.write_errors)
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def _run(self) -> None:
+        buffered: dict[tuple[str, str], list[pa.Table]] = {}
+        outputs: dict[tuple[str, str], dict[str, list[str]]] = {}
+        rows = 0
+        oldest: float | None = None
+        while True:
+            wait = None if oldest is None else max(0.0, oldest + self.settings.flush_seconds - time.monotonic())
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                item = threading.Event()  # the time is up: flush, nobody waits on it
+            if isinstance(item, _Entry):
+                try:
+                    table, names = _entry_table(item)
+                except Exception:  # a vector that cannot be written must not stop the log
+                    self.write_errors += 1
+                    log.exception("serving log: a lookup's vectors could not be converted; skipped")
+                    continue
+                day = datetime.fromtimestamp(item.at_us / 1e6, UTC).date().isoformat()
+                key = (day, item.service or VIEWS_SERVICE)
+                buffered.setdefault(key, []).append(table)
+                outputs.setdefault(key, {}).update(names)
+                rows += table.num_rows
+                if oldest is None:
+                    oldest = time.monotonic()
+                if rows < self.settings.flush_rows:
+                    continue
+            for key, tables in buffered.items():
+                self._write(key, tables, outputs[key])
+            buffered, outputs, rows, oldest = {}, {}, 0, None
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+
+    def _write(self, key: tuple[str, str], tables: list[pa.Table], outputs: dict[str, list[str]]) -> None:
+        day, service = key
+        folder = self.root / f"date={day}" / f"service={service}"
+        try:
+            table = pa.concat_tables(tables, promote_options="default")
+            meta = {OUTPUTS_METADATA: json.dumps(outputs).encode()}
+            table = table.replace_schema_metadata(meta)
+            folder.mkdir(parents=True, exist_ok=True)
+            name = uuid.uuid4().hex
+            tmp = folder / f".{name}.parquet.tmp"
+            pq.write_table(table, tmp)
+            os.replace(tmp, folder / f"{name}.parquet")
+        except Exception:
+            self.write_errors += 1
+            log.exception(
+                "serving log: could not write %d served rows under %s", sum(t.num_rows for t in tables), folder
+            )
+            return
+        self.rows_written += table.num_rows
+        self.files_written += 1
+
+
+def _entry_table(entry: _Entry) -> tuple[pa.Table, dict[str, list[str]]]:
+    """One lookup's vectors as a table (one row per entity; see the module's text) and its output names."""
+    response = entry.response
+    types = response.types
+    n = len(next(iter(response.keys.values()), []))
+    columns: dict[str, pa.Array] = {
+        "request_time": pa.array([entry.at_us] * n, pa.int64()).cast(_UTC_US),
+        "request_id": pa.array([entry.request_id] * n, pa.string()),
+        "consumer": pa.array([entry.consumer] * n, pa.string()),
+        "service": pa.array([entry.service] * n, pa.string()),
+        "model": pa.array([entry.model] * n, pa.string()),
+        "model_version": pa.array(list(entry.versions) if entry.versions is not None else [None] * n, pa.int64()),
+    }
+    for name, values in response.keys.items():
+        columns[f"key:{name}"] = pa.array(values, types[name])
+    names: dict[str, list[str]] = {}
+    for view in entry.plan.views:
+        for feature, out in zip(view.features, view.outputs, strict=True):
+            if out not in response.columns:
+                continue
+            names[out] = [view.view.name, feature]
+            columns[f"value:{out}"] = pa.array(response.columns[out], types[out])
+            columns[f"status:{out}"] = pa.array(response.statuses[out], pa.string())
+        micros = response.event_micros.get(view.view.name)
+        if micros is not None:
+            columns[f"event_time:{view.view.name}"] = pa.array(micros, pa.int64()).cast(_UTC_US)
+    return pa.table(columns), names
+
+
+def served_root(config: ProjectConfig) -> Path:
+    """Where the project's served vectors are logged."""
+    settings = config.serving_log
+    if settings.path is not None:
+        return config.resolve(settings.path)
+    return config.resolve(config.offline_store.path) / SERVED_DIR
+
+
+def read_served(root: Path, service: str, since: datetime, until: datetime | None = None) -> pa.Table:
+    """The vectors logged for ``service`` with ``since <= request_time < until`` (every file of
+    the days concerned, their columns united), and the output names' ``[view, feature]``."""
+    table, _ = read_served_with_outputs(root, service, since, until)
+    return table
+
+
+def read_served_with_outputs(
+    root: Path, service: str, since: datetime, until: datetime | None = None
+) -> tuple[pa.Table, dict[str, list[str]]]:
+    """As :func:`read_served`, with the output names' ``[view, feature]`` from the files' metadata."""
+    first = since.astimezone(UTC).date()
+    last = (until or datetime.now(UTC) + timedelta(days=1)).astimezone(UTC).date()
+    tables: list[pa.Table] = []
+    outputs: dict[str, list[str]] = {}
+    if root.is_dir():
+        for folder in sorted(root.glob("date=*")):
+            try:
+                day = datetime.strptime(folder.name.removeprefix("date="), "%Y-%m-%d").date()
+            except ValueError:
+                continue
+            if not first <= day <= last:
+                continue
+            for path in sorted((folder / f"service={service}").glob("*.parquet")):
+                table = pq.read_table(path)
+                meta = table.schema.metadata or {}
+                if OUTPUTS_METADATA in meta:
+                    outputs.update(json.loads(meta[OUTPUTS_METADATA]))
+                tables.append(table.replace_schema_metadata(None))
+    if not tables:
+        return pa.table({"request_time": pa.array([], _UTC_US)}), outputs
+    table = pa.concat_tables(tables, promote_options="default")
+    times = table.column("request_time")
+    mask = pc.greater_equal(times, pa.scalar(since.astimezone(UTC), _UTC_US))
+    if until is not None:
+        mask = pc.and_(mask, pc.less(times, pa.scalar(until.astimezone(UTC), _UTC_US)))
+    return table.filter(mask), outputs
+
+
+def logged_services(root: Path) -> list[str]:
+    """The services whose vectors were logged on some day (for suggestions)."""
+    return sorted({p.name.removeprefix("service=") for p in root.glob("date=*/service=*")} - {VIEWS_SERVICE})
+
+
+__all__ = [
+    "REQUEST_ID",
+    "SERVED_DIR",
+    "ServedVectorLog",
+    "ServingLogStats",
+    "logged_services",
+    "read_served",
+    "read_served_with_outputs",
+    "sampled",
+    "served_root",
+]

@@ -1,0 +1,133 @@
+"""Feast's side of the Feast tests: run with Feast's own interpreter (``.venv-feast/bin/python``).
+
+Feast pins its dependencies against the project's, so it cannot be imported by the tests; they
+run this script with a job file instead, and read what it writes::
+
+    .venv-feast/bin/python tests/integration/feast_scripts/feast_side.py JOB.json
+
+The job (JSON) says, in order, what to do:
+
+* ``repo``: the folder of the Feast repository (created); ``project``: its name.
+* ``online_store``: Feast's ``online_store`` section, e.g. ``{"type": "redis", "connection_string":
+  "127.0.0.1:16406,db=1"}`` or ``{"type": "remote", "path": "http://127.0.0.1:18420"}``;
+  ``auth`` (optional): Feast's ``auth`` section of the client.
+* ``stats_path``, ``profile_path``: the Parquet files of the two sources.
+* ``materialize_end`` (optional): materialize every view from 2000-01-01 to this ISO time.
+* ``online``: lookups, each ``{"features": [...]} or {"feature_service": name}``, ``entities``
+  (columns), ``full_feature_names``; answered in ``online_out`` (JSON list, one per lookup: the
+  names, values and statuses of Feast's ``OnlineResponse``, or the error Feast's client raised).
+* ``historical`` (optional): ``{"spine": parquet, "features": [...], "out": parquet}``:
+  ``get_historical_features`` of the spine (its extra columns kept), written as Parquet.
+
+The repository is the equivalent of the tests' project of ours (``driver_hourly_stats``,
+``driver_profile``, the feature service ``driver_activity``), written with Feast's SDK here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def definitions(stats_path: str, profile_path: str) -> list[Any]:
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+    from feast.types import Bool, Float64, Int64, String
+
+    driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
+    stats_source = FileSource(name="driver_stats", path=stats_path, timestamp_field="event_timestamp")
+    profile_source = FileSource(name="driver_profiles", path=profile_path, timestamp_field="updated_at")
+    stats = FeatureView(
+        name="driver_hourly_stats",
+        entities=[driver],
+        ttl=timedelta(days=1),
+        schema=[
+            Field(name="conv_rate", dtype=Float64),
+            Field(name="acc_rate", dtype=Float64),
+            Field(name="avg_daily_trips", dtype=Int64),
+        ],
+        source=stats_source,
+        online=True,
+    )
+    profile = FeatureView(
+        name="driver_profile",
+        entities=[driver],
+        ttl=timedelta(days=3650),
+        schema=[Field(name="home_city", dtype=String), Field(name="licensed", dtype=Bool)],
+        source=profile_source,
+        online=True,
+    )
+    activity = FeatureService(
+        name="driver_activity", features=[stats[["conv_rate", "avg_daily_trips"]], profile[["home_city"]]]
+    )
+    return [driver, stats_source, profile_source, stats, profile, activity]
+
+
+def online(store: Any, request: dict[str, Any]) -> dict[str, Any]:
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+    features: Any = request.get("features")
+    try:
+        if request.get("feature_service"):
+            features = store.get_feature_service(request["feature_service"])
+        response = store.get_online_features(
+            features=features,
+            entity_rows=request["entities"],
+            full_feature_names=request.get("full_feature_names", False),
+        )
+    except Exception as err:  # the test compares what Feast's client raised
+        return {"error": {"module": type(err).__module__, "class": type(err).__name__, "message": str(err)}}
+    proto = response.proto
+    names = list(proto.metadata.feature_names.val)
+    return {
+        "names": names,
+        "values": response.to_dict(),
+        "statuses": {n: [FieldStatus.Name(s) for s in r.statuses] for n, r in zip(names, proto.results, strict=True)},
+    }
+
+
+def main(job_path: str) -> None:
+    from feast import FeatureStore
+
+    job = json.loads(Path(job_path).read_text())
+    repo = Path(job["repo"])
+    repo.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "project": job["project"],
+        "provider": "local",
+        "registry": str(repo / "registry.db"),
+        "online_store": job["online_store"],
+        "offline_store": {"type": "file"},
+        "entity_key_serialization_version": 3,
+    }
+    if job.get("auth"):
+        config["auth"] = job["auth"]
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    store = FeatureStore(repo_path=str(repo))
+    store.apply(definitions(job["stats_path"], job["profile_path"]))
+    if job.get("materialize_end"):
+        end = datetime.fromisoformat(job["materialize_end"])
+        store.materialize(start_date=datetime(2000, 1, 1, tzinfo=UTC), end_date=end)
+    if job.get("online"):
+        answers = [online(store, r) for r in job["online"]]
+        Path(job["online_out"]).write_text(json.dumps(answers, default=str))
+    if job.get("historical"):
+        import pandas as pd
+
+        h = job["historical"]
+        spine = pd.read_parquet(h["spine"])
+        frame = store.get_historical_features(entity_df=spine, features=h["features"]).to_df()
+        frame.to_parquet(h["out"], index=False)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1])
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)

@@ -1,0 +1,313 @@
+"""The served-vector log and skew reports (issue 16, part 4), on the embedded stores.
+
+A small project (Parquet offline, SQLite online and registry, the local engine) with the log at
+100 %: lookups are logged, then ``skew_report`` compares them with the offline values as of each
+request. Planted cases: a late-arriving row, an online tamper, an expired view, an entity
+removed online; plus sampling, the full queue and the flush on close.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from tiny_projects import UTC_US, new_project, utc, write_parquet
+
+from etl.local import LocalEngine
+from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64, serving_log
+from featurestore.cli import cli
+from featurestore.config import ProjectConfig, ServingLogConfig
+from featurestore.errors import ConfigError, NotFoundError
+from featurestore.schema import view_schema
+from featurestore.serving_log import ServedVectorLog, read_served, sampled
+from featurestore.skew import SkewCollector, skew_reports
+from featurestore.store import FeatureStore
+
+VIEW = "daily_spend"
+SHORT = "daily_spend_short"
+SERVICE = "spend_model"
+SHORT_SERVICE = "short_model"
+TRANSACTIONS = [
+    (1, utc(2024, 3, 1, 10), 10.0),
+    (1, utc(2024, 3, 2, 9), 7.0),
+    (2, utc(2024, 3, 1, 8), 100.0),
+    (2, utc(2024, 3, 3, 20), 50.0),
+    (3, utc(2024, 3, 2, 11), 3.0),
+]
+SQL = """
+    SELECT customer_id, date_trunc('day', ts) + INTERVAL 1 DAY AS as_of, sum(amount) AS spend, count(*) AS n
+    FROM transactions GROUP BY ALL
+"""
+
+
+def definitions() -> list[Any]:
+    customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+    transactions = FileSource(name="transactions", path="data/transactions.parquet", timestamp_field="ts")
+    features = (Feature("spend", Float64), Feature("n", Int64))
+    view = FeatureView(
+        name=VIEW,
+        entities=(customer,),
+        source=transactions,
+        timestamp_field="as_of",
+        ttl=timedelta(days=3650),
+        transformation=SQL,
+        features=features,
+    )
+    short = FeatureView(
+        name=SHORT,
+        entities=(customer,),
+        source=transactions,
+        timestamp_field="as_of",
+        ttl=timedelta(days=1),
+        transformation=SQL,
+        features=features,
+    )
+    return [
+        customer,
+        transactions,
+        view,
+        short,
+        FeatureService(name=SERVICE, features=(view,)),
+        FeatureService(name=SHORT_SERVICE, features=(short,)),
+    ]
+
+
+def write_transactions(root: Path, rows: list[tuple[int, Any, float]]) -> None:
+    write_parquet(
+        root / "data" / "transactions.parquet",
+        {
+            "customer_id": pa.array([r[0] for r in rows], pa.int64()),
+            "ts": pa.array([r[1] for r in rows], UTC_US),
+            "amount": [r[2] for r in rows],
+        },
+    )
+
+
+def logged_project(root: Path, **settings: Any) -> Path:
+    new_project(root, "cards")
+    options = {"sample_rate": 1.0, "flush_seconds": 3600, **settings}
+    with (root / "featurestore.yaml").open("a") as f:
+        f.write("serving_log: " + json.dumps(options) + "\n")
+    write_transactions(root, TRANSACTIONS)
+    with FeatureStore(root) as store:
+        store.apply(definitions())
+    return root
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return logged_project(tmp_path / "cards")
+
+
+@pytest.fixture
+def store(root: Path) -> Iterator[FeatureStore]:
+    with FeatureStore(root) as s:
+        yield s
+
+
+def run(store: FeatureStore, view: str = VIEW) -> None:
+    views = {d.name: d for d in definitions() if isinstance(d, FeatureView)}
+    assert LocalEngine(store).run(view, definitions=views, progress=False).status == "succeeded"
+
+
+def lookup(store: FeatureStore, service: str = SERVICE, keys: list[int] | None = None) -> Any:
+    response = store.get_online_features(service, {"customer_id": keys or [1, 2, 3, 4]}, consumer="churn")
+    assert store.serving_log is not None and store.serving_log.flush()
+    return response
+
+
+def since() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
+def test_a_clean_run_has_no_mismatch_and_the_log_holds_what_was_served(store: FeatureStore, root: Path) -> None:
+    run(store)
+    served = lookup(store)
+    logged = read_served(root / "data" / "offline" / "_served_vectors", SERVICE, since())
+    assert logged.num_rows == 4
+    assert logged.column("key:customer_id").to_pylist() == [1, 2, 3, 4]
+    assert logged.column("value:spend").to_pylist() == served.columns["spend"]
+    assert logged.column("status:n").to_pylist() == ["present", "present", "present", "missing"]
+    assert logged.column("consumer").to_pylist() == ["churn"] * 4
+    assert logged.column("event_time:daily_spend").to_pylist()[:3] == served.event_timestamps[VIEW][:3]
+
+    report = store.skew_report(SERVICE, since())
+    assert (report.rows, report.values_compared, report.mismatches) == (4, 8, 0)
+    assert report.feature("spend").counts["match"] == 4 and report.match_rate == 1.0
+    assert report.id is not None
+    (recorded,) = skew_reports(store.registry, store.project, service=SERVICE)
+    assert recorded.to_dict() == report.to_dict()
+
+
+def test_a_row_written_by_a_run_after_the_request_is_late(store: FeatureStore, root: Path) -> None:
+    run(store)
+    lookup(store, keys=[1, 2])
+    time.sleep(0.01)
+    # A transaction of 03-04 arrives after serving: the row of 03-05 (before the request) is written now.
+    write_transactions(root, [*TRANSACTIONS, (1, utc(2024, 3, 4, 9), 5.0)])
+    run(store)
+    report = store.skew_report(SERVICE, since())
+    spend = report.feature("spend")
+    assert spend.counts == {"match": 1, "late": 1, "differs": 0, "missing_online": 0, "expired": 0}
+    (example,) = spend.examples["late"]
+    assert example["entity"] == {"customer_id": 1} and example["served_value"] == 7.0
+    assert example["offline_value"] == 5.0 and example["offline_event_time"] == "2024-03-05T00:00:00+00:00"
+
+
+def test_an_online_value_changed_after_the_run_differs(store: FeatureStore) -> None:
+    run(store)
+    view = store.get_feature_view(VIEW)
+    tampered = pa.table({"customer_id": [2], "as_of": pa.array([utc(2024, 3, 4)], UTC_US), "spend": [999.0], "n": [1]})
+    store.online_store.write(view, tampered.cast(view_schema(view)))
+    lookup(store, keys=[1, 2, 3])
+    report = store.skew_report(SERVICE, since())
+    spend, n = report.feature("spend"), report.feature("n")
+    assert spend.counts["differs"] == 1 and spend.counts["match"] == 2
+    assert n.counts["match"] == 3  # the count was written unchanged
+    (example,) = spend.examples["differs"]
+    assert (example["served_value"], example["offline_value"]) == (999.0, 50.0)
+
+
+def test_an_entity_removed_online_is_missing_online(store: FeatureStore) -> None:
+    run(store)
+    view = store.get_feature_view(VIEW)
+    store.online_store.sync(view, view_schema(view).empty_table(), pa.table({"customer_id": pa.array([3], pa.int64())}))
+    lookup(store, keys=[1, 3])
+    report = store.skew_report(SERVICE, since())
+    assert report.feature("spend").counts["missing_online"] == 1
+    assert report.feature("spend").examples["missing_online"][0]["served_status"] == "missing"
+
+
+def test_values_past_the_ttl_are_expired(store: FeatureStore) -> None:
+    run(store, SHORT)
+    lookup(store, SHORT_SERVICE, keys=[1, 2])
+    report = store.skew_report(SHORT_SERVICE, since())
+    assert report.feature("spend").counts["expired"] == 2 and report.match_rate == 0.0
+
+
+def test_a_prediction_logs_its_model_and_versions(store: FeatureStore, root: Path) -> None:
+    from featurestore.model_serving import ModelServer
+
+    class Model:
+        def predict(self, frame: Any) -> list[float]:
+            return [1.0] * len(frame)
+
+    run(store)
+    server = ModelServer(store, loader=lambda uri: Model())
+    server.versions = lambda model: {1: _version_record(store, 1)}  # type: ignore[method-assign]
+    server.predict("churn", {"customer_id": [1, 2]}, consumer="svc")
+    assert store.serving_log is not None and store.serving_log.flush()
+    logged = read_served(root / "data" / "offline" / "_served_vectors", SERVICE, since())
+    assert logged.column("model").to_pylist() == ["churn", "churn"]
+    assert logged.column("model_version").to_pylist() == [1, 1]
+    assert len(set(logged.column("request_id").to_pylist())) == 1  # logged once, not also as a lookup
+
+
+def _version_record(store: FeatureStore, version: int) -> Any:
+    from featurestore.registry.model_versions import ModelVersionRecord
+
+    fields = ModelVersionRecord.__dataclass_fields__
+    values: dict[str, Any] = {name: None for name in fields}
+    values.update(project=store.project, model="churn", version=version, feature_service=SERVICE)
+    values.update(model_uri=f"models:/churn/{version}")
+    return ModelVersionRecord(**values)
+
+
+def test_sampling_follows_the_rate_and_the_request_id() -> None:
+    n = 20_000
+    logged = sum(sampled(f"request-{i}", 0.3) for i in range(n))
+    sigma = (n * 0.3 * 0.7) ** 0.5
+    assert abs(logged - 0.3 * n) < 4 * sigma
+    assert all(sampled(f"r{i}", 0.3) == sampled(f"r{i}", 0.3) for i in range(100))
+    assert sum(sampled(f"r{i}", 0.0) for i in range(1000)) == 0
+
+
+def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, store: FeatureStore) -> None:
+    run(store)
+    release = threading.Event()
+    log = ServedVectorLog(ServingLogConfig(sample_rate=1.0, queue_size=2), tmp_path / "served")
+    original = serving_log._entry_table
+
+    def stuck(entry: Any) -> Any:
+        release.wait(30)
+        return original(entry)
+
+    response = store.get_online_features(SERVICE, {"customer_id": [1]}, log_served=False)
+    plan = store._lookup_plan(SERVICE, False)
+    serving_log._entry_table = stuck  # type: ignore[assignment]
+    try:
+        started = time.perf_counter()
+        results = [log.log(response, plan, consumer="c", service=SERVICE) for _ in range(50)]
+        elapsed = time.perf_counter() - started
+    finally:
+        release.set()
+        serving_log._entry_table = original
+    assert elapsed < 0.5  # 50 calls while the writer is stuck: none waited
+    assert log.dropped == results.count(False) >= 47
+    log.close()
+    assert log.stats().rows_written == results.count(True)
+
+
+def test_close_writes_what_is_queued(tmp_path: Path, store: FeatureStore) -> None:
+    run(store)
+    log = ServedVectorLog(ServingLogConfig(sample_rate=1.0, flush_seconds=3600, flush_rows=10**6), tmp_path / "s")
+    response = store.get_online_features(SERVICE, {"customer_id": [1, 2]}, log_served=False)
+    for _ in range(3):
+        assert log.log(response, store._lookup_plan(SERVICE, False), consumer="c", service=SERVICE)
+    assert not list((tmp_path / "s").glob("**/*.parquet"))  # nothing written before the flush
+    log.close()
+    (file,) = (tmp_path / "s").glob("date=*/service=spend_model/*.parquet")
+    assert pq.read_table(file).num_rows == 6
+    assert not log.log(response, store._lookup_plan(SERVICE, False), consumer="c", service=SERVICE)
+
+
+def test_the_store_closes_its_log(root: Path) -> None:
+    with FeatureStore(root) as s:
+        run(s)
+        s.get_online_features(SERVICE, {"customer_id": [1]})
+    assert list((root / "data" / "offline" / "_served_vectors").glob("date=*/service=spend_model/*.parquet"))
+
+
+def test_off_by_default_and_the_settings_are_checked(tmp_path: Path) -> None:
+    config = ProjectConfig.from_mapping({"project": "p"}, root=tmp_path)
+    assert config.serving_log.sample_rate == 0 and ServedVectorLog.from_config(config) is None
+    with pytest.raises(ConfigError, match=r"serving_log.sample_rate.*at most 1"):
+        ProjectConfig.from_mapping({"project": "p", "serving_log": {"sample_rate": 2}}, root=tmp_path)
+    with pytest.raises(ConfigError, match="serving_log.rate"):
+        ProjectConfig.from_mapping({"project": "p", "serving_log": {"rate": 0.5}}, root=tmp_path)
+
+
+def test_the_cli_prints_and_records_the_report(store: FeatureStore, root: Path) -> None:
+    run(store)
+    lookup(store)
+    start = since().isoformat()
+    result = CliRunner().invoke(cli, ["-C", str(root), "skew", SERVICE, "--since", start])
+    assert result.exit_code == 0, result.output
+    assert "match rate 100.00%" in result.output and "daily_spend:spend" in result.output
+    result = CliRunner().invoke(cli, ["-C", str(root), "skew", SERVICE, "--since", start, "--json"])
+    assert json.loads(result.output)["counts"]["match"] == 8
+    result = CliRunner().invoke(cli, ["-C", str(root), "skew", "spend_modl", "--since", start])
+    assert result.exit_code != 0
+
+
+def test_an_unknown_service_is_named(store: FeatureStore) -> None:
+    with pytest.raises(NotFoundError, match="Did you mean 'spend_model'"):
+        store.skew_report("spend_modl", since())
+
+
+def test_the_latest_report_is_a_metric(store: FeatureStore) -> None:
+    run(store)
+    lookup(store)
+    store.skew_report(SERVICE, since())
+    families = {m.name: m for m in SkewCollector(store.registry, store.project).collect()}
+    rates = {s.labels["feature"]: s.value for s in families["featurestore_skew_match_rate"].samples}
+    assert rates == {"spend": 1.0, "n": 1.0}
