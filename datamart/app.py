@@ -40,6 +40,7 @@ from datamart.routes import (
     push,
     quality,
     reads,
+    requests,
 )
 from featurestore import __version__
 from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
@@ -86,6 +87,7 @@ TAGS = [
     },
     {"name": "service", "description": "The API itself."},
     {"name": "admin", "description": "API tokens and the audit log (role admin)."},
+    {"name": "requests", "description": "Feature requests: filed, supported, accepted, declined, linked, delivered."},
 ]
 PROJECT_PREFIX = f"{API_PREFIX}/projects/{{project}}"
 """Every route also answers under ``/v1/projects/{project}``: a server may hold several projects."""
@@ -145,6 +147,7 @@ def create_app(
         access.router,
         metrics.router,
         models.router,
+        requests.router,
     ):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)

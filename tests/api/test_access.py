@@ -71,6 +71,15 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/v1/audit"): {ADMIN},
     # Prometheus scrapes with a token of its own (README, Metrics): figures, not feature values.
     ("GET", "/v1/metrics"): {ADMIN, ENGINEER},
+    # Feature requests: read with the catalog, filed and supported by its people, decided by engineers.
+    ("GET", "/v1/requests"): CATALOG,
+    ("POST", "/v1/requests"): CATALOG,
+    ("GET", "/v1/requests/notifications"): CATALOG,
+    ("GET", "/v1/requests/{request_id}"): CATALOG,
+    ("POST", "/v1/requests/{request_id}/support"): CATALOG,
+    ("POST", "/v1/requests/{request_id}/accept"): {ADMIN, ENGINEER},
+    ("POST", "/v1/requests/{request_id}/decline"): {ADMIN, ENGINEER},
+    ("POST", "/v1/requests/{request_id}/link"): {ADMIN, ENGINEER},
 }
 
 # A server may hold several projects: every route answers under /v1/projects/{project} too.
@@ -133,6 +142,11 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
     victim = ""
     if "{token}" in path:  # a token of its own to revoke
         victim = store.registry.create_token(store.project, f"victim-{next(_COUNTER)}", ANALYST, actor="test")[0].id
+    if "{request_id}" in path:  # a request of its own, open, filed by someone else
+        request = store.registry.file_request(
+            store.project, title="r", entity="customer", description="d", reason="r", requester="filer"
+        )
+        path = path.replace("{request_id}", str(request.id))
     url = (
         path.replace("{project}", store.project)
         .replace("/feature-services/{name}", "/feature-services/churn")
@@ -176,6 +190,14 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
         kwargs["json"] = {"name": f"made-{next(_COUNTER)}", "role": "analyst"}
     elif base == "/v1/reference-data/{view}":
         kwargs["params"] = {"as_of": "2024-03-03T00:00:00Z"}
+    elif base == "/v1/requests" and method == "POST":
+        kwargs["json"] = {"title": "chargeback ratio", "entity": "customer", "description": "d", "reason": "r"}
+    elif base.endswith("/link"):
+        kwargs["json"] = {"view": "customer_stats", "features": ["spend_1d"]}
+    elif base.endswith("/decline"):
+        kwargs["json"] = {"reason": "not now"}
+    elif base.startswith("/v1/requests/") and method == "POST":
+        kwargs["json"] = {}
     return client.request(method, url, headers=headers, **kwargs)
 
 
