@@ -23,6 +23,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -298,8 +299,9 @@ def _online_store(config: Mapping[str, Any], project: str, report: ImportReport)
     if kind == "sqlite":
         report.imported.append("online store: Feast's SQLite store -> the embedded SQLite store (data/online.db)")
         report.changed.append(
-            "The online store is a new SQLite file, data/online.db in this project (Feast's "
-            f"{settings.get('path', 'data/online_store.db')} keeps Feast's layout): `featurestore run` fills it"
+            "The online store is a new SQLite file, data/online.db in this project; Feast's "
+            f"({settings.get('path', 'data/online_store.db')} in the Feast repository) is left as it is: "
+            "`featurestore run` fills the new one"
         )
         return embedded
     if kind == "redis":
@@ -692,7 +694,7 @@ def _feature_view(
         ttl_seconds = NO_EXPIRY_DAYS * 86400
     else:
         report.changed.append(
-            f"Feature view '{name}': ttl {_ttl(ttl_seconds).replace('timedelta', '')} applies online too: a "
+            f"Feature view '{name}': ttl {timedelta(seconds=ttl_seconds)} applies online too: a "
             "lookup returns no value older than the ttl (Feast returns whatever was materialized)"
         )
     spec = source.spec
