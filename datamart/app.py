@@ -41,6 +41,7 @@ from datamart.routes import (
     quality,
     reads,
     requests,
+    skew,
 )
 from featurestore import __version__
 from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
@@ -119,6 +120,8 @@ def create_app(
         finally:
             for each in stores:
                 await anyio.to_thread.run_sync(each.close if close_store else each.usage.flush)
+                if not close_store and each.serving_log is not None:  # close writes the served vectors too
+                    await anyio.to_thread.run_sync(each.serving_log.flush)
 
     app = FastAPI(
         title="featurestore datamart",
@@ -148,6 +151,7 @@ def create_app(
         metrics.router,
         models.router,
         requests.router,
+        skew.router,
     ):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)

@@ -26,6 +26,7 @@ from datamart.errors import http_status
 from featurestore.errors import FeatureStoreError
 from featurestore.lookup import FeatureStatus
 from featurestore.metrics import RegistryCollector
+from featurestore.skew import SkewCollector
 from featurestore.store import FeatureStore
 
 KIND_ATTRIBUTE = "featurestore_metric_kind"
@@ -68,6 +69,7 @@ class ProjectMetrics:
             registry=self.registry,
         )
         self.registry.register(RegistryCollector(store.registry, store.project, cache_seconds=cache_seconds))
+        self.registry.register(SkewCollector(store.registry, store.project, cache_seconds=cache_seconds))
         # The label children, looked up once: `labels()` takes a lock and validates on every call.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._value_children: dict[str, list[Any]] = {}  # target → one child per status, made when first seen

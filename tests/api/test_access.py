@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/v1/feature-views/{name}/consistency-checks"): {ADMIN, ENGINEER, SCIENTIST},
     ("GET", "/v1/runs/{run_id}/quality"): {ADMIN, ENGINEER, SCIENTIST},
     ("GET", "/v1/feature-views/{name}/statistics"): {ADMIN, ENGINEER, SCIENTIST},
+    ("GET", "/v1/skew-reports"): {ADMIN, ENGINEER, SCIENTIST},  # served vectors against offline, as statistics
     # Alert incidents: figures about runs and freshness, as the statistics (README, Alerts).
     ("GET", "/v1/alerts"): {ADMIN, ENGINEER, SCIENTIST},
     ("POST", "/v1/online-features"): {ADMIN, SERVICE},

@@ -311,3 +311,25 @@ def test_the_latest_report_is_a_metric(store: FeatureStore) -> None:
     families = {m.name: m for m in SkewCollector(store.registry, store.project).collect()}
     rates = {s.labels["feature"]: s.value for s in families["featurestore_skew_match_rate"].samples}
     assert rates == {"spend": 1.0, "n": 1.0}
+
+
+def test_the_datamart_logs_lookups_flushes_on_shutdown_and_serves_reports_and_metrics(store: FeatureStore) -> None:
+    from datamart.app import create_app
+    from tests.api.conftest import TestClient  # imported there with Starlette's httpx warning silenced
+
+    run(store)
+    with TestClient(create_app(store)) as client:
+        body = {"features": [SERVICE], "entities": {"customer_id": [1, 2, 3]}}
+        assert client.post("/v1/online-features", json=body).status_code == 200
+    # The app's shutdown flushed the log (the store stays open): the report sees the lookup.
+    report = store.skew_report(SERVICE, since())
+    assert (report.rows, report.mismatches) == (3, 0)
+    with TestClient(create_app(store)) as client:
+        reports = client.get("/v1/skew-reports", params={"service": SERVICE}).json()
+        assert [r["id"] for r in reports] == [report.id] and reports[0]["counts"]["match"] == 6
+        assert client.get("/v1/skew-reports", params={"service": "spend_modl"}).status_code == 404
+        metrics = client.get("/v1/metrics").text
+    assert (
+        'featurestore_skew_match_rate{feature="spend",project="cards",service="spend_model",view="daily_spend"} 1.0'
+        in metrics
+    )
