@@ -39,6 +39,7 @@ from featurestore.config import LocalEngineConfig
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import FeatureStoreError, RunError
 from featurestore.frames import DayFiles
+from featurestore.partitions import read_files
 from featurestore.schema import conform, view_schema
 from featurestore.sql import connect as duckdb_connect
 from featurestore.sql import cursor
@@ -111,14 +112,18 @@ class LocalEngine:
         if isinstance(source, FileSource):
             path = Path(source.path)
             path = path if path.is_absolute() else self.root / path
-            if not any(glob.iglob(str(path), recursive=True)):
+            selected = read_files(source, path)  # a folder: its files, of the selected partitions
+            if selected is None and not any(glob.iglob(str(path), recursive=True)):
                 raise RunError(f"Source '{source.name}': no file matches '{path}'; check the path in its definition")
+            target = _literal(path)
+            if selected is not None:  # column=value folders are columns
+                target = f"[{', '.join(_literal(f) for f in selected)}], hive_partitioning = true"
             # Files of a glob matched by column name: one written before a column was added (or
             # another view's output, whose pushed rows carry __pushed_at) reads the column as null.
             if source.file_format == "parquet":
-                body = f"SELECT * FROM read_parquet({_literal(path)}, union_by_name = true)"
+                body = f"SELECT * FROM read_parquet({target}, union_by_name = true)"
             else:
-                body = f"SELECT * FROM read_csv_auto({_literal(path)})"
+                body = f"SELECT * FROM read_csv_auto({target})"
         elif isinstance(source, SqlSource):
             for up in source.sources:
                 self._register_source(con, up, lower=None, upper=upper, done=done)
@@ -130,6 +135,7 @@ class LocalEngine:
             conditions.append(f"{_quote(source.timestamp_field)} < {_time_literal(upper)}")
         if source.timestamp_field and lower is not None:
             conditions.append(f"{_quote(source.timestamp_field)} >= {_time_literal(lower)}")
+        conditions += self._source_conditions(con, source, body)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         try:
             # A view, not a copy: the source is read where the transformation reads it, streaming.
@@ -138,6 +144,11 @@ class LocalEngine:
         except duckdb.Error as err:
             raise RunError(f"Source '{source.name}' cannot be read: {err}") from err
         done.add(source.name)
+
+    def _source_conditions(self, con: duckdb.DuckDBPyConnection, source: Source, body: str) -> list[str]:
+        """More conditions on the rows of a source (read by the SQL ``body``): none here; a
+        preview (``etl/preview.py``) keeps its sampled entities' rows."""
+        return []
 
     def _relation(
         self, con: duckdb.DuckDBPyConnection, view: FeatureView, *, limit: int | None = None

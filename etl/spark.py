@@ -45,6 +45,7 @@ from featurestore.config import SparkEngineConfig
 from featurestore.definitions import FeatureService, FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import InvalidRequestError, RunError
 from featurestore.offline.hive import HiveOfflineStore
+from featurestore.partitions import read_files
 from featurestore.retrieval import ViewRequest, normalize_spine, output_names, resolve_features
 from featurestore.schema import conform
 from featurestore.store import FeatureStore
@@ -194,13 +195,17 @@ class SparkEngine:
         if isinstance(source, FileSource):
             path = Path(source.path)
             path = path if path.is_absolute() else self.root / path
-            if not any(glob.iglob(str(path), recursive=True)):
+            selected = read_files(source, path)  # a folder: its files, of the selected partitions
+            if selected is None and not any(glob.iglob(str(path), recursive=True)):
                 raise RunError(f"Source '{source.name}': no file matches '{path}'; check the path in its definition")
             reader = self.spark.read
+            paths = [str(path)] if selected is None else [str(f) for f in selected]
+            if selected is not None:  # column=value folders below the source's folder are columns
+                reader = reader.option("basePath", str(path))
             if source.file_format == "parquet":
-                frame = reader.parquet(str(path))
+                frame = reader.parquet(*paths)
             else:
-                frame = reader.option("header", True).option("inferSchema", True).csv(str(path))
+                frame = reader.option("header", True).option("inferSchema", True).csv(paths)
         elif isinstance(source, SqlSource):
             for up in source.sources:
                 self._register_source(up, lower=None, upper=upper, done=done)

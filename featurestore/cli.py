@@ -110,15 +110,21 @@ def init(directory: Path, project_name: str | None) -> None:
 
 
 @cli.command()
+@click.option("--strict", is_flag=True, help="Apply nothing when a source is missing, unreadable or fails its probe.")
 @click.pass_obj
-def apply(state: _Context) -> None:
-    """Validate every definition and record them in the registry (new versions when schemas change)."""
+def apply(state: _Context, strict: bool) -> None:
+    """Validate every definition and record them in the registry (new versions when schemas change).
+    Every source is probed (see 'featurestore source check'): a bad one is a warning, or with
+    --strict an error before anything is applied."""
     from etl.local import LocalEngine
     from featurestore.project_files import load_definitions
+    from featurestore.source_cli import SourceProbesOnApply
 
     store = state.store()
     objects = load_definitions(store.config)
-    report = store.apply(objects, schema_resolver=LocalEngine(store).infer_schema)
+    with SourceProbesOnApply(store, objects, strict=strict) as probes:  # alongside the apply
+        report = store.apply(objects, schema_resolver=LocalEngine(store).infer_schema)
+        probes.record()
     for label, items in (("created", report.created), ("updated", report.updated), ("removed", report.removed)):
         for item in items:
             click.echo(f"{label:8} {item}")
@@ -1303,6 +1309,13 @@ cli.add_command(import_feast_command)
 from featurestore.skew_cli import skew  # noqa: E402  (a command of its own module)
 
 cli.add_command(skew)
+
+# `featurestore source check` (source probes) and `featurestore preview VIEW` (a dry run on a sample).
+from featurestore.preview_cli import preview  # noqa: E402  (a command of its own module)
+from featurestore.source_cli import source_commands  # noqa: E402  (a group of its own module)
+
+cli.add_command(source_commands)
+cli.add_command(preview)
 
 
 def main() -> None:

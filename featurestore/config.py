@@ -173,12 +173,17 @@ class QualityConfig(Settings):
     each numeric feature's histogram. ``quarantine``: when true, rows failing a blocking
     row-level expectation are set aside under ``<offline store>/_quarantine/<view>/<run id>.parquet``
     and the other rows published (off by default; ``featurestore run --quarantine`` turns it on
-    for one run). ``examples``: failing rows shown per expectation in a report."""
+    for one run). ``examples``: failing rows shown per expectation in a report.
+    ``probe_sample_rows``: rows a source probe keeps as its sample (0: none; columns tagged
+    sensitive never); ``probe_timeout_seconds``: how long a probe may read a source (see
+    :mod:`featurestore.source_probe`)."""
 
     psi_threshold: float = Field(default=0.2, gt=0)
     histogram_bins: int = Field(default=10, ge=2)
     quarantine: bool = False
     examples: int = Field(default=5, ge=0)
+    probe_sample_rows: int = Field(default=5, ge=0, le=1000)
+    probe_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
 
 
 class OidcConfig(Settings):

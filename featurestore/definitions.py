@@ -125,13 +125,18 @@ class Entity:
 
 @dataclass(frozen=True, kw_only=True)
 class FileSource:
-    """Rows read from a Parquet or CSV file (or a glob of them). Relative paths are resolved
-    against the project directory."""
+    """Rows read from a Parquet or CSV file (or a glob of them), or from every file of that format
+    below a folder, whose Hive-style ``column=value`` folders are partitions. Relative paths are
+    resolved against the project directory. ``partitions`` selects partitions of a folder by a
+    date expression such as ``"dt >= today - 30"``, evaluated when the source is read (see
+    :mod:`featurestore.partitions`). Tag a column ``sensitive:COLUMN`` to keep its values out of
+    probes' samples and previews."""
 
     name: str
     path: str
     timestamp_field: str | None = None
     file_format: Literal["parquet", "csv"] | None = None
+    partitions: str | None = None
     description: str = ""
     owner: str = ""
     tags: tuple[str, ...] = ()
@@ -146,6 +151,8 @@ class FileSource:
             fmt = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}.get(suffix)
             object.__setattr__(self, "file_format", fmt)
         object.__setattr__(self, "tags", _tuple_of_str(self.tags, f"Source '{self.name}' tags"))
+        if self.partitions is not None and not isinstance(self.partitions, str):
+            raise DefinitionError([f"Source '{self.name}' partitions must be a string such as 'dt >= today - 30'"])
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -157,6 +164,13 @@ class FileSource:
             out.append(
                 f"Source '{self.name}': cannot tell the format of '{self.path}'; give file_format='parquet' or 'csv'"
             )
+        if self.partitions is not None:
+            from featurestore.partitions import PartitionFilter
+
+            try:
+                PartitionFilter.parse(self.partitions)
+            except ValueError as err:
+                out.append(f"Source '{self.name}': {err}")
         return out
 
     def to_spec(self) -> dict[str, Any]:
@@ -166,6 +180,8 @@ class FileSource:
             "path": self.path,
             "timestamp_field": self.timestamp_field,
             "file_format": self.file_format,
+            # Only when set: specs (and so views' versions) of sources without one are unchanged.
+            **({"partitions": self.partitions} if self.partitions is not None else {}),
             "description": self.description,
             "owner": self.owner,
             "tags": list(self.tags),
@@ -588,7 +604,9 @@ def source_from_spec(spec: Mapping[str, Any], resolved: Mapping[str, Source]) ->
         "tags": tuple(spec.get("tags", ())),
     }
     if spec["kind"] == "file":
-        return FileSource(path=spec["path"], file_format=spec.get("file_format"), **common)
+        return FileSource(
+            path=spec["path"], file_format=spec.get("file_format"), partitions=spec.get("partitions"), **common
+        )
     return SqlSource(query=spec["query"], sources=tuple(resolved[s] for s in spec["sources"]), **common)
 
 

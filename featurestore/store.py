@@ -16,7 +16,7 @@ from featurestore import training_datasets
 from featurestore.auth import local_actor
 from featurestore.config import ProjectConfig
 from featurestore.consistency import ConsistencyReport, check_consistency
-from featurestore.definitions import FeatureService, FeatureView, Project
+from featurestore.definitions import FeatureService, FeatureView, Project, Source
 from featurestore.errors import NotFoundError
 from featurestore.lookup import EntityRows, LookupPlan, OnlineResponse
 from featurestore.offline.parquet import ParquetOfflineStore
@@ -24,6 +24,7 @@ from featurestore.online import OnlineStore
 from featurestore.registry import ApplyReport, Registry, TrainingDatasetRecord
 from featurestore.retrieval import SpineLike, ViewRequest, as_of, normalize_spine, resolve_features, training_set
 from featurestore.serving_log import ServedVectorLog
+from featurestore.source_probe import SourceProbe, probe_sources
 from featurestore.times import aware_time
 from featurestore.training_datasets import DatasetVerification, TrainingDataset
 from featurestore.usage import UsageLog
@@ -116,6 +117,19 @@ class FeatureStore:
                 {"created": report.created, "updated": report.updated, "removed": report.removed},
             )
         return report
+
+    def check_sources(self, sources: Sequence[Source] | None = None, *, record: bool = True) -> list[SourceProbe]:
+        """Probe ``sources`` (default: every source applied) in parallel, each within
+        ``quality.probe_timeout_seconds``, and keep each probe as its source's latest in the
+        registry unless ``record`` is False (see :mod:`featurestore.source_probe`)."""
+        chosen = list(self.registry.list_sources(self.project) if sources is None else sources)
+        quality = self.config.quality
+        probes = probe_sources(
+            chosen, self.config.root, sample_rows=quality.probe_sample_rows, timeout=quality.probe_timeout_seconds
+        )
+        if record:
+            self.registry.record_source_probes(self.project, probes)
+        return probes
 
     def refresh(self) -> None:
         """Forget cached definitions; the next read loads them from the registry."""

@@ -15,6 +15,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 :mod:`~featurestore.registry.model_versions` (model versions and the datasets they were trained on),
 :mod:`~featurestore.registry.model_traffic` (how the model server splits a model's traffic),
 :mod:`~featurestore.registry.requests` (feature requests, their votes and history),
+:mod:`~featurestore.registry.source_probes` (each source's latest probe),
 :mod:`~featurestore.registry.records` (what they return) and
 :mod:`~featurestore.registry.schema` (the tables).
 """
@@ -73,6 +74,7 @@ from featurestore.registry.schema import (
     view_versions_t,
     views_t,
 )
+from featurestore.registry.source_probes import SourceProbes
 from featurestore.registry.usage import Usage
 from featurestore.secrets import redact_url
 
@@ -120,7 +122,17 @@ __all__ = [
 
 
 class Registry(
-    Access, Alerts, Apply, Datasets, Definitions, FeatureRequests, ModelTraffic, ModelVersions, Runs, Usage
+    Access,
+    Alerts,
+    Apply,
+    Datasets,
+    Definitions,
+    FeatureRequests,
+    ModelTraffic,
+    ModelVersions,
+    Runs,
+    SourceProbes,
+    Usage,
 ):
     """Definitions, versions, lineage, runs, usage, alert incidents, training datasets and model
     versions of every project in one database. Opening it brings the database to the current schema (creating it

@@ -358,6 +358,19 @@ feature_request_notifications_t = sa.Table(
     sa.Column("read_at", UTCDateTime, nullable=True),
 )
 
+source_probes_t = sa.Table(
+    # Revision 0010. The latest probe of each source (featurestore.source_probe): its status, when
+    # it ran, and what it found as JSON (columns, row count, time range, partitions, sample rows
+    # without the sensitive columns).
+    "source_probes",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("probed_at", UTCDateTime, nullable=False),
+    sa.Column("probe", sa.Text, nullable=False),
+)
+
 
 def as_utc(value: Any) -> datetime | None:
     """An aggregate of a UTCDateTime column: SQLAlchemy does not apply the column type to

@@ -49,6 +49,7 @@ NEW_TABLES = (
     "feature_request_votes",
     "feature_request_events",
     "feature_request_notifications",
+    "source_probes",  # 0010
 )  # 0003-0007
 
 
