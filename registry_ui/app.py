@@ -40,6 +40,7 @@ from featurestore.schedules import next_due, schedule_text
 from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
 from registry_ui import datasets, pages
+from registry_ui import skew as ui_skew
 from registry_ui.access import CROSS_SITE, PageGuard, safe_next
 from registry_ui.formats import (
     count_text,
@@ -166,7 +167,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
             page = pages.view_page(registry, config, name)
         except NotFoundError as err:
             return not_found(request, err)
-        return render(request, "view.html", page=page, active="search")
+        skew = ui_skew.for_view(request, registry, project, name)
+        return render(request, "view.html", page=page, skew=skew, active="search")
 
     @app.get("/services/{name}", response_class=HTMLResponse, summary="One feature service")
     def service(request: Request, name: str) -> HTMLResponse:
@@ -198,7 +200,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
             page = pages.model_page(registry, project, name)
         except NotFoundError as err:
             return not_found(request, err)
-        return render(request, "model.html", page=page, active="lineage")
+        skew = ui_skew.for_model(request, registry, project, page.feature_service)
+        return render(request, "model.html", page=page, skew=skew, active="lineage")
 
     @app.get("/datasets", response_class=HTMLResponse, summary="Training datasets")
     def training_datasets(request: Request) -> HTMLResponse:

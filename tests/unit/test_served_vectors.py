@@ -243,7 +243,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, store: F
 
     response = store.get_online_features(SERVICE, {"customer_id": [1]}, log_served=False)
     plan = store._lookup_plan(SERVICE, False)
-    serving_log._entry_table = stuck  # type: ignore[assignment]
+    serving_log._entry_table = stuck
     try:
         started = time.perf_counter()
         results = [log.log(response, plan, consumer="c", service=SERVICE) for _ in range(50)]
@@ -282,7 +282,7 @@ def test_off_by_default_and_the_settings_are_checked(tmp_path: Path) -> None:
     assert config.serving_log.sample_rate == 0 and ServedVectorLog.from_config(config) is None
     with pytest.raises(ConfigError, match=r"serving_log.sample_rate.*at most 1"):
         ProjectConfig.from_mapping({"project": "p", "serving_log": {"sample_rate": 2}}, root=tmp_path)
-    with pytest.raises(ConfigError, match="serving_log.rate"):
+    with pytest.raises(ConfigError, match=r"serving_log\.rate"):
         ProjectConfig.from_mapping({"project": "p", "serving_log": {"rate": 0.5}}, root=tmp_path)
 
 
@@ -333,3 +333,24 @@ def test_the_datamart_logs_lookups_flushes_on_shutdown_and_serves_reports_and_me
         'featurestore_skew_match_rate{feature="spend",project="cards",service="spend_model",view="daily_spend"} 1.0'
         in metrics
     )
+
+
+def test_the_view_and_model_pages_show_the_newest_report(store: FeatureStore) -> None:
+    from datamart.app import create_app
+    from tests.api.conftest import TestClient
+
+    with TestClient(create_app(store)) as client:
+        assert "No skew report yet" in client.get(f"/ui/views/{VIEW}").text
+    run(store)
+    view = store.get_feature_view(VIEW)
+    tampered = pa.table({"customer_id": [2], "as_of": pa.array([utc(2024, 3, 4)], UTC_US), "spend": [999.0], "n": [1]})
+    store.online_store.write(view, tampered.cast(view_schema(view)))
+    lookup(store, keys=[1, 2])
+    store.skew_report(SERVICE, since())
+    store.register_model("churn", SERVICE)
+    with TestClient(create_app(store)) as client:
+        for path in (f"/ui/views/{VIEW}", "/ui/models/churn"):
+            page = client.get(path).text
+            assert "Served values against offline (skew)" in page
+            assert "<code>daily_spend:spend</code>" in page and "50.00 %" in page and "differs: entity" in page
+        assert "No skew report yet" in client.get(f"/ui/views/{SHORT}").text  # no report covers it
