@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -222,6 +222,20 @@ class _Names:
             n += 1
         self.used.add(candidate)
         return candidate
+
+
+def _source_name(name: str, taken: set[str]) -> str:
+    """``name`` when it is a valid source name here, else an identifier made from it (Feast names
+    a source by its path when it has no name: ``data/driver_stats.parquet``), not one of ``taken``."""
+    if NAME_PATTERN.match(name) and name not in taken:
+        return name
+    if "/" in name or "." in name:  # a path: its file's name
+        name = PurePath(name.rstrip("/")).stem
+    base = re.sub(r"\W+", "_", name).strip("_").lstrip("0123456789_") or "source"
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}_{n}", n + 1
+    return candidate
 
 
 def _call(function: str, args: Sequence[tuple[str, str]]) -> str:
@@ -496,9 +510,7 @@ def convert(document: Mapping[str, Any]) -> FeastImport:
                     "export the table to Parquet and add a FileSource for it",
                 )
                 continue
-            our_name = (
-                s["name"] if NAME_PATTERN.match(s["name"]) else re.sub(r"\W", "_", s["name"]).lstrip("0123456789")
-            )
+            our_name = _source_name(s["name"], {x.name for x in sources.values()})
             if our_name != s["name"]:
                 report.changed.append(f"Source '{s['name']}' is named '{our_name}' (source names here are identifiers)")
             var = names.take(our_name, "source")

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from featurestore.definitions import Entity, FeatureService, FeatureView
+from featurestore.definitions import Entity, FeatureService, FeatureView, FileSource
 from featurestore.feast_import import FeastImportError, convert, read_feast_repository, write_project
 from featurestore.project_files import load_definitions
 from featurestore.store import FeatureStore
@@ -505,3 +505,75 @@ def _no_feast_python_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> It
     # The tests choose the interpreter themselves; one set by the caller would change what runs.
     monkeypatch.delenv("FEATURESTORE_FEAST_PYTHON", raising=False)
     yield
+
+
+def field(name: str, value_type: str) -> dict[str, Any]:
+    return {"name": name, "value_type": value_type, "dtype": value_type.title(), "description": "", "tags": {}}
+
+
+def test_names_python_cannot_take_as_they_are_still_make_a_loadable_project(tmp_path: Path) -> None:
+    """Reader-shaped input without Feast: a source named by its path (Feast's default), a view
+    named like an entity and one named like a Python keyword, an entityless view and a bytes key
+    (both reported), keep their names in a features.py that loads."""
+    from featurestore.config import ProjectConfig
+
+    data = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"id": [1], "ts": pa.array([datetime(2026, 1, 1, tzinfo=UTC)]), "x": [1.0]}), data)
+    common = {"description": "", "owner": "", "tags": {}}
+    view = {
+        **common,
+        "class": "FeatureView",
+        "entities": ["thing"],
+        "entity_columns": [field("id", "INT64")],
+        "features": [field("x", "DOUBLE")],
+        "ttl_seconds": 3600.0,
+        "online": True,
+        "batch_source": str(data),
+        "stream_source": "",
+    }
+    document = {
+        "feast_version": "0.67.0",
+        "repository": str(tmp_path),
+        "config": {"project": "odd_names", "provider": "local", "online_store": {"type": "sqlite"}},
+        "entities": [
+            {**common, "name": "thing", "join_keys": ["id"], "value_type": "UNKNOWN"},
+            {**common, "name": "blob", "join_keys": ["blob_id"], "value_type": "BYTES"},
+        ],
+        "data_sources": [
+            {
+                **common,
+                "name": str(data),
+                "kind": "file",
+                "path": str(data),
+                "resolved_path": str(data),
+                "uri": False,
+                "file_format": "ParquetFormat",
+                "timestamp_field": "ts",
+                "created_timestamp_column": "",
+                "field_mapping": {},
+            }
+        ],
+        "feature_views": [
+            {**view, "name": "thing"},
+            {**view, "name": "class"},
+            {**view, "name": "everyone", "entities": []},
+            {**view, "name": "by_blob", "entities": ["blob"]},
+        ],
+        "feature_services": [
+            {
+                **common,
+                "name": "svc",
+                "projections": [{"view": "class", "alias": "", "features": ["x"], "join_key_map": {}}],
+            }
+        ],
+    }
+    result = convert(document)
+    write_project(result, tmp_path / "out")
+    assert_ruff_clean(tmp_path / "out" / "features.py")
+    objects = load_definitions(ProjectConfig.load(tmp_path / "out"))
+    names = sorted(o.name for o in objects if isinstance(o, Entity | FeatureView | FeatureService))
+    assert names == ["class", "svc", "thing", "thing"]  # the entity and the view 'thing'
+    assert [o.name for o in objects if isinstance(o, FileSource)] == ["data"]  # named by its file
+    no_equivalent = result.report.markdown().split("## No equivalent")[1]
+    assert "entity `blob`" in no_equivalent and "feature view `by_blob`" in no_equivalent
+    assert "feature view `everyone`: it has no entity" in no_equivalent
