@@ -82,13 +82,20 @@ def online(store: Any, request: dict[str, Any]) -> dict[str, Any]:
         )
     except Exception as err:  # the test compares what Feast's client raised
         return {"error": {"module": type(err).__module__, "class": type(err).__name__, "message": str(err)}}
+    from feast.feature_server_utils import _timestamp_to_str
+
     proto = response.proto
     names = list(proto.metadata.feature_names.val)
-    return {
+    answer: dict[str, Any] = {
         "names": names,
         "values": response.to_dict(),
         "statuses": {n: [FieldStatus.Name(s) for s in r.statuses] for n, r in zip(names, proto.results, strict=True)},
     }
+    if any(r.event_timestamps for r in proto.results):  # the remote store does not pass them on
+        answer["event_timestamps"] = {
+            n: [_timestamp_to_str(t) for t in r.event_timestamps] for n, r in zip(names, proto.results, strict=True)
+        }
+    return answer
 
 
 def main(job_path: str) -> None:
