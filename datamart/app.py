@@ -42,6 +42,7 @@ from datamart.routes import (
     reads,
     requests,
     skew,
+    sources,
 )
 from featurestore import __version__
 from featurestore.auth import REQUIRE_AUTH_ENV, Authenticator, required
@@ -152,6 +153,7 @@ def create_app(
         models.router,
         requests.router,
         skew.router,
+        sources.router,
     ):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)

@@ -20,7 +20,7 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from etl.local import LocalEngine
-from featurestore.definitions import FeatureView, FileSource, Source, SqlSource
+from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import InvalidRequestError, RunError
 from featurestore.sql import cursor, literal
 from featurestore.sql import quote as _quote
@@ -315,3 +315,25 @@ def _json(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+def runnable_view(store: FeatureStore, name: str) -> FeatureView:
+    """The applied view ``name`` as a preview can compute it: from the registry, its SQL
+    transformation being its stored text; a pandas transformation is taken from the project's
+    definition files (the registry keeps only its source text)."""
+    view = store.get_feature_view(name)  # NotFoundError with suggestions
+    t = view.transformation
+    if isinstance(t, StoredTransformation):
+        if t.kind == "sql":
+            return replace(view, transformation=t.text)
+        from featurestore.project_files import load_definitions
+        from featurestore.validation import validate_project
+
+        views = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
+        if name not in views:
+            raise RunError(
+                f"Feature view '{name}' has a pandas transformation, which a preview takes from the project's "
+                f"definition files, but they do not define it: apply the project again"
+            )
+        return views[name]
+    return view

@@ -40,6 +40,7 @@ from featurestore.schedules import next_due, schedule_text
 from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
 from registry_ui import datasets, pages
+from registry_ui import previews as ui_previews
 from registry_ui import skew as ui_skew
 from registry_ui.access import CROSS_SITE, PageGuard, safe_next
 from registry_ui.formats import (
@@ -168,7 +169,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
         except NotFoundError as err:
             return not_found(request, err)
         skew = ui_skew.for_view(request, registry, project, name)
-        return render(request, "view.html", page=page, skew=skew, active="search")
+        can_preview = ui_previews.may_preview(request)
+        return render(request, "view.html", page=page, skew=skew, can_preview=can_preview, active="search")
 
     @app.get("/services/{name}", response_class=HTMLResponse, summary="One feature service")
     def service(request: Request, name: str) -> HTMLResponse:
@@ -192,7 +194,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
             page = pages.source_page(registry, config, name)
         except NotFoundError as err:
             return not_found(request, err)
-        return render(request, "source.html", page=page, active="lineage")
+        probe = ui_previews.probe_for(request, registry, project, name)
+        return render(request, "source.html", page=page, probe=probe, active="lineage")
 
     @app.get("/models/{name}", response_class=HTMLResponse, summary="One model")
     def model(request: Request, name: str) -> HTMLResponse:
@@ -288,6 +291,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
     def alerts(request: Request, view: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
         page = pages.alerts_page(registry, project, view=view)
         return render(request, "alerts.html", page=page, active="alerts")
+
+    ui_previews.add_routes(app, store, render)  # /views/{name}/preview: a view computed on a sample
 
     @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:

@@ -81,6 +81,11 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/v1/requests/{request_id}/accept"): {ADMIN, ENGINEER},
     ("POST", "/v1/requests/{request_id}/decline"): {ADMIN, ENGINEER},
     ("POST", "/v1/requests/{request_id}/link"): {ADMIN, ENGINEER},
+    # Source probes: a recorded one is read as the statistics are (its sample rows are data);
+    # probing now and previewing a view compute, as runs do: the engineers'.
+    ("GET", "/v1/sources/{name}/probe"): {ADMIN, ENGINEER, SCIENTIST},
+    ("POST", "/v1/sources/{name}/probe"): {ADMIN, ENGINEER},
+    ("POST", "/v1/feature-views/{name}/preview"): {ADMIN, ENGINEER},
 }
 
 # A server may hold several projects: every route answers under /v1/projects/{project} too.
@@ -148,8 +153,11 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
             store.project, title="r", entity="customer", description="d", reason="r", requester="filer"
         )
         path = path.replace("{request_id}", str(request.id))
+    if "/sources/{name}/probe" in path:  # a recorded probe to read
+        store.check_sources()
     url = (
         path.replace("{project}", store.project)
+        .replace("/sources/{name}", "/sources/transactions")
         .replace("/feature-services/{name}", "/feature-services/churn")
         .replace("/training-datasets/{name}", "/training-datasets/churn_set")
         .replace("{name}", "customer_stats")
@@ -199,6 +207,8 @@ def _request(client: TestClient, store: FeatureStore, method: str, path: str, to
         kwargs["json"] = {"reason": "not now"}
     elif base.startswith("/v1/requests/") and method == "POST":
         kwargs["json"] = {}
+    elif base == "/v1/feature-views/{name}/preview":
+        kwargs["json"] = {"sample": 2}
     return client.request(method, url, headers=headers, **kwargs)
 
 
