@@ -52,7 +52,7 @@ def featurestore(*args: object, check: bool = True) -> subprocess.CompletedProce
 
 
 def files_of(folder: Path) -> dict[str, float]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime for p in folder.rglob("*") if "__pycache__" not in p.parts}
+    return {str(p.relative_to(folder)): p.stat().st_mtime for p in folder.rglob("*")}  # __pycache__ included
 
 
 def assert_ruff_clean(path: Path) -> None:
