@@ -406,6 +406,12 @@ def _config_text(document: Mapping[str, Any], project: str, report: ImportReport
         "Offline: Feast reads the sources at query time; here `featurestore run` computes each view and "
         "publishes its rows to the offline store (data/offline), which training sets and lookups read"
     )
+    report.changed.append(
+        "Training sets: FeatureStore.get_training_set(spine, features) stands for get_historical_features(entity_df, "
+        "features), with the spine's time in event_timestamp by default as in Feast; a value counts for ttl after "
+        "its event time as in Feast, but every spine row is kept, in the spine's order (Feast drops the rows whose "
+        "entity has no earlier value, and reorders)"
+    )
     lines = [
         f"# Imported from the Feast repository {document.get('repository', '')} by featurestore import-feast",
         "# (see IMPORT_REPORT.md). Paths are relative to this folder.",
