@@ -41,6 +41,7 @@ from featurestore.secrets import install_log_redaction, redact
 from featurestore.store import FeatureStore
 from registry_ui import datasets, pages
 from registry_ui import previews as ui_previews
+from registry_ui import requests as request_pages
 from registry_ui import skew as ui_skew
 from registry_ui.access import CROSS_SITE, PageGuard, safe_next
 from registry_ui.formats import (
@@ -127,6 +128,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
             nav["alerts"] = links.alerts()
         if identity is not None and identity.can(Permission.ADMINISTER):
             nav["audit"] = links.audit()
+        nav["requests"] = links.requests()
+        unread = request_pages.unread_count(registry, project, identity if auth.enabled else None)
         session = request.cookies.get(SESSION_COOKIE)
         return templates.TemplateResponse(
             request,
@@ -142,6 +145,7 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
                 "active": "",
                 "identity": identity if auth.enabled else None,
                 "csrf": csrf_token(session) if session else "",
+                "unread_requests": unread,
                 **context,
             },
             status_code=status_code,
@@ -160,7 +164,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
     ) -> HTMLResponse:
         links = pages.Links(request.scope.get("root_path", ""))
         page = pages.search_page(registry, project, links, q=q.strip(), tag=tag, owner=owner, kind=kind)
-        return render(request, "search.html", page=page, active="search")
+        wanted = request_pages.open_requests_matching(registry, project, q.strip())
+        return render(request, "search.html", page=page, requests=wanted, active="search")
 
     @app.get("/views/{name}", response_class=HTMLResponse, summary="One feature view")
     def view(request: Request, name: str) -> HTMLResponse:
@@ -234,7 +239,8 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
     ) -> HTMLResponse:
         store.usage.flush()  # reads served by this process (the datamart, when mounted in it) show at once
         page = pages.usage_page(registry, project, days=days, view=view, consumer=consumer)
-        return render(request, "usage.html", page=page, active="usage")
+        requested = request_pages.request_usage(registry, project)
+        return render(request, "usage.html", page=page, requested=requested, active="usage")
 
     @app.get("/signin", response_class=HTMLResponse, summary="Sign in with an API token")
     def signin_form(request: Request, next: Annotated[str, Query(max_length=2000)] = "") -> HTMLResponse:
@@ -293,6 +299,7 @@ def create_app(store: FeatureStore, *, close_store: bool = False, auth: Authenti
         return render(request, "alerts.html", page=page, active="alerts")
 
     ui_previews.add_routes(app, store, render)  # /views/{name}/preview: a view computed on a sample
+    request_pages.add_routes(app, store, render, guard)  # /requests: the feature requests' pages and forms
 
     @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:

@@ -106,6 +106,15 @@ class Links:
     def alerts(self, **query: Any) -> str:
         return self._path("alerts", **query)
 
+    def requests(self, **query: Any) -> str:
+        return self._path("requests", **query)
+
+    def request(self, request_id: int) -> str:
+        return self._path("requests", str(request_id))
+
+    def request_action(self, request_id: int, action: str) -> str:
+        return self._path("requests", str(request_id), action)
+
     def static(self, name: str) -> str:
         return self._path("static", name)
 
