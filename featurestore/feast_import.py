@@ -863,6 +863,11 @@ def write_project(result: FeastImport, out: Path, *, force: bool = False) -> lis
 def import_feast(path: Path, out: Path, *, feast_python_path: str | None = None, force: bool = False) -> FeastImport:
     """Read the Feast repository at ``path`` and write the equivalent project into ``out``."""
     repo = check_feast_repository(path)
+    if out.resolve() == repo or repo in out.resolve().parents:
+        raise FeastImportError(
+            f"--out '{out}' is inside the Feast repository '{repo}': choose a folder outside it (Feast imports "
+            "every .py file of its repository, features.py included)"
+        )
     if not force:
         existing = [str(out / n) for n in (CONFIG_FILE_NAME, FEATURES_FILE, REPORT_FILE) if (out / n).exists()]
         if existing:  # before the slow read, not after

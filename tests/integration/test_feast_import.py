@@ -483,6 +483,10 @@ def test_existing_files_are_kept_without_force_and_a_wrong_feast_python_is_named
     assert "features.py already exist" in kept.stderr and "--force" in kept.stderr
     assert (out / "features.py").read_text() == "# mine\n"
 
+    inside = featurestore("import-feast", repo, "--out", repo / "imported", check=False)
+    assert inside.returncode == 1 and "is inside the Feast repository" in inside.stderr
+    assert not (repo / "imported").exists()
+
     wrong = featurestore(
         "import-feast", repo, "--out", tmp_path / "other", "--feast-python", tmp_path / "nopython", check=False
     )
