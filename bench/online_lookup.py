@@ -5,6 +5,9 @@ through the same code path as a run, then prints p50/p95/p99 latency of 1-entity
 100-entity lookups next to the raw client round trip on the same machine (Redis: one GET of
 the same packed value, one HGETALL of a 10-field hash, one MGET of 100 keys; Cassandra: one
 prepared CQL select, one IN query of 100 keys; SQLite: one select) and the ratio between them.
+On Redis the 100-entity floor is the raw MGET *and* one orjson parse of the 100 values into
+columns: a lookup returns decoded numbers, so the floor decodes the same bytes the cheapest way
+(the raw MGET alone is printed beside it).
 Our calls and the raw ones are interleaved, call by call, so that a busy machine slows both
 alike and the ratio stays meaningful. Medians are quoted.
 
@@ -36,6 +39,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from featurestore import Entity, Feature, FeatureView, FileSource, Float64, Int64
@@ -64,6 +68,8 @@ VIEW = FeatureView(
 )
 
 Percentiles = tuple[float, float, float]
+FLOOR100 = "raw MGET + decode, 100 keys"
+"""Redis's floor for 100 entities: the raw MGET and one orjson parse of the values into columns."""
 
 
 def percentiles(samples_s: list[float]) -> Percentiles:
@@ -127,10 +133,19 @@ def raw_calls(kind: str, store: Any, tmp: Path, keys1: list[int], keys100: list[
         r.hset("bench:hash:1", mapping={f: 1.0 for f in FEATURES})
         one = f"bench:bench_features:{keys1[0]}"
         many = [f"bench:bench_features:{k}" for k in keys100]
+
+        def mget_decoded() -> list[tuple[Any, ...]]:
+            # The least code that gives what a lookup gives: the stored values of the 100 keys,
+            # decoded into Python numbers, a column per position (event µs, layout, features),
+            # by the cheapest decode of the stored format: one orjson parse of them all.
+            rows = orjson.loads(b"[%b]" % b",".join(r.mget(many)))  # type: ignore[arg-type]
+            return list(zip(*rows, strict=True))
+
         return {
             "raw GET, 1 key": lambda: r.get(one),
             "raw HGETALL, 10 fields": lambda: r.hgetall("bench:hash:1"),
             "raw MGET, 100 keys": lambda: r.mget(many),
+            FLOOR100: mget_decoded,
         }
     if kind == "cassandra":
         session = store._session
@@ -164,7 +179,9 @@ def bench_store(kind: str, table: pa.Table, tmp: Path, args: argparse.Namespace,
     print(f"  wrote {table.num_rows:,} entities in {time.perf_counter() - t0:.1f}s")
     keys1, keys100 = lookup_keys()
     raw = raw_calls(kind, store, tmp, keys1, keys100)
-    raw1_name, raw100_name = next(iter(raw)), list(raw)[-1]
+    raw1_name = next(iter(raw))
+    raw100_name = [k for k in raw if k != FLOOR100][-1]
+    floor100_name = FLOOR100 if FLOOR100 in raw else raw100_name
 
     project = tmp / kind
     project.mkdir(exist_ok=True)
@@ -182,14 +199,27 @@ def bench_store(kind: str, table: pa.Table, tmp: Path, args: argparse.Namespace,
     ours1 = "FeatureStore.get_online_features, 1 entity"
     ours100 = "FeatureStore.get_online_features, 100 entities"
     small = measure(
-        {**{k: v for k, v in raw.items() if k != raw100_name}, ours1: lambda: fs.get_online_features(refs, e1)}, args.n1
+        {
+            **{k: v for k, v in raw.items() if k not in (raw100_name, floor100_name)},
+            ours1: lambda: fs.get_online_features(refs, e1),
+        },
+        args.n1,
     )
-    large = measure({raw100_name: raw[raw100_name], ours100: lambda: fs.get_online_features(refs, e100)}, args.n100)
+    large = measure(
+        {
+            raw100_name: raw[raw100_name],
+            floor100_name: raw[floor100_name],
+            ours100: lambda: fs.get_online_features(refs, e100),
+        },
+        args.n100,
+    )
     for name, p in {**small, **large}.items():
         if name == ours1:
             line(name, p, f"{p[0] / small[raw1_name][0]:.2f}x {raw1_name} p50")
         elif name == ours100:
-            line(name, p, f"{p[0] / large[raw100_name][0]:.2f}x {raw100_name} p50")
+            line(name, p, f"{p[0] / large[floor100_name][0]:.2f}x {floor100_name} p50")
+            if floor100_name != raw100_name:
+                print(f"  {'':52} {p[0] / large[raw100_name][0]:.2f}x {raw100_name} p50 (no decode)", flush=True)
         else:
             line(name, p)
     summary[kind] = {
@@ -198,6 +228,8 @@ def bench_store(kind: str, table: pa.Table, tmp: Path, args: argparse.Namespace,
         "ours100": large[ours100],
         "raw100": large[raw100_name],
         "raw100_name": raw100_name,
+        "floor100": large[floor100_name],
+        "floor100_name": floor100_name,
     }
     if args.api:
         bench_api(kind, tmp, refs, keys1, keys100, args, summary)
@@ -335,6 +367,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ratio = s["ours1"][0] / s["raw1"][0]
         print(
             f"  Redis, 1 entity in process: {ratio:.2f}x the raw GET at p50 (target <= 2x): {'met' if ratio <= 2 else 'NOT met'}"
+        )
+        ratio = s["ours100"][0] / s["floor100"][0]
+        print(
+            f"  Redis, 100 entities in process: {ratio:.2f}x {s['floor100_name']} at p50 (target <= 1.2x): "
+            f"{'met' if ratio <= 1.2 else 'NOT met'}"
         )
     if feast and "redis" in summary:
         f100 = feast["results"]["get_online_features_100"]["p50"]

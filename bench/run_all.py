@@ -231,16 +231,17 @@ def lookup_rows(results: list[dict[str, Any]]) -> list[Row]:
     redis = r.get("stores", {}).get("redis")
     if not redis:
         return [failed("5 lookup 100 entities", r, "<= 1.2x")]
-    ours, raw = redis["ours100"][0], redis["raw100"][0]
+    ours, floor = redis["ours100"][0], redis.get("floor100", redis["raw100"])[0]
     return [
         Row(
             "5 lookup 100 entities (p50)",
             f"{ours:.2f} ms",
-            f"{raw:.2f} ms",
-            f"{ours / raw:.2f}x",
+            f"{floor:.2f} ms",
+            f"{ours / floor:.2f}x",
             "<= 1.2x",
-            ours / raw <= 1.2,
-            f"floor: {redis['raw100_name']}; 1 entity {redis['ours1'][0]:.2f} ms",
+            ours / floor <= 1.2,
+            f"floor: {redis.get('floor100_name', redis['raw100_name'])} (raw MGET alone {redis['raw100'][0]:.2f} ms); "
+            f"1 entity {redis['ours1'][0]:.2f} ms",
         )
     ]
 

@@ -103,3 +103,26 @@ def test_a_reply_error_is_a_store_unavailable_error(store: RedisOnlineStore, red
         store.read_packed(VIEW, ["999"])
     # MGET answers nil for it, as for any key that is not a string.
     assert store.read_packed(VIEW, ["999", "1"])[0] is None
+
+
+def test_reads_keep_their_connections_and_threads_never_share_one(store: RedisOnlineStore, redis_client: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [str(k) for k in range(1, 101)]
+    expected = redis_client.mget([f"{store.prefix}:{VIEW.name}:{k}" for k in keys])
+    pool: Any = store._pool
+    store.read_packed(VIEW, keys)
+    taken = len(pool._connections)
+    for _ in range(20):
+        assert store.read_packed(VIEW, keys) == expected
+    assert len(pool._connections) == taken, "a read took a new connection where one was kept"
+
+    def read(i: int) -> bool:
+        mine = keys[i % 50 :] + keys[: i % 50]  # each thread its own order: a shared connection mixes replies
+        return store.read_packed(VIEW, mine) == redis_client.mget([f"{store.prefix}:{VIEW.name}:{k}" for k in mine])
+
+    with ThreadPoolExecutor(8) as threads:
+        assert all(threads.map(read, range(400)))
+    assert len(store._idle) <= 8 + taken
+    store.close()
+    assert not store._idle
