@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # `featurestore --help` imports no registry (SQLAlchemy)
     from featurestore.registry.requests import FeatureRequestRecord
 
 SORTS = ("support", "due", "newest")
+REQUEST_ID = click.IntRange(1, 2**31 - 1)
+"""A request's number (#12 is 12)."""
 TAB_NAMES = ("open", "in_progress", "delivered", "declined")
 
 
@@ -104,7 +106,7 @@ def list_requests(state: Any, tab: str | None, sort: str, as_json: bool) -> None
 
 
 @request_commands.command("show")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the request as JSON.")
 @click.pass_obj
 def show_request(state: Any, request_id: int, as_json: bool) -> None:
@@ -131,7 +133,7 @@ def show_request(state: Any, request_id: int, as_json: bool) -> None:
 
 
 @request_commands.command("support")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 @click.option("--comment", default="", help="Why you need it too.")
 @click.pass_obj
 def support_request(state: Any, request_id: int, comment: str) -> None:
@@ -141,7 +143,7 @@ def support_request(state: Any, request_id: int, comment: str) -> None:
 
 
 @request_commands.command("accept")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 @click.option("--comment", default="", help="A note to the requester.")
 @click.pass_obj
 def accept_request(state: Any, request_id: int, comment: str) -> None:
@@ -151,7 +153,7 @@ def accept_request(state: Any, request_id: int, comment: str) -> None:
 
 
 @request_commands.command("decline")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 @click.option("--reason", required=True, help="Why, for the requester and supporters.")
 @click.pass_obj
 def decline_request(state: Any, request_id: int, reason: str) -> None:
@@ -161,7 +163,7 @@ def decline_request(state: Any, request_id: int, reason: str) -> None:
 
 
 @request_commands.command("link")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 @click.option("--view", required=True, help="The feature view that fulfils it (applied).")
 @click.option(
     "--feature", "features", multiple=True, required=True, help="A feature of the view (repeat, or comma separated)."

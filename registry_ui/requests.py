@@ -16,7 +16,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from featurestore.auth import SESSION_COOKIE, Identity, Permission, csrf_token
@@ -30,6 +30,8 @@ from registry_ui.access import CROSS_SITE, PageGuard
 TAB_TITLES = {"open": "Open", "in_progress": "In progress", "delivered": "Delivered", "declined": "Declined"}
 SORT_TITLES = {"support": "most support", "due": "due date", "newest": "newest"}
 Render = Callable[..., HTMLResponse]
+RequestId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+"""A request's number, within what every database's integer holds (a larger one is a 422, not a 500)."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def add_routes(app: FastAPI, store: FeatureStore, render: Render, guard: PageGua
         )
 
     @app.get("/requests/{request_id}", response_class=HTMLResponse, summary="One feature request")
-    def request_detail(request: Request, request_id: int) -> HTMLResponse:
+    def request_detail(request: Request, request_id: RequestId) -> HTMLResponse:
         try:
             page = request_page(registry, project, _identity(request, project), request_id)
         except NotFoundError as err:
@@ -232,7 +234,7 @@ def add_routes(app: FastAPI, store: FeatureStore, render: Render, guard: PageGua
         return RedirectResponse(links(request).request(record.id), status_code=303)
 
     @app.post("/requests/{request_id}/{action}", response_class=HTMLResponse, summary="Act on a feature request")
-    async def act(request: Request, request_id: int, action: str) -> Response:
+    async def act(request: Request, request_id: RequestId, action: Annotated[str, Path(max_length=40)]) -> Response:
         form = await form_of(request)
         if not check_csrf(request, form):
             return render(request, "error.html", status_code=403, error=CROSS_SITE, title="Form refused")

@@ -22,7 +22,7 @@ from featurestore.registry.requests import FeatureRequestRecord
 router = APIRouter(responses=ERROR_RESPONSES)
 Requester = Annotated[Identity, allow(Permission.REQUEST_FEATURES)]
 RequestManager = Annotated[Identity, allow(Permission.MANAGE_REQUESTS)]
-RequestId = Annotated[int, Path(ge=1, description="The request's number (#12 is 12).")]
+RequestId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The request's number (#12 is 12).")]
 TAG = "requests"
 
 
