@@ -1,0 +1,169 @@
+"""The served-vector log's cost: 100-entity online lookups with the log off and at 100 %.
+
+Two ``FeatureStore`` objects on the same registry and online store (Redis by default), one with
+``serving_log`` off, one logging every lookup (``sample_rate: 1``, its writer thread writing
+Parquet in this process as a server's would). Rounds alternate: ``--calls`` timed lookups with
+the log off, then as many with it on; after each logged phase the log is flushed, untimed, so
+that no backlog of the writer falls into the next phase off. The writer's work during a logged
+phase (converting each lookup, writing a file every ``flush_rows`` rows) is in that phase's
+times, as it would be in a server's. p50 and p99 are per phase; medians over the rounds are
+quoted, and the target: p99 with the log at 100 % at most 1.10x p99 with it off.
+
+    .venv/bin/python bench/serving_log.py [--store redis|sqlite] [--rounds 7] [--calls 1000] [--json]
+
+Redis: REDIS_URL (default redis://127.0.0.1:6379/0; start one with
+``REDIS_PORT=N bash infra/redis/start.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64
+from featurestore.config import ProjectConfig, ServingLogConfig
+from featurestore.definitions import Project
+from featurestore.online.redis import RedisOnlineConfig, RedisOnlineStore
+from featurestore.online.sqlite import SqliteOnlineStore
+from featurestore.registry import Registry
+from featurestore.store import FeatureStore
+
+ENTITIES = 100_000
+FEATURES = [f"f{i}" for i in range(10)]
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BOUND = 1.10
+
+customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+VIEW = FeatureView(
+    name="bench_features",
+    entities=(customer,),
+    source=FileSource(name="bench_source", path="bench.parquet", timestamp_field="ts"),
+    timestamp_field="ts",
+    ttl=timedelta(days=365),
+    features=tuple(Feature(f, Float64) for f in FEATURES),
+)
+SERVICE = FeatureService(name="bench_service", features=(VIEW,))
+
+
+def workload() -> pa.Table:
+    rng = np.random.default_rng(0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    cols: dict[str, Any] = {
+        "customer_id": np.arange(1, ENTITIES + 1),
+        "ts": pa.array(
+            [now - timedelta(minutes=int(m)) for m in rng.integers(0, 10_000, ENTITIES)], pa.timestamp("us", tz="UTC")
+        ),
+    }
+    for f in FEATURES:
+        cols[f] = rng.normal(size=ENTITIES)
+    return pa.table(cols)
+
+
+def phase(store: FeatureStore, keys: list[list[int]]) -> tuple[float, float]:
+    """p50 and p99 (ms) of one lookup per key list."""
+    samples = []
+    clock = time.perf_counter
+    for k in keys:
+        t0 = clock()
+        store.get_online_features("bench_service", {"customer_id": k}, consumer="bench")
+        samples.append(clock() - t0)
+    a = np.array(samples) * 1000
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        online: Any = (
+            RedisOnlineStore(RedisOnlineConfig(url=REDIS_URL), project="bench_serving_log")
+            if args.store == "redis"
+            else SqliteOnlineStore(tmp / "online.db")
+        )
+        online.prepare([VIEW])
+        for batch in workload().to_batches(max_chunksize=10_000):
+            online.write(VIEW, pa.Table.from_batches([batch]))
+        config = ProjectConfig.from_mapping({"project": "bench"}, root=tmp)
+        registry = Registry(config.registry_url)
+        registry.apply("bench", Project.collect([customer, VIEW, SERVICE]))
+        logged_config = dataclasses.replace(
+            config, serving_log=ServingLogConfig(sample_rate=1.0, path=tmp / "served", flush_seconds=5.0)
+        )
+        off = FeatureStore(config, registry=registry, online_store=online)
+        on = FeatureStore(logged_config, registry=registry, online_store=online)
+        assert on.serving_log is not None and off.serving_log is None
+        rng = random.Random(1)
+        keys = [rng.sample(range(1, ENTITIES + 1), 100) for _ in range(args.calls)]
+        for store in (off, on):  # warm-up: plans cached, connections open, the writer started
+            phase(store, keys[:200])
+        on.serving_log.flush()
+        rounds: list[dict[str, tuple[float, float]]] = []
+        for i in range(args.rounds):
+            result = {"off": phase(off, keys), "on": phase(on, keys)}
+            on.serving_log.flush()
+            rounds.append(result)
+            print(
+                f"  round {i + 1}: off p50 {result['off'][0]:.3f} p99 {result['off'][1]:.3f} ms; "
+                f"100 % p50 {result['on'][0]:.3f} p99 {result['on'][1]:.3f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+        stats = on.serving_log.stats()
+        off_p50 = statistics.median(r["off"][0] for r in rounds)
+        off_p99 = statistics.median(r["off"][1] for r in rounds)
+        on_p50 = statistics.median(r["on"][0] for r in rounds)
+        on_p99 = statistics.median(r["on"][1] for r in rounds)
+        on.close()
+        registry.close()
+    return {
+        "unit": "ms",
+        "store": args.store,
+        "rounds": args.rounds,
+        "calls": args.calls,
+        "off": {"p50": off_p50, "p99": off_p99},
+        "on": {"p50": on_p50, "p99": on_p99},
+        "p50_ratio": on_p50 / off_p50,
+        "p99_ratio": on_p99 / off_p99,
+        "met": on_p99 / off_p99 <= BOUND,
+        "logged": {"queued": stats.queued, "dropped": stats.dropped, "rows": stats.rows_written},
+        "files": stats.files_written,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", choices=("redis", "sqlite"), default="redis")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=1000, help="timed lookups per phase")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the rest goes to stderr)")
+    args = parser.parse_args()
+    with contextlib.redirect_stdout(sys.stderr):
+        r = run(args)
+    if args.json:
+        print(json.dumps(r))
+        return
+    print(
+        f"100-entity lookups ({args.store}, {args.rounds} rounds of {args.calls} calls each way, medians):\n"
+        f"  log off:   p50 {r['off']['p50']:.3f} ms  p99 {r['off']['p99']:.3f} ms\n"
+        f"  log 100 %: p50 {r['on']['p50']:.3f} ms  p99 {r['on']['p99']:.3f} ms\n"
+        f"  ratio: p50 {r['p50_ratio']:.3f}x, p99 {r['p99_ratio']:.3f}x (target p99 <= {BOUND:.2f}x): "
+        f"{'met' if r['met'] else 'NOT met'}; {r['logged']['rows']:,} entity rows logged in {r['files']} files, "
+        f"{r['logged']['dropped']} dropped"
+    )
+
+
+if __name__ == "__main__":
+    main()
