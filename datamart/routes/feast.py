@@ -27,7 +27,7 @@ same usage recording and metrics); only the request and response shapes are Feas
   ``FeastPermissionError`` for a refused or missing token, ``FeastError`` otherwise), with our
   HTTP status; the detail also names our error class (``error``) and, for a name not found, the
   nearest names (``suggestions``). A body that is not a request of this shape gets FastAPI's 422
-  ``{"detail": [...]}``, as from Feast's server.
+  ``{"detail": [...]}``, as from Feast's server, with our ``error`` and ``message`` beside it.
 """
 
 from __future__ import annotations
@@ -322,5 +322,8 @@ def _feast_error(err: FeatureStoreError) -> Response:
 
 
 def _detail_response(detail: list[dict[str, Any]]) -> Response:
-    """FastAPI's answer to a body it cannot validate, as Feast's server gives it."""
-    return Response(orjson.dumps({"detail": detail}), status_code=422, media_type="application/json")
+    """FastAPI's answer to a body it cannot validate, as Feast's server gives it (``detail``),
+    with our ``error`` and ``message`` beside it, as every other error of the API has them."""
+    where = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail)
+    body = {"detail": detail, "error": InvalidRequestError.__name__, "message": f"Invalid request: {where}"}
+    return Response(orjson.dumps(body), status_code=422, media_type="application/json")

@@ -82,6 +82,11 @@ def _problem(status: int, content: bytes) -> str | None:
         body = json.loads(content)
     except ValueError:
         return f"answered {status} with a body that is not JSON: {content[:200]!r}"
+    if isinstance(body, str):  # Feast's protocol (/get-online-features): Feast's error detail, a JSON string
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return f"answered {status} with a string that is not Feast's error detail: {body[:200]!r}"
     if not isinstance(body, dict) or not isinstance(body.get("error"), str):
         return f"answered {status} without the error body: {body!r:.200}"
     message = body.get("message")
