@@ -31,6 +31,8 @@ Targets and how each is judged (the issue's numbers):
 5. Lookups: 100-entity ``get_online_features`` on Redis over a raw ``MGET`` of the 100 keys, in
    process, p50: <= 1.2. Training sets (100k spine x 1M rows): in process over a DuckDB ASOF
    JOIN floor <= 1.2, through the HTTP upload route <= 1.5.
+6. Served-vector log (issue 16): p99 of 100-entity lookups on Redis with ``serving_log`` at
+   100 % over the same lookups with it off (``bench/serving_log.py``, alternated rounds): <= 1.10.
 
 Needs Redis on ``--redis-port`` (``REDIS_PORT=16380 infra/redis/start.sh``; ``make bench``
 starts and stops it) and Debian's ``wrk`` for the datamart target.
@@ -246,6 +248,24 @@ def lookup_rows(results: list[dict[str, Any]]) -> list[Row]:
     ]
 
 
+def serving_log_rows(results: list[dict[str, Any]]) -> list[Row]:
+    r = results[0] if results else {"error": "no output"}
+    if "p99_ratio" not in r:
+        return [failed("6 served-vector log at 100 %", r, "<= 1.10x")]
+    return [
+        Row(
+            "6 served-vector log at 100 % (p99)",
+            f"{r['on']['p99']:.2f} ms",
+            f"{r['off']['p99']:.2f} ms",
+            f"{r['p99_ratio']:.2f}x",
+            "<= 1.10x",
+            r["p99_ratio"] <= 1.10,
+            f"100-entity lookups on Redis, log off as the floor; p50 {r['on']['p50']:.2f} against "
+            f"{r['off']['p50']:.2f} ms; {r['logged']['dropped']} dropped",
+        )
+    ]
+
+
 def training_rows(results: list[dict[str, Any]]) -> list[Row]:
     r = results[0] if results else {"error": "no output"}
     if "median_s" not in r:
@@ -295,7 +315,7 @@ def main() -> None:
     mode.add_argument("--quick", action="store_true", help="1M rows only, shorter runs (about 4 minutes)")
     mode.add_argument("--full", action="store_true", help="also 30M rows for the memory target (about 15 minutes)")
     parser.add_argument("--redis-port", type=int, default=16380)
-    parser.add_argument("--only", default="etl,datamart,startup,lookup,training", help="comma-separated subset")
+    parser.add_argument("--only", default="etl,datamart,startup,lookup,training,serving", help="comma-separated subset")
     args = parser.parse_args()
     only = set(args.only.split(","))
     redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
@@ -332,6 +352,9 @@ def main() -> None:
             runner.run("training", ["training_set.py", "--json", *(["--reps", "3"] if args.quick else [])])
         )
 
+    if "serving" in only:
+        rounds = ["--rounds", "5", "--calls", "500"] if args.quick else []
+        rows += serving_log_rows(runner.run("serving", ["serving_log.py", "--json", *rounds], {"REDIS_URL": redis_url}))
     minutes = (time.perf_counter() - started) / 60
     print()
     print_table(rows)

@@ -362,6 +362,8 @@ def _classify(
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a is None and isinstance(b, float) and not math.isfinite(b):
+        return True  # a present value logged as null: the log's JSON holds NaN and infinities so
     if isinstance(a, float) and isinstance(b, float):
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
