@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -204,8 +205,16 @@ def validate(
                 aggregates.append(f"count(*) FILTER (WHERE {_failing_sql(view, e)})")
         fresh_at = len(aggregates)
         aggregates.append(f"max({_quote(view.timestamp_field)})")
+        # The statistics' counts ride along (one scan of the files instead of two); kept for
+        # :func:`statistics` of the same files, which follows when the gate passes.
+        counts_at = len(aggregates)
+        counted = isinstance(frame, DayFiles) and bool(frame.files)
+        if counted:
+            aggregates += _count_aggregates(view, rows)
         figures = con.execute(f"SELECT {', '.join(aggregates)} FROM {source}").fetchall()[0]
         assert figures is not None
+        if counted:
+            _keep_counts(frame, (figures[0], *figures[counts_at:]))
         rows = int(figures[0])
         newest = figures[fresh_at]
         for i, e in enumerate(checks):
@@ -388,14 +397,12 @@ def statistics(
     rows = _rows(frame)
     approximate = rows > EXACT_DISTINCT_ROWS
     numeric = [f for f in view.features if is_numeric(f)]
-    aggregates = ["count(*)"]
-    for f in view.features:
-        c = _quote(f.name)
-        aggregates += [f"count({c})", f"approx_count_distinct({c})" if approximate else f"count(DISTINCT {c})"]
-        if f.dtype is ValueType.TIMESTAMP:
-            aggregates += [f"min({c})", f"max({c})"]
+    aggregates = ["count(*)", *_count_aggregates(view, rows)]
 
     def counts() -> tuple[Any, ...]:
+        kept = _kept_counts(frame)
+        if kept is not None:
+            return kept
         with _source(view, frame) as (con, source):
             return tuple(con.execute(f"SELECT {', '.join(aggregates)} FROM {source}").fetchall()[0])
 
@@ -451,6 +458,45 @@ def statistics(
             stats.update(min=None if low is None else low.isoformat(), max=None if high is None else high.isoformat())
         out[f.name] = stats
     return out
+
+
+def _count_aggregates(view: FeatureView, rows: int) -> list[str]:
+    """The statistics' SQL aggregates per feature: values, distinct values (approximate above
+    :data:`EXACT_DISTINCT_ROWS` rows), and a timestamp's min and max."""
+    out = []
+    for f in view.features:
+        c = _quote(f.name)
+        distinct = f"approx_count_distinct({c})" if rows > EXACT_DISTINCT_ROWS else f"count(DISTINCT {c})"
+        out += [f"count({c})", distinct]
+        if f.dtype is ValueType.TIMESTAMP:
+            out += [f"min({c})", f"max({c})"]
+    return out
+
+
+_counted: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_counted_lock = threading.Lock()
+
+
+def _files_key(frame: DayFiles) -> tuple[Any, ...]:
+    """The files as they are: paths, sizes and modification times (a file written again differs)."""
+    stats = [p.stat() for p in frame.paths]
+    return frame.rows, *((str(p), st.st_size, st.st_mtime_ns) for p, st in zip(frame.paths, stats, strict=True))
+
+
+def _keep_counts(frame: DayFiles, figures: tuple[Any, ...]) -> None:
+    """The statistics' counts of ``frame``'s files, computed by the gate's scan; one run's files
+    are written once and read by the gate, then by the statistics."""
+    with _counted_lock:
+        if len(_counted) > 16:  # runs whose gate failed leave theirs: keep the memory bounded
+            _counted.clear()
+        _counted[_files_key(frame)] = figures
+
+
+def _kept_counts(frame: Frame) -> tuple[Any, ...] | None:
+    if not isinstance(frame, DayFiles) or not frame.files:
+        return None
+    with _counted_lock:
+        return _counted.pop(_files_key(frame), None)
 
 
 class _Moments:
