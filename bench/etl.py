@@ -97,10 +97,10 @@ def generate(path: Path, rows: int, entities: int, seed: int = 0) -> None:
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants, from /proc."""
+def _tree_rss(root: int) -> dict[int, tuple[str, int]]:
+    """Resident memory of ``root`` and each of its descendants (pid → command name, bytes), from /proc."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    rss: dict[int, tuple[str, int]] = {}
     page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -112,28 +112,43 @@ def _tree_rss_bytes(root: int) -> int:
                 resident = int(f.read().split()[1]) * page
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        name, rest = stat.split(" (", 1)[1].rsplit(")", 1)
+        ppid = int(rest.split()[1])
         children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = resident
-    total, todo = 0, [root]
+        rss[int(entry)] = (name, resident)
+    out, todo = {}, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        if pid in rss:
+            out[pid] = rss[pid]
         todo.extend(children.get(pid, []))
-    return total
+    return out
+
+
+def _tree_rss_bytes(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants, from /proc."""
+    return sum(resident for _, resident in _tree_rss(root).values())
 
 
 class PeakMemory:
-    """Samples the process tree's resident memory in a thread; ``peak`` is the largest sum seen."""
+    """Samples the process tree's resident memory in a thread; ``peak`` is the largest sum seen,
+    ``peak_self`` this process's largest and ``peak_jvm`` that of its Java children (Spark's
+    driver JVM, started by pyspark as a child of the Python driver)."""
 
     def __init__(self, interval: float = 0.1) -> None:
-        self.peak = 0
+        self.peak = self.peak_self = self.peak_jvm = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
 
+    def _take(self) -> None:
+        tree = _tree_rss(os.getpid())
+        self.peak = max(self.peak, sum(resident for _, resident in tree.values()))
+        self.peak_self = max(self.peak_self, tree.get(os.getpid(), ("", 0))[1])
+        self.peak_jvm = max(self.peak_jvm, sum(resident for name, resident in tree.values() if name == "java"))
+
     def _sample(self, interval: float) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            self._take()
             self._stop.wait(interval)
 
     def __enter__(self) -> PeakMemory:
@@ -141,16 +156,24 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+        self._take()
         self._stop.set()
         self._thread.join()
 
 
 def child(
-    engine_name: str, data: Path, driver_memory: str, rerun_days: int, online: str = "sqlite", floor: bool = False
+    engine_name: str,
+    data: Path,
+    driver_memory: str,
+    rerun_days: int,
+    online: str = "sqlite",
+    floor: bool = False,
+    spark_master: str = "local[*]",
 ) -> dict[str, Any]:
     """One run in a fresh project beside ``data``; returns its figures. ``online``: ``sqlite`` or
-    a Redis URL. ``floor``: then bench/etl_floor.py publishes the same rows, timed and compared."""
+    a Redis URL. ``floor``: then bench/etl_floor.py publishes the same rows, timed and compared.
+    ``spark_master``: ``local[*]`` or a standalone cluster's ``spark://host:port`` (the driver is
+    this process and its JVM; executors run under the cluster's worker)."""
     from etl.local import LocalEngine
     from featurestore.project_files import load_definitions
     from featurestore.store import FeatureStore
@@ -177,16 +200,17 @@ def child(
                 from etl.spark import SparkEngine
                 from featurestore.config import SparkEngineConfig
 
-                conf = {"spark.ui.enabled": "false", "spark.driver.memory": driver_memory}
-                engine = SparkEngine(store, config=SparkEngineConfig(master="local[*]", conf=conf))
+                conf: dict[str, str | int | float | bool] = {"spark.ui.enabled": "false"}
+                conf["spark.driver.memory"] = driver_memory
+                engine = SparkEngine(store, config=SparkEngineConfig(master=spark_master, conf=conf))
                 t0 = time.perf_counter()
                 engine.spark.range(1).count()
                 session_s = time.perf_counter() - t0
             else:
                 engine = LocalEngine(store)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = engine.run(VIEW, definitions=views, progress=False)
-            run_s = time.perf_counter() - t0
+            run_s, run_cpu_s = time.perf_counter() - t0, time.process_time() - c0
             reruns: list[tuple[float, float]] = []
             end = datetime(2024, 1, 31, tzinfo=UTC)
             for _ in range(3 if rerun_days else 0):
@@ -195,19 +219,25 @@ def child(
                     VIEW, start=end - timedelta(days=rerun_days), end=end, definitions=views, progress=False
                 )
                 reruns.append((time.perf_counter() - t0, again.timings.get("online_write_s", 0.0)))
-            peak = memory.peak
+            peak, peak_self, peak_jvm = memory.peak, memory.peak_self, memory.peak_jvm
             if floor:
                 sys.path.append(str(Path(__file__).resolve().parent))  # after the project's ``etl``, imported by now
                 from etl_floor import compare, floor_run, floor_view
 
                 view = views[VIEW]
+                c0 = time.process_time()
                 timings = floor_run(floor_view(view), view.source.name, data, root / "floor", store.online_store)
+                floor_cpu_s = time.process_time() - c0
                 problems = compare(view, store.offline_store.files(view), root / "floor", store.online_store)
                 floor_figures = {"floor_s": round(timings["total_s"], 2), "floor_timings": timings}
+                # CPU time of the process (every thread): steadier than wall time when other work
+                # shares the machine; the ratio of the two says how much of it is ours.
+                floor_figures["floor_cpu_s"] = round(floor_cpu_s, 2)
                 floor_figures["same_output"] = not problems
                 floor_figures["differences"] = problems
             if online != "sqlite":
-                client = store.online_store._client  # the bench's own keys, by their prefix
+                redis_store: Any = store.online_store
+                client = redis_store._client  # the bench's own keys, by their prefix
                 for key in client.scan_iter(match=f"{store.project}:*", count=10_000):
                     client.unlink(key)
         rerun_s = statistics.median(r[0] for r in reruns) if reruns else 0.0
@@ -217,10 +247,13 @@ def child(
             "rows": result.rows_offline,
             "rows_online": result.rows_online,
             "run_s": round(run_s, 2),
+            "run_cpu_s": round(run_cpu_s, 2),
             "rows_per_s": round(result.rows_offline / run_s),
             "session_start_s": round(session_s, 2),
             "online": "sqlite" if online == "sqlite" else "redis",
             "peak_rss_mb": round(peak / 2**20),
+            "peak_rss_python_mb": round(peak_self / 2**20),
+            "peak_rss_jvm_mb": round(peak_jvm / 2**20),
             "timings": {k: round(v, 2) for k, v in result.timings.items()},
             "rerun_s": round(rerun_s, 3),
             "rerun_online_s": round(rerun_online_s, 3),
@@ -234,6 +267,7 @@ def main() -> None:
     parser.add_argument("--engines", default="local,spark")
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--spark-driver-memory", default="4g")
+    parser.add_argument("--spark-master", default="local[*]", help="local[*] or spark://host:port")
     parser.add_argument("--rerun-days", type=int, default=3, help="re-run the last N days' window (0: no re-run)")
     parser.add_argument("--online", default="sqlite", help="comma-separated: sqlite and/or redis")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:16380/0")
@@ -244,7 +278,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         online = "sqlite" if args.online == "sqlite" else args.redis_url
-        print(json.dumps(child(args.child, args.data, args.spark_driver_memory, args.rerun_days, online, args.floor)))
+        figures = child(
+            args.child, args.data, args.spark_driver_memory, args.rerun_days, online, args.floor, args.spark_master
+        )
+        print(json.dumps(figures))
         return
     if not args.json:
         print(
@@ -258,6 +295,7 @@ def main() -> None:
             for engine, online in ((e, o) for e in args.engines.split(",") for o in args.online.split(",")):
                 cmd = [sys.executable, __file__, "--child", engine, "--data", str(data), "--online", online]
                 cmd += ["--spark-driver-memory", args.spark_driver_memory, "--rerun-days", str(args.rerun_days)]
+                cmd += ["--spark-master", args.spark_master]
                 cmd += ["--redis-url", args.redis_url] + (["--floor"] if args.floor and engine == "local" else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
@@ -287,7 +325,8 @@ def floor_cell(figures: dict[str, Any]) -> str:
     if "floor_s" not in figures:
         return "-"
     same = "" if figures["same_output"] else " DIFFERS"
-    return f"{figures['floor_s']:.1f} ({figures['run_s'] / figures['floor_s']:.2f}x){same}"
+    cpu = figures["run_cpu_s"] / figures["floor_cpu_s"] if figures.get("floor_cpu_s") else 0.0
+    return f"{figures['floor_s']:.1f} ({figures['run_s'] / figures['floor_s']:.2f}x, CPU {cpu:.2f}x){same}"
 
 
 if __name__ == "__main__":
