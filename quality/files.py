@@ -15,10 +15,12 @@ does; DuckDB's RE2 differs on some patterns), a batch of its column at a time. E
 failing rows are the first ones in the files' order. :class:`GxExpectation` s go through Great
 Expectations on the rows loaded into memory: only a view that declares one pays for it.
 
-Statistics: one aggregation for counts, nulls, distinct values, min, max, mean and sample
-stddev of the finite values, then one for the histograms (how many values reach each interior
-bin edge; bin counts are the differences, the bins :mod:`quality.statistics` defines) and the
-drift against the previous run's histogram. Distinct values are counted exactly up to
+Statistics: one DuckDB aggregation for the counts (values, distinct values, a timestamp's min
+and max), done by the gate's own scan when the gate checked the same files (kept for
+:func:`statistics`, which then does not scan again); the numeric features' count, mean, sample
+stddev of the finite values and histograms (:func:`quality.statistics.bucket_counts`, the bins
+that module defines) and the drift against the previous run's histogram in numpy, the files a
+date at a time, their min and max from the files' Parquet statistics. Distinct values are counted exactly up to
 :data:`EXACT_DISTINCT_ROWS` rows, and above with DuckDB's HyperLogLog (``approx_count_distinct``):
 relative error measured within ±6 % (standard deviation ~2.5 %), where an exact count of ten
 float columns cost ~40 % of a 10M-row run; ``distinct_approximate`` says which.
