@@ -4,6 +4,7 @@ delivery by the first run after the link (:mod:`featurestore.feature_requests`).
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -36,9 +37,15 @@ class Channel:
         self.sent.append(message)
 
 
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return applied_and_run(tmp_path_factory.mktemp("requests") / "shop")
+
+
 @pytest.fixture
-def shop(tmp_path: Path) -> Path:
-    return applied_and_run(tmp_path / "shop")
+def shop(applied: Path, tmp_path: Path) -> Path:
+    """A copy of the shop project, applied and run once (paths in it are relative to its folder)."""
+    return Path(shutil.copytree(applied, tmp_path / "shop"))
 
 
 @pytest.fixture
