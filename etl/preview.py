@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from etl.local import LocalEngine
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
-from featurestore.errors import InvalidRequestError, RunError
+from featurestore.errors import ConfigError, InvalidRequestError, RunError
 from featurestore.sql import cursor, literal
 from featurestore.sql import quote as _quote
 from featurestore.store import FeatureStore
@@ -329,7 +329,13 @@ def runnable_view(store: FeatureStore, name: str) -> FeatureView:
         from featurestore.project_files import load_definitions
         from featurestore.validation import validate_project
 
-        views = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
+        try:
+            views = {v.name: v for v in validate_project(load_definitions(store.config)).feature_views}
+        except ConfigError as err:  # the server holds no definition files: nothing to run
+            raise RunError(
+                f"Feature view '{name}' has a pandas transformation, which a preview takes from the project's "
+                f"definition files, and they cannot be read here: {err}; preview it with 'featurestore preview'"
+            ) from err
         if name not in views:
             raise RunError(
                 f"Feature view '{name}' has a pandas transformation, which a preview takes from the project's "

@@ -5,7 +5,7 @@ compute, and are the engineers' (``views:operate``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,6 +16,9 @@ from featurestore.errors import InvalidRequestError, NotFoundError, RunError
 from featurestore.store import FeatureStore
 
 router = APIRouter(responses=ERROR_RESPONSES)
+
+WINDOW_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+"""A preview's window stays within these years, as a run's does on the command line."""
 
 
 def _source(store: FeatureStore, name: str) -> Any:
@@ -74,8 +77,14 @@ def preview_view(name: str, body: PreviewRequest, store: StoreDep, _who: Operato
 
     start = None if body.start is None else aware_time(body.start, "start")
     end = None if body.end is None else aware_time(body.end, "end")
-    check_window(start, end)
+    for what, value in (("start", start), ("end", end)):
+        if value is not None and not WINDOW_RANGE[0] <= value <= WINDOW_RANGE[1]:
+            raise InvalidRequestError(
+                f"{what} {value.isoformat()} is outside the range a preview window may span, 1000-01-01 to "
+                "9000-01-01 UTC (room for the view's source lookback); give a time in that range or leave it out"
+            )
     try:
+        check_window(start, end)
         report = preview(
             store,
             runnable_view(store, name),

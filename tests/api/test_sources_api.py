@@ -59,3 +59,12 @@ def test_a_preview_computes_the_full_runs_rows_of_its_entities_and_publishes_not
     assert naive.status_code == 422, naive.text
     unknown = client.post("/v1/feature-views/customer_stat/preview", json={})
     assert unknown.status_code == 404 and "customer_stats" in unknown.json()["message"]
+
+
+def test_a_preview_window_out_of_range_or_reversed_is_refused(own: Any) -> None:
+    client, _ = own
+    url = "/v1/feature-views/customer_stats/preview"
+    reversed_window = client.post(url, json={"start": "2024-03-03T00:00:00Z", "end": "2024-03-01T00:00:00Z"})
+    assert reversed_window.status_code == 422 and "not before" in reversed_window.json()["message"]
+    ancient = client.post(url, json={"start": "0001-01-01T00:00:00Z"})
+    assert ancient.status_code == 422 and "outside the range" in ancient.json()["message"]
