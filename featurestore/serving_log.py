@@ -35,6 +35,7 @@ so the sample is random at the configured rate.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import io
 import json
@@ -77,7 +78,15 @@ _UTC_US = pa.timestamp("us", tz="UTC")
 _HASH_SPACE = 2**64
 _PRESENT = FeatureStatus.PRESENT
 _STATUS_CODE = {s: i for i, s in enumerate(FeatureStatus)}  # PRESENT first: code 0
-_STATUS_DICTIONARY = pa.array([s.value for s in FeatureStatus], pa.string())
+
+
+@functools.cache
+def _status_texts() -> pa.Array:
+    """The statuses' text by code: made on first use (``pa.array`` imports pandas, which importing
+    the store must not)."""
+    return pa.array([s.value for s in FeatureStatus], pa.string())
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -367,7 +376,7 @@ class _Batch:
         for c in lists:
             flat = pc.list_flatten(read.column(c))
             if c.startswith("status:"):
-                flat = pc.take(_STATUS_DICTIONARY, flat)
+                flat = pc.take(_status_texts(), flat)
             elif c in timestamps:
                 flat = pc.cast(flat, _UTC_US)
             columns[c] = flat
