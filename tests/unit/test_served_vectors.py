@@ -355,3 +355,22 @@ def test_the_view_and_model_pages_show_the_newest_report(store: FeatureStore) ->
             assert "Served values against offline (skew)" in page
             assert "<code>daily_spend:spend</code>" in page and "50.00 %" in page and "differs: entity" in page
         assert "No skew report yet" in client.get(f"/ui/views/{SHORT}").text  # no report covers it
+
+
+def test_the_pages_show_skew_only_to_who_may_read_statistics(store: FeatureStore) -> None:
+    from featurestore.auth import Authenticator
+    from featurestore.config import AuthConfig
+    from registry_ui import create_app as create_ui_app
+    from tests.api.conftest import TestClient
+
+    run(store)
+    lookup(store, keys=[1])
+    store.skew_report(SERVICE, since())
+    registry, project = store.registry, store.project
+    tokens = {role: registry.create_token(project, role, role, actor="test")[1] for role in ("scientist", "analyst")}
+    auth = Authenticator(AuthConfig(enabled=True, cache_seconds=0), registry, project)
+    with TestClient(create_ui_app(store, auth=auth)) as client:
+        for role, shown in (("scientist", True), ("analyst", False)):
+            page = client.get(f"/views/{VIEW}", headers={"Authorization": f"Bearer {tokens[role]}"})
+            assert page.status_code == 200
+            assert ("Served values against offline (skew)" in page.text) is shown, role
