@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from itertools import chain
 from typing import Any
 
 from fastapi import Request, Response
@@ -90,24 +91,32 @@ class ProjectMetrics:
         """The statuses of the values an online lookup returned (feature → one status per entity)."""
         # list.count runs in C and compares by identity first: 100 entities × 10 features in ~30 µs,
         # where collections.Counter, hashing every enum member in Python, took ~70 (bench/metrics_overhead.py).
-        counts = [0] * len(_STATUSES)
-        for values in statuses.values():
-            left = len(values)
-            for i, status in enumerate(_STATUSES):  # the likeliest first; stops once all are counted
-                n = values.count(status)
-                counts[i] += n
-                left -= n
-                if not left:
-                    break
+        # Every status of the lookup in one list first (at C speed): when all are present, as
+        # they mostly are, one count says so.
+        every = list(chain.from_iterable(statuses.values()))
+        present = every.count(_STATUSES[0])
+        if present == len(every):
+            if present:
+                self._value_child(target, 0).inc(present)
+            return
+        left = len(every)
+        for i, status in enumerate(_STATUSES):  # the likeliest first; stops once all are counted
+            n = present if i == 0 else every.count(status)
+            if n:
+                self._value_child(target, i).inc(n)
+            left -= n
+            if not left:
+                break
+
+    def _value_child(self, target: str, i: int) -> Any:
+        """The counter of the values of ``target`` with status ``_STATUSES[i]`` (made once)."""
         children = self._value_children.get(target)
         if children is None:
             children = self._value_children.setdefault(target, [None] * len(_STATUSES))
-        for i, n in enumerate(counts):
-            if n:
-                child = children[i]
-                if child is None:
-                    child = children[i] = self._values.labels(self.project, target, _STATUSES[i].value)
-                child.inc(n)
+        child = children[i]
+        if child is None:
+            child = children[i] = self._values.labels(self.project, target, _STATUSES[i].value)
+        return child
 
 
 _STATUSES = (
