@@ -274,7 +274,12 @@ def _view_skew(
 ) -> list[FeatureSkew]:
     view = request.view
     # The logged output column of each of the service's features of this view (full names or not).
-    served_as = {f: out for out, (v, f) in outputs.items() if v == view.name and f"value:{out}" in logged.column_names}
+    # The logged output columns of each of the service's features of this view: its name, or
+    # view__feature for lookups that asked for full names (both when the window holds both).
+    served_as: dict[str, list[str]] = {}
+    for out, (v, f) in outputs.items():
+        if v == view.name and f"value:{out}" in logged.column_names:
+            served_as.setdefault(f, []).append(out)
     wanted = [f for f in request.features if f in served_as]
     empty = [FeatureSkew(view.name, f, 0, dict.fromkeys(CLASSES, 0)) for f in request.features if f not in served_as]
     keys = list(view.join_keys)
@@ -304,9 +309,14 @@ def _view_skew(
     ]
     result = []
     for f in wanted:
-        out = served_as[f]
-        served = logged.column(f"value:{out}").to_pylist()
-        statuses = logged.column(f"status:{out}").to_pylist()
+        outs = served_as[f]
+        served = logged.column(f"value:{outs[0]}").to_pylist()
+        statuses = logged.column(f"status:{outs[0]}").to_pylist()
+        for out in outs[1:]:  # a row's value is under the name its lookup used
+            other_values = logged.column(f"value:{out}").to_pylist()
+            for i, st in enumerate(logged.column(f"status:{out}").to_pylist()):
+                if st is not None and statuses[i] is None:
+                    served[i], statuses[i] = other_values[i], st
         offline = joined.column(names[(probe.name, f)]).to_pylist()
         counts = dict.fromkeys(CLASSES, 0)
         examples: dict[str, list[dict[str, Any]]] = {}

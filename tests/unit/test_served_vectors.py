@@ -374,3 +374,11 @@ def test_the_pages_show_skew_only_to_who_may_read_statistics(store: FeatureStore
             page = client.get(f"/views/{VIEW}", headers={"Authorization": f"Bearer {tokens[role]}"})
             assert page.status_code == 200
             assert ("Served values against offline (skew)" in page.text) is shown, role
+
+
+def test_lookups_with_and_without_full_names_are_all_compared(store: FeatureStore) -> None:
+    run(store)
+    store.get_online_features(SERVICE, {"customer_id": [1, 2]}, full_feature_names=True)
+    lookup(store, keys=[3])
+    report = store.skew_report(SERVICE, since())
+    assert (report.feature("spend").served, report.mismatches) == (3, 0)
