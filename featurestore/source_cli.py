@@ -84,6 +84,7 @@ class SourceProbesOnApply:
         assert self._future is not None
         probes = self._future.result()
         self.store.registry.record_source_probes(self.store.project, probes)
+        self.store.registry.prune_source_probes(self.store.project, [s.name for s in self.sources])
         self._warn([p for p in probes if not p.ok])
         return probes
 

@@ -39,6 +39,13 @@ class SourceProbes:
                 ],
             )
 
+    def prune_source_probes(self, project: str, keep: Iterable[str]) -> int:
+        """Forget the probes of sources not in ``keep`` (sources an apply removed); how many."""
+        c = source_probes_t.c
+        with self._engine.begin() as conn:
+            gone = conn.execute(source_probes_t.delete().where(c.project == project, c.source.not_in(list(keep))))
+        return int(gone.rowcount or 0)
+
     def get_source_probe(self, project: str, source: str) -> SourceProbe | None:
         """The source's latest probe, or None if it was never probed."""
         c = source_probes_t.c

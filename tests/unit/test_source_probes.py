@@ -198,6 +198,12 @@ def test_apply_probes_every_source_warns_about_a_bad_one_and_strict_applies_noth
     assert bad.exit_code == 1 and "missing: no file matches" in bad.output
     unknown = runner.invoke(cli, ["-C", str(root), "source", "check", "event"])
     assert unknown.exit_code == 1 and "Did you mean 'events'" in str(unknown.exception)
+    # A source the project no longer has loses its probe at the next apply.
+    (root / "features.py").write_text(FEATURES.replace('missing = FileSource(name="missing"', "# gone = ("))
+    again = runner.invoke(cli, ["-C", str(root), "apply"])
+    assert again.exit_code == 0 and "warning" not in again.output, again.output
+    with FeatureStore(root) as store:
+        assert [p.source for p in store.registry.list_source_probes("shop")] == ["events"]
 
 
 def test_the_engine_reads_only_the_selected_partitions(tmp_path: Path) -> None:
