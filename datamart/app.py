@@ -141,6 +141,12 @@ def create_app(
     app.state.metrics = {s.project: ProjectMetrics(s) for s in stores}  # served on /v1/metrics
     app.state.default_metrics = app.state.metrics[stores[0].project]
     app.add_middleware(DatamartLimits, config=stores[0].config.datamart)  # body, upload, URL and header sizes
+    # Feast's feature-server protocol: at the root too, where Feast's clients post (path: http://host:port).
+    # Before the other routers: routes are matched in order, and after them its matching cost ~0.4 ms.
+    _check_every_route_is_guarded(feast.router, "")
+    for prefix in ("", API_PREFIX):
+        app.include_router(feast.router, prefix=prefix)
+    app.include_router(feast.router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])
     for router in (
         reads.router,
         datasets.router,
@@ -159,11 +165,6 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
         app.include_router(router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])
     _add_docs(app)  # after the API: routes are matched in order, and the online lookup is the hot path
-    # Feast's feature-server protocol: at the root too, where Feast's clients post (path: http://host:port).
-    _check_every_route_is_guarded(feast.router, "")
-    for prefix in ("", API_PREFIX):
-        app.include_router(feast.router, prefix=prefix)
-    app.include_router(feast.router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_path)])
     # The registry UI, on the same stores: each project's, then the default one (a mount matches by prefix).
     for each in stores:
         app.mount(f"{UI_PREFIX}/projects/{each.project}", create_ui_app(each, auth=app.state.auths[each.project]))
