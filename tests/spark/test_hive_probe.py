@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from etl.hive_probe import probe_hive_table
@@ -52,3 +53,25 @@ def test_a_partitioned_hive_table_is_probed(spark: Any) -> None:
         spark.sql(f"DROP DATABASE {database} CASCADE")
     gone = probe_hive_table(spark, f"{database}.events")
     assert gone.status == "missing" and "does not exist in the metastore" in gone.message
+
+
+def test_the_spark_engine_reads_only_the_selected_partitions_of_a_folder(spark: Any, tmp_path: Path) -> None:
+    from etl.spark import SparkEngine
+    from featurestore.project_files import load_definitions
+    from featurestore.store import FeatureStore
+    from featurestore.validation import validate_project
+    from tests.unit.test_source_probes import DAYS, FEATURES, write_events
+    from tests.unit.tiny_projects import new_project
+
+    root = new_project(tmp_path / "shop", "shop")
+    write_events(root / "data" / "events")
+    days = (date.today() - DAYS[1]).days
+    (root / "features.py").write_text(
+        FEATURES.replace('timestamp_field="ts",\n', f'timestamp_field="ts", partitions="dt >= today - {days}",\n')
+    )
+    with FeatureStore(root) as store:
+        view = next(v for v in validate_project(load_definitions(store.config)).feature_views if v.name == "spend")
+        frame = SparkEngine(store, spark=spark).compute(view, None, None, tmp_path / "scratch")
+        rows = sorted((r["customer_id"], r["event_timestamp"].date().isoformat()) for r in frame.collect())
+    # The two newest partitions only (2 + 3 rows), as the local engine reads them.
+    assert sorted(d for _, d in rows) == ["2026-01-02"] * 2 + ["2026-01-05"] * 3
