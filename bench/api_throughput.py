@@ -107,7 +107,7 @@ def create_trivial_app() -> Any:
     """The baseline: a FastAPI endpoint that parses the same request body, does one Redis
     ``GET`` of the entity's packed value (redis-py, hiredis when installed) and returns it.
     A plain ``def`` handler: FastAPI runs it in anyio's thread pool, as the datamart runs its
-    lookup in a thread (of a pool of its own, through ``loop.run_in_executor``)."""
+    lookup in a thread (of its own threads, see ``datamart.routes.reads._LookupThreads``)."""
     import redis
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
