@@ -462,6 +462,7 @@ def convert(document: Mapping[str, Any]) -> FeastImport:
         for column in view.get("entity_columns", []):
             key_types.setdefault(column["name"], column["value_type"])
     entities: dict[str, str] = {}
+    entity_keys = {e["name"]: list(e.get("join_keys") or []) for e in document.get("entities", [])}
     for e in document.get("entities", []):
         problems = [] if NAME_PATTERN.match(e["name"]) else [f"its name is not valid here ({NAME_PATTERN.pattern})"]
         types = []
@@ -574,7 +575,7 @@ def convert(document: Mapping[str, Any]) -> FeastImport:
     # Feature views.
     views: dict[str, tuple[str, list[str]]] = {}
     for v in document.get("feature_views", []):
-        converted = _feature_view(v, entities, sources, all_sources, names, report, used_types)
+        converted = _feature_view(v, entities, entity_keys, sources, all_sources, names, report, used_types)
         if converted is not None:
             var, text, features = converted
             views[v["name"]] = (var, features)
@@ -641,6 +642,7 @@ def convert(document: Mapping[str, Any]) -> FeastImport:
 def _feature_view(
     v: Mapping[str, Any],
     entities: Mapping[str, str],
+    entity_keys: Mapping[str, Sequence[str]],
     sources: Mapping[str, _Source],
     all_sources: Mapping[str, Mapping[str, Any]],
     names: _Names,
@@ -673,6 +675,21 @@ def _feature_view(
             "give it a Parquet or CSV FileSource",
         )
         return None
+    # The key columns (Feast's created timestamp dedupes per key and event time): the view's entity
+    # columns, else its entities' join keys. Feast leaves the entity columns empty when its inference
+    # failed and the schema omits the keys (as its template's does); without keys the dedupe would
+    # keep one row per event time across all entities.
+    keys = [c["name"] for c in v.get("entity_columns", [])]
+    if not keys:
+        keys = [k for e in v["entities"] for k in entity_keys.get(e, [])]
+        if not keys:
+            report.leave_out(
+                "feature view",
+                name,
+                "neither its schema nor its entities name a join key column",
+                "give its entities join keys (or add the key columns to the view's schema in Feast), then import again",
+            )
+            return None
     stream = v.get("stream_source")
     if stream:
         kind = all_sources.get(stream, {}).get("kind", "stream")
@@ -717,7 +734,6 @@ def _feature_view(
         )
     spec = source.spec
     timestamp = spec.get("timestamp_field") or "event_timestamp"
-    keys = [c["name"] for c in v.get("entity_columns", [])] or []
     args: list[tuple[str, str]] = [
         ("name", _s(name)),
         ("entities", _tuple([entities[e] for e in v["entities"]])),
