@@ -40,7 +40,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +55,7 @@ from featurestore.feature_requests import deliver_published
 from featurestore.offline import LatestRows, PublishIntent, StagedPublish
 from featurestore.online import OnlineStore
 from featurestore.online.codec import cast_keys, decode_keys, encode_keys
+from featurestore.partitions import selection
 from featurestore.schema import view_schema
 from featurestore.secrets import redact
 from featurestore.store import FeatureStore
@@ -141,6 +143,39 @@ def check_window(start: datetime | None, end: datetime | None) -> None:
             raise RunError(naive_time_message(f"The run window's {name}", value.isoformat()))
     if start is not None and end is not None and start >= end:
         raise RunError(f"Run window start {start} is not before end {end}")
+
+
+def clamp_to_selection(
+    view: FeatureView, start: datetime | None, end: datetime | None, *, today: date | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """The run window narrowed to the dates the view's partition expressions select today: a
+    run replaces every published date of its window, and the dates it did not read must keep
+    their rows. A window with none of those dates is refused (nothing run, nothing changed)."""
+    chosen = selection(view.source, today=today)
+    if chosen is None:
+        return start, end
+    first = datetime.combine(chosen.first, dt_time(), UTC) if chosen.first else None
+    after = datetime.combine(chosen.after, dt_time(), UTC) if chosen.after else None
+    new_start = first if first is not None and (start is None or start < first) else start
+    new_end = after if after is not None and (end is None or end > after) else end
+    if new_start is not None and new_end is not None and new_start >= new_end:
+        raise RunError(
+            f"Run of feature view '{view.name}' over {_window(start, end)} reads no partition: {chosen.describe()}. "
+            "Nothing was run and nothing changed; run a window within those dates, or widen the expression"
+        )
+    if (new_start, new_end) != (start, end):
+        log.warning(
+            "run of feature view '%s': window %s narrowed to %s because %s; the published rows outside it are kept",
+            view.name,
+            _window(start, end),
+            _window(new_start, new_end),
+            chosen.describe(),
+        )
+    return new_start, new_end
+
+
+def _window(start: datetime | None, end: datetime | None) -> str:
+    return f"[{start.isoformat() if start else '-inf'}, {end.isoformat() if end else '+inf'})"
 
 
 def view_to_run(store: FeatureStore, view_name: str, definitions: dict[str, FeatureView] | None) -> FeatureView:
@@ -353,6 +388,7 @@ def run_view(
     or not, is recorded in the audit log under ``actor`` (default: this process's user@host)."""
     check_window(start, end)
     view = view_to_run(store, view_name, definitions)
+    start, end = clamp_to_selection(view, start, end)
     registry, project, offline = store.registry, store.project, store.offline_store
     label = "" if engine.name == "local" else f" ({engine.name})"
     bar = tqdm(total=RUN_STEPS, desc=f"run {view.name}{label}", unit="step", disable=not progress, leave=False)
@@ -415,7 +451,7 @@ def run_view(
         result.rows_online_removed,
         result.watermark,
     )
-    deliver_published(store, view, run_id)  # the feature requests linked to what this run published
+    deliver_published(store, view, result)  # the feature requests linked to what this run published
     return result
 
 

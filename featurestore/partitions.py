@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from featurestore.errors import RunError
 
 if TYPE_CHECKING:
-    from featurestore.definitions import FileSource
+    from featurestore.definitions import FileSource, Source
 
 _CONDITION = re.compile(
     r"^\s*(?P<column>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|==|=|>|<)\s*"
@@ -103,6 +103,23 @@ class PartitionFilter:
             if value is None or not _OPERATORS[c.op](value, c.bound(today)):
                 return False
         return True
+
+    def date_range(self, today: date) -> tuple[date | None, date | None]:
+        """``(first, after)``: the partition dates the expression selects are ``first <= d < after``
+        (None: unbounded on that side). Conditions on different columns narrow the same range:
+        partition columns are read as the date of the rows they hold."""
+        first: date | None = None
+        after: date | None = None
+        for c in self.conditions:
+            bound = c.bound(today)
+            day_after = bound + timedelta(days=1)
+            low = {">=": bound, ">": day_after, "=": bound, "==": bound}.get(c.op)
+            high = {"<": bound, "<=": day_after, "=": day_after, "==": day_after}.get(c.op)
+            if low is not None and (first is None or low > first):
+                first = low
+            if high is not None and (after is None or high < after):
+                after = high
+        return first, after
 
 
 def partition_date(value: str | None) -> date | None:
@@ -214,3 +231,46 @@ def read_files(source: FileSource, path: Path, *, today: date | None = None) -> 
             "in its definition"
         )
     return list(found.files)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The dates a view's partitioned sources select today: ``first <= d < after`` (None:
+    unbounded), and the ``(source, expression)`` pairs that set them."""
+
+    first: date | None
+    after: date | None
+    expressions: tuple[tuple[str, str], ...]
+
+    def describe(self) -> str:
+        dates = f"{self.first.isoformat() if self.first else 'any date'} to " + (
+            (self.after - timedelta(days=1)).isoformat() if self.after else "any date"
+        )
+        which = ", ".join(f"source '{name}' reads '{text}'" for name, text in self.expressions)
+        return f"{which} (dates {dates})"
+
+
+def selection(source: Source, *, today: date | None = None) -> Selection | None:
+    """The dates the partition expressions of ``source`` and the sources below it (a SQL
+    source's) select today, narrowed together; None when none of them has an expression. A run
+    must not replace published dates outside them: it did not read their rows."""
+    day = today or datetime.now(UTC).date()
+    first: date | None = None
+    after: date | None = None
+    found: list[tuple[str, str]] = []
+    pending: list[Source] = [source]
+    while pending:
+        current = pending.pop()
+        pending.extend(getattr(current, "sources", ()))
+        text = getattr(current, "partitions", None)
+        if not text:
+            continue
+        found.append((current.name, text))
+        low, high = PartitionFilter.parse(text).date_range(day)
+        if low is not None and (first is None or low > first):
+            first = low
+        if high is not None and (after is None or high < after):
+            after = high
+    if not found:
+        return None
+    return Selection(first, after, tuple(sorted(found)))

@@ -224,3 +224,35 @@ def test_the_engine_reads_only_the_selected_partitions(tmp_path: Path) -> None:
         frame = LocalEngine(store).compute(view, None, None, tmp_path / "scratch")
         assert frame.num_rows == 5  # 2 + 3 rows of the two newest partitions
         assert sorted(frame.files) == ["2026-01-02", "2026-01-05"]
+
+
+def test_a_run_never_replaces_published_dates_its_partition_expression_did_not_read(tmp_path: Path) -> None:
+    root = new_project(tmp_path / "shop", "shop")
+    write_events(root / "data" / "events")
+    (root / "features.py").write_text(FEATURES)
+    runner = CliRunner()
+    for args in (["apply"], ["run", "spend", "--no-progress"]):
+        done = runner.invoke(cli, ["-C", str(root), *args])
+        assert done.exit_code == 0, done.output
+    days = (date.today() - DAYS[1]).days  # selects 2026-01-02 and 2026-01-05, not 2026-01-01
+    (root / "features.py").write_text(
+        FEATURES.replace('timestamp_field="ts",\n', f'timestamp_field="ts", partitions="dt >= today - {days}",\n')
+    )
+    for args in (["apply"], ["run", "spend", "--no-progress"]):
+        done = runner.invoke(cli, ["-C", str(root), *args])
+        assert done.exit_code == 0, done.output
+    with FeatureStore(root) as store:
+        view = store.registry.get_feature_view("shop", "spend")
+        rows = store.offline_store.read(view).to_pylist()
+    assert len(rows) == 7
+    assert sorted({r["event_timestamp"].date() for r in rows}) == list(DAYS)
+    # A window wholly outside the selection is refused, and nothing changes.
+    refused = runner.invoke(
+        cli, ["-C", str(root), "run", "spend", "--no-progress", "--start", "2025-12-01", "--end", "2026-01-02"]
+    )
+    assert refused.exit_code != 0
+    assert "spend" in str(refused.exception or refused.output) and "dt >= today" in str(
+        refused.exception or refused.output
+    )
+    with FeatureStore(root) as store:
+        assert store.offline_store.read(store.registry.get_feature_view("shop", "spend")).num_rows == 7
