@@ -31,7 +31,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import date
-from typing import Literal
+from typing import Literal, Protocol
 
 from featurestore.alert_channels import AlertChannel, AlertMessage, channel_of
 from featurestore.auth import local_actor
@@ -45,8 +45,8 @@ from featurestore.registry.requests import (
     RequestStateError,
     RequestStatus,
     RequestSupport,
+    delivered_line,
 )
-from featurestore.registry.schema import now
 from featurestore.secrets import redact
 from featurestore.store import FeatureStore
 
@@ -54,6 +54,7 @@ __all__ = [
     "DuplicateSupportError",
     "FeatureRequestRecord",
     "FeatureRequests",
+    "PublishedRun",
     "RequestEvent",
     "RequestNotification",
     "RequestStateError",
@@ -76,6 +77,21 @@ TABS: dict[str, tuple[RequestStatus, ...]] = {
 """The groups the UI and ``featurestore request list --state`` show: ``in_progress`` holds the
 accepted requests and those linked to a view."""
 SortKey = Literal["support", "due", "newest"]
+
+
+class PublishedRun(Protocol):
+    """What delivery needs of a run's outcome (``etl.runs.RunResult`` has it)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def view(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def rows_offline(self) -> int:
+        """Rows the run published offline (0: a window without data)."""
+        ...
 
 
 class FeatureRequests:
@@ -184,33 +200,34 @@ class FeatureRequests:
 
     # ------------------------------------------------------------------ delivery
 
-    def deliver_published(self, view: FeatureView, run_id: str) -> builtins.list[FeatureRequestRecord]:
-        """Deliver the requests linked to ``view`` whose features a successful run (``run_id``)
-        has just published, and notify their requesters and supporters. Returns them."""
-        published = {f.name for f in view.features}
+    def deliver_published(self, view: FeatureView, run: PublishedRun) -> builtins.list[FeatureRequestRecord]:
+        """Deliver the requests linked to ``view`` whose features ``run`` has just published, and
+        notify their requesters and supporters. Returns them.
+
+        A run that published no rows (a window without data) delivers nothing. Each request
+        closes in one registry transaction with its UI notifications (see
+        :meth:`~featurestore.registry.Registry.deliver_request`); the messages to the alert
+        channels follow the commit, once each, and their outcome (``sent`` or the error) is in
+        the audit log (``request.notify``): a channel down, or a crash before they are sent,
+        is not retried."""
+        if run.status != "succeeded" or run.view != view.name or run.rows_offline <= 0:
+            return []
+        published = [f.name for f in view.features]
         delivered = []
         for request in self.registry.list_requests(self.project, statuses=[RequestStatus.IN_PROGRESS], view=view.name):
-            if not set(request.features) <= published:
-                continue  # the view was changed since the link: not these features
             try:
-                record = self.registry.decide_request(
-                    self.project,
-                    request.id,
-                    "delivered",
-                    actor=f"run:{run_id}",
-                    values={"delivered_at": now(), "delivered_run": run_id},
-                    detail={"run_id": run_id, "view": view.name, "features": list(request.features)},
+                record = self.registry.deliver_request(
+                    self.project, request.id, view=view.name, published=published, run_id=run.run_id
                 )
-            except RequestStateError:  # declined or delivered by someone else meanwhile
+            except RequestStateError:  # declined, delivered or re-linked meanwhile, or not these features
                 continue
-            self._notify(record)
+            self._send(record)
             delivered.append(record)
         return delivered
 
-    def _notify(self, request: FeatureRequestRecord) -> None:
-        recipients = [request.requester, *(s.voter for s in request.supporters)]
+    def _send(self, request: FeatureRequestRecord) -> None:
+        """The ``request.delivered`` message to each alert channel, once; outcomes in the audit log."""
         message = delivered_message(request)
-        self.registry.notify(self.project, request.id, recipients, message.body.splitlines()[0])
         channels = self._channels
         if channels is None:
             channels = [channel_of(c) for c in self.store.config.alerts.channels]
@@ -222,7 +239,7 @@ class FeatureRequests:
             except Exception as err:  # a channel down must not fail the run that delivered
                 outcomes[channel.name] = redact(f"{type(err).__name__}: {err}")
                 log.warning(
-                    "feature request #%d delivered; notifying channel '%s' failed: %s",
+                    "feature request #%d delivered; notifying channel '%s' failed (not retried): %s",
                     request.id,
                     channel.name,
                     outcomes[channel.name],
@@ -238,11 +255,9 @@ class FeatureRequests:
 
 def delivered_message(request: FeatureRequestRecord) -> AlertMessage:
     """The ``request.delivered`` message: to people (subject, body) and to webhooks (payload)."""
-    features = ", ".join(f"{request.view}:{f}" for f in request.features)
     people = [request.requester, *(s.voter for s in request.supporters)]
     body = (
-        f"Feature request #{request.id} '{request.title}' was delivered: {features} "
-        f"{'is' if len(request.features) == 1 else 'are'} published.\n\n"
+        f"{delivered_line(request.id, request.title, request.view, request.features)}\n\n"
         f"Project: {request.project}\nEntity: {request.entity}\nRequested by: {request.requester}\n"
         f"Supported by: {', '.join(s.voter for s in request.supporters) or 'nobody else'}\n"
         f"Run: {request.delivered_run}\n\n"
@@ -268,13 +283,16 @@ def delivered_message(request: FeatureRequestRecord) -> AlertMessage:
     )
 
 
-def deliver_published(store: FeatureStore, view: FeatureView, run_id: str) -> None:
-    """The run pipeline's hook after a successful run: deliver the requests it fulfils. Never
-    raises (the run has published; a failure here is logged and the next run tries again)."""
+def deliver_published(store: FeatureStore, view: FeatureView, run: PublishedRun) -> None:
+    """The run pipeline's hook after a successful run: deliver the requests it fulfils (see
+    :meth:`FeatureRequests.deliver_published`). Never raises: the run has published. If the
+    registry fails here, the failure is logged and the requests stay in progress, so the next
+    run publishing their features delivers them; channel messages that fail are logged and
+    audited, not retried."""
     try:
-        FeatureRequests(store).deliver_published(view, run_id)
+        FeatureRequests(store).deliver_published(view, run)
     except Exception as err:
-        log.error("run %s of '%s': delivering feature requests failed: %s", run_id, view.name, redact(str(err)))
+        log.error("run %s of '%s': delivering feature requests failed: %s", run.run_id, view.name, redact(str(err)))
 
 
 def sort_requests(requests: Sequence[FeatureRequestRecord], sort: str) -> builtins.list[FeatureRequestRecord]:

@@ -9,7 +9,7 @@ second gets :class:`RequestStateError`, never a second history event.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -304,18 +304,48 @@ class FeatureRequests:
             _audit(conn, project, actor, f"request.{_VERBS[event]}", f"feature_request:{request_id}", detail)
         return self.get_request(project, request_id)
 
-    # ------------------------------------------------------------------ notifications
-
-    def notify(self, project: str, request_id: int, recipients: Sequence[str], message: str) -> None:
-        """Record ``message`` for each of ``recipients`` (shown by the UI until read)."""
+    def deliver_request(
+        self, project: str, request_id: int, *, view: str, published: Collection[str], run_id: str
+    ) -> FeatureRequestRecord:
+        """Deliver a request because run ``run_id`` of ``view`` published rows of the features
+        ``published``. One transaction checks that the request is still in progress, linked to
+        ``view`` and to features among ``published`` (an engineer may re-link it while the run
+        publishes: :class:`RequestStateError` then), closes it, records the event and the audit
+        entry, and writes the UI notification of its requester and each supporter: the state
+        change and the notifications are kept, or lost, together."""
         at = now()
         with self._engine.begin() as conn:
-            for recipient in dict.fromkeys(recipients):
+            lock_project(conn, project)
+            row = _current(conn, project, request_id, "delivered")
+            features = list(json.loads(row.features or "[]"))
+            if row.view != view or not set(features) <= set(published):
+                raise RequestStateError(
+                    f"Cannot deliver feature request #{request_id} with run {run_id} of '{view}': it is linked to "
+                    f"{row.view}: {', '.join(features)} now; the next run publishing those delivers it."
+                )
+            conn.execute(
+                feature_requests_t.update()
+                .where(feature_requests_t.c.id == request_id)
+                .values(status=RequestStatus.DELIVERED.value, updated_at=at, delivered_at=at, delivered_run=run_id)
+            )
+            detail = {"run_id": run_id, "view": view, "features": features}
+            _event(conn, request_id, f"run:{run_id}", "delivered", detail, at)
+            _audit(conn, project, f"run:{run_id}", "request.deliver", f"feature_request:{request_id}", detail)
+            voters = conn.execute(
+                sa.select(feature_request_votes_t.c.voter)
+                .where(feature_request_votes_t.c.request_id == request_id)
+                .order_by(feature_request_votes_t.c.at, feature_request_votes_t.c.voter)
+            ).scalars()
+            message = delivered_line(request_id, row.title, view, features)
+            for recipient in dict.fromkeys([row.requester, *voters]):
                 conn.execute(
                     feature_request_notifications_t.insert().values(
                         project=project, recipient=recipient, request_id=request_id, at=at, message=message
                     )
                 )
+        return self.get_request(project, request_id)
+
+    # ------------------------------------------------------------------ notifications
 
     def notifications(self, project: str, recipient: str, *, unread_only: bool = False) -> list[RequestNotification]:
         """``recipient``'s notifications, newest first (the 100 newest)."""
@@ -364,6 +394,12 @@ class FeatureRequests:
                 .where(feature_requests_t.c.project == project)
             ).scalar_one()
         return {**{s.value: counts.get(s.value, 0) for s in RequestStatus}, "votes": int(votes)}
+
+
+def delivered_line(request_id: int, title: str, view: str | None, features: Sequence[str]) -> str:
+    """The one-line notice of a delivery (the UI's notification, the first line of the message)."""
+    named = ", ".join(f"{view}:{f}" for f in features)
+    return f"Feature request #{request_id} '{title}' was delivered: {named} {'is' if len(features) == 1 else 'are'} published."
 
 
 def _current(conn: sa.Connection, project: str, request_id: int, event: str) -> Any:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from featurestore.alert_channels import AlertDeliveryError, AlertMessage
 from featurestore.errors import InvalidRequestError, NotFoundError
@@ -35,6 +37,40 @@ class Channel:
         if self.fail:
             raise AlertDeliveryError(f"{self.where}: refused")
         self.sent.append(message)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A run's outcome as delivery reads it (``etl.runs.RunResult`` in the pipeline)."""
+
+    run_id: str
+    view: str = "customer_stats"
+    status: str = "succeeded"
+    rows_offline: int = 3
+
+
+def add_view(shop: Path, name: str) -> None:
+    """Add a second view of the shop's transactions, ``name``, and apply it."""
+    features = shop / "features.py"
+    features.write_text(
+        features.read_text()
+        + f"""
+{name} = FeatureView(
+    name="{name}",
+    entities=(customer,),
+    source=transactions,
+    timestamp_field="as_of",
+    ttl=timedelta(days=3650),
+    transformation=\"\"\"
+        SELECT customer_id, date_trunc('day', ts) + INTERVAL 1 DAY AS as_of, count(*) AS n_1d
+        FROM transactions GROUP BY ALL
+    \"\"\",
+    features=(Feature("n_1d", Int64, description="Transactions of the previous day"),),
+)
+"""
+    )
+    applied = featurestore("-C", shop, "apply")
+    assert applied.code == 0 and f"created  feature view {name}" in applied.out, applied.err + applied.out
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +118,20 @@ def test_a_request_is_filed_supported_accepted_linked_and_delivered_by_the_next_
         ("spend_1d",),
         "eve",
     )
-    # A run of another request's view, or nothing run: still in progress.
+    # A run of another view, or a run of the view over a window without data: still in progress.
+    add_view(shop, "customer_counts")
+    other = featurestore("-C", shop, "run", "customer_counts", "--no-progress")
+    assert other.code == 0 and "customer_counts: 3 rows offline" in other.out, other.err
+    empty = featurestore(
+        "-C", shop, "run", "customer_stats", "--start", "2030-01-01", "--end", "2030-01-02", "--no-progress"
+    )
+    assert empty.code == 0 and "customer_stats: 0 rows offline" in empty.out, empty.err
     assert requests.get(rid).status is RequestStatus.IN_PROGRESS
+    assert requests.notifications("sam") == [] and ok.sent == []
 
     view = store.get_feature_view("customer_stats")
-    delivered = requests.deliver_published(view, "run-1")
+    assert requests.deliver_published(view, Published("run-0", rows_offline=0)) == []
+    delivered = requests.deliver_published(view, Published("run-1"))
     assert [r.id for r in delivered] == [rid]
     record = requests.get(rid)
     assert (record.status, record.delivered_run) == (RequestStatus.DELIVERED, "run-1")
@@ -103,10 +148,67 @@ def test_a_request_is_filed_supported_accepted_linked_and_delivered_by_the_next_
     notify = store.registry.audit_log(store.project, action="request.notify")
     assert notify[0].detail["channels"] == {"ops": "sent", "down": "AlertDeliveryError: test channel down: refused"}
     # Delivered once: another run delivers nothing again.
-    assert requests.deliver_published(view, "run-2") == []
+    assert requests.deliver_published(view, Published("run-2")) == []
     actions = [a.action for a in store.registry.audit_log(store.project, limit=20)]
     for action in ("request.file", "request.support", "request.accept", "request.link", "request.deliver"):
         assert action in actions
+
+
+def test_a_failure_writing_the_notifications_leaves_the_request_in_progress(store: FeatureStore) -> None:
+    """The state change and the UI notifications are one transaction: neither is kept alone,
+    and the next run delivers."""
+    ok = Channel("ops")
+    requests = FeatureRequests(store, channels=[ok])
+    rid = file(requests)
+    requests.support(rid, actor="ana")
+    requests.link(rid, view="customer_stats", features=["spend_1d"], actor="eve")
+    engine = store.registry._engine
+
+    def refuse(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO FEATURE_REQUEST_NOTIFICATIONS"):
+            raise RuntimeError("disk full")
+
+    sa.event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            requests.deliver_published(store.get_feature_view("customer_stats"), Published("run-1"))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", refuse)
+    record = requests.get(rid)
+    assert (record.status, record.delivered_run) == (RequestStatus.IN_PROGRESS, None)
+    assert requests.notifications("sam") == [] and ok.sent == []
+    assert [r.id for r in requests.deliver_published(store.get_feature_view("customer_stats"), Published("run-2"))] == [
+        rid
+    ]
+    assert requests.get(rid).delivered_run == "run-2"
+    assert [n.request_id for n in requests.notifications("sam")] == [rid]
+    assert [n.request_id for n in requests.notifications("ana")] == [rid]
+    assert len(ok.sent) == 1
+
+
+def test_a_request_re_linked_while_the_run_publishes_is_not_delivered(
+    store: FeatureStore, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delivering transaction checks the link, not only the status: a request the run
+    listed as linked to its view, re-linked to another view before it delivers, stays."""
+    add_view(shop, "customer_counts")
+    store.refresh()
+    requests = FeatureRequests(store, channels=[])
+    rid = file(requests)
+    requests.link(rid, view="customer_stats", features=["spend_1d"], actor="eve")
+    listed = store.registry.list_requests(store.project, statuses=[RequestStatus.IN_PROGRESS], view="customer_stats")
+    requests.link(rid, view="customer_counts", features=["n_1d"], actor="eve")  # while the run publishes
+    monkeypatch.setattr(store.registry, "list_requests", lambda *a, **k: listed)
+    assert requests.deliver_published(store.get_feature_view("customer_stats"), Published("run-1")) == []
+    record = requests.get(rid)
+    assert (record.status, record.view, record.features) == (RequestStatus.IN_PROGRESS, "customer_counts", ("n_1d",))
+    with pytest.raises(RequestStateError, match="linked to customer_counts: n_1d now"):
+        store.registry.deliver_request(
+            store.project, rid, view="customer_stats", published=["spend_1d", "txn_count_1d"], run_id="run-1"
+        )
+    with pytest.raises(RequestStateError, match="linked to customer_counts: n_1d now"):
+        store.registry.deliver_request(store.project, rid, view="customer_counts", published=["other"], run_id="run-1")
+    assert requests.notifications("sam") == []
 
 
 def test_illegal_steps_are_refused_with_what_to_do(store: FeatureStore) -> None:
