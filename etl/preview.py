@@ -31,6 +31,7 @@ import pyarrow as pa
 from etl.local import LocalEngine
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
 from featurestore.errors import ConfigError, InvalidRequestError, RunError
+from featurestore.expectations import COLUMN_ARGUMENTS
 from featurestore.sql import cursor, literal
 from featurestore.sql import quote as _quote
 from featurestore.store import FeatureStore
@@ -278,6 +279,10 @@ def preview_view(
     for row in first:
         for name in hidden:
             row[name] = "***"
+    # A sensitive feature's values leak through its statistics (min, max, histogram) and the
+    # gate's examples and observed figures as much as through its rows: none of them is shown.
+    stats = {name: figures for name, figures in stats.items() if name not in hidden}
+    quality = _masked_quality(report.to_dict(), hidden)
     return PreviewReport(
         view=view.name,
         sample=description,
@@ -287,11 +292,28 @@ def preview_view(
         rows=frame.num_rows,
         columns=columns,
         first_rows=tuple(first),
-        quality=report.to_dict(),
+        quality=quality,
         statistics=stats,
         blocked=report.blocked,
         hidden=hidden,
     )
+
+
+def _masked_quality(quality: dict[str, Any], hidden: Sequence[str]) -> dict[str, Any]:
+    """The gate's report with the values of ``hidden`` features masked: in every example row,
+    and the observed figure of an expectation on one of them."""
+    if not hidden:
+        return quality
+    for key in ("results", "after_quarantine"):
+        for result in quality.get(key) or ():
+            result["examples"] = [
+                {c: "***" if c in hidden else v for c, v in e.items()} if isinstance(e, dict) else e
+                for e in result.get("examples") or ()
+            ]
+            spec = result.get("spec") or {}
+            if any(spec.get(a) in hidden for a in COLUMN_ARGUMENTS) and result.get("observed") is not None:
+                result["observed"] = "***"
+    return quality
 
 
 def _first_rows(view: FeatureView, paths: Sequence[Path], n: int) -> tuple[tuple[str, ...], list[dict[str, Any]]]:

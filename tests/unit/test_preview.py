@@ -119,7 +119,26 @@ def test_the_preview_rows_are_the_full_runs_rows_of_the_sampled_entities_and_not
     read = report.steps[1]
     assert read.rows == report.rows  # one output row per payment of the sampled customers
     assert report.quality["status"] == "passed" and not report.blocked
-    assert set(report.statistics) == {"total", "n", "total_3d"}
+    assert set(report.statistics) == {"total", "n"}  # none of the sensitive feature's figures
+
+
+def test_a_sensitive_features_values_are_kept_out_of_the_gates_examples_and_statistics(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    (root / "features.py").write_text(
+        FEATURES.replace(
+            'InRange("n", min=1, max=1000)',
+            'InRange("n", min=1, max=1000), InRange("total_3d", max=0.5, severity="warn")',
+        )
+    )
+    with FeatureStore(root) as store:
+        view = the_view(store)
+        store.apply(load_definitions(store.config), schema_resolver=LocalEngine(store).infer_schema)
+        report = preview_view(store, view, sample=7, rows_shown=3)
+    (failed,) = [r for r in report.quality["results"] if r["spec"].get("column") == "total_3d"]
+    assert not failed["success"] and failed["examples"]
+    assert {e["total_3d"] for e in failed["examples"]} == {"***"}
+    assert all(isinstance(e["customer_id"], int) for e in failed["examples"])  # the keys are still shown
+    assert "total_3d" not in report.statistics and set(report.statistics) == {"total", "n"}
 
 
 def test_preview_from_the_command_line_and_its_errors(tmp_path: Path) -> None:
