@@ -105,6 +105,9 @@ class OnlineResponse:
     event_micros: dict[str, list[int | None]] = field(repr=False)
     """Each view's stored event time per entity, in microseconds since the epoch (None: missing)."""
     types: dict[str, pa.DataType] = field(repr=False)
+    served_at_us: int | None = field(default=None, repr=False, compare=False)
+    """The instant the lookup read as now (its TTL check), in microseconds since the epoch: what
+    the served-vector log records as the request time."""
 
     @cached_property
     def event_timestamps(self) -> dict[str, list[datetime | None]]:
@@ -287,7 +290,14 @@ class LookupPlan:
                 statuses[out] = status
             if invalid or (states is not None and FeatureStatus.INVALID in states):
                 _warn_invalid(plan, encoded, rows, invalid)
-        return OnlineResponse(keys=keys, columns=values, statuses=statuses, event_micros=event_micros, types=self.types)
+        return OnlineResponse(
+            keys=keys,
+            columns=values,
+            statuses=statuses,
+            event_micros=event_micros,
+            types=self.types,
+            served_at_us=now_us,
+        )
 
 
 def _int64_keys(col: list[Any]) -> list[str] | None:

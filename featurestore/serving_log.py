@@ -19,7 +19,8 @@ Layout, under ``serving_log.path`` (default ``<offline store path>/_served_vecto
     date=2024-03-01/service=<feature service>/<uuid>.parquet
     date=2024-03-01/service=_views/<uuid>.parquet      lookups naming features, not a service
 
-One row per entity served: ``request_time`` (the server's clock, UTC), ``request_id``,
+One row per entity served: ``request_time`` (the instant the lookup read as now for its TTL check:
+the server's clock, or the ``now`` given to ``get_online_features``; UTC), ``request_id``,
 ``consumer``, ``service``, ``model`` and ``model_version`` (predictions only), the entity keys as
 ``key:<name>``, and for each feature ``value:<output name>`` (its declared type) and
 ``status:<output name>``; for each view ``event_time:<view>``, the event time of the stored row
@@ -166,7 +167,8 @@ class ServedVectorLog:
         rid = request_id or REQUEST_ID.get() or uuid.uuid4().hex
         if self._closed or not sampled(rid, self.rate):
             return False
-        entry = _Entry(time.time_ns() // 1000, rid, consumer, service, plan, response, model, versions)
+        at_us = response.served_at_us if response.served_at_us is not None else time.time_ns() // 1000
+        entry = _Entry(at_us, rid, consumer, service, plan, response, model, versions)
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -249,8 +251,12 @@ class ServedVectorLog:
                 batch = batches.get(key)
                 try:
                     if batch is None:
-                        batch = batches[key] = _Batch(item.plan, item.response)
-                    rows += batch.add(item)
+                        # Kept only once a lookup is in it: an empty batch would make no table.
+                        new = _Batch(item.plan, item.response)
+                        rows += new.add(item)
+                        batches[key] = new
+                    else:
+                        rows += batch.add(item)
                 except Exception:  # vectors that cannot be written must not stop the log
                     self.write_errors += 1
                     log.exception("serving log: a lookup's vectors could not be converted; skipped")
@@ -279,8 +285,17 @@ class ServedVectorLog:
         outputs: dict[str, list[str]] = {}
         for batch in batches:
             outputs.update(batch.names)
+        tables: list[pa.Table] = []
+        for batch in batches:  # each on its own: one batch that cannot be read loses only its rows
+            try:
+                tables.append(batch.table())
+            except Exception:
+                self.write_errors += 1
+                log.exception("serving log: could not convert %d served rows for %s", batch.rows, folder)
+        if not tables:
+            return
         try:
-            table = pa.concat_tables([b.table() for b in batches], promote_options="default")
+            table = pa.concat_tables(tables, promote_options="default")
             table = table.replace_schema_metadata({OUTPUTS_METADATA: json.dumps(outputs).encode()})
             folder.mkdir(parents=True, exist_ok=True)
             name = uuid.uuid4().hex
@@ -289,7 +304,9 @@ class ServedVectorLog:
             os.replace(tmp, folder / f"{name}.parquet")
         except Exception:
             self.write_errors += 1
-            log.exception("serving log: could not write %d served rows under %s", sum(b.rows for b in batches), folder)
+            log.exception(
+                "serving log: could not write %d served rows under %s", sum(t.num_rows for t in tables), folder
+            )
             return
         self.rows_written += table.num_rows
         self.files_written += 1

@@ -10,8 +10,8 @@ the join training sets use), then classifies every served value:
     the value a training set would read for that entity at that instant (both absent counts too:
     served ``missing`` and no live offline row).
 ``late``
-    offline's row as of the request time is newer than what was served and was written after the
-    request: data that arrived after serving. When a row was written is when the run (or push)
+    offline's row as of the request time is live (within the view's TTL), newer than what was
+    served and was written after the request: data that arrived after serving. When a row was written is when the run (or push)
     that published its file finished, from the registry's runs (a pushed row: its push time; a
     file no run names: the file's modification time). A run that rewrites a date's partition
     republishes that date's older rows too, so a row is called late only when offline's event
@@ -20,10 +20,17 @@ the join training sets use), then classifies every served value:
     the values differ although online served a row (``present``, ``null`` or ``invalid``):
     an online value changed outside the runs, a failed derivation, a value offline lacks.
 ``missing_online``
-    served ``missing`` while offline had a live value written before the request.
+    served ``missing`` while offline's row as of the request was live and written before it.
 ``expired``
-    served ``expired`` (older than the view's TTL online), or offline's row as of the request is
-    older than the TTL (a training set reads null) while online served a value.
+    online and offline judged the TTL differently: online withheld a value as ``expired`` while
+    offline's row as of the request was live (within the TTL) and written before the request, or
+    online served a value (``present`` or ``invalid``) while offline's row as of the request was
+    already past the TTL (a training set reads null there).
+
+Offline's freshness is tested first: where offline's row as of the request is absent or past the
+TTL, a training set reads null, so a value online served as ``missing``, ``expired`` or ``null``
+is a ``match`` there (and a value online served for an entity offline has no row of, as of the
+request, ``differs``).
 
 The report gives per feature the values served, the match rate, the count of each class and a
 few examples (entity, request time, served and offline values, statuses and times). Each report
@@ -50,7 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from featurestore.definitions import Feature, FeatureView
-from featurestore.errors import NotFoundError
+from featurestore.errors import InvalidRequestError, NotFoundError
 from featurestore.offline.parquet import PUSHED_AT
 from featurestore.registry.skew_reports import latest_skew_reports, list_skew_reports, record_skew_report
 from featurestore.retrieval import ViewRequest, normalize_spine, output_names, training_set
@@ -74,6 +81,10 @@ _WRITTEN = "skew_offline_written_at"
 _FOREVER = timedelta(days=365 * 1000)
 """The probe view's TTL: the join keeps expired rows, so that expiry is classified here."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SENSITIVE_TAG = "sensitive"
+"""A feature tagged so has its served and offline values hidden in examples (as previews hide them)."""
+HIDDEN = "hidden (sensitive)"
+"""What an example shows instead of a sensitive feature's values."""
 
 
 @dataclass(frozen=True)
@@ -204,8 +215,9 @@ class SkewReport:
         ]
         if not self.rows:
             lines.append(
-                "No served vectors logged in this window: is serving_log.sample_rate above 0 in featurestore.yaml "
-                "for the servers that served it, and were they asked for this feature service by name?"
+                f"No served vectors logged for {self.service} between {self.since.isoformat()} and {until}; is "
+                "serving_log.sample_rate > 0 in featurestore.yaml for the servers that served it, and were they "
+                "asked for this feature service by name? The report was not recorded."
             )
             return "\n".join(lines)
         head = f"{'feature':<40} {'served':>8} {'match rate':>10} " + " ".join(f"{c:>14}" for c in CLASSES)
@@ -239,7 +251,9 @@ def skew_report(
 ) -> SkewReport:
     """Compare the vectors logged for ``service`` with ``since <= request time < until`` with the
     offline values as of each request (see the module's text); recorded in the registry unless
-    ``record`` is False."""
+    ``record`` is False or no vector was logged in the window (an empty report is returned, not
+    recorded: it would hide the newest real report). A window whose ``until`` is not after
+    ``since`` is refused."""
     from featurestore.auth import local_actor
 
     services = store.feature_services()
@@ -247,6 +261,11 @@ def skew_report(
         raise NotFoundError("feature service", service, project=store.project, candidates=services)
     start = aware_time(since, "The since argument")
     end = aware_time(until, "The until argument") if until is not None else None
+    if end is not None and end <= start:
+        raise InvalidRequestError(
+            f"The skew window of feature service '{service}' is empty: until ({end.isoformat()}) is not after "
+            f"since ({start.isoformat()}). Give an until later than since, or none (up to now)."
+        )
     logged, outputs = read_served_with_outputs(served_root(store.config), service, start, end)
     features: list[FeatureSkew] = []
     for request in store._resolve(service):
@@ -264,7 +283,7 @@ def skew_report(
         rows=rows,
         features=tuple(features),
     )
-    if record:
+    if record and rows:  # an empty report would hide the newest real one (metrics, UI)
         report = dataclasses.replace(report, id=record_skew_report(store.registry, report.to_dict()))
     return report
 
@@ -318,6 +337,8 @@ def _view_skew(
                 if st is not None and statuses[i] is None:
                     served[i], statuses[i] = other_values[i], st
         offline = joined.column(names[(probe.name, f)]).to_pylist()
+        # Reports are read with statistics:read, by people who may not read online values.
+        hidden = SENSITIVE_TAG in view.feature(f).tags
         counts = dict.fromkeys(CLASSES, 0)
         examples: dict[str, list[dict[str, Any]]] = {}
         for i, status in enumerate(statuses):
@@ -332,10 +353,10 @@ def _view_skew(
                     {
                         "entity": entities[i],
                         "request_time": _iso(request_us[i]),
-                        "served_value": _plain(served[i]),
+                        "served_value": HIDDEN if hidden else _plain(served[i]),
                         "served_status": status,
                         "served_event_time": _iso(served_et[i]),
-                        "offline_value": _plain(offline[i]) if off_et is not None else None,
+                        "offline_value": HIDDEN if hidden else (_plain(offline[i]) if off_et is not None else None),
                         "offline_event_time": _iso(off_et),
                         "offline_written_at": _iso(written[i]),
                     }
@@ -354,18 +375,22 @@ def _classify(
     written_us: int | None,
     request_us: int,
 ) -> str:
-    """The class of one served value (see the module's text)."""
-    newer_offline = offline_et is not None and (served_et is None or served_et < offline_et)
-    if fresh and newer_offline and written_us is not None and written_us > request_us:
-        return "late"
-    if status == "expired":
-        return "expired"
-    if status == "missing":
-        return "missing_online" if fresh else "match"
-    if offline_et is None:
-        return "differs"  # online served a row offline has none of, as of the request
+    """The class of one served value (see the module's text). Offline's freshness as of the
+    request decides first: a training set reads null where offline's row is absent or past the
+    TTL, so online withholding a value there agrees with it."""
     if not fresh:
-        return "expired"
+        if status in ("missing", "expired", "null"):
+            return "match"  # both absent: online withheld it, training reads null
+        if offline_et is None:
+            return "differs"  # online served a row offline has none of, as of the request
+        return "expired"  # online served a value whose offline row was past the TTL then
+    newer = offline_et is not None and (served_et is None or served_et < offline_et)
+    if newer and written_us is not None and written_us > request_us:
+        return "late"  # offline's live row, newer than what was served, was written after the request
+    if status == "missing":
+        return "missing_online"
+    if status == "expired":
+        return "expired"  # online withheld as expired a value offline held live, written before
     if status == "invalid":
         return "differs"
     return "match" if _same(served, offline) else "differs"

@@ -387,8 +387,8 @@ def main() -> None:
         expired = skew.counts()["expired"]
         if expired:
             print(
-                f"   expired: {expired} values served as 'expired' (the row is older than the view's TTL, withheld "
-                "online), where a training set at that instant reads null too"
+                f"   expired: {expired} values where online and offline judged the view's TTL differently (one "
+                "withheld a value as expired that the other held live as of the request)"
             )
         if args.keep_server:
             server = start_api(project, port)

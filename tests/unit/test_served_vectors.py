@@ -8,7 +8,11 @@ removed online; plus sampling, the full queue and the flush on close.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +30,7 @@ from etl.local import LocalEngine
 from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64, serving_log
 from featurestore.cli import cli
 from featurestore.config import ProjectConfig, ServingLogConfig
-from featurestore.errors import ConfigError, NotFoundError
+from featurestore.errors import ConfigError, InvalidRequestError, NotFoundError
 from featurestore.schema import view_schema
 from featurestore.serving_log import ServedVectorLog, read_served, sampled
 from featurestore.skew import SkewCollector, skew_reports
@@ -187,11 +191,97 @@ def test_an_entity_removed_online_is_missing_online(store: FeatureStore) -> None
     assert report.feature("spend").examples["missing_online"][0]["served_status"] == "missing"
 
 
-def test_values_past_the_ttl_are_expired(store: FeatureStore) -> None:
+def test_values_past_the_ttl_on_both_sides_match(store: FeatureStore) -> None:
+    # Online withholds both values as expired; offline's rows as of now are past the TTL too: a
+    # training set reads null there, so the served vectors agree with it.
     run(store, SHORT)
-    lookup(store, SHORT_SERVICE, keys=[1, 2])
+    response = lookup(store, SHORT_SERVICE, keys=[1, 2])
+    assert response.statuses["spend"] == ["expired", "expired"]
     report = store.skew_report(SHORT_SERVICE, since())
-    assert report.feature("spend").counts["expired"] == 2 and report.match_rate == 0.0
+    assert report.feature("spend").counts["expired"] == 0 and report.match_rate == 1.0
+
+
+def test_a_value_served_while_offline_had_expired_it_is_expired(store: FeatureStore) -> None:
+    run(store, SHORT)
+    view = store.get_feature_view(SHORT)
+    recent = datetime.now(UTC) - timedelta(hours=1)  # online holds a live row offline never had
+    planted = pa.table({"customer_id": [2], "as_of": pa.array([recent], UTC_US), "spend": [50.0], "n": [1]})
+    store.online_store.write(view, planted.cast(view_schema(view)))
+    lookup(store, SHORT_SERVICE, keys=[1, 2])
+    spend = store.skew_report(SHORT_SERVICE, since()).feature("spend")
+    assert spend.counts == {"match": 1, "late": 0, "differs": 0, "missing_online": 0, "expired": 1}
+    (example,) = spend.examples["expired"]
+    assert example["entity"] == {"customer_id": 2} and example["served_status"] == "present"
+
+
+def test_the_classes_where_offline_is_live() -> None:
+    from featurestore.skew import _classify
+
+    request, served_at, offline_at = 1_000, 500, 600
+    # Online withheld as expired a row offline held live and wrote before the request.
+    assert _classify("expired", None, served_at, 5.0, offline_at, True, 900, request) == "expired"
+    # Online had no row; offline's live row was written before the request, or after it.
+    assert _classify("missing", None, None, 5.0, offline_at, True, 900, request) == "missing_online"
+    assert _classify("missing", None, None, 5.0, offline_at, True, 1_100, request) == "late"
+    assert _classify("present", 4.0, served_at, 5.0, offline_at, True, 1_100, request) == "late"
+    assert _classify("present", 4.0, offline_at, 5.0, offline_at, True, 1_100, request) == "differs"
+    # Offline absent or past the TTL: withholding agrees, serving a value does not.
+    for status in ("missing", "expired", "null"):
+        assert _classify(status, None, None, 5.0, offline_at, False, 900, request) == "match"
+        assert _classify(status, None, None, None, None, False, None, request) == "match"
+    assert _classify("present", 5.0, offline_at, 5.0, offline_at, False, 900, request) == "expired"
+    assert _classify("present", 5.0, served_at, None, None, False, None, request) == "differs"
+
+
+def test_a_lookup_at_a_given_now_is_logged_and_compared_at_that_now(store: FeatureStore, root: Path) -> None:
+    # As of 03-04 12:00 customer 2's row of 03-04 is live and customer 1's of 03-03 past the 1-day
+    # TTL, online and offline alike; at the wall clock both would be past it.
+    run(store, SHORT)
+    at = utc(2024, 3, 4, 12)
+    response = store.get_online_features(SHORT_SERVICE, {"customer_id": [1, 2]}, now=at)
+    assert response.statuses["spend"] == ["expired", "present"]
+    assert store.serving_log is not None and store.serving_log.flush()
+    logged = read_served(root / "data" / "offline" / "_served_vectors", SHORT_SERVICE, utc(2024, 3, 1))
+    assert logged.column("request_time").to_pylist() == [at, at]
+    report = store.skew_report(SHORT_SERVICE, utc(2024, 3, 1))
+    assert (report.rows, report.match_rate) == (2, 1.0), report.render()
+
+
+def test_examples_hide_the_values_of_sensitive_features(store: FeatureStore) -> None:
+    view = store.get_feature_view(VIEW)
+    features = tuple(dataclasses.replace(f, tags=("sensitive",)) if f.name == "spend" else f for f in view.features)
+    store.apply([dataclasses.replace(d, features=features) if d.name == VIEW else d for d in definitions()])
+    run(store)
+    view = store.get_feature_view(VIEW)
+    tampered = pa.table({"customer_id": [2], "as_of": pa.array([utc(2024, 3, 4)], UTC_US), "spend": [999.0], "n": [7]})
+    store.online_store.write(view, tampered.cast(view_schema(view)))
+    lookup(store, keys=[2])
+    report = store.skew_report(SERVICE, since())
+    (spend,) = report.feature("spend").examples["differs"]
+    assert (spend["served_value"], spend["offline_value"]) == ("hidden (sensitive)", "hidden (sensitive)")
+    assert spend["entity"] == {"customer_id": 2}
+    (n,) = report.feature("n").examples["differs"]  # not tagged: shown
+    assert (n["served_value"], n["offline_value"]) == (7, 1)
+    (recorded,) = skew_reports(store.registry, store.project, service=SERVICE)
+    assert recorded.feature("spend").examples == report.feature("spend").examples  # the registry keeps them hidden
+
+
+def test_a_reversed_window_is_refused_and_an_empty_one_not_recorded(store: FeatureStore, root: Path) -> None:
+    start, end = utc(2024, 3, 2), utc(2024, 3, 1)
+    with pytest.raises(InvalidRequestError, match=r"until \(2024-03-01T00:00:00\+00:00\).*since \(2024-03-02"):
+        store.skew_report(SERVICE, start, end)
+    run(store)
+    lookup(store, keys=[1])
+    store.skew_report(SERVICE, since())
+    report = store.skew_report(SERVICE, utc(2024, 3, 1), utc(2024, 3, 2))  # nothing logged then
+    assert report.rows == 0 and report.id is None
+    assert [r.rows for r in skew_reports(store.registry, store.project, service=SERVICE)] == [1]  # still the newest
+    result = CliRunner().invoke(
+        cli, ["-C", str(root), "skew", SERVICE, "--since", "2024-03-01", "--until", "2024-03-02"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "No served vectors logged for spend_model between 2024-03-01T00:00:00+00:00 and" in result.output
+    assert "serving_log.sample_rate > 0" in result.output
 
 
 def test_a_prediction_logs_its_model_and_versions(store: FeatureStore, root: Path) -> None:
@@ -227,8 +317,22 @@ def test_sampling_follows_the_rate_and_the_request_id() -> None:
     logged = sum(sampled(f"request-{i}", 0.3) for i in range(n))
     sigma = (n * 0.3 * 0.7) ** 0.5
     assert abs(logged - 0.3 * n) < 4 * sigma
-    assert all(sampled(f"r{i}", 0.3) == sampled(f"r{i}", 0.3) for i in range(100))
     assert sum(sampled(f"r{i}", 0.0) for i in range(1000)) == 0
+
+
+def test_sampling_gives_the_same_answer_in_another_process() -> None:
+    # Another interpreter (its own string hash seed): a process-local hash would answer otherwise.
+    ids = [f"r{i}" for i in range(200)]
+    code = (
+        "import json, sys; from featurestore.serving_log import sampled; "
+        "print(json.dumps([sampled(i, 0.3) for i in json.loads(sys.argv[1])]))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(ids)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    theirs = json.loads(out.stdout)
+    assert theirs == [sampled(i, 0.3) for i in ids]
+    assert 20 < sum(theirs) < 100  # a real sample, not all or none
 
 
 def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, store: FeatureStore) -> None:
@@ -256,6 +360,21 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, store: F
     assert log.dropped == results.count(False) in (47, 48)
     log.close()
     assert log.stats().rows_written == results.count(True)
+
+
+def test_a_lookup_that_cannot_be_converted_loses_only_its_own_rows(tmp_path: Path, store: FeatureStore) -> None:
+    run(store)
+    log = ServedVectorLog(ServingLogConfig(sample_rate=1.0, flush_seconds=3600, flush_rows=10**6), tmp_path / "s")
+    good = store.get_online_features(SERVICE, {"customer_id": [1, 2]}, log_served=False)
+    assert log.log(good, store._lookup_plan(SERVICE, False), consumer="c", service=SERVICE)
+    # The first lookup of another plan (full names), with a value orjson refuses to encode.
+    bad = store.get_online_features(SERVICE, {"customer_id": [3]}, full_feature_names=True, log_served=False)
+    bad.columns[f"{VIEW}__spend"][0] = object()
+    assert log.log(bad, store._lookup_plan(SERVICE, True), consumer="c", service=SERVICE)
+    log.close()
+    (file,) = (tmp_path / "s").glob("date=*/service=spend_model/*.parquet")
+    assert pq.read_table(file).column("key:customer_id").to_pylist() == [1, 2]
+    assert (log.stats().write_errors, log.stats().rows_written) == (1, 2)
 
 
 def test_close_writes_what_is_queued(tmp_path: Path, store: FeatureStore) -> None:
