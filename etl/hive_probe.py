@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from featurestore.partitions import PartitionFilter
-from featurestore.source_probe import PartitionInfo, SourceProbe, _json_value
+from featurestore.source_probe import PartitionInfo, SourceProbe, _json_value, sensitive_among
 
 
 def _quote(name: str) -> str:
@@ -117,7 +117,7 @@ def probe_hive_table(
         rows = int(counted[0])
         if ts:
             low, high = _aware(counted[1]), _aware(counted[2])
-    hidden = tuple(c for c in sensitive if c in names)
+    hidden = sensitive_among((n for n, _ in columns), sensitive)
     shown = [n for n, _ in columns if n not in hidden]
     sample: tuple[dict[str, Any], ...] = ()
     if sample_rows > 0 and shown:

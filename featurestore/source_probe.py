@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -54,6 +54,14 @@ def sensitive_columns(source: Source) -> tuple[str, ...]:
         for up in source.sources:
             names.extend(sensitive_columns(up))
     return tuple(dict.fromkeys(n for n in names if n))
+
+
+def sensitive_among(columns: Iterable[str], sensitive: Iterable[str]) -> tuple[str, ...]:
+    """The ``columns`` (as the source spells them) that a ``sensitive:`` tag names, compared
+    without case: DuckDB and Spark resolve column names case-insensitively, so a tag
+    ``sensitive:email`` must hide a column ``Email`` too."""
+    tagged = {s.casefold() for s in sensitive}
+    return tuple(c for c in columns if c.casefold() in tagged)
 
 
 @dataclass(frozen=True)
@@ -261,7 +269,7 @@ def _probe(
     name = quote(source.name)
     described = con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
     columns = tuple((str(r[0]), str(r[1])) for r in described)
-    sensitive = tuple(c for c in sensitive_columns(source) if c in {n for n, _ in columns})
+    sensitive = sensitive_among((n for n, _ in columns), sensitive_columns(source))
     ts = source.timestamp_field
     if ts and ts not in {n for n, _ in columns}:
         notes.append(f"the timestamp field '{ts}' is not a column: fix timestamp_field in the definition")

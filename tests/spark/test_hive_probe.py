@@ -29,7 +29,7 @@ def test_a_partitioned_hive_table_is_probed(spark: Any) -> None:
             "(1, 'a@x', TIMESTAMP '2026-01-05 11:00:00', 4.0, '2026-01-05'), "
             "(2, 'b@x', TIMESTAMP '2026-01-05 12:00:00', 5.0, '2026-01-05')"
         )
-        probe = probe_hive_table(spark, table, timestamp_field="ts", sensitive=("email",), sample_rows=3)
+        probe = probe_hive_table(spark, table, timestamp_field="ts", sensitive=("EMAIL",), sample_rows=3)
         assert probe.status == "ok", probe.message
         assert [p.path for p in probe.partitions] == ["dt=2026-01-01", "dt=2026-01-02", "dt=2026-01-05"]
         assert probe.partitions[2].values == {"dt": "2026-01-05"}
@@ -39,7 +39,7 @@ def test_a_partitioned_hive_table_is_probed(spark: Any) -> None:
             datetime(2026, 1, 5, 12, tzinfo=UTC),
         )
         assert [n for n, _ in probe.columns] == ["customer_id", "email", "ts", "amount", "dt"]
-        assert probe.sensitive == ("email",) and len(probe.sample) == 3
+        assert probe.sensitive == ("email",) and len(probe.sample) == 3  # the tag matched without case
         assert all("email" not in row for row in probe.sample)
 
         recent = probe_hive_table(

@@ -138,6 +138,15 @@ def test_csv_and_sql_sources_are_probed_by_duckdb_and_inherit_sensitive_columns(
     assert probe.status == "missing" and "its input 'gone'" in probe.message
 
 
+def test_a_sensitive_tag_hides_its_column_whatever_the_case_of_either(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("customer_id,Email,ts\n1,a@x,2026-01-01 10:00:00\n")
+    csv = FileSource(name="t", path="t.csv", timestamp_field="ts", tags=("sensitive:email",))
+    probe = probe_source(csv, tmp_path)
+    assert (probe.status, probe.sensitive) == ("ok", ("Email",))
+    assert probe.sample == ({"customer_id": 1, "ts": "2026-01-01T10:00:00"},)
+    assert "a@x" not in json.dumps(probe.to_dict())
+
+
 def test_a_slow_count_is_left_out_within_the_time_bound(tmp_path: Path) -> None:
     slow = SqlSource(
         name="slow",
