@@ -272,7 +272,9 @@ class ModelServer:
                 statuses.setdefault(name, [str(s) for s in response.statuses[name]])
         served_log = self.store.serving_log
         if served_log is not None:  # the vectors predicted on, with each entity's version (featurestore skew)
-            served_log.log_prediction(self.store, responses, consumer=consumer, model=model, versions=chosen)
+            served_log.log_prediction(
+                self.store, responses, consumer=consumer, model=model, versions=chosen, services=services
+            )
         if shadow is not None:
             self._run_shadow(model, versions[shadow], entity_rows, first.keys, predictions, chosen, consumer)
         return Prediction(model, first.keys, predictions, chosen, features, statuses, shadow)

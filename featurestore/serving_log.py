@@ -59,10 +59,10 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from featurestore.config import ProjectConfig, ServingLogConfig
-from featurestore.lookup import FeatureStatus
+from featurestore.lookup import FeatureStatus, OnlineResponse
 
 if TYPE_CHECKING:
-    from featurestore.lookup import LookupPlan, OnlineResponse
+    from featurestore.lookup import LookupPlan
     from featurestore.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -187,13 +187,23 @@ class ServedVectorLog:
         consumer: str,
         model: str,
         versions: Sequence[int],
+        services: Mapping[int, str] | None = None,
     ) -> None:
         """Queue the vectors a prediction read (one response per feature service), under one
-        request id, each entity with the model version that predicted it."""
+        request id, each entity with the model version that predicted it. With ``services`` (the
+        feature service each version reads), a service's vectors are logged only for the
+        entities whose version reads it: under a split whose versions read different services,
+        the others were read but not predicted on."""
         rid = REQUEST_ID.get() or uuid.uuid4().hex
         for service, response in responses.items():
             plan = store._lookup_plan(service, False)  # cached: the plan the lookup just used
-            self.log(response, plan, consumer=consumer, service=service, request_id=rid, model=model, versions=versions)
+            used, rows = response, versions
+            if services is not None and any(services.get(v) != service for v in versions):
+                positions = [i for i, v in enumerate(versions) if services.get(v) == service]
+                if not positions:
+                    continue
+                used, rows = _rows_of(response, positions), [versions[i] for i in positions]
+            self.log(used, plan, consumer=consumer, service=service, request_id=rid, model=model, versions=rows)
 
     def _start(self) -> None:
         with self._lock:
@@ -398,6 +408,22 @@ class _Batch:
                 flat = pc.cast(flat, _UTC_US)
             columns[c] = flat
         return pa.table(columns)
+
+
+def _rows_of(response: OnlineResponse, positions: Sequence[int]) -> OnlineResponse:
+    """The entities of ``response`` at ``positions`` only."""
+
+    def pick(values: list[Any]) -> list[Any]:
+        return [values[i] for i in positions]
+
+    return OnlineResponse(
+        keys={k: pick(v) for k, v in response.keys.items()},
+        columns={k: pick(v) for k, v in response.columns.items()},
+        statuses={k: pick(v) for k, v in response.statuses.items()},
+        event_micros={k: pick(v) for k, v in response.event_micros.items()},
+        types=response.types,
+        served_at_us=response.served_at_us,
+    )
 
 
 def served_root(config: ProjectConfig) -> Path:

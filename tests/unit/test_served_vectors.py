@@ -302,12 +302,41 @@ def test_a_prediction_logs_its_model_and_versions(store: FeatureStore, root: Pat
     assert len(set(logged.column("request_id").to_pylist())) == 1  # logged once, not also as a lookup
 
 
-def _version_record(store: FeatureStore, version: int) -> Any:
+def test_a_split_over_two_services_logs_each_entity_under_the_service_its_version_read(
+    store: FeatureStore, root: Path
+) -> None:
+    from featurestore.model_serving import ModelServer
+    from featurestore.registry.model_traffic import ModelTrafficRecord
+
+    class Model:
+        def predict(self, frame: Any) -> list[float]:
+            return [1.0] * len(frame)
+
+    run(store)
+    run(store, SHORT)
+    server = ModelServer(store, loader=lambda uri: Model())
+    records = {1: _version_record(store, 1), 2: _version_record(store, 2, SHORT_SERVICE)}
+    server.versions = lambda model: records  # type: ignore[method-assign]
+    split = ModelTrafficRecord(store.project, "churn", {1: 50, 2: 50}, None, datetime.now(UTC), "test")
+    server.traffic = lambda model: split  # type: ignore[method-assign]
+    keys = list(range(1, 41))
+    prediction = server.predict("churn", {"customer_id": keys}, consumer="svc")
+    assert set(prediction.versions) == {1, 2}
+    assert store.serving_log is not None and store.serving_log.flush()
+    folder = root / "data" / "offline" / "_served_vectors"
+    for service, version in ((SERVICE, 1), (SHORT_SERVICE, 2)):
+        logged = read_served(folder, service, since())
+        expected = [k for k, v in zip(keys, prediction.versions, strict=True) if v == version]
+        assert logged.column("key:customer_id").to_pylist() == expected, service
+        assert logged.column("model_version").to_pylist() == [version] * len(expected)
+
+
+def _version_record(store: FeatureStore, version: int, service: str = SERVICE) -> Any:
     from featurestore.registry.model_versions import ModelVersionRecord
 
     fields = ModelVersionRecord.__dataclass_fields__
     values: dict[str, Any] = {name: None for name in fields}
-    values.update(project=store.project, model="churn", version=version, feature_service=SERVICE)
+    values.update(project=store.project, model="churn", version=version, feature_service=service)
     values.update(model_uri=f"models:/churn/{version}")
     return ModelVersionRecord(**values)
 
