@@ -28,9 +28,12 @@ served. The file's metadata maps each output name to its view and feature.
 
 Sampling is decided per request id (a BLAKE2b hash of it against ``sample_rate``), not by a
 random draw: a request whose lookups are several (a prediction reading two feature services) is
-logged whole or not at all, and a client that sends its own id (``X-Request-ID``, set through
-:data:`REQUEST_ID`) can find its request in the log. Without one, each lookup gets a random id,
-so the sample is random at the configured rate.
+logged whole or not at all, and a client that sends its own id can find its request in the log:
+the datamart's ``POST /v1/online-features``, ``POST /get-online-features`` (Feast) and predict
+routes take an ``X-Request-ID`` header (:func:`request_id_from`: up to 128 printable ASCII
+characters, else ignored), set :data:`REQUEST_ID` to it for the request and echo it in their
+response's ``X-Request-ID`` header. Without one, each lookup gets a random id, so the sample is
+random at the configured rate.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ VIEWS_SERVICE = "_views"
 """The ``service=`` folder of lookups that named features rather than a feature service."""
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("featurestore_request_id", default=None)
 """The id of the request being served, when the caller has one (a server sets it per request)."""
+REQUEST_ID_MAX_LENGTH = 128
+"""The longest ``X-Request-ID`` a server takes (see :func:`request_id_from`)."""
 OUTPUTS_METADATA = b"featurestore.outputs"
 """Key of the Parquet file metadata mapping each output name to ``[view, feature]``."""
 _UTC_US = pa.timestamp("us", tz="UTC")
@@ -90,6 +95,14 @@ def _status_texts() -> pa.Array:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def request_id_from(header: str | None) -> str | None:
+    """A client's request id (the ``X-Request-ID`` header) if a server may take it: 1 to
+    :data:`REQUEST_ID_MAX_LENGTH` printable ASCII characters; anything else is ignored (None)."""
+    if header and len(header) <= REQUEST_ID_MAX_LENGTH and header.isascii() and header.isprintable():
+        return header
+    return None
 
 
 def sampled(request_id: str, rate: float) -> bool:
@@ -486,6 +499,7 @@ __all__ = [
     "logged_services",
     "read_served",
     "read_served_with_outputs",
+    "request_id_from",
     "sampled",
     "served_root",
 ]

@@ -61,6 +61,7 @@ from featurestore.errors import (
 from featurestore.lookup import FeatureStatus, OnlineResponse
 from featurestore.retrieval import ViewRequest, output_names
 from featurestore.secrets import redact
+from featurestore.serving_log import REQUEST_ID, request_id_from
 from featurestore.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,9 @@ async def get_online_features_feast(request: Request) -> Response:
             return _detail_response([{**e, "loc": ["body", *e["loc"]]} for e in errors])
 
         columns: list[tuple[str, str]] = []
+        request_id = request_id_from(request.headers.get("x-request-id"))
+        if request_id is not None:  # the lookup's thread copies this context: the log takes the client's id
+            REQUEST_ID.set(request_id)
 
         def lookup() -> OnlineResponse:
             # In the lookups' thread, as the online route's: both read the registry when stale.
@@ -202,7 +206,8 @@ async def get_online_features_feast(request: Request) -> Response:
     if metrics is not None:
         metrics.count_values(request.state.metric_target, response.statuses)
     content = _feast_body(response, columns, list(body.entities), body.include_feature_view_version_metadata)
-    return Response(orjson.dumps(content), media_type="application/json")
+    headers = {"X-Request-ID": request_id} if request_id is not None else None
+    return Response(orjson.dumps(content), media_type="application/json", headers=headers)
 
 
 _RESOLVED: dict[tuple[Any, ...], tuple[object, object, str | list[str], list[tuple[str, str]]]] = {}

@@ -27,6 +27,7 @@ from datamart.routes import ERROR_RESPONSES, StoreDep, allow
 from featurestore.auth import Identity, Permission, Role
 from featurestore.errors import PermissionDeniedError
 from featurestore.model_serving import ModelServer, Prediction
+from featurestore.serving_log import REQUEST_ID, request_id_from
 from featurestore.store import FeatureStore
 
 router = APIRouter(responses=ERROR_RESPONSES, route_class=MeasuredRoute)
@@ -116,6 +117,9 @@ async def _predict(
 ) -> Response:
     check_lookup_entities({"entities": body.entities}, store.config.datamart.max_lookup_entities)
     server = server_of(request, store)
+    request_id = request_id_from(request.headers.get("x-request-id"))
+    if request_id is not None:  # the prediction's thread copies this context: the log takes the client's id
+        REQUEST_ID.set(request_id)
 
     def run() -> Prediction:
         if who.role is Role.SERVICE and model not in who.models:
@@ -128,8 +132,11 @@ async def _predict(
         return server.predict(model, body.entities, version=version, consumer=who.name)
 
     prediction = await anyio.to_thread.run_sync(run)
+    headers = {"X-Request-ID": request_id} if request_id is not None else None
     return Response(
-        orjson.dumps(prediction.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+        orjson.dumps(prediction.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY),
+        media_type="application/json",
+        headers=headers,
     )
 
 

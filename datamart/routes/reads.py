@@ -54,6 +54,7 @@ from datamart.tables import (
 from featurestore.auth import Identity, Permission, Role
 from featurestore.errors import PermissionDeniedError
 from featurestore.lookup import OnlineResponse
+from featurestore.serving_log import REQUEST_ID, request_id_from
 from featurestore.store import FeatureStore
 from featurestore.times import parse_time
 from featurestore.types import ValueType
@@ -133,6 +134,9 @@ async def get_online_features(request: Request) -> Response:
     who = await authorize(request, Permission.ONLINE_FEATURES)
     store = store_of(request)
     body = _online_request(await request.body(), store.config.datamart.max_lookup_entities)
+    request_id = request_id_from(request.headers.get("x-request-id"))
+    if request_id is not None:  # the lookup's thread copies this context: the log takes the client's id
+        REQUEST_ID.set(request_id)
 
     def lookup() -> OnlineResponse:
         # In the worker thread: both read the registry when their cache is stale. A service's
@@ -157,7 +161,8 @@ async def get_online_features(request: Request) -> Response:
         },
         "event_timestamps": response.event_timestamps,
     }
-    return Response(orjson.dumps(content), media_type="application/json")
+    headers = {"X-Request-ID": request_id} if request_id is not None else None
+    return Response(orjson.dumps(content), media_type="application/json", headers=headers)
 
 
 LOOKUP_THREADS = 40

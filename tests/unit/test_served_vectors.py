@@ -484,6 +484,40 @@ def test_the_datamart_logs_lookups_flushes_on_shutdown_and_serves_reports_and_me
     )
 
 
+def test_the_datamart_routes_take_and_echo_the_clients_request_id(store: FeatureStore, root: Path) -> None:
+    from datamart.app import create_app
+    from featurestore.model_serving import ModelServer
+    from tests.api.conftest import TestClient
+
+    class Model:
+        def predict(self, frame: Any) -> list[float]:
+            return [1.0] * len(frame)
+
+    run(store)
+    server = ModelServer(store, loader=lambda uri: Model())
+    server.versions = lambda model: {1: _version_record(store, 1)}  # type: ignore[method-assign]
+    app = create_app(store)
+    app.state.model_servers = {store.project: server}
+    entities = {"customer_id": [1, 2]}
+    calls = {
+        "online-1": ("/v1/online-features", {"features": [SERVICE], "entities": entities}),
+        "feast-2": ("/get-online-features", {"feature_service": SERVICE, "entities": entities}),
+        "predict-3": ("/v1/models/churn/predict", {"entities": entities}),
+    }
+    with TestClient(app) as client:
+        for rid, (path, body) in calls.items():
+            answer = client.post(path, json=body, headers={"X-Request-ID": rid})
+            assert answer.status_code == 200, answer.text
+            assert answer.headers.get("x-request-id") == rid, path
+        for bad in ("x" * 129, "tab\there"):  # too long, not printable: ignored, not echoed
+            answer = client.post("/v1/online-features", json=calls["online-1"][1], headers={"X-Request-ID": bad})
+            assert answer.status_code == 200 and "x-request-id" not in answer.headers
+    logged = read_served(root / "data" / "offline" / "_served_vectors", SERVICE, since())
+    ids = logged.column("request_id").to_pylist()
+    assert ids[:6] == ["online-1"] * 2 + ["feast-2"] * 2 + ["predict-3"] * 2
+    assert len(set(ids[6:])) == 2 and not set(ids[6:]) & {"x" * 129, "tab\there"}
+
+
 def test_the_view_and_model_pages_show_the_newest_report(store: FeatureStore) -> None:
     from datamart.app import create_app
     from tests.api.conftest import TestClient
