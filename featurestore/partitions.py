@@ -186,6 +186,8 @@ class SourceFiles:
     files: tuple[Path, ...]
     selected_from: int = 0
     """How many files the folder holds in all (before the partition expression)."""
+    listed: tuple[Path, ...] = ()
+    """Every file the folder holds (before the partition expression), listed once."""
 
 
 def source_files(
@@ -202,11 +204,11 @@ def source_files(
         return SourceFiles(pattern=path, folder=None, files=())
     files = folder_files(path, file_format)
     if not partitions:
-        return SourceFiles(pattern=None, folder=path, files=tuple(files), selected_from=len(files))
+        return SourceFiles(pattern=None, folder=path, files=tuple(files), selected_from=len(files), listed=tuple(files))
     chosen = PartitionFilter.parse(partitions)
     day = today or datetime.now(UTC).date()
     selected = [f for f in files if chosen.matches(partition_values(f.relative_to(path)), day)]
-    return SourceFiles(pattern=None, folder=path, files=tuple(selected), selected_from=len(files))
+    return SourceFiles(pattern=None, folder=path, files=tuple(selected), selected_from=len(files), listed=tuple(files))
 
 
 def read_files(source: FileSource, path: Path, *, today: date | None = None) -> list[Path] | None:

@@ -3,10 +3,13 @@
 A probe of a source answers, cheaply and within a time bound: do its files exist, can this
 process read them, what are its columns, how many rows does it have and which event times do
 they span, which partitions does a partitioned folder hold, and a few sample rows. Parquet
-answers most of it from the files' footers (row counts, and the event time's range from the
-row groups' statistics where the writer kept them); the sample is a ``LIMIT`` read with DuckDB.
-A SQL source is probed by running its query over its (probed) inputs, the row count and time
-range under the same bound: a query too slow to count within it is reported without them.
+gives the row count from the footers of the files the source reads (up to
+:data:`MAX_FILES_READ` files; the partitions it does not select are listed with their files,
+not their rows); the event time's range is a ``min``/``max`` query over the rows (as is the
+count beyond those files or for CSV), and the sample a ``LIMIT`` read, both with DuckDB. A SQL
+source is probed by running its query over its (probed) inputs. Every step runs within the
+probe's time bound (checked between steps, a DuckDB query past it interrupted): what is not
+answered within it is left out with a note.
 
 **Sensitive columns.** A source tagged ``sensitive:COLUMN`` (any number of such tags) never has
 that column's values sampled, nor any SQL source built on it; the column's name and type are
@@ -267,11 +270,13 @@ def _probe(
     facts: dict[str, Any] = {}
     _register(con, source, root, deadline, today, facts, notes, top=True)
     name = quote(source.name)
-    described = con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
-    columns = tuple((str(r[0]), str(r[1])) for r in described)
+    described = deadline.query(con, f"DESCRIBE SELECT * FROM {name}")
+    if described is None:
+        notes.append(f"columns not read within the probe's {deadline.seconds:g} s (quality.probe_timeout_seconds)")
+    columns = tuple((str(r[0]), str(r[1])) for r in described or ())
     sensitive = sensitive_among((n for n, _ in columns), sensitive_columns(source))
     ts = source.timestamp_field
-    if ts and ts not in {n for n, _ in columns}:
+    if ts and described is not None and ts not in {n for n, _ in columns}:
         notes.append(f"the timestamp field '{ts}' is not a column: fix timestamp_field in the definition")
         ts = None
     rows = facts.get("row_count")
@@ -333,7 +338,7 @@ def _register(
                 ) from problem
         try:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(source.name)} AS {source.query}")
-            con.execute(f"DESCRIBE SELECT * FROM {quote(source.name)}").fetchall()
+            deadline.query(con, f"DESCRIBE SELECT * FROM {quote(source.name)}")
         except duckdb.Error as err:
             raise _Problem(
                 "failed", f"its query fails in DuckDB: {str(err).splitlines()[0]}; fix the query in its definition"
@@ -353,9 +358,8 @@ def _register(
             raise _Problem(
                 "missing", f"the folder '{path}' holds no {source.file_format} file: check the path, or write the data"
             )
-        everything = _all_files(found.folder, source.file_format) if source.partitions else files
         if top:
-            facts["partitions"] = _partition_infos(con, found.folder, everything, source.file_format)
+            facts["listed"] = (found.folder, found.listed)
             if source.partitions:
                 facts["selected_partitions"] = len({f.parent for f in files})
         if not files:
@@ -372,7 +376,10 @@ def _register(
                 "missing",
                 f"no file matches '{path}'{hint}: check the path in the source's definition, or write the data there",
             )
-    for f in files[:MAX_FILES_READ]:
+    for i, f in enumerate(files[:MAX_FILES_READ]):
+        if i % 100 == 0 and deadline.left() <= 0:
+            notes.append(f"{i:,} of {len(files):,} files opened within the probe's {deadline.seconds:g} s")
+            break
         try:
             with open(f, "rb") as handle:
                 handle.read(1)
@@ -381,9 +388,12 @@ def _register(
         except OSError as err:
             raise _Problem("unreadable", f"'{f}' cannot be read: {err.strerror or err}") from err
     if source.file_format == "parquet" and top:
-        _parquet_facts(con, files, facts, notes)
+        _parquet_facts(con, files, facts, notes, deadline)
     elif top:
         facts["files"] = len(files)
+    if top and "listed" in facts:
+        folder, listed = facts.pop("listed")
+        facts["partitions"] = _partition_infos(folder, listed, facts.get("rows_by_file", {}))
     listed = "[" + ", ".join(literal(f) for f in files) + "]"
     hive = ", hive_partitioning = true" if found.folder is not None else ""
     if source.file_format == "parquet":
@@ -392,17 +402,13 @@ def _register(
         body = f"SELECT * FROM read_csv_auto({listed}{hive})"
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(source.name)} AS {body}")
-        con.execute(f"SELECT * FROM {quote(source.name)} LIMIT 0").fetchall()
+        deadline.query(con, f"SELECT * FROM {quote(source.name)} LIMIT 0")  # past the bound: not checked
     except duckdb.Error as err:
         raise _Problem(
             "unreadable",
             f"its files are not readable as {source.file_format}: {str(err).splitlines()[0]}; "
             "check file_format and the files",
         ) from err
-
-
-def _all_files(folder: Path, file_format: str | None) -> list[Path]:
-    return list(source_files(folder, file_format, None).files)
 
 
 def _permission_message(path: Path, err: PermissionError) -> str:
@@ -422,49 +428,57 @@ def _user() -> str:
         return "this process's user"
 
 
-def _file_rows(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> dict[Path, int]:
+def _file_rows(con: duckdb.DuckDBPyConnection, files: Sequence[Path], deadline: _Deadline) -> dict[Path, int] | None:
     """Rows per Parquet file, from their footers (DuckDB's ``parquet_file_metadata``: no data
-    read, and no pyarrow.parquet, whose import costs a second under load)."""
+    read, and no pyarrow.parquet, whose import costs a second under load); None when the
+    probe's time bound passes first."""
     if not files:
         return {}
     listed = "[" + ", ".join(literal(f) for f in files) + "]"
     try:
-        found = con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata({listed})").fetchall()
+        found = deadline.query(con, f"SELECT file_name, num_rows FROM parquet_file_metadata({listed})")
     except duckdb.Error as err:
         raise _Problem(
             "unreadable",
             f"a file is not readable as Parquet ({str(err).splitlines()[0]}): check file_format and the files",
         ) from err
+    if found is None:
+        return None
     return {Path(name): int(rows) for name, rows in found}
 
 
 def _parquet_facts(
-    con: duckdb.DuckDBPyConnection, files: Sequence[Path], facts: dict[str, Any], notes: list[str]
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[Path],
+    facts: dict[str, Any],
+    notes: list[str],
+    deadline: _Deadline,
 ) -> None:
-    """Row count from the files' footers (the event-time range is a bounded query)."""
+    """Row count from the footers of the files the source reads (the event-time range is a
+    bounded query)."""
     facts["files"] = len(files)
     if len(files) > MAX_FILES_READ:
         notes.append(f"{len(files):,} files: counted by a query rather than from each footer")
         return
-    by_file = _file_rows(con, files)
+    by_file = _file_rows(con, files, deadline)
+    if by_file is None:
+        notes.append(f"the files' footers were not read within the probe's {deadline.seconds:g} s")
+        return
     facts["row_count"] = sum(by_file.values())
     facts["rows_by_file"] = by_file
 
 
-def _partition_infos(
-    con: duckdb.DuckDBPyConnection, folder: Path, files: Sequence[Path], file_format: str | None
-) -> list[PartitionInfo]:
-    by_file: dict[Path, int] = {}
-    if file_format == "parquet" and len(files) <= MAX_FILES_READ:
-        try:
-            by_file = _file_rows(con, files)
-        except _Problem:
-            by_file = {}  # the probe itself reports unreadable files
+def _partition_infos(folder: Path, files: Sequence[Path], by_file: Mapping[Path, int]) -> list[PartitionInfo]:
+    """The folder's partitions, each with its files and (for the files whose footers were read:
+    those the source reads) its rows; the files grouped by their folder in one pass."""
+    inside: dict[Path, list[Path]] = {}
+    for f in files:
+        inside.setdefault(f.parent, []).append(f)
     out = []
     for part in discover(folder, files):
-        inside = [f for f in files if str(f.relative_to(folder).parent) == part.path]
-        rows = sum(by_file[f] for f in inside) if all(f in by_file for f in inside) and by_file else None
-        out.append(PartitionInfo(path=part.path, values=part.values, files=len(inside), rows=rows))
+        mine = inside.get(folder / part.path, [])
+        rows = sum(by_file[f] for f in mine) if mine and all(f in by_file for f in mine) else None
+        out.append(PartitionInfo(path=part.path, values=part.values, files=len(mine), rows=rows))
     return out
 
 
