@@ -50,6 +50,7 @@ from datamart.client import DatamartClient
 from etl.local import LocalEngine
 from featurestore.config import HiveOfflineConfig, ProjectConfig, SparkEngineConfig
 from featurestore.errors import PermissionDeniedError, PushRejectedError
+from featurestore.feature_requests import FeatureRequests
 from featurestore.project_files import load_definitions
 from featurestore.schedules import next_due, schedule_text
 from featurestore.store import FeatureStore
@@ -344,7 +345,9 @@ def main() -> None:
                     raise SystemExit(f"online and offline stores differ for {name}: {check['examples'][:3]}")
 
             step("9. Re-run the last 14 days of customer_spend, as a daily job would, and check again")
+            request_id = file_and_link_request(project, args.engine)
             rerun_last_days(project, args.engine, days=14)
+            show_request(project, args.engine, request_id)
             check = client.check_consistency("customer_spend", sample=None)
             print(
                 f"   customer_spend     {check['checked']:>6,} entities: {check['matched']:,} match, "
@@ -470,6 +473,41 @@ def explore_hints(project: Path, *, keep_server: bool) -> list[str]:
         ui = "make ui" if in_root else f"{fs} -C {where} ui"
         lines.append(f"Browse the catalog: {ui}  → {UI_URL}")
     return lines
+
+
+def file_and_link_request(project: Path, engine_name: str) -> int:
+    """A scientist files a feature request; an engineer links it to the features of
+    customer_spend that answer it: the next run of customer_spend (the re-run) delivers it."""
+    with FeatureStore(demo_config(project, engine_name)) as store:
+        requests = FeatureRequests(store)
+        filed = requests.file(
+            title="card spend trend, 30 against 90 days",
+            entity="customer",
+            description="card spend over the last 30 days and over the last 90 days, per customer",
+            reason="the credit model should see a customer's spending fall or grow",
+            model="credit_default_gbm",
+            actor="demo-scientist",
+        )
+        linked = requests.link(
+            filed.id, view="customer_spend", features=["spend_30d", "spend_90d"], actor="demo-engineer"
+        )
+    print(
+        f"   feature request #{filed.id} '{filed.title}' filed by {filed.requester}; linked by "
+        f"{linked.decided_by} to {linked.view}: {', '.join(linked.features)} ({linked.status.value})"
+    )
+    return filed.id
+
+
+def show_request(project: Path, engine_name: str, request_id: int) -> None:
+    """The request's state after the run, and its requester's notification in the registry UI."""
+    with FeatureStore(demo_config(project, engine_name)) as store:
+        requests = FeatureRequests(store, channels=[])
+        record = requests.get(request_id)
+        notices = requests.notifications(record.requester)
+    run = record.delivered_run[:8] if record.delivered_run else "none"
+    print(f"   feature request #{record.id}: {record.status.value} by run {run}")
+    for notice in notices[:1]:
+        print(f"   notification to {notice.recipient}: {notice.message}")
 
 
 def rerun_last_days(project: Path, engine_name: str, *, days: int) -> None:

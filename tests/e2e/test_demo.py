@@ -54,6 +54,21 @@ def test_demo_runs_end_to_end_and_online_equals_offline(tmp_path: Path) -> None:
         assert "customer_spend" in ran.stdout, f"{hint}: {ran.stdout}"
     assert re.search(r"^Browse the catalog: \S*featurestore -C \S+ ui  → http://127\.0\.0\.1:8080/$", out, re.M), out
     _check_model_loop(project, out)
+    _check_request(project, out)
+
+
+def _check_request(project: Path, out: str) -> None:
+    """Step 9: the feature request filed and linked before the re-run is delivered by it."""
+    from featurestore.store import FeatureStore
+
+    with FeatureStore(project) as store:
+        (request,) = store.registry.list_requests(store.project)
+        runs = store.registry.list_runs(store.project, view="customer_spend", batch_only=True)
+        notices = store.registry.notifications(store.project, "demo-scientist")
+    assert (request.status.value, request.view, request.requester) == ("delivered", "customer_spend", "demo-scientist")
+    assert request.delivered_run is not None and request.delivered_run == runs[0].id, (request, runs[0])
+    assert [n.request_id for n in notices] == [request.id]  # the requester's, in the registry UI
+    assert f"feature request #{request.id}: delivered by run {request.delivered_run[:8]}" in out, out
 
 
 def _check_model_loop(project: Path, out: str) -> None:
