@@ -334,13 +334,17 @@ class ServingLogConfig(Settings):
     Parquet files go, one folder per UTC day (default ``_served_vectors`` under the offline
     store's path). ``queue_size``: lookups waiting for the writer thread; beyond it a lookup is
     dropped (and counted), never waited for. ``flush_rows`` / ``flush_seconds``: a file is
-    written when this many entity rows are waiting or this long after the oldest arrived."""
+    written when this many entity rows are waiting or this long after the oldest arrived.
+    ``log_feature_lists``: also log lookups that name features rather than a feature service
+    (under ``service=_views``); off by default, as ``featurestore skew`` compares feature
+    services only."""
 
     sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     path: ConfigPath | None = None
     queue_size: int = Field(default=10_000, ge=1)
     flush_rows: int = Field(default=100_000, ge=1)
     flush_seconds: float = Field(default=60.0, gt=0)
+    log_feature_lists: bool = False
 
 
 def _default_online_store() -> OnlineStoreConfig:

@@ -18,6 +18,8 @@ Layout, under ``serving_log.path`` (default ``<offline store path>/_served_vecto
 
     date=2024-03-01/service=<feature service>/<uuid>.parquet
     date=2024-03-01/service=_views/<uuid>.parquet      lookups naming features, not a service
+                                                       (only with serving_log.log_feature_lists;
+                                                       featurestore skew reads services only)
 
 One row per entity served: ``request_time`` (the instant the lookup read as now for its TTL check:
 the server's clock, or the ``now`` given to ``get_online_features``; UTC), ``request_id``,

@@ -305,7 +305,8 @@ class FeatureStore:
         if self.serving_log is not None and log_served:
             named = features.name if isinstance(features, FeatureService) else features
             service = named if isinstance(named, str) and named in self._services else None
-            self.serving_log.log(response, plan, consumer=consumer, service=service)
+            if service is not None or self.serving_log.settings.log_feature_lists:
+                self.serving_log.log(response, plan, consumer=consumer, service=service)
         return response
 
     def get_reference_data(

@@ -558,6 +558,20 @@ def test_the_pages_show_skew_only_to_who_may_read_statistics(store: FeatureStore
             assert ("Served values against offline (skew)" in page.text) is shown, role
 
 
+def test_lookups_naming_features_are_logged_only_when_the_setting_says_so(tmp_path: Path) -> None:
+    features = [f"{VIEW}:spend", f"{VIEW}:n"]
+    for setting, logged in ((False, False), (True, True)):
+        root = logged_project(tmp_path / str(setting), log_feature_lists=setting)
+        with FeatureStore(root) as s:
+            run(s)
+            s.get_online_features(features, {"customer_id": [1, 2]})
+            s.get_online_features(SERVICE, {"customer_id": [3]})
+            assert s.serving_log is not None and s.serving_log.flush()
+        folder = root / "data" / "offline" / "_served_vectors"
+        assert bool(list(folder.glob("date=*/service=_views/*.parquet"))) is logged, setting
+        assert read_served(folder, SERVICE, since()).num_rows == 1
+
+
 def test_lookups_with_and_without_full_names_are_all_compared(store: FeatureStore) -> None:
     run(store)
     store.get_online_features(SERVICE, {"customer_id": [1, 2]}, full_feature_names=True)
