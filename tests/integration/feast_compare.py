@@ -7,11 +7,17 @@ Explained (README, "Coming from Feast"):
   row for which a feature view has no row of the entity within its TTL at or before the spine's
   time; we keep every spine row, with nulls for that view's features (checked: ours are null there).
 * ``feast-present-missing``: Feast's Redis online store answers ``PRESENT`` with a null value and no
-  event time for an entity it does not hold; we answer ``NOT_FOUND``.
-* ``feast-present-null``: a stored null is ``PRESENT`` to Feast, ``NULL_VALUE`` to us.
+  event time for an entity it does not hold; we answer ``NOT_FOUND``. Checked: the entity has no
+  offline row of the view at all.
+* ``feast-present-null``: a stored null is ``PRESENT`` to Feast, ``NULL_VALUE`` to us. Checked: the
+  entity's newest offline row holds a null, within the TTL, at the event time both give.
 * ``feast-no-online-ttl``: a value whose row is older than its view's TTL: Feast serves it as
   ``PRESENT``; we withhold it, ``OUTSIDE_MAX_AGE`` with a null (TTL applies online as offline).
-  Checked: the same stored value and event time, and the time is past the TTL.
+  Checked: Feast's value and event time are those of the entity's newest offline row, and that
+  row's time is past the TTL.
+
+Every check is against the data (``stored``: each entity's newest offline row), never against one
+server's answer alone: a wrong value from either side is unexplained.
 
 Anything else is unexplained and fails the test, listed in the assertion message.
 """
@@ -57,17 +63,24 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+Stored = Mapping[str, Mapping[Any, tuple[Any, datetime]]]
+"""Per feature name (as a lookup names it), per entity key: the value and event time of the
+entity's newest offline row of the feature's view; an entity without any row is absent."""
+
+
 def compare_online(
     ours: Mapping[str, Mapping[str, list[Any]]],
     feast: Mapping[str, Mapping[str, list[Any]]],
     *,
     keys: Sequence[Any],
     ttl: Mapping[str, timedelta],
+    stored: Stored,
     now: datetime,
     label: str,
 ) -> list[Difference]:
     """Two lookups in Feast's shape (name → values, statuses and, when given, event_timestamps),
-    entity by entity. ``ttl``: each feature's view's TTL; ``now``: the time of the lookups."""
+    entity by entity. ``ttl``: each feature's view's TTL; ``stored``: what the data holds (the
+    explanations are checked against it); ``now``: the time of the lookups."""
     out: list[Difference] = []
     if set(ours) != set(feast):
         out.append(Difference(f"{label}: names", sorted(ours), sorted(feast), None))
@@ -80,31 +93,47 @@ def compare_online(
             theirs = (b["values"][i], b["statuses"][i], times_b[i])
             if same_value(mine[0], theirs[0]) and mine[1:] == theirs[1:]:
                 continue
-            out.append(
-                Difference(f"{label}: {name} of {key}", mine, theirs, _online_reason(mine, theirs, ttl.get(name), now))
-            )
+            row = stored.get(name, {}).get(key)
+            reason = _online_reason(mine, theirs, row, ttl.get(name), now)
+            out.append(Difference(f"{label}: {name} of {key}", mine, theirs, reason))
     return out
 
 
+def _time(text: str | None) -> datetime | None:
+    """An event time as the answers give it; None for none (or Feast's 1970 stand-in)."""
+    if text is None or text == NO_TIME:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _online_reason(
-    mine: tuple[Any, str, str | None], theirs: tuple[Any, str, str | None], ttl: timedelta | None, now: datetime
+    mine: tuple[Any, str, str | None],
+    theirs: tuple[Any, str, str | None],
+    row: tuple[Any, datetime] | None,
+    ttl: timedelta | None,
+    now: datetime,
 ) -> str | None:
+    """The documented reason for a difference, each checked against the entity's newest offline
+    ``row`` (None: the entity has no row of the view), or None."""
     (value, status, time), (f_value, f_status, f_time) = mine, theirs
     if f_status != "PRESENT":
         return None
-    times_agree = time is None or f_time is None or time == f_time
-    if (
-        status == "NOT_FOUND"
-        and value is None
-        and f_value is None
-        and f_time in (None, NO_TIME)
-        and time in (None, NO_TIME)
-    ):
-        return "feast-present-missing"
-    if status == "NULL_VALUE" and value is None and f_value is None and times_agree:
+    if row is None:
+        # Feast's stand-in for an entity it does not hold; ours: not found.
+        no_times = _time(time) is None and _time(f_time) is None
+        if status == "NOT_FOUND" and value is None and same_value(f_value, None) and no_times:
+            return "feast-present-missing"
+        return None
+    stored_value, stored_time = row
+    # Both give the stored row's time (a side that gives no times is not checked on them).
+    times_are_stored = all(t is None or _time(t) == stored_time for t in (time, f_time))
+    if ttl is None or not times_are_stored:
+        return None
+    past_ttl = now - stored_time > ttl
+    stored_null = same_value(stored_value, None)
+    if status == "NULL_VALUE" and not past_ttl and value is None and stored_null and same_value(f_value, None):
         return "feast-present-null"
-    past_ttl = ttl is not None and time is not None and now - datetime.fromisoformat(time.replace("Z", "+00:00")) > ttl
-    if status == "OUTSIDE_MAX_AGE" and value is None and times_agree and past_ttl:
+    if status == "OUTSIDE_MAX_AGE" and past_ttl and value is None and same_value(f_value, stored_value):
         return "feast-no-online-ttl"
     return None
 

@@ -34,8 +34,20 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from feast_compare import NO_TIME, Difference, compare_online, compare_training, report
-from feast_project import FEATURES, REFS, SERVICE, SERVICE_FEATURES, TTL, DriverData, build_ours, generate, run_feast
+from feast_compare import NO_TIME, Difference, Stored, compare_online, compare_training, report
+from feast_project import (
+    FEATURES,
+    PROFILE,
+    REFS,
+    SERVICE,
+    SERVICE_FEATURES,
+    STATS,
+    TTL,
+    DriverData,
+    build_ours,
+    generate,
+    run_feast,
+)
 
 from datamart.app import create_app
 from featurestore.lookup import FeatureStatus, OnlineResponse
@@ -126,7 +138,7 @@ def both(
         yield Both(
             data=data,
             ours=ours,
-            feast_repo=Path(job["repo"]),
+            feast_repo=Path(str(job["repo"])),
             folder=folder,
             spine=spine,
             feast_online=json.loads((folder / "feast_online.json").read_text()),
@@ -157,6 +169,25 @@ def _check(differences: list[Difference], compared: dict[str, int], capsys: pyte
     with capsys.disabled():
         print("\n" + text)
     assert all(d.explained_by for d in differences), text
+
+
+def _stored(data: DriverData) -> Stored:
+    """From the data files: each driver's newest row of each view, per feature (by its name and its
+    full name), as the comparator checks its explanations against it."""
+    out: dict[str, dict[Any, tuple[Any, datetime]]] = {}
+    for view, path, time_column in (
+        (STATS, data.stats_path, "event_timestamp"),
+        (PROFILE, data.profile_path, "updated_at"),
+    ):
+        newest: dict[int, dict[str, Any]] = {}
+        for row in pq.read_table(path).to_pylist():
+            kept = newest.get(row["driver_id"])
+            if kept is None or row[time_column] > kept[time_column]:
+                newest[row["driver_id"]] = row
+        for feature in FEATURES[view]:
+            values = {d: (row[feature], row[time_column]) for d, row in newest.items()}
+            out[feature] = out[f"{view}__{feature}"] = values
+    return out
 
 
 def _has_row_in_ttl(rows: dict[int, list[datetime]], spine: pa.Table, ttl: timedelta) -> dict[int, bool]:
@@ -226,6 +257,7 @@ def test_online_values_of_every_entity_agree_but_for_status_and_ttl(
     differences: list[Difference] = []
     compared = 0
     now = both.data.now
+    stored = _stored(both.data)
     for lookup, answer in zip(both.lookups, both.feast_online, strict=True):
         full = lookup.get("full_feature_names", False)
         features = lookup.get("feature_service") or lookup["features"]
@@ -234,7 +266,9 @@ def test_online_values_of_every_entity_agree_but_for_status_and_ttl(
         ours = _ours_online(response, views)
         label = f"online {lookup.get('feature_service') or 'features'}"
         keys = lookup["entities"]["driver_id"]
-        differences += compare_online(ours, _feast_sdk(answer), keys=keys, ttl=FEATURE_TTL, now=now, label=label)
+        differences += compare_online(
+            ours, _feast_sdk(answer), keys=keys, ttl=FEATURE_TTL, stored=stored, now=now, label=label
+        )
         compared += len(keys) * len(ours)
     if lookup.get("feature_service"):
         assert set(_feast_sdk(answer)) == {"driver_id", *(f"{v}__{f}" for f, v in SERVICE_FEATURES.items())}
@@ -307,6 +341,7 @@ def test_http_answers_of_feasts_server_and_ours_agree_but_for_status_and_ttl(
     differences: list[Difference] = []
     compared = 0
     now = both.data.now
+    stored = _stored(both.data)
     for body in requests:
         theirs = httpx.post(f"{feast_server}/get-online-features", json=body, timeout=60)
         mine = httpx.post(f"{our_server}/get-online-features", json=body, timeout=60)
@@ -317,7 +352,9 @@ def test_http_answers_of_feasts_server_and_ours_agree_but_for_status_and_ttl(
         by_name_b = dict(zip(b["metadata"]["feature_names"], b["results"], strict=True))
         keys = body["entities"]["driver_id"]
         label = f"HTTP {body.get('feature_service') or ','.join(body['features'])}"
-        differences += compare_online(by_name_a, by_name_b, keys=keys, ttl=FEATURE_TTL, now=now, label=label)
+        differences += compare_online(
+            by_name_a, by_name_b, keys=keys, ttl=FEATURE_TTL, stored=stored, now=now, label=label
+        )
         compared += len(keys) * len(by_name_a)
     # Errors: the same Feast error class for an unknown view and an unknown service.
     for body in (
@@ -333,34 +370,66 @@ def test_http_answers_of_feasts_server_and_ours_agree_but_for_status_and_ttl(
 
 
 def test_the_comparator_explains_only_what_our_semantics_explain() -> None:
-    """No servers: the comparator lets the documented differences through and nothing else."""
+    """No servers: the comparator lets the documented differences through, each only when the data
+    (the entity's newest offline row) bears out what the explanation claims, and nothing else."""
     now = datetime(2026, 1, 10, tzinfo=UTC)
     fresh, stale = "2026-01-09T12:00:00Z", "2026-01-08T00:00:00Z"
-    ours = {
+    at_fresh, at_stale = datetime(2026, 1, 9, 12, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC)
+    # Entities 1-5: differences the semantics explain (and 5, another value, which nothing explains);
+    # 6-9: the same statuses as 2-4 where the data contradicts the explanation.
+    ours: dict[str, dict[str, list[Any]]] = {
         "conv_rate": {
-            "values": [0.5, None, None, None, 0.25],
-            "statuses": ["PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND", "NULL_VALUE", "PRESENT"],
-            "event_timestamps": [fresh, stale, NO_TIME, fresh, fresh],
+            "values": [0.5, None, None, None, 0.25, None, None, None, None],
+            "statuses": [
+                "PRESENT",
+                "OUTSIDE_MAX_AGE",
+                "NOT_FOUND",
+                "NULL_VALUE",
+                "PRESENT",
+                "OUTSIDE_MAX_AGE",
+                "NOT_FOUND",
+                "NULL_VALUE",
+                "NULL_VALUE",
+            ],
+            "event_timestamps": [fresh, stale, NO_TIME, fresh, fresh, stale, NO_TIME, fresh, stale],
         }
     }
-    feast = {
+    feast: dict[str, dict[str, list[Any]]] = {
         "conv_rate": {
-            "values": [0.5, 0.7, None, None, 0.26],
-            "statuses": ["PRESENT", "PRESENT", "PRESENT", "PRESENT", "PRESENT"],
-            "event_timestamps": [fresh, stale, NO_TIME, fresh, fresh],
+            "values": [0.5, 0.7, None, None, 0.26, 0.9, None, None, None],
+            "statuses": ["PRESENT"] * 9,
+            "event_timestamps": [fresh, stale, NO_TIME, fresh, fresh, stale, NO_TIME, fresh, stale],
+        }
+    }
+    stored: dict[str, dict[Any, tuple[Any, datetime]]] = {
+        "conv_rate": {
+            1: (0.5, at_fresh),
+            2: (0.7, at_stale),
+            4: (None, at_fresh),
+            5: (0.25, at_fresh),
+            6: (0.7, at_stale),  # Feast serves 0.9 past the TTL: not what is stored
+            7: (0.3, at_fresh),  # Feast says PRESENT-null for an entity that has a row
+            8: (0.4, at_fresh),  # the stored value is not null
+            9: (None, at_stale),  # a null past the TTL that we call NULL_VALUE
         }
     }
     ttl = {"conv_rate": timedelta(days=1)}
-    found = compare_online(ours, feast, keys=[1, 2, 3, 4, 5], ttl=ttl, now=now, label="t")
+    keys = list(range(1, 10))
+    found = compare_online(ours, feast, keys=keys, ttl=ttl, stored=stored, now=now, label="t")
     assert [(d.where, d.explained_by) for d in found] == [
         ("t: conv_rate of 2", "feast-no-online-ttl"),
         ("t: conv_rate of 3", "feast-present-missing"),
         ("t: conv_rate of 4", "feast-present-null"),
         ("t: conv_rate of 5", None),  # another value: never explained
+        ("t: conv_rate of 6", None),
+        ("t: conv_rate of 7", None),
+        ("t: conv_rate of 8", None),
+        ("t: conv_rate of 9", None),
     ]
     # Withheld as expired though within the TTL: not explained.
     ours["conv_rate"]["event_timestamps"][1] = feast["conv_rate"]["event_timestamps"][1] = fresh
-    found = compare_online(ours, feast, keys=[1, 2, 3, 4, 5], ttl=ttl, now=now, label="t")
+    stored["conv_rate"][2] = (0.7, at_fresh)
+    found = compare_online(ours, feast, keys=keys, ttl=ttl, stored=stored, now=now, label="t")
     assert ("t: conv_rate of 2", None) in [(d.where, d.explained_by) for d in found]
     # A dropped training row is explained only when a view had no row in its TTL and ours are null there.
     row = {"row_id": 0, "conv_rate": None, "home_city": "Porto"}
