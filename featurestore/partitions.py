@@ -17,8 +17,8 @@ A partition value is read as a date from its first ten characters (``2026-01-01`
 
 from __future__ import annotations
 
-import glob
 import operator
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -150,16 +150,14 @@ def partition_values(relative: Path) -> dict[str, str]:
 
 
 def folder_files(folder: Path, file_format: str | None) -> list[Path]:
-    """The data files below a source's folder, sorted (hidden and ``_``-prefixed ones, such as
-    ``_SUCCESS`` or ``.crc`` files, left out as Spark and Hive do)."""
-    suffixes = (".csv",) if file_format == "csv" else (".parquet", ".pq")
-    found = []
-    for name in glob.iglob("**/*", root_dir=folder, recursive=True):
-        rel = Path(name)
-        if any(p.startswith((".", "_")) for p in rel.parts):
-            continue
-        if rel.suffix.lower() in suffixes:
-            found.append(folder / rel)
+    """The data files below a source's folder, sorted: every file, whatever its name (Hive
+    writes ``000000_0``, and ``.csv.gz`` is compressed CSV), except hidden ones, whose name or
+    folder's name starts with ``_`` or ``.`` (``_SUCCESS``, ``.crc`` files, ``_temporary``), as
+    Hadoop, Spark and Hive leave them out. ``file_format`` says how they are read, not which."""
+    found: list[Path] = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        found.extend(Path(top) / n for n in names if not n.startswith((".", "_")))
     return sorted(found)
 
 
@@ -229,7 +227,8 @@ def read_files(source: FileSource, path: Path, *, today: date | None = None) -> 
                 f"'featurestore source check {source.name}'"
             )
         raise RunError(
-            f"Source '{source.name}': the folder '{path}' holds no {source.file_format} file; check the path "
+            f"Source '{source.name}': the folder '{path}' holds no data file (names starting with '_' or '.' are "
+            "left out as hidden); check the path "
             "in its definition"
         )
     return list(found.files)

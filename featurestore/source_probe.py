@@ -356,7 +356,9 @@ def _register(
         files = list(found.files)
         if not found.selected_from:
             raise _Problem(
-                "missing", f"the folder '{path}' holds no {source.file_format} file: check the path, or write the data"
+                "missing",
+                f"the folder '{path}' holds no data file (names starting with '_' or '.' are left out as hidden): "
+                "check the path, or write the data",
             )
         if top:
             facts["listed"] = (found.folder, found.listed)

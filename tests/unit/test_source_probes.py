@@ -5,6 +5,7 @@ a CSV file and a SQL source, with a sensitive column never sampled."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -165,6 +166,25 @@ def test_a_folder_of_many_partitions_is_probed_within_the_time_bound(tmp_path: P
     assert probe.seconds < 8, probe.notes
     assert probe.status == "ok" and len(probe.partitions) == 500
     assert {p.files for p in probe.partitions} == {4}
+
+
+def test_a_folder_reads_every_file_but_hidden_ones_whatever_its_name(tmp_path: Path) -> None:
+    hive = tmp_path / "hive"  # as Hive writes a table: files named 000000_0, markers and checksums hidden
+    write_parquet(hive / "dt=2026-01-01" / "000000_0", {"customer_id": pa.array([1, 2], pa.int64())})
+    write_parquet(hive / "dt=2026-01-02" / "000000_0", {"customer_id": pa.array([3], pa.int64())})
+    (hive / "dt=2026-01-02" / ".000000_0.crc").write_bytes(b"crc")
+    (hive / "_SUCCESS").write_text("")
+    (hive / "_temporary" / "0").mkdir(parents=True)
+    (hive / "_temporary" / "0" / "part").write_text("half written")
+    listed = source_files(hive, "parquet", None).files
+    assert [f.relative_to(hive).as_posix() for f in listed] == ["dt=2026-01-01/000000_0", "dt=2026-01-02/000000_0"]
+    probe = probe_source(FileSource(name="h", path="hive", file_format="parquet"), tmp_path)
+    assert (probe.status, probe.row_count, probe.files) == ("ok", 3, 2), probe.message
+    gz = tmp_path / "gz" / "part-0.csv.gz"
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress(b"customer_id,amount\n1,2.5\n2,3.5\n"))
+    probe = probe_source(FileSource(name="g", path="gz", file_format="csv"), tmp_path)
+    assert (probe.status, probe.row_count) == ("ok", 2), probe.message
 
 
 def test_a_slow_count_is_left_out_within_the_time_bound(tmp_path: Path) -> None:
