@@ -342,7 +342,8 @@ def _json(value: Any) -> Any:
 def runnable_view(store: FeatureStore, name: str) -> FeatureView:
     """The applied view ``name`` as a preview can compute it: from the registry, its SQL
     transformation being its stored text; a pandas transformation is taken from the project's
-    definition files (the registry keeps only its source text)."""
+    definition files (the registry keeps only its source text), which must define the applied
+    version: else a :class:`RunError` naming both versions."""
     view = store.get_feature_view(name)  # NotFoundError with suggestions
     t = view.transformation
     if isinstance(t, StoredTransformation):
@@ -363,5 +364,17 @@ def runnable_view(store: FeatureStore, name: str) -> FeatureView:
                 f"Feature view '{name}' has a pandas transformation, which a preview takes from the project's "
                 f"definition files, but they do not define it: apply the project again"
             )
-        return views[name]
+        defined = views[name]
+        if defined.schema_fingerprint() != view.schema_fingerprint():
+            applied = store.registry.view_version(store.project, name)
+            known = {v.fingerprint: v.version for v in store.registry.view_versions(store.project, name)}
+            found = known.get(defined.schema_fingerprint())
+            files = f"version {found}" if found is not None else "a version never applied"
+            raise RunError(
+                f"Feature view '{name}': a preview computes the applied view, version {applied}, but the project's "
+                f"definition files (where its pandas transformation is taken from) define {files}; apply the "
+                "project ('featurestore apply') or restore the applied definition, then preview again"
+            )
+        # Everything but the function from the registry (features' tags, expectations): the applied view.
+        return replace(view, transformation=defined.transformation)
     return view

@@ -165,3 +165,38 @@ def test_preview_from_the_command_line_and_its_errors(tmp_path: Path) -> None:
     assert "'customer_id' is an integer key, not 'five'" in str(bad.exception)
     with FeatureStore(root) as store, pytest.raises(InvalidRequestError, match="at least 1"):
         preview_view(store, the_view(store), sample=0)
+
+
+PANDAS = textwrap.dedent(
+    """
+    from datetime import timedelta
+    from featurestore import Entity, Feature, FeatureView, FileSource, Float64, Int64
+
+    def doubled(df):
+        return df.assign(event_timestamp=df["ts"], amount2=df["amount"] * FACTOR)[
+            ["customer_id", "event_timestamp", "amount2"]
+        ]
+
+    customer = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
+    payments = FileSource(name="payments", path="data/payments", file_format="parquet", timestamp_field="ts")
+    pandas_view = FeatureView(
+        name="pandas_view", entities=(customer,), source=payments, ttl=timedelta(days=30),
+        transformation=doubled, features=(Feature("amount2", Float64),),
+    )
+    """
+)
+
+
+def test_a_pandas_view_is_previewed_only_when_the_files_define_the_applied_version(tmp_path: Path) -> None:
+    from etl.preview import runnable_view
+    from featurestore.errors import RunError
+
+    root = write_project(tmp_path)
+    (root / "features.py").write_text(PANDAS.replace("FACTOR", "2"))
+    with FeatureStore(root) as store:
+        store.apply(load_definitions(store.config), schema_resolver=LocalEngine(store).infer_schema)
+        report = preview_view(store, runnable_view(store, "pandas_view"), sample=2, rows_shown=1)
+        assert report.rows > 0 and report.first_rows[0]["amount2"] % 2 == 0
+        (root / "features.py").write_text(PANDAS.replace("FACTOR", "3"))  # edited, not applied
+        with pytest.raises(RunError, match=r"the applied view, version 1, .* define a version never applied"):
+            runnable_view(store, "pandas_view")
