@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from featurestore.partitions import PartitionFilter
 from featurestore.source_probe import PartitionInfo, SourceProbe, _json_value, sensitive_among
@@ -74,8 +75,8 @@ def probe_hive_table(
         listed = [r[0] for r in spark.sql(f"SHOW PARTITIONS {_quote(table)}").collect()]
     except AnalysisException:
         listed = []  # not partitioned
-    for spec in listed:
-        values = dict(part.split("=", 1) for part in spec.split("/") if "=" in part)
+    for spec in listed:  # values as Hive escapes them in paths ('2026-01-05T10%3A00'): unquoted
+        values = {unquote(k): unquote(v) for k, v in (part.split("=", 1) for part in spec.split("/") if "=" in part)}
         found.append(PartitionInfo(path=spec, values=values, files=0, rows=None))
     notes: list[str] = []
     selected_count = None
@@ -95,16 +96,14 @@ def probe_hive_table(
                 partitions=tuple(found),
                 selected_partitions=0,
             )
-        condition = None
-        for p in selected:  # partition columns only: Spark prunes the others from the plan
-            one = None
-            for column, value in p.values.items():
-                term = F.col(column) == F.lit(value)
-                one = term if one is None else one & term
-            if one is not None:
-                condition = one if condition is None else condition | one
-        if condition is not None:
-            frame = frame.where(condition)
+        # The expression itself as a range on the partition columns (one condition each, not one
+        # equality per selected partition: thousands of them made a plan Spark took long to
+        # build); on partition columns only, Spark prunes the partitions from the metastore.
+        for c in chosen.conditions:
+            text = F.substring(F.col(c.column).cast("string"), 1, 10)
+            bound = F.lit(c.bound(day).isoformat())
+            compare = {">=": text >= bound, ">": text > bound, "<=": text <= bound, "<": text < bound}
+            frame = frame.where(text.rlike(r"^\d{4}-\d{2}-\d{2}$") & compare.get(c.op, text == bound))
     ts = timestamp_field if timestamp_field in names else None
     if timestamp_field and ts is None:
         notes.append(f"the timestamp field '{timestamp_field}' is not a column of the table")

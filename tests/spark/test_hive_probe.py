@@ -49,6 +49,11 @@ def test_a_partitioned_hive_table_is_probed(spark: Any) -> None:
         assert recent.time_min == datetime(2026, 1, 2, 9, tzinfo=UTC)
         none = probe_hive_table(spark, table, partitions="dt > today", today=date(2026, 1, 6))
         assert none.status == "missing" and "widen the expression" in none.message
+        # A value Hive escapes in its paths (':' is %3A in SHOW PARTITIONS) is read unescaped.
+        spark.sql(f"INSERT INTO {table} VALUES (3, 'c@x', TIMESTAMP '2026-01-07 08:30:00', 6.0, '2026-01-07T08:30')")
+        timed = probe_hive_table(spark, table, timestamp_field="ts", partitions="dt >= '2026-01-07'")
+        assert (timed.status, timed.row_count, timed.selected_partitions) == ("ok", 1, 1), timed.message
+        assert timed.partitions[-1].values == {"dt": "2026-01-07T08:30"}
     finally:
         spark.sql(f"DROP DATABASE {database} CASCADE")
     gone = probe_hive_table(spark, f"{database}.events")
