@@ -31,7 +31,9 @@ def source_commands() -> None:
 def check(state: Any, names: tuple[str, ...], as_json: bool, no_record: bool) -> None:
     """Probe the sources NAMES (default: every source of the project): reachable, readable,
     their columns, row count, event-time range, partitions and a few sample rows (none of the
-    columns tagged sensitive:COLUMN). Each probe is kept in the registry as the source's latest.
+    columns tagged sensitive:COLUMN). A probe is kept in the registry as the source's latest
+    when the source is defined in the files as it was applied (else the registry would show it
+    against a source that reads something else); the others are said not to be recorded.
     Exits with status 1 when a source is missing, unreadable or fails."""
     from featurestore.definitions import Project
     from featurestore.errors import NotFoundError
@@ -43,13 +45,41 @@ def check(state: Any, names: tuple[str, ...], as_json: bool, no_record: bool) ->
         if name not in sources:
             raise NotFoundError("source", name, project=store.project, candidates=sources)
     chosen = [sources[n] for n in names] if names else list(sources.values())
-    probes = store.check_sources(chosen, record=not no_record)
+    probes = store.check_sources(chosen, record=False)
+    if not no_record:
+        applied = {s.name: s for s in store.registry.list_sources(store.project)}
+        kept = []
+        for source, probe in zip(chosen, probes, strict=True):
+            why = _unlike_applied(source, applied.get(source.name))
+            if why is None:
+                kept.append(probe)
+            else:  # on stderr: --json output stays JSON
+                click.echo(f"note: the probe of source '{source.name}' is not recorded: {why}", err=True)
+        store.registry.record_source_probes(store.project, kept)
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in probes], indent=2))
     else:
         click.echo("\n".join(p.render() for p in probes))
     if any(not p.ok for p in probes):
         sys.exit(1)
+
+
+def _unlike_applied(source: Any, applied: Any) -> str | None:
+    """Why a probe of ``source`` (from the definition files) must not stand as the probe of the
+    applied source, or None when both read the same and hide the same columns."""
+    from featurestore.definitions import source_definition
+    from featurestore.source_probe import sensitive_columns
+
+    if applied is None:
+        return "the source is not applied; run 'featurestore apply' to apply and probe it"
+    if source_definition(source) != source_definition(applied) or set(sensitive_columns(source)) != set(
+        sensitive_columns(applied)
+    ):
+        return (
+            "its definition in the project's files differs from the applied one (what it reads, or its "
+            "sensitive columns); run 'featurestore apply' to apply and probe it"
+        )
+    return None
 
 
 class SourceProbesOnApply:

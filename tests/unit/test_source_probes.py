@@ -305,3 +305,31 @@ def test_a_run_never_replaces_published_dates_its_partition_expression_did_not_r
     )
     with FeatureStore(root) as store:
         assert store.offline_store.read(store.registry.get_feature_view("shop", "spend")).num_rows == 7
+
+
+def test_source_check_records_a_probe_only_of_a_source_defined_as_applied(tmp_path: Path) -> None:
+    root = new_project(tmp_path / "shop", "shop")
+    write_events(root / "data" / "events")
+    write_events(root / "data" / "other")
+    (root / "features.py").write_text(FEATURES)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["-C", str(root), "apply"]).exit_code == 0
+    with FeatureStore(root) as store:
+        applied = store.registry.get_source_probe("shop", "events")
+    assert applied is not None and applied.files == 3
+    # Edited, not applied: another folder, and the email column no longer tagged.
+    (root / "features.py").write_text(
+        FEATURES.replace('path="data/events"', 'path="data/other"').replace('tags=("sensitive:email",)', "tags=()")
+    )
+    check = runner.invoke(cli, ["-C", str(root), "source", "check", "events", "--json"])
+    assert check.exit_code == 0, check.output
+    assert "probe of source 'events' is not recorded: its definition in the project's files differs" in check.stderr
+    assert json.loads(check.stdout)[0]["source"] == "events"  # stdout stays JSON
+    with FeatureStore(root) as store:
+        assert store.registry.get_source_probe("shop", "events") == applied
+    (root / "features.py").write_text(FEATURES)  # as applied again: recorded
+    again = runner.invoke(cli, ["-C", str(root), "source", "check", "events"])
+    assert again.exit_code == 0 and "not recorded" not in again.stderr
+    with FeatureStore(root) as store:
+        latest = store.registry.get_source_probe("shop", "events")
+    assert latest is not None and latest.probed_at > applied.probed_at
