@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from featurestore.registry.locks import lock_name
 from featurestore.registry.schema import source_probes_t
 from featurestore.source_probe import SourceProbe
 
@@ -24,6 +25,9 @@ class SourceProbes:
         if not probes:
             return
         with self._engine.begin() as conn:
+            # Two records of one source at once would both delete nothing, then both insert: the
+            # second fails on the primary key. The lock makes the second delete the first's row.
+            lock_name(conn, f"featurestore.registry:source_probes:{project}")
             conn.execute(source_probes_t.delete().where(c.project == project, c.source.in_([p.source for p in probes])))
             conn.execute(
                 source_probes_t.insert(),
