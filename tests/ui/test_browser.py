@@ -96,7 +96,8 @@ def test_lineage_page_shows_the_demo_model(browser: Any, ui_url: str, artifacts:
     browser.get(ui_url + "/lineage")
     model = browser.find_element(By.CSS_SELECTOR, 'svg.lineage a[data-kind="model"][data-name="credit_default_gbm"]')
     kinds = {n.get_attribute("data-kind") for n in browser.find_elements(By.CSS_SELECTOR, "svg.lineage .node")}
-    assert kinds == {"source", "feature_view", "feature_service", "model"}
+    # The demo trains on a saved training dataset (view -> dataset -> model).
+    assert kinds == {"source", "feature_view", "feature_service", "training_dataset", "model"}
     edges = browser.find_element(By.ID, "edges").text
     assert "credit_default_gbm" in edges
     screenshot(browser, artifacts, "lineage")
