@@ -19,30 +19,17 @@ STANDARD_PROVIDER_VERSION="1.21.0"
 SPEC="apache-airflow==$AIRFLOW_VERSION apache-airflow-providers-standard==$STANDARD_PROVIDER_VERSION"
 STAMP="$VENV/.installed-airflow"
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$SPEC" ] && [ -x "$VENV/bin/airflow" ]; then
+# shellcheck source=../lib/tool-venv.sh
+. "$REPO/infra/lib/tool-venv.sh"
+if tool_venv_installed "$STAMP" "$SPEC" "$VENV/bin/airflow"; then
     echo "airflow: $AIRFLOW_VERSION already installed in $VENV"
     exit 0
 fi
 
-if [ -n "${UV:-}" ]; then
-    :
-elif [ -x "$REPO/.venv/bin/uv" ]; then
-    UV="$REPO/.venv/bin/uv"
-elif command -v uv >/dev/null 2>&1; then
-    UV="$(command -v uv)"
-else
-    echo "airflow: uv not found; run 'make install' first (it installs uv into .venv), or set UV" >&2
-    exit 1
-fi
-
 started=$(date +%s)
 echo "airflow: installing apache-airflow $AIRFLOW_VERSION into $VENV"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$UV" venv --quiet --python "$PYTHON" "$VENV"
-fi
-rm -f "$STAMP"
 # shellcheck disable=SC2086  # SPEC is a list of requirements
-"$UV" pip install --quiet --python "$VENV/bin/python" $SPEC
+tool_venv_install airflow "$VENV" "$PYTHON" "$STAMP" $SPEC
 "$VENV/bin/airflow" version >/dev/null
 echo "$SPEC" >"$STAMP"
 echo "airflow: installed in $(($(date +%s) - started)) s ($("$VENV/bin/airflow" version))"

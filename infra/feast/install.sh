@@ -20,29 +20,16 @@ REQUIREMENTS="$REPO/bench/requirements-feast.txt"
 SPEC="$(grep -v '^\s*#' "$REQUIREMENTS" | grep -v '^\s*$' | tr '\n' ' ')"
 STAMP="$VENV/.installed-feast"
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$SPEC" ] && [ -x "$VENV/bin/feast" ]; then
+# shellcheck source=../lib/tool-venv.sh
+. "$REPO/infra/lib/tool-venv.sh"
+if tool_venv_installed "$STAMP" "$SPEC" "$VENV/bin/feast"; then
     echo "feast: already installed in $VENV ($SPEC)"
     exit 0
 fi
 
-if [ -n "${UV:-}" ]; then
-    :
-elif [ -x "$REPO/.venv/bin/uv" ]; then
-    UV="$REPO/.venv/bin/uv"
-elif command -v uv >/dev/null 2>&1; then
-    UV="$(command -v uv)"
-else
-    echo "feast: uv not found; run 'make install' first (it installs uv into .venv), or set UV" >&2
-    exit 1
-fi
-
 started=$(date +%s)
 echo "feast: installing $SPEC into $VENV"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$UV" venv --quiet --python "$PYTHON" "$VENV"
-fi
-rm -f "$STAMP"
-"$UV" pip install --quiet --python "$VENV/bin/python" -r "$REQUIREMENTS"
+tool_venv_install feast "$VENV" "$PYTHON" "$STAMP" -r "$REQUIREMENTS"
 "$VENV/bin/feast" version >/dev/null
 echo "$SPEC" >"$STAMP"
 echo "feast: installed in $(($(date +%s) - started)) s (feast $("$VENV/bin/python" -c "import feast; print(feast.__version__)"))"

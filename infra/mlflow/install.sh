@@ -23,29 +23,16 @@ MLFLOW_VERSION="3.17.2"
 SPEC="mlflow==$MLFLOW_VERSION"
 STAMP="$VENV/.installed-mlflow"
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$SPEC" ] && [ -x "$VENV/bin/mlflow" ]; then
+# shellcheck source=../lib/tool-venv.sh
+. "$REPO/infra/lib/tool-venv.sh"
+if tool_venv_installed "$STAMP" "$SPEC" "$VENV/bin/mlflow"; then
     echo "mlflow: $MLFLOW_VERSION already installed in $VENV"
     exit 0
 fi
 
-if [ -n "${UV:-}" ]; then
-    :
-elif [ -x "$REPO/.venv/bin/uv" ]; then
-    UV="$REPO/.venv/bin/uv"
-elif command -v uv >/dev/null 2>&1; then
-    UV="$(command -v uv)"
-else
-    echo "mlflow: uv not found; run 'make install' first (it installs uv into .venv), or set UV" >&2
-    exit 1
-fi
-
 started=$(date +%s)
 echo "mlflow: installing mlflow $MLFLOW_VERSION into $VENV"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$UV" venv --quiet --python "$PYTHON" "$VENV"
-fi
-rm -f "$STAMP"
-"$UV" pip install --quiet --python "$VENV/bin/python" "$SPEC"
+tool_venv_install mlflow "$VENV" "$PYTHON" "$STAMP" "$SPEC"
 "$VENV/bin/mlflow" --version >/dev/null
 echo "$SPEC" >"$STAMP"
 echo "mlflow: installed in $(($(date +%s) - started)) s ($("$VENV/bin/mlflow" --version))"
