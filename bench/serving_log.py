@@ -27,12 +27,15 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+# The workload of bench/online_lookup.py (this file's folder is first on sys.path when run as a script).
+from online_lookup import ENTITIES, FEATURES, workload
 
 from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64
 from featurestore.config import ProjectConfig, ServingLogConfig
@@ -42,8 +45,6 @@ from featurestore.online.sqlite import SqliteOnlineStore
 from featurestore.registry import Registry
 from featurestore.store import FeatureStore
 
-ENTITIES = 100_000
-FEATURES = [f"f{i}" for i in range(10)]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BOUND = 1.10
 
@@ -57,20 +58,6 @@ VIEW = FeatureView(
     features=tuple(Feature(f, Float64) for f in FEATURES),
 )
 SERVICE = FeatureService(name="bench_service", features=(VIEW,))
-
-
-def workload() -> pa.Table:
-    rng = np.random.default_rng(0)
-    now = datetime.now(UTC).replace(microsecond=0)
-    cols: dict[str, Any] = {
-        "customer_id": np.arange(1, ENTITIES + 1),
-        "ts": pa.array(
-            [now - timedelta(minutes=int(m)) for m in rng.integers(0, 10_000, ENTITIES)], pa.timestamp("us", tz="UTC")
-        ),
-    }
-    for f in FEATURES:
-        cols[f] = rng.normal(size=ENTITIES)
-    return pa.table(cols)
 
 
 def phase(store: FeatureStore, keys: list[list[int]]) -> tuple[float, float]:
