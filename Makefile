@@ -57,7 +57,7 @@ mlflow: | $(BIN)/uv
 
 ## test: lint, type-check and run every test suite
 test: $(DEV_STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=40
 
 ## test-fast: ruff, then the unit and contract suites on the embedded stores only (SQLite, in-memory: no servers)
 test-fast: $(DEV_STAMP)
