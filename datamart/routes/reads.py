@@ -71,8 +71,8 @@ FormatQuery = Annotated[
 AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
 TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The table: JSON columns, or a Parquet or CSV file",
-        "content": {MEDIA_TYPES["parquet"]: {}, MEDIA_TYPES["csv"]: {}},
+        "description": "The table: JSON columns, a Parquet or CSV file, or an Arrow IPC stream",
+        "content": {MEDIA_TYPES["parquet"]: {}, MEDIA_TYPES["arrow"]: {}, MEDIA_TYPES["csv"]: {}},
     }
 }
 
@@ -89,10 +89,11 @@ def _key_types(store: FeatureStore) -> dict[str, ValueType]:
 def _table_response(table: Any, fmt: TableFormat, name: str) -> Response:
     if fmt == "json":
         return JSONResponse(table_to_json(table))
+    suffix = "arrows" if fmt == "arrow" else fmt  # the Arrow project's suffix for a stream (.arrow: its file format)
     return Response(
         table_to_bytes(table, fmt),
         media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.{suffix}"'},
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +19,7 @@ from featurestore.registry import Registry
 from featurestore.store import FeatureStore
 
 PARQUET = "application/vnd.apache.parquet"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 def utc(*args: int) -> datetime:
@@ -307,7 +309,7 @@ def test_training_set_from_json_rows_as_parquet(api: TestClient) -> None:
     assert table.column("event_timestamp").type == pa.timestamp("us", tz="UTC")
 
 
-@pytest.mark.parametrize("output", ["parquet", "csv", "json"])
+@pytest.mark.parametrize("output", ["parquet", "arrow", "csv", "json"])
 def test_training_set_from_parquet_upload(api: TestClient, output: str) -> None:
     response = api.post(
         f"/v1/training-set/upload?format={output}",
@@ -320,6 +322,12 @@ def test_training_set_from_parquet_upload(api: TestClient, output: str) -> None:
         assert response.headers["content-type"] == PARQUET
         table = pq.read_table(pa.BufferReader(response.content))
         spend, balance = table.column("spend_1d").to_pylist(), table.column("balance").to_pylist()
+        assert table.column("label").to_pylist() == SPINE["label"]
+    elif output == "arrow":
+        assert response.headers["content-type"] == ARROW_STREAM
+        table = paipc.open_stream(response.content).read_all()
+        spend, balance = table.column("spend_1d").to_pylist(), table.column("balance").to_pylist()
+        assert table.column("event_timestamp").type == pa.timestamp("us", tz="UTC")
         assert table.column("label").to_pylist() == SPINE["label"]
     elif output == "csv":
         assert response.headers["content-type"].startswith("text/csv")
@@ -345,6 +353,18 @@ def test_training_set_from_csv_upload_with_comma_separated_features_and_accept_h
     table = pq.read_table(pa.BufferReader(response.content))
     assert table.column("spend_1d").to_pylist() == [15.0, 100.0]
     assert table.column("balance").to_pylist() == [None, 50.0]
+
+
+def test_an_accept_header_naming_the_arrow_stream_gets_one(api: TestClient) -> None:
+    response = api.post(
+        "/v1/training-set", json={"features": TRAINING_FEATURES, "spine": SPINE}, headers={"Accept": ARROW_STREAM}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == ARROW_STREAM
+    assert response.headers["content-disposition"] == 'attachment; filename="training_set.arrows"'
+    table = paipc.open_stream(response.content).read_all()
+    assert table.column("spend_1d").to_pylist() == EXPECTED_SPEND
+    assert table.column("event_timestamp").type == pa.timestamp("us", tz="UTC")
 
 
 def test_training_set_of_a_feature_service(api: TestClient) -> None:

@@ -82,7 +82,7 @@ def test_concurrent_lookups_through_the_threadpool(base_url: str) -> None:
     assert results == [["mass"], ["affluent"], ["student"], [None]] * 8
 
 
-def test_training_set_from_pandas_round_trips_as_parquet(client: DatamartClient) -> None:
+def test_training_set_from_pandas_round_trips_its_types(client: DatamartClient) -> None:
     spine = pd.DataFrame(
         {
             "customer_id": [1, 1, 2, 3],
