@@ -34,6 +34,7 @@ from datamart.routes import (
     alerts,
     catalog,
     datasets,
+    duplicates,
     feast,
     metrics,
     models,
@@ -160,6 +161,7 @@ def create_app(
         requests.router,
         skew.router,
         sources.router,
+        duplicates.router,
     ):
         _check_every_route_is_guarded(router, API_PREFIX)
         app.include_router(router, prefix=API_PREFIX)

@@ -46,7 +46,12 @@ class SearchResult(BaseModel):
     owner: str
     tags: list[str]
     score: int = Field(description="3: exact name, 2: name contains the query, 1: description, tag or owner does.")
-    matched: list[str] = Field(description="Fields that matched: name, description, tags, owner.")
+    matched: list[str] = Field(
+        description="Fields that matched: name, description, tags, owner; 'duplicate' for a feature listed "
+        "after the one it duplicates."
+    )
+    duplicate_of: list[str] = Field(default=[], description="Features this feature was found to compute again.")
+    duplicated_by: list[str] = Field(default=[], description="Features found to compute again what this one does.")
 
 
 class SearchResults(BaseModel):

@@ -6,7 +6,9 @@ Ranking, best first: the exact name, then a name containing the query, then a de
 owner, entity or (for a feature) view name containing it; for several words, every word found
 somewhere in the entry. Ties go to names starting with the query, then to the more read entries
 (when the caller passes their reads), then shorter names, then feature views before features,
-feature services and entities.
+feature services and entities. A feature found to duplicate another (see
+:mod:`featurestore.duplicates`) is placed right after the first of them the search ranks, even
+when the query matches it alone, with ``duplicate`` among its matched fields.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from featurestore.duplicates import DUPLICATE_KINDS
 from featurestore.errors import InvalidRequestError, did_you_mean
 from featurestore.registry import Registry
 
@@ -40,6 +43,15 @@ class CatalogEntry:
     view: str | None = None
     dtype: str | None = None
     entities: tuple[str, ...] = ()
+    duplicate_of: tuple[str, ...] = ()
+    """Features this feature was found to compute again (exact, equal or correlated)."""
+    duplicated_by: tuple[str, ...] = ()
+    """Features found to compute again what this feature does."""
+
+    @property
+    def duplicates(self) -> tuple[str, ...]:
+        """Every feature found to compute the same as this one, either way."""
+        return tuple(dict.fromkeys([*self.duplicate_of, *self.duplicated_by]))
 
     @property
     def short_name(self) -> str:
@@ -61,6 +73,13 @@ def catalog_entries(registry: Registry, project: str) -> list[CatalogEntry]:
     views = registry.list_feature_views(project)
     view_tags = {v.name: v.tags for v in views}
     view_entities = {v.name: tuple(e.name for e in v.resolved_entities()) for v in views}
+    duplicate_of: dict[str, list[str]] = {}
+    duplicated_by: dict[str, list[str]] = {}
+    found_pairs = registry.list_duplicates(project) if hasattr(registry, "list_duplicates") else []
+    # Exact duplicates first, then equal, then correlated ones.
+    for found in sorted(found_pairs, key=lambda f: (DUPLICATE_KINDS.index(f.kind), f.feature, f.duplicate_of)):
+        duplicate_of.setdefault(found.feature, []).append(found.duplicate_of)
+        duplicated_by.setdefault(found.duplicate_of, []).append(found.feature)
     entries = [
         CatalogEntry(
             kind="feature_view",
@@ -84,6 +103,8 @@ def catalog_entries(registry: Registry, project: str) -> list[CatalogEntry]:
                 view=f.view,
                 dtype=f.dtype,
                 entities=view_entities.get(f.view, ()),
+                duplicate_of=tuple(duplicate_of.get(f"{f.view}:{f.name}", ())),
+                duplicated_by=tuple(duplicated_by.get(f"{f.view}:{f.name}", ())),
             )
         )
     entries.extend(
@@ -136,6 +157,7 @@ def search_catalog(
     breaks ties between equally relevant entries in favour of the more read one."""
     if kind is not None and kind not in KINDS:
         raise InvalidRequestError(f"Unknown catalog kind '{kind}'.{did_you_mean(kind, KINDS)} Use one of {list(KINDS)}")
+    entries = list(entries)
     q = " ".join(query.lower().split())
     words = q.split()
     popularity = reads or {}
@@ -167,4 +189,32 @@ def search_catalog(
             hit.entry.name,
         )
 
-    return sorted(hits, key=rank)
+    return _with_duplicates(sorted(hits, key=rank), entries, filtered=tag is not None or owner is not None)
+
+
+def _with_duplicates(hits: list[SearchHit], entries: Sequence[CatalogEntry], *, filtered: bool) -> list[SearchHit]:
+    """``hits`` with each feature's duplicates right after it: moved up when they matched too,
+    added (matched ``duplicate``, at its score) when they did not, unless a tag or owner filter
+    leaves them out."""
+    if not any(h.entry.duplicates for h in hits):
+        return hits
+    features = {e.name: e for e in entries if e.kind == "feature"}
+    found = {h.entry.name: h for h in hits if h.entry.kind == "feature"}
+    out: list[SearchHit] = []
+    placed: set[tuple[str, str]] = set()
+    for hit in hits:
+        if (hit.entry.kind, hit.entry.name) in placed:
+            continue
+        out.append(hit)
+        placed.add((hit.entry.kind, hit.entry.name))
+        for name in hit.entry.duplicates:
+            if ("feature", name) in placed or name not in features:
+                continue
+            if name in found:
+                out.append(found[name])
+            elif filtered:
+                continue
+            else:
+                out.append(SearchHit(features[name], hit.score, ("duplicate",)))
+            placed.add(("feature", name))
+    return out

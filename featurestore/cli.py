@@ -111,19 +111,42 @@ def init(directory: Path, project_name: str | None) -> None:
 
 @cli.command()
 @click.option("--strict", is_flag=True, help="Apply nothing when a source is missing, unreadable or fails its probe.")
+@click.option(
+    "--duplicates",
+    "duplicate_mode",
+    type=click.Choice(["warn", "error", "off"]),
+    default="warn",
+    show_default=True,
+    help="A new feature computing what an existing one does: a warning, an error (nothing applied), or not checked.",
+)
+@click.option(
+    "--duplicate-correlation",
+    type=click.FloatRange(0, 1),
+    default=0.99,
+    show_default=True,
+    help="|Pearson correlation| on the preview's sample from which a new feature is a duplicate.",
+)
 @click.pass_obj
-def apply(state: _Context, strict: bool) -> None:
+def apply(state: _Context, strict: bool, duplicate_mode: str, duplicate_correlation: float) -> None:
     """Validate every definition and record them in the registry (new versions when schemas change).
     Every source is probed (see 'featurestore source check'): a bad one is a warning, or with
-    --strict an error before anything is applied."""
+    --strict an error before anything is applied. The features of new or changed views are
+    checked for duplicates of existing ones (see 'featurestore duplicates')."""
     from etl.local import LocalEngine
+    from featurestore.duplicates_cli import apply_with_duplicates
     from featurestore.project_files import load_definitions
     from featurestore.source_cli import SourceProbesOnApply
 
     store = state.store()
     objects = load_definitions(store.config)
     with SourceProbesOnApply(store, objects, strict=strict) as probes:  # alongside the apply
-        report = store.apply(objects, schema_resolver=LocalEngine(store).infer_schema)
+        report = apply_with_duplicates(
+            store,
+            objects,
+            duplicate_mode,  # type: ignore[arg-type]
+            lambda: store.apply(objects, schema_resolver=LocalEngine(store).infer_schema),
+            correlation=duplicate_correlation,
+        )
         probes.record()
     for label, items in (("created", report.created), ("updated", report.updated), ("removed", report.removed)):
         for item in items:
@@ -1316,6 +1339,10 @@ from featurestore.source_cli import source_commands  # noqa: E402  (a group of i
 
 cli.add_command(source_commands)
 cli.add_command(preview)
+
+from featurestore.duplicates_cli import duplicates  # noqa: E402
+
+cli.add_command(duplicates)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from featurestore.usage import UsageLog
 from featurestore.validation import SchemaResolver, validate_project
 
 if TYPE_CHECKING:
+    from featurestore.duplicates import DuplicateCheck, DuplicateFinding, ValueComparer
     from featurestore.skew import SkewReport
 
 FeatureRefs = Sequence[str] | FeatureService | str
@@ -130,6 +131,25 @@ class FeatureStore:
         if record:
             self.registry.record_source_probes(self.project, probes)
         return probes
+
+    def find_duplicates(
+        self,
+        objects: Sequence[object],
+        *,
+        values: ValueComparer | None = None,
+        views: Sequence[str] | None = None,
+    ) -> DuplicateCheck:
+        """The features of the new or changed views among ``objects`` (or of ``views``) that
+        duplicate another feature: exact duplicates (same source and normalized expression), and
+        with ``values`` (e.g. ``etl.duplicates.SampleComparer(store)``) features equal or
+        correlated by value (see :mod:`featurestore.duplicates`). Records nothing."""
+        from featurestore.duplicates import find_duplicates
+
+        return find_duplicates(self.registry, self.project, objects, root=self.config.root, values=values, views=views)
+
+    def find_recorded_duplicates(self, view: str | None = None) -> list[DuplicateFinding]:
+        """The duplicates ``featurestore apply`` recorded (of ``view``, on either side, when given)."""
+        return self.registry.list_duplicates(self.project, view)
 
     def refresh(self) -> None:
         """Forget cached definitions; the next read loads them from the registry."""

@@ -151,6 +151,8 @@ class SearchResult:
     reads: int
     freshness: datetime | None
     stale: bool
+    duplicate_of: tuple[str, ...] = ()
+    duplicated_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,8 @@ def search_page(
                 reads=reads.get(e.name, 0),
                 freshness=newest,
                 stale=view in limits and is_stale(newest, *limits[view], now),
+                duplicate_of=e.duplicate_of,
+                duplicated_by=e.duplicated_by,
             )
         )
     kinds: dict[str, int] = {}
@@ -245,6 +249,8 @@ class FeatureRow:
     tags: tuple[str, ...]
     reads: int
     stats: dict[str, Any] | None
+    duplicates: tuple[tuple[str, str, str], ...] = ()
+    """(``duplicate of`` or ``duplicated by``, the other feature, the finding in words)."""
 
 
 @dataclass(frozen=True)
@@ -449,6 +455,12 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
     ]
     models = sorted(m.name for m in registry.list_models(project) if m.feature_service in services)
     transformation = view.to_spec()["transformation"]
+    duplicates: dict[str, list[tuple[str, str, str]]] = {}
+    for found in registry.list_duplicates(project, name) if hasattr(registry, "list_duplicates") else ():
+        if found.view == name:
+            duplicates.setdefault(found.feature, []).append(("duplicate of", found.duplicate_of, found.describe()))
+        if found.duplicate_of.partition(":")[0] == name:
+            duplicates.setdefault(found.duplicate_of, []).append(("duplicated by", found.feature, found.describe()))
     return ViewPage(
         view=view,
         version=registry.view_version(project, name),
@@ -462,6 +474,7 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
                 tags=f.tags,
                 reads=reads.get(f"{name}:{f.name}", 0),
                 stats=latest_stats.get(f.name) if isinstance(latest_stats.get(f.name), Mapping) else None,
+                duplicates=tuple(duplicates.get(f"{name}:{f.name}", ())),
             )
             for f in view.features
         ],

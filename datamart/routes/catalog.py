@@ -61,7 +61,8 @@ def search(
     kind: Annotated[CatalogKind | None, Query(description="Only entries of this kind.")] = None,
 ) -> SearchResults:
     """Ranked best first: exact name, then name containing the query, then description, tag or
-    owner containing it (for several words: every word found somewhere in the entry)."""
+    owner containing it (for several words: every word found somewhere in the entry). A feature
+    found to duplicate another follows the first of them ranked."""
     hits = search_catalog(catalog_entries(store.registry, store.project), q, tag=tag, owner=owner, kind=kind)
     results = [
         SearchResult(
@@ -74,6 +75,8 @@ def search(
             tags=list(h.entry.tags),
             score=h.score,
             matched=list(h.matched),
+            duplicate_of=list(h.entry.duplicate_of),
+            duplicated_by=list(h.entry.duplicated_by),
         )
         for h in hits
     ]

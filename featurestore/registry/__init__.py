@@ -16,6 +16,7 @@ By concern: :mod:`~featurestore.registry.apply` (applying definitions),
 :mod:`~featurestore.registry.model_traffic` (how the model server splits a model's traffic),
 :mod:`~featurestore.registry.requests` (feature requests, their votes and history),
 :mod:`~featurestore.registry.source_probes` (each source's latest probe),
+:mod:`~featurestore.registry.duplicates` (features found to duplicate others),
 :mod:`~featurestore.registry.records` (what they return) and
 :mod:`~featurestore.registry.schema` (the tables).
 """
@@ -34,6 +35,7 @@ from featurestore.registry.alerts import Alerts
 from featurestore.registry.apply import Apply
 from featurestore.registry.datasets import DatasetInput, Datasets, TrainingDatasetRecord
 from featurestore.registry.definitions import Definitions
+from featurestore.registry.duplicates import Duplicates
 from featurestore.registry.migration import HEAD, ensure_schema
 from featurestore.registry.model_traffic import ModelTraffic, ModelTrafficRecord
 from featurestore.registry.model_versions import ModelVersionDataset, ModelVersionRecord, ModelVersions
@@ -127,6 +129,7 @@ class Registry(
     Apply,
     Datasets,
     Definitions,
+    Duplicates,
     FeatureRequests,
     ModelTraffic,
     ModelVersions,

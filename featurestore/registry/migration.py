@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEAD = "0010_source_probes"
+HEAD = "0011_feature_duplicates"
 """The newest revision in ``migrations/versions``: what this release reads and writes."""
 BASELINE = "0001_baseline"
 """The schema of release 0.1, the last release without migrations."""

@@ -371,6 +371,23 @@ source_probes_t = sa.Table(
     sa.Column("probe", sa.Text, nullable=False),
 )
 
+feature_duplicates_t = sa.Table(
+    # Revision 0011. Features found by `featurestore apply` to compute what another does
+    # (featurestore.duplicates): the pair, the original's owner, the kind and its figure.
+    "feature_duplicates",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("feature", sa.String(400), primary_key=True),
+    sa.Column("duplicate_of", sa.String(400), primary_key=True),
+    sa.Column("view", sa.String(200), nullable=False),
+    sa.Column("duplicate_view", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("figure", sa.Float, nullable=True),
+    sa.Column("rows", sa.Integer, nullable=True),
+    sa.Column("found_at", UTCDateTime, nullable=False),
+)
+
 
 def as_utc(value: Any) -> datetime | None:
     """An aggregate of a UTCDateTime column: SQLAlchemy does not apply the column type to

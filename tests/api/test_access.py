@@ -86,6 +86,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/v1/sources/{name}/probe"): {ADMIN, ENGINEER, SCIENTIST},
     ("POST", "/v1/sources/{name}/probe"): {ADMIN, ENGINEER},
     ("POST", "/v1/feature-views/{name}/preview"): {ADMIN, ENGINEER},
+    # Duplicate features: names, owners and a figure, read with the catalog.
+    ("GET", "/v1/duplicates"): CATALOG,
 }
 
 # A server may hold several projects: every route answers under /v1/projects/{project} too.

@@ -50,6 +50,7 @@ NEW_TABLES = (
     "feature_request_events",
     "feature_request_notifications",
     "source_probes",  # 0010
+    "feature_duplicates",  # 0011
 )  # 0003-0007
 
 

@@ -1,0 +1,356 @@
+"""Duplicate features: a new feature that computes what an existing one does (issue 18, part 4).
+
+Two checks, both run by ``featurestore apply`` on the features of the views that are new or
+changed (a view not in the registry, or whose version fingerprint differs from the registered
+one); nothing runs when every view is unchanged.
+
+**Exact** (static, here): two features are exact duplicates when their views read the same data
+(the source's *identity*: a file source's normalized path, format and partition filter; a SQL
+source's normalized query over its inputs' identities; never the source's name), describe the
+same entities, and compute the same normalized expression. For a SQL transformation the
+expression of a feature is the whole query reduced to the view's keys, its timestamp and that
+one output column, parsed by sqlglot (DuckDB dialect) and normalized: output aliases, column
+qualifiers and table aliases removed, unquoted identifiers lower-cased, the source's own table
+name replaced by a placeholder, CTEs renamed by position, the operands of commutative operators
+(``+``, ``*``, ``=``, ``<>``, ``AND``, ``OR``) ordered. Names a query defines inside (a CTE's
+column aliases, a named window) are compared as written. A view without transformation compares
+the source column a feature takes. A pandas transformation cannot be looked into: two features
+of pandas views are exact duplicates only when their sources are the same, their functions'
+source texts are equal (whitespace and the function's name aside) and the features have the
+same name.
+
+**Equal / correlated** (by value): computed in ``etl/duplicates.py`` on the preview's sample
+(this module only defines the seam, :class:`ValueComparer`, since the core does not import the
+engines).
+
+Findings are recorded in the registry (:mod:`featurestore.registry.duplicates`) for the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from featurestore.definitions import FeatureView, FileSource, Project, Source, StoredTransformation
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from featurestore.registry import Registry
+
+DuplicateKind = Literal["exact", "equal", "correlated"]
+DUPLICATE_KINDS: tuple[DuplicateKind, ...] = ("exact", "equal", "correlated")
+DuplicateMode = Literal["off", "warn", "error"]
+
+DEFAULT_CORRELATION = 0.99
+"""|Pearson correlation| from which two features are reported as correlated."""
+DEFAULT_EQUAL_SHARE = 0.99
+"""Share of the joined rows with equal values from which two features are reported as equal."""
+DEFAULT_MIN_ROWS = 20
+"""Joined rows (same entity, same event time, both values present) needed to judge by value."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DuplicateFinding:
+    """``feature`` (``view:feature``, the new one) computes what ``duplicate_of`` (owned by
+    ``owner``) does: ``kind`` ``exact`` (same source and normalized expression), ``equal``
+    (``figure``: the share of ``rows`` joined rows with equal values) or ``correlated``
+    (``figure``: the Pearson correlation over ``rows`` joined rows)."""
+
+    feature: str
+    duplicate_of: str
+    owner: str
+    kind: DuplicateKind
+    figure: float | None = None
+    rows: int | None = None
+
+    @property
+    def view(self) -> str:
+        return self.feature.partition(":")[0]
+
+    def describe(self) -> str:
+        """The kind with its figure: ``exact``, ``equal on 100.0% of 812 rows``, ``correlated (r=0.998, 812 rows)``."""
+        if self.kind == "equal" and self.figure is not None:
+            return f"equal on {self.figure:.1%} of {self.rows or 0:,} rows"
+        if self.kind == "correlated" and self.figure is not None:
+            return f"correlated (r={self.figure:.3f}, {self.rows or 0:,} rows)"
+        return "exact: same source and expression"
+
+    def render(self) -> str:
+        owner = f" (owner {self.owner})" if self.owner else ""
+        return f"{self.feature} duplicates {self.duplicate_of}{owner}: {self.describe()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "duplicate_of": self.duplicate_of,
+            "owner": self.owner,
+            "kind": self.kind,
+            "figure": self.figure,
+            "rows": self.rows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DuplicateFinding:
+        return cls(
+            feature=str(data["feature"]),
+            duplicate_of=str(data["duplicate_of"]),
+            owner=str(data.get("owner") or ""),
+            kind=data["kind"],
+            figure=None if data.get("figure") is None else float(data["figure"]),
+            rows=None if data.get("rows") is None else int(data["rows"]),
+        )
+
+
+class ValueComparer(Protocol):
+    """Compares the values of ``views`` (new or changed, as defined) with those of the
+    ``registered`` views' published rows for the same entities and event times; returns the
+    pairs found equal or correlated (``etl.duplicates.SampleComparer``)."""
+
+    def __call__(self, views: Sequence[FeatureView], registered: Sequence[FeatureView]) -> list[DuplicateFinding]: ...
+
+
+def feature_owner(view: FeatureView, feature: str) -> str:
+    """The feature's owner, or its view's when it names none."""
+    owner = next((f.owner for f in view.features if f.name == feature), "")
+    return owner or view.owner
+
+
+def entity_names(view: FeatureView) -> tuple[str, ...]:
+    """The names of the entities a view describes, sorted (entities may still be names)."""
+    return tuple(sorted(e if isinstance(e, str) else e.name for e in view.entities))
+
+
+def changed_views(views: Sequence[FeatureView], registered: Sequence[FeatureView]) -> list[FeatureView]:
+    """The views that are new, or whose fingerprint differs from the registered view's."""
+    known = {v.name: v.schema_fingerprint() for v in registered}
+    return [v for v in views if known.get(v.name) != v.schema_fingerprint()]
+
+
+# ------------------------------------------------------------------------------ exact duplicates
+
+
+def source_identity(source: Source, root: Path | None = None) -> dict[str, Any]:
+    """What a source reads, without its name: for a file its path (resolved against ``root``
+    and normalized), format and partition filter; for SQL its normalized query, in which its
+    inputs' names are replaced by their position, and its inputs' identities."""
+    if isinstance(source, FileSource):
+        path = source.path
+        if root is not None and not os.path.isabs(path):
+            path = str(root / path)
+        return {
+            "kind": "file",
+            "path": os.path.normpath(path),
+            "format": source.file_format,
+            "partitions": " ".join((source.partitions or "").split()) or None,
+        }
+    names = {s.name.lower(): f"__input{i}__" for i, s in enumerate(source.sources)}
+    return {
+        "kind": "sql",
+        "query": _normalized_query(source.query, names),
+        "inputs": [source_identity(s, root) for s in source.sources],
+    }
+
+
+def _normalized_query(sql: str, tables: Mapping[str, str]) -> str:
+    import sqlglot
+
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError:
+        return " ".join(sql.lower().split())
+    return _normalize(tree, tables).sql(dialect="duckdb")
+
+
+def _normalize(tree: exp.Expr, tables: Mapping[str, str]) -> exp.Expr:
+    """``tree`` normalized in place (see the module's docstring): ``tables`` (lower-case name →
+    placeholder) are renamed, CTEs renamed by position, qualifiers and table aliases dropped,
+    identifiers lower-cased, commutative operands ordered."""
+    from sqlglot import exp
+    from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+    tree = normalize_identifiers(tree, dialect="duckdb")
+    renames = dict(tables)
+    for i, cte in enumerate(tree.find_all(exp.CTE)):
+        renames[cte.alias_or_name.lower()] = f"__cte{i}__"
+        cte.set("alias", exp.TableAlias(this=exp.to_identifier(f"__cte{i}__")))
+    for table in tree.find_all(exp.Table):
+        if not table.args.get("db") and table.name.lower() in renames:
+            table.set("this", exp.to_identifier(renames[table.name.lower()]))
+        table.set("alias", None)
+    for column in tree.find_all(exp.Column):
+        column.set("table", None)
+    commutative = (exp.Add, exp.Mul, exp.And, exp.Or, exp.EQ, exp.NEQ)
+    for node in reversed(list(tree.walk(bfs=False))):  # children before their parents
+        if isinstance(node, commutative):
+            left, right = node.this, node.expression
+            if left is not None and right is not None and left.sql() > right.sql():
+                node.set("this", right)
+                node.set("expression", left)
+    return tree
+
+
+def _select_of(tree: exp.Expr) -> exp.Select | None:
+    from sqlglot import exp
+
+    return tree if isinstance(tree, exp.Select) else None
+
+
+def feature_signatures(view: FeatureView, root: Path | None = None) -> dict[str, str]:
+    """Each feature's signature: equal signatures mean exact duplicates. Features whose
+    expression cannot be told (SQL that does not parse, or ``SELECT *`` with no column of that
+    name) have none."""
+    base = {"source": source_identity(view.source, root), "entities": entity_names(view)}
+    t = view.transformation
+    kind, text = ("sql", t) if isinstance(t, str) else ("none", "")
+    if isinstance(t, StoredTransformation):
+        kind, text = t.kind, t.text
+    elif callable(t):
+        kind, text = "pandas", FeatureView.to_spec(view)["transformation"]["text"]
+    out: dict[str, str] = {}
+    if kind == "none":
+        for f in view.features:
+            out[f.name] = _signature({**base, "column": f.name.lower(), "time": view.timestamp_field.lower()})
+    elif kind == "pandas":
+        body = re.sub(r"\bdef\s+\w+\s*\(", "def _(", textwrap.dedent(text), count=1)
+        for f in view.features:
+            out[f.name] = _signature({**base, "pandas": " ".join(body.split()), "column": f.name})
+    else:
+        out.update(_sql_signatures(view, text, base))
+    return out
+
+
+def _sql_signatures(view: FeatureView, sql: str, base: Mapping[str, Any]) -> dict[str, str]:
+    import sqlglot
+
+    try:
+        tree = sqlglot.parse_one(textwrap.dedent(sql), read="duckdb")
+    except sqlglot.errors.ParseError:
+        return {}
+    select = _select_of(tree)
+    if select is None:
+        return {}
+    by_name = {p.alias_or_name.lower(): i for i, p in enumerate(select.expressions)}
+    keys = [by_name[k.lower()] for k in _view_keys(view) if k.lower() in by_name]
+    time = [by_name[view.timestamp_field.lower()]] if view.timestamp_field.lower() in by_name else []
+    out: dict[str, str] = {}
+    for f in view.features:
+        at = by_name.get(f.name.lower())
+        if at is None:
+            continue
+        copy = select.copy()
+        projections = [copy.expressions[i].unalias() for i in (*keys, *time, at)]
+        copy.set("expressions", projections)
+        tables = {view.source.name.lower(): "__source__"}
+        out[f.name] = _signature({**base, "sql": _normalize(copy, tables).sql(dialect="duckdb")})
+    return out
+
+
+def _view_keys(view: FeatureView) -> tuple[str, ...]:
+    keys = view.join_keys
+    return keys if keys else tuple(e for e in view.entities if isinstance(e, str))
+
+
+def _signature(parts: Mapping[str, Any]) -> str:
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def exact_duplicates(
+    checked: Sequence[FeatureView], others: Sequence[FeatureView], root: Path | None = None
+) -> list[DuplicateFinding]:
+    """The features of ``checked`` (new or changed views) with the signature of another
+    feature, of ``others`` (the project's other views) or of ``checked``. Between two checked
+    features the later name is the duplicate; an unchecked feature is always the original."""
+    signatures: dict[str, list[tuple[str, FeatureView, str]]] = {}
+    checked_names = {v.name for v in checked}
+    for view in [*others, *checked]:
+        for feature, signature in feature_signatures(view, root).items():
+            signatures.setdefault(signature, []).append((f"{view.name}:{feature}", view, feature))
+    findings: list[DuplicateFinding] = []
+    for group in signatures.values():
+        if len(group) < 2:
+            continue
+        # Originals first: features of unchecked views, then by name.
+        group.sort(key=lambda item: (item[1].name in checked_names, item[0]))
+        ref, view, feature = group[0]
+        for name, other, _ in group[1:]:
+            if other.name in checked_names:
+                findings.append(
+                    DuplicateFinding(
+                        feature=name, duplicate_of=ref, owner=feature_owner(view, feature), kind="exact", figure=None
+                    )
+                )
+    return sorted(findings, key=lambda f: (f.feature, f.duplicate_of))
+
+
+# ------------------------------------------------------------------------------------- the check
+
+
+@dataclass(frozen=True)
+class DuplicateCheck:
+    """What a check of a project's definitions found: the views it checked (new or changed),
+    the project's views, the registered views it no longer has (whose findings go) and the
+    findings."""
+
+    checked: tuple[str, ...]
+    views: tuple[str, ...]
+    findings: tuple[DuplicateFinding, ...]
+    removed: tuple[str, ...] = ()
+
+    @property
+    def changes_records(self) -> bool:
+        """Whether recording this check changes what the registry holds."""
+        return bool(self.checked or self.removed)
+
+
+def find_duplicates(
+    registry: Registry,
+    project: str,
+    objects: Sequence[object],
+    *,
+    root: Path | None = None,
+    values: ValueComparer | None = None,
+    views: Iterable[str] | None = None,
+) -> DuplicateCheck:
+    """Check the features of the new or changed views among ``objects`` (or of the views named
+    by ``views``, new or not) against every other feature: exact duplicates always, equal or
+    correlated ones when ``values`` compares them."""
+    defined = Project.collect(objects).feature_views
+    registered = registry.list_feature_views(project)
+
+    def chosen(defined: Sequence[FeatureView]) -> list[FeatureView]:
+        if views is None:
+            return changed_views(defined, registered)
+        return [v for v in defined if v.name in set(views)]
+
+    names = tuple(v.name for v in defined)
+    removed = tuple(sorted({v.name for v in registered} - set(names)))
+    if not chosen(defined):  # nothing new: no validation, no parse, no sample
+        return DuplicateCheck((), names, (), removed)
+    from featurestore.errors import DefinitionError
+    from featurestore.validation import validate_project
+
+    try:  # entities named by a string resolve here (keys, fingerprints)
+        defined = validate_project(objects).feature_views
+    except DefinitionError:  # apply names every problem, its outputs' included: nothing to check
+        return DuplicateCheck((), names, (), removed)
+    checked = chosen(defined)
+    if not checked:
+        return DuplicateCheck((), names, (), removed)
+    checked_names = {v.name for v in checked}
+    others = [v for v in defined if v.name not in checked_names]
+    findings = exact_duplicates(checked, others, root)
+    if values is not None:
+        exact = {(f.feature, f.duplicate_of) for f in findings}
+        comparable = [v for v in registered if v.name not in checked_names and v.name in names]
+        for found in values(checked, comparable):
+            if (found.feature, found.duplicate_of) not in exact:
+                findings.append(found)
+    findings.sort(key=lambda f: (f.feature, f.duplicate_of))
+    return DuplicateCheck(tuple(sorted(checked_names)), names, tuple(findings), removed)

@@ -1,0 +1,70 @@
+"""Feature duplicates: what ``featurestore apply`` found (:mod:`featurestore.duplicates`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from featurestore.duplicates import DuplicateFinding
+from featurestore.registry.schema import feature_duplicates_t
+
+
+class Duplicates:
+    """Registry mixin: features found to compute what another does."""
+
+    _engine: Engine
+
+    def record_duplicates(
+        self, project: str, findings: Iterable[DuplicateFinding], *, checked: Iterable[str], views: Iterable[str]
+    ) -> None:
+        """In one transaction: forget the findings about the features of the ``checked`` views
+        (checked again) and those naming a view not in ``views`` (removed), then keep ``findings``."""
+        c = feature_duplicates_t.c
+        checked, views = list(checked), list(views)
+        rows = {(f.feature, f.duplicate_of): f for f in findings}
+        now = datetime.now(UTC)
+        with self._engine.begin() as conn:
+            mine = c.project == project
+            conn.execute(
+                feature_duplicates_t.delete().where(
+                    mine, sa.or_(c.view.in_(checked), c.view.not_in(views), c.duplicate_view.not_in(views))
+                )
+            )
+            if rows:  # a pair found again by a check of the other side replaces its row
+                pairs = [sa.and_(c.feature == a, c.duplicate_of == b) for a, b in rows]
+                conn.execute(feature_duplicates_t.delete().where(mine, sa.or_(*pairs)))
+                conn.execute(
+                    feature_duplicates_t.insert(),
+                    [
+                        {
+                            "project": project,
+                            "feature": f.feature,
+                            "duplicate_of": f.duplicate_of,
+                            "view": f.view,
+                            "duplicate_view": f.duplicate_of.partition(":")[0],
+                            "owner": f.owner[:200],
+                            "kind": f.kind,
+                            "figure": f.figure,
+                            "rows": f.rows,
+                            "found_at": now,
+                        }
+                        for f in rows.values()
+                    ],
+                )
+
+    def list_duplicates(self, project: str, view: str | None = None) -> list[DuplicateFinding]:
+        """The project's recorded duplicates (those involving ``view`` on either side, when
+        given), by feature."""
+        c = feature_duplicates_t.c
+        query = sa.select(c.feature, c.duplicate_of, c.owner, c.kind, c.figure, c.rows).where(c.project == project)
+        if view is not None:
+            query = query.where(sa.or_(c.view == view, c.duplicate_view == view))
+        with self._engine.connect() as conn:
+            found = conn.execute(query.order_by(c.feature, c.duplicate_of)).all()
+        return [
+            DuplicateFinding(feature=f, duplicate_of=d, owner=o, kind=k, figure=fig, rows=r)
+            for f, d, o, k, fig, r in found
+        ]
