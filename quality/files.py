@@ -518,7 +518,11 @@ class _Moments:
             return
         n, mean = len(values), float(values.mean())
         deviations = values - mean
-        m2 = float(deviations @ deviations)
+        # Squared and summed by numpy's own loops, not ``deviations @ deviations``: that is
+        # OpenBLAS's threaded dot, whose threads hand off per call; with DuckDB's threads on a
+        # busy 2-core machine one call of 33k values took 7-23 ms instead of ~30 us (6.9 s of a
+        # 1M-row run's statistics).
+        m2 = float(np.square(deviations, out=deviations).sum())
         total = self.n + n
         delta = mean - self.mean
         self.mean += delta * n / total
