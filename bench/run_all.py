@@ -204,7 +204,8 @@ def spark_rows(results: list[dict[str, Any]], measured: bool) -> list[Row]:
             f"{ratios['time_per_row']:.2f}x",
             "<= 1.10x",
             ratios["time_per_row"] <= 1.10,
-            f"run time {ratios['time']:.2f}x for {ratios['rows']:g}x the rows (linear: {ratios['rows']:g}x)",
+            f"run time {ratios['time']:.2f}x for {ratios['rows']:g}x the rows; CPU per row (driver and executors) "
+            + (f"{ratios['cpu_per_row']:.2f}x" if "cpu_per_row" in ratios else "not measured"),
         ),
     ]
 

@@ -188,6 +188,8 @@ def main() -> None:
                     data.unlink()
                 if "error" in figures:
                     print(f"{rows:>11,} rows failed:\n{figures['error']}", file=sys.stderr)
+                else:  # each size as soon as it is measured: a later size may be stopped
+                    print(json.dumps(figures), file=sys.stderr, flush=True)
     finally:
         subprocess.run(["bash", str(REPO / "infra" / "spark" / "stop.sh")], env=env, check=False, stdout=out)
     print(

@@ -62,3 +62,37 @@ def test_datamart_needs_both_throughput_and_p99() -> None:
     assert p99.met is False  # 1.3 > 1.2
     failed = run_all.datamart_rows([{"error": "exit 1"}])
     assert [r.met for r in failed] == [None, None]
+
+
+def _spark(rows: int, run_s: float, python_mb: int, jvm_mb: int) -> dict[str, object]:
+    return {
+        "rows": rows,
+        "run_s": run_s,
+        "peak_rss_mb": python_mb + jvm_mb,
+        "peak_rss_python_mb": python_mb,
+        "peak_rss_jvm_mb": jvm_mb,
+    }
+
+
+def test_spark_driver_flat_and_time_linear_are_judged_from_spark_drivers_ratios() -> None:
+    run_all = _run_all()
+    runs = [_spark(10_000_000, 300.0, 700, 540), _spark(30_000_000, 1000.0, 760, 550)]
+    ratios = {"rows": 3.0, "driver_tree": 1.06, "time": 3.33, "time_per_row": 1.11, "cpu_per_row": 1.02}
+    driver, time_per_row = run_all.spark_rows([{"runs": runs, "ratios": ratios, "driver_memory": "1g"}], True)
+    assert driver.met is True  # 1.06x: flat
+    assert time_per_row.met is False  # 1.11x per row: not linear
+    assert "1.02x" in time_per_row.note  # CPU per row shown beside
+    growing = {**ratios, "driver_tree": 1.5, "time_per_row": 1.0}
+    driver, time_per_row = run_all.spark_rows([{"runs": runs, "ratios": growing}], True)
+    assert (driver.met, time_per_row.met) == (False, True)
+
+
+def test_spark_driver_unmeasured_without_full_and_failed_runs_are_neither_met_nor_not() -> None:
+    run_all = _run_all()
+    rows = run_all.spark_rows([], False)
+    assert [r.met for r in rows] == [None, None]
+    assert all("spark_driver.py" in r.note for r in rows)
+    one_failed = [{"runs": [_spark(10_000_000, 300.0, 700, 540), {"error": "exit 1: OutOfMemoryError"}], "ratios": {}}]
+    rows = run_all.spark_rows(one_failed, True)
+    assert [r.met for r in rows] == [None]
+    assert "OutOfMemoryError" in rows[0].note
