@@ -9,6 +9,9 @@
 #
 # Idempotent and fast when already installed: a stamp in the venv records what was installed (the
 # requirements file's content), and a matching stamp with a working `feast` returns at once.
+# Compiled to bytecode at install, both levels (see infra/lib/tool-venv.sh): the tests run Feast's
+# side with `python -O` (tests/integration/feast_project.py says why), `import-feast` without.
+#
 # Knobs: FEAST_VENV (default .venv-feast at the repository root), FEAST_PYTHON (the interpreter
 # the venv is made from, default python3), UV (default .venv/bin/uv, else uv on PATH).
 set -euo pipefail
@@ -19,6 +22,8 @@ PYTHON="${FEAST_PYTHON:-python3}"
 REQUIREMENTS="$REPO/bench/requirements-feast.txt"
 SPEC="$(grep -v '^\s*#' "$REQUIREMENTS" | grep -v '^\s*$' | tr '\n' ' ')"
 STAMP="$VENV/.installed-feast"
+
+TOOL_VENV_OPTIMIZE="0 1"
 
 # shellcheck source=../lib/tool-venv.sh
 . "$REPO/infra/lib/tool-venv.sh"
