@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +39,13 @@ from featurestore.store import FeatureStore
 from featurestore.validation import validate_project
 
 FEAST_SIDE = Path(__file__).with_name("feast_scripts") / "feast_side.py"
+FEAST_OPTIMIZE = "-O"
+"""Feast's side runs with ``python -O``: Feast's classes carry typeguard's ``@typechecked``, which
+at import re-parses and recompiles each decorated class's module (4.5 of the 6.5 s of CPU that
+``import feast`` takes here, 2026-11-29) and under ``-O`` is a no-op. What it checks is the types of
+the arguments our scripts give Feast's SDK, fixed definitions that pass it (the same jobs ran
+without ``-O``), not anything the tests compare; nothing in Feast catches its errors. Feast's
+``import-feast`` reader, being the product, runs as the product runs it (without ``-O``)."""
 STATS, PROFILE, SERVICE = "driver_hourly_stats", "driver_profile", "driver_activity"
 TTL = {STATS: timedelta(days=1), PROFILE: timedelta(days=3650)}
 FEATURES = {STATS: ["conv_rate", "acc_rate", "avg_daily_trips"], PROFILE: ["home_city", "licensed"]}
@@ -176,13 +185,19 @@ def build_ours(root: Path, data: DriverData, online_store: str | None = None) ->
 
 
 def run_feast(
-    feast_python: Path, job: dict[str, Any], folder: Path, timeout: float = 600, env: dict[str, str] | None = None
+    feast_python: Path,
+    job: dict[str, Any] | list[dict[str, Any]],
+    folder: Path,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> None:
-    """``feast_side.py`` on ``job`` with Feast's interpreter; fails the test with its output if it fails."""
+    """``feast_side.py`` on ``job`` (or on several jobs, in turn, in one interpreter: importing Feast
+    is what takes the time) with Feast's interpreter; fails the test with its output if it fails."""
+    document = {"jobs": job if isinstance(job, list) else [job]}
     job_path = folder / f"job-{len(list(folder.glob('job-*.json')))}.json"
-    job_path.write_text(json.dumps(job, default=str))
+    job_path.write_text(json.dumps(document, default=str))
     proc = subprocess.run(
-        [str(feast_python), str(FEAST_SIDE), str(job_path)],
+        [str(feast_python), FEAST_OPTIMIZE, str(FEAST_SIDE), str(job_path)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -192,3 +207,57 @@ def run_feast(
     )
     if proc.returncode != 0:
         pytest.fail(f"Feast's side failed ({job_path}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}", pytrace=False)
+
+
+@dataclass
+class FeastProcess:
+    """``feast_side.py`` running in the background: its jobs, then (with ``serve``) Feast's feature server."""
+
+    proc: subprocess.Popen[bytes]
+    job_path: Path
+    log: Path
+    done: Path
+
+    def failure(self, what: str) -> str:
+        return f"Feast's side {what} ({self.job_path}):\n{self.log.read_text()[-6000:]}"
+
+    def wait_done(self, timeout: float = 600) -> None:
+        """Until the jobs are done; fails the test with Feast's output if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while not self.done.exists():
+            if self.proc.poll() is not None:
+                pytest.fail(self.failure(f"exited {self.proc.returncode}"), pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(self.failure(f"did not finish its jobs within {timeout:.0f} s"), pytrace=False)
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stops it and what it started (gunicorn's workers), by its process group."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_feast(
+    feast_python: Path, jobs: list[dict[str, Any]], folder: Path, serve: dict[str, Any] | None = None
+) -> FeastProcess:
+    """``feast_side.py`` on ``jobs`` in the background (the caller goes on meanwhile, then calls
+    ``wait_done``); with ``serve`` (``repo``, ``host``, ``port``) it then serves that repository as
+    ``feast serve`` does, until ``stop``."""
+    job_path = folder / f"job-{len(list(folder.glob('job-*.json')))}.json"
+    done = job_path.with_suffix(".done")
+    job_path.write_text(json.dumps({"jobs": jobs, "done": str(done), "serve": serve}, default=str))
+    log = job_path.with_suffix(".log")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(feast_python), FEAST_OPTIMIZE, str(FEAST_SIDE), str(job_path)],
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its gunicorn workers too are stopped with it, by its group id
+        )
+    return FeastProcess(proc=proc, job_path=job_path, log=log, done=done)

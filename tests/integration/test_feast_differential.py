@@ -7,8 +7,13 @@ database 1 and run by us into database 0 of the same server. Compared:
 * training sets: ours against Feast's ``get_historical_features`` for every spine row (spine
   rows of known and unknown drivers at random times over four days), matched by a row id;
 * online values of every driver (and unknown ones): our SDK against Feast's SDK;
-* HTTP: the same requests to Feast's own feature server (``feast serve``, Feast's venv, loopback
-  port 18421) and to our datamart's ``POST /get-online-features``.
+* HTTP: the same requests to Feast's own feature server (what ``feast serve`` runs, in Feast's
+  venv, on a free loopback port or ``FEATURESTORE_TEST_FEAST_SERVE_PORT``) and to our datamart's
+  ``POST /get-online-features``.
+
+Feast runs once (one interpreter: importing Feast is most of its time): it applies, materializes,
+answers the lookups and the training set, then serves the repository as ``feast serve`` does; our
+project is built meanwhile.
 
 Every difference is classified by ``feast_compare`` (which says what explains each kind); the test
 fails on any it does not explain, with the readable report in the assertion message.
@@ -20,8 +25,7 @@ import contextlib
 import json
 import os
 import random
-import signal
-import subprocess
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,9 +48,10 @@ from feast_project import (
     STATS,
     TTL,
     DriverData,
+    FeastProcess,
     build_ours,
     generate,
-    run_feast,
+    start_feast,
 )
 
 from datamart.app import create_app
@@ -54,7 +59,6 @@ from featurestore.lookup import FeatureStatus, OnlineResponse
 from featurestore.store import FeatureStore
 from tests.api.conftest import serving
 
-FEAST_SERVE_PORT = int(os.environ.get("FEATURESTORE_TEST_FEAST_SERVE_PORT", "18421"))
 N_DRIVERS = 300
 UNKNOWN = [900_001, 900_002, 900_003]
 FEAST_STATUS = {
@@ -81,6 +85,24 @@ class Both:
     feast_online: list[dict[str, Any]]
     feast_training: list[dict[str, Any]]
     lookups: list[dict[str, Any]]
+    feast: FeastProcess
+    feast_url: str
+    """Feast's feature server on ``feast_repo`` (started once the jobs are done: see ``feast_server``)."""
+
+
+def _serve_port() -> int:
+    """``FEATURESTORE_TEST_FEAST_SERVE_PORT``, else a port free now (other sessions run tests too)."""
+    if os.environ.get("FEATURESTORE_TEST_FEAST_SERVE_PORT"):
+        port = int(os.environ["FEATURESTORE_TEST_FEAST_SERVE_PORT"])
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            pytest.fail(
+                f"something already listens on 127.0.0.1:{port}: stop it, or give Feast's server another "
+                "port with FEATURESTORE_TEST_FEAST_SERVE_PORT (or unset it: a free port is taken)"
+            )
+        return port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _spine(data: DriverData, folder: Path) -> pa.Table:
@@ -110,7 +132,6 @@ def both(
         f"online_store:\n  type: redis\n  url: redis://{redis_server.host}:{redis_server.port}/0\n"
         f"  key_prefix: {prefix}\n"
     )
-    ours = build_ours(folder / "ours", data, online_store=online)
     spine = _spine(data, folder)
     ids = [*data.drivers, *UNKNOWN]
     lookups: list[dict[str, Any]] = [
@@ -133,8 +154,11 @@ def both(
             "out": str(folder / "feast_hist.parquet"),
         },
     }
-    run_feast(feast_python, job, folder)
+    port = _serve_port()
+    feast = start_feast(feast_python, [job], folder, serve={"repo": job["repo"], "host": "127.0.0.1", "port": port})
     try:
+        ours = build_ours(folder / "ours", data, online_store=online)  # while Feast works
+        feast.wait_done()
         yield Both(
             data=data,
             ours=ours,
@@ -144,8 +168,11 @@ def both(
             feast_online=json.loads((folder / "feast_online.json").read_text()),
             feast_training=pq.read_table(folder / "feast_hist.parquet").to_pylist(),
             lookups=lookups,
+            feast=feast,
+            feast_url=f"http://127.0.0.1:{port}",
         )
     finally:
+        feast.stop()
         import redis
 
         feast_db = redis.Redis(host=redis_server.host, port=redis_server.port, db=1)
@@ -278,48 +305,21 @@ def test_online_values_of_every_entity_agree_but_for_status_and_ttl(
 
 
 @pytest.fixture(scope="module")
-def feast_server(both: Both, feast_python: Path) -> Iterator[str]:
-    """Feast's own feature server on the Feast repository (Redis database 1)."""
-    import socket
-
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", FEAST_SERVE_PORT), timeout=1):
-        pytest.fail(
-            f"something already listens on 127.0.0.1:{FEAST_SERVE_PORT}: stop it, or give Feast's server another "
-            "port with FEATURESTORE_TEST_FEAST_SERVE_PORT"
-        )
-    log = (both.folder / "feast-serve.log").open("w")
-    proc = subprocess.Popen(
-        [str(feast_python.with_name("feast")), "serve", "-h", "127.0.0.1", "-p", str(FEAST_SERVE_PORT)],
-        cwd=both.feast_repo,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its gunicorn workers too are stopped with it, by its group id
-    )
-    url = f"http://127.0.0.1:{FEAST_SERVE_PORT}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"feast serve exited {proc.returncode}: {(both.folder / 'feast-serve.log').read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("feast serve did not answer /health within 120 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+def feast_server(both: Both) -> str:
+    """Feast's own feature server on the Feast repository (Redis database 1), which Feast's process
+    starts once its jobs are done (``feast serve``'s code; stopped with that process)."""
+    deadline = time.monotonic() + 120
+    while True:
+        if both.feast.proc.poll() is not None:
+            pytest.fail(both.feast.failure(f"exited {both.feast.proc.returncode} instead of serving"), pytrace=False)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+            if httpx.get(f"{both.feast_url}/health", timeout=2).status_code == 200:
+                return both.feast_url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(both.feast.failure(f"did not answer {both.feast_url}/health within 120 s"), pytrace=False)
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

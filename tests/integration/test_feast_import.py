@@ -1,7 +1,9 @@
 """``featurestore import-feast``: Feast repositories read by Feast's own SDK, imported, applied,
 run and looked up.
 
-Two repositories, each read by Feast once (the reader imports Feast, 20-50 s here): Feast's own
+Two repositories, each read by Feast once (the reader imports Feast, 20-50 s here; the two reads
+run at the same time, the every-object one in a thread while ``feast init`` and the CLI's import
+of the template run): Feast's own
 template (``feast init``, the driver_hourly_stats example and its data file), imported through the
 CLI; and one written here exercising every object the import supports (entities with Int64 and
 String keys, a view of two entities, file sources with a created timestamp and a field mapping,
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from feast_project import FEAST_OPTIMIZE
 
 from featurestore.definitions import Entity, FeatureService, FeatureView, FileSource
 from featurestore.feast_import import FeastImportError, convert, read_feast_repository, write_project
@@ -64,6 +68,37 @@ def assert_ruff_clean(path: Path) -> None:
         assert proc.returncode == 0, f"ruff {' '.join(args)} {path}:\n{proc.stdout}{proc.stderr}"
 
 
+@dataclass(frozen=True)
+class EveryObject:
+    feast_repo: Path
+    document: dict[str, Any]
+    now: datetime
+
+
+def _read_every_object(repo: Path, feast_python: Path, now: datetime) -> EveryObject:
+    started = time.perf_counter()
+    document = read_feast_repository(repo, [str(feast_python)])
+    print(f"Feast read of the every-object repository: {time.perf_counter() - started:.1f} s")
+    return EveryObject(feast_repo=repo, document=document, now=now)
+
+
+@pytest.fixture(scope="module")
+def every_object_read(feast_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[EveryObject]]:
+    """The every-object repository (``write_every_object_repository``), being read by Feast in a
+    thread: the template's fixture asks for it so that both reads (each a Feast interpreter,
+    mostly importing Feast) go on at once."""
+    repo = tmp_path_factory.mktemp("feast-every") / "repo"
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    write_every_object_repository(repo, now)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feast-read") as pool:
+        yield pool.submit(_read_every_object, repo, feast_python, now)
+
+
+@pytest.fixture(scope="module")
+def every_object(every_object_read: Future[EveryObject]) -> EveryObject:
+    return every_object_read.result()
+
+
 # ---------------------------------------------------------------------------- Feast's template
 
 
@@ -76,10 +111,13 @@ class TemplateImport:
 
 
 @pytest.fixture(scope="module")
-def template(feast_python: Path, tmp_path_factory: pytest.TempPathFactory) -> TemplateImport:
+def template(
+    feast_python: Path, tmp_path_factory: pytest.TempPathFactory, every_object_read: Future[EveryObject]
+) -> TemplateImport:
+    # every_object_read: Feast reads the other repository meanwhile, in a thread of its own.
     base = tmp_path_factory.mktemp("feast-template")
     init = subprocess.run(
-        [str(feast_python.parent / "feast"), "init", "driver_repo"],
+        [str(feast_python), FEAST_OPTIMIZE, str(feast_python.parent / "feast"), "init", "driver_repo"],
         cwd=base,
         capture_output=True,
         text=True,
@@ -295,24 +333,6 @@ def write_every_object_repository(repo: Path, now: datetime) -> None:
         {"driver_id": 1, "rider_code": "r2", "trip_ts": now - timedelta(days=400), "fare_raw": 7.0, "trip_count": 1},
     ]
     pq.write_table(pa.Table.from_pylist(trips, TRIPS_SCHEMA), repo / "data" / "trips.parquet")
-
-
-@dataclass(frozen=True)
-class EveryObject:
-    feast_repo: Path
-    document: dict[str, Any]
-    now: datetime
-
-
-@pytest.fixture(scope="module")
-def every_object(feast_python: Path, tmp_path_factory: pytest.TempPathFactory) -> EveryObject:
-    repo = tmp_path_factory.mktemp("feast-every") / "repo"
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    write_every_object_repository(repo, now)
-    started = time.perf_counter()
-    document = read_feast_repository(repo, [str(feast_python)])
-    print(f"Feast read of the every-object repository: {time.perf_counter() - started:.1f} s")
-    return EveryObject(feast_repo=repo, document=document, now=now)
 
 
 def imported(every: EveryObject, out: Path, document: dict[str, Any] | None = None) -> str:

@@ -8,12 +8,16 @@ Feast's client hands its caller (names, values, statuses, the exceptions it rais
 own lookup of the same entities. Raw requests in Feast's shape check what the SDK does not expose
 (event timestamps) and the auth: Feast's client sends our API token as a bearer token when its
 ``auth`` section is ``{type: oidc, token_env_var: ...}``.
+
+Feast's client runs once for the module (``feast_answers``: one interpreter, three jobs, against
+two datamarts of the project: without auth and with it); the tests check its answers.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,10 +75,31 @@ def _expected(response: OnlineResponse) -> dict[str, Any]:
     return {"names": _feast_names(response), "values": values, "statuses": statuses}
 
 
-def test_the_feast_sdk_reads_our_datamart_as_its_remote_online_store(
-    feast_python: Path, project: tuple[Path, DriverData], store: FeatureStore, base_url: str, tmp_path: Path
-) -> None:
-    _, data = project
+@dataclass(frozen=True)
+class FeastAnswers:
+    """What Feast's client answered: the lookups without auth (by list, by service, an unknown view,
+    an unknown feature), and the service with our token and without one under auth."""
+
+    ids: list[int]
+    lookups: list[dict[str, Any]]
+    auth_ids: list[int]
+    with_token: dict[str, Any]
+    without: dict[str, Any]
+    token: str
+    expected_with_token: dict[str, Any]
+    """Our own lookup of the service, as Feast's client must hand it over."""
+
+
+@pytest.fixture(scope="module")
+def feast_answers(
+    feast_python: Path, project: tuple[Path, DriverData], base_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> FeastAnswers:
+    """Feast's client, in one interpreter, on our datamart (``base_url``, no auth) and on one with
+    auth on, where a service token of a model consuming ``driver_activity`` is the ``oidc`` token
+    (``auth: {type: oidc, token_env_var: FEATURESTORE_TOKEN}``), then no token at all. Each job
+    closes its store, so no HTTP session (nor its header) passes from one job to the next."""
+    root, data = project
+    folder = tmp_path_factory.mktemp("feast-client")
     ids = [*data.drivers, UNKNOWN_DRIVER]
     lookups: list[dict[str, Any]] = [
         {"features": REFS, "entities": {"driver_id": ids}},
@@ -82,18 +107,60 @@ def test_the_feast_sdk_reads_our_datamart_as_its_remote_online_store(
         {"features": ["driver_hourly_stat:conv_rate"], "entities": {"driver_id": ids[:2]}},
         {"features": ["driver_hourly_stats:conv_rat"], "entities": {"driver_id": ids[:2]}},
     ]
-    out = tmp_path / "online.json"
-    job = {
-        "repo": str(tmp_path / "feast_repo"),
-        "project": "drivers",
-        "online_store": {"type": "remote", "path": base_url},
-        "stats_path": str(data.stats_path),
-        "profile_path": str(data.profile_path),
-        "online": lookups,
-        "online_out": str(out),
-    }
-    run_feast(feast_python, job, tmp_path)
-    by_list, by_service, unknown_view, unknown_feature = json.loads(out.read_text())
+    common = {"project": "drivers", "stats_path": str(data.stats_path), "profile_path": str(data.profile_path)}
+    jobs: list[dict[str, Any]] = [
+        {
+            **common,
+            "repo": str(folder / "feast_repo"),
+            "online_store": {"type": "remote", "path": base_url},
+            "online": lookups,
+            "online_out": str(folder / "online.json"),
+        }
+    ]
+    auth_ids = data.drivers[:5]
+    with FeatureStore(root, definitions_ttl=0) as store:
+        store.register_model("eta_model", SERVICE)
+        _, token = store.registry.create_token(
+            store.project, "eta-service", "service", actor="test", models=("eta_model",)
+        )
+        app = create_app(store, auth=AuthConfig(enabled=True, cache_seconds=0))
+        with serving(app) as url:
+            lookup = {"feature_service": SERVICE, "entities": {"driver_id": auth_ids}}
+            for name, auth, env in (
+                ("with_token", {"type": "oidc", "token_env_var": "FEATURESTORE_TOKEN"}, {"FEATURESTORE_TOKEN": token}),
+                ("without", None, {}),
+            ):
+                jobs.append(
+                    {
+                        **common,
+                        "repo": str(folder / name),
+                        "online_store": {"type": "remote", "path": url},
+                        "auth": auth,
+                        "env": env,
+                        "online": [lookup],
+                        "online_out": str(folder / f"{name}.json"),
+                    }
+                )
+            run_feast(feast_python, jobs, folder)
+        expected = _expected(store.get_online_features(SERVICE, {"driver_id": auth_ids}))
+    (with_token,) = json.loads((folder / "with_token.json").read_text())
+    (without,) = json.loads((folder / "without.json").read_text())
+    return FeastAnswers(
+        ids=ids,
+        lookups=json.loads((folder / "online.json").read_text()),
+        auth_ids=auth_ids,
+        with_token=with_token,
+        without=without,
+        token=token,
+        expected_with_token=expected,
+    )
+
+
+def test_the_feast_sdk_reads_our_datamart_as_its_remote_online_store(
+    feast_answers: FeastAnswers, store: FeatureStore
+) -> None:
+    ids = feast_answers.ids
+    by_list, by_service, unknown_view, unknown_feature = feast_answers.lookups
 
     ours = store.get_online_features(REFS, {"driver_id": ids})
     assert by_list == _expected(ours)
@@ -168,40 +235,12 @@ def test_errors_in_feasts_shape(base_url: str) -> None:
     assert not_json.status_code == 422 and not_json.json()["detail"][0]["type"] == "json_invalid"
 
 
-def test_the_feast_sdk_passes_our_api_token_as_its_oidc_bearer_token(
-    feast_python: Path, project: tuple[Path, DriverData], tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_the_feast_sdk_passes_our_api_token_as_its_oidc_bearer_token(feast_answers: FeastAnswers) -> None:
     """Auth on: a service token of a model consuming ``driver_activity`` reads that service
     through Feast's client (``auth: {type: oidc, token_env_var: FEATURESTORE_TOKEN}``); without a
     token Feast's client raises FeastPermissionError with our message."""
-    root, data = project
-    with FeatureStore(root, definitions_ttl=0) as store:
-        store.register_model("eta_model", SERVICE)
-        _, token = store.registry.create_token(
-            store.project, "eta-service", "service", actor="test", models=("eta_model",)
-        )
-        app = create_app(store, auth=AuthConfig(enabled=True, cache_seconds=0))
-        with serving(app) as url:
-            folder = tmp_path_factory.mktemp("feast-auth")
-            lookup = {"feature_service": SERVICE, "entities": {"driver_id": data.drivers[:5]}}
-            for name, auth, env in (
-                ("with_token", {"type": "oidc", "token_env_var": "FEATURESTORE_TOKEN"}, {"FEATURESTORE_TOKEN": token}),
-                ("without", None, {}),
-            ):
-                job = {
-                    "repo": str(folder / name),
-                    "project": "drivers",
-                    "online_store": {"type": "remote", "path": url},
-                    "auth": auth,
-                    "stats_path": str(data.stats_path),
-                    "profile_path": str(data.profile_path),
-                    "online": [lookup],
-                    "online_out": str(folder / f"{name}.json"),
-                }
-                run_feast(feast_python, job, folder, env=env)
-            (with_token,) = json.loads((folder / "with_token.json").read_text())
-            (without,) = json.loads((folder / "without.json").read_text())
-            assert with_token == _expected(store.get_online_features(SERVICE, {"driver_id": data.drivers[:5]}))
-            assert without["error"]["class"] == "FeastPermissionError", without
-            assert "token" in without["error"]["message"]
-            assert token not in json.dumps(without)
+    with_token, without = feast_answers.with_token, feast_answers.without
+    assert with_token == feast_answers.expected_with_token
+    assert without["error"]["class"] == "FeastPermissionError", without
+    assert "token" in without["error"]["message"]
+    assert feast_answers.token not in json.dumps(without)

@@ -19,6 +19,14 @@ The job (JSON) says, in order, what to do:
 * ``historical`` (optional): ``{"spine": parquet, "features": [...], "out": parquet}``:
   ``get_historical_features`` of the spine (its extra columns kept), written as Parquet.
 
+Several jobs in one interpreter (importing Feast takes 7-14 s of CPU here, typeguard instrumenting
+Feast's classes at import): ``{"jobs": [JOB, ...], "done": path}`` runs each job in turn, with its
+``env`` (optional: variables set for that job only, e.g. the token Feast's client reads), and
+closes each job's store (Feast's client caches one HTTP session per process), then writes ``done``.
+With ``"serve": {"repo": folder, "host": ..., "port": ...}`` the process then goes on as Feast's
+feature server on that repository: what ``feast serve -h HOST -p PORT`` run in ``repo`` does (a new
+``FeatureStore`` of the folder, ``serve`` with the command's defaults), without starting Feast again.
+
 The repository is the equivalent of the tests' project of ours (``driver_hourly_stats``,
 ``driver_profile``, the feature service ``driver_activity``), written with Feast's SDK here.
 """
@@ -98,10 +106,11 @@ def online(store: Any, request: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def main(job_path: str) -> None:
+def run_job(job: dict[str, Any]) -> None:
+    import asyncio
+
     from feast import FeatureStore
 
-    job = json.loads(Path(job_path).read_text())
     repo = Path(job["repo"])
     repo.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
@@ -116,20 +125,73 @@ def main(job_path: str) -> None:
         config["auth"] = job["auth"]
     (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
     store = FeatureStore(repo_path=str(repo))
-    store.apply(definitions(job["stats_path"], job["profile_path"]))
-    if job.get("materialize_end"):
-        end = datetime.fromisoformat(job["materialize_end"])
-        store.materialize(start_date=datetime(2000, 1, 1, tzinfo=UTC), end_date=end)
-    if job.get("online"):
-        answers = [online(store, r) for r in job["online"]]
-        Path(job["online_out"]).write_text(json.dumps(answers, default=str))
-    if job.get("historical"):
-        import pandas as pd
+    try:
+        store.apply(definitions(job["stats_path"], job["profile_path"]))
+        if job.get("materialize_end"):
+            end = datetime.fromisoformat(job["materialize_end"])
+            store.materialize(start_date=datetime(2000, 1, 1, tzinfo=UTC), end_date=end)
+        if job.get("online"):
+            answers = [online(store, r) for r in job["online"]]
+            Path(job["online_out"]).write_text(json.dumps(answers, default=str))
+        if job.get("historical"):
+            import pandas as pd
 
-        h = job["historical"]
-        spine = pd.read_parquet(h["spine"])
-        frame = store.get_historical_features(entity_df=spine, features=h["features"]).to_df()
-        frame.to_parquet(h["out"], index=False)
+            h = job["historical"]
+            spine = pd.read_parquet(h["spine"])
+            frame = store.get_historical_features(entity_df=spine, features=h["features"]).to_df()
+            frame.to_parquet(h["out"], index=False)
+    finally:
+        # Closes the HTTP session Feast's remote store keeps for the whole process, so the next job's
+        # client starts without this one's (its auth header included).
+        asyncio.run(store.close())
+
+
+def serve(section: dict[str, Any]) -> None:
+    """``feast serve -h HOST -p PORT`` in ``repo``: the command builds a ``FeatureStore`` of the
+    folder and calls ``serve`` with its options' defaults, which are these."""
+    import os
+
+    from feast import FeatureStore
+
+    os.chdir(section["repo"])
+    store = FeatureStore(repo_path=str(Path(section["repo"])))
+    store.serve(
+        host=section["host"],
+        port=int(section["port"]),
+        type_="http",
+        no_access_log=False,
+        workers=1,
+        worker_connections=1000,
+        max_requests=1000,
+        max_requests_jitter=50,
+        metrics=False,
+        keep_alive_timeout=30,
+        tls_key_path="",
+        tls_cert_path="",
+        registry_ttl_sec=60,
+    )
+
+
+def main(job_path: str) -> None:
+    import os
+
+    document = json.loads(Path(job_path).read_text())
+    for job in document.get("jobs", [document]):
+        env = {k: str(v) for k, v in (job.get("env") or {}).items()}
+        before = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            run_job(job)
+        finally:
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    if document.get("done"):
+        Path(document["done"]).write_text("done\n")
+    if document.get("serve"):
+        serve(document["serve"])
 
 
 if __name__ == "__main__":
