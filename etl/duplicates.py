@@ -59,7 +59,9 @@ class SampleComparer:
         self.equal_share = equal_share
         self.min_rows = min_rows
         self.skipped: list[str] = []
-        """Views not compared by value, each with why (no candidate, or the sample failed)."""
+        """Views not compared by value as no other view of their entities has published rows."""
+        self.failed: list[str] = []
+        """Views whose sample could not be computed, each with the error."""
 
     def __call__(self, views: Sequence[FeatureView], registered: Sequence[FeatureView]) -> list[DuplicateFinding]:
         findings: list[DuplicateFinding] = []
@@ -77,7 +79,7 @@ class SampleComparer:
             try:
                 findings.extend(self._compare(view, candidates))
             except (FeatureStoreError, duckdb.Error) as err:  # the value check never blocks an apply
-                self.skipped.append(f"{view.name}: computing it on a sample failed: {err}")
+                self.failed.append(f"{view.name}: computing it on a sample failed: {err}")
         return findings
 
     def _compare(self, view: FeatureView, candidates: list[tuple[FeatureView, list[Path]]]) -> list[DuplicateFinding]:

@@ -317,12 +317,15 @@ def find_duplicates(
     root: Path | None = None,
     values: ValueComparer | None = None,
     views: Iterable[str] | None = None,
+    registered: Sequence[FeatureView] | None = None,
 ) -> DuplicateCheck:
     """Check the features of the new or changed views among ``objects`` (or of the views named
     by ``views``, new or not) against every other feature: exact duplicates always, equal or
-    correlated ones when ``values`` compares them."""
+    correlated ones when ``values`` compares them. ``registered`` are the project's views as
+    applied (default: read from the registry now)."""
     defined = Project.collect(objects).feature_views
-    registered = registry.list_feature_views(project)
+    if registered is None:
+        registered = registry.list_feature_views(project)
 
     def chosen(defined: Sequence[FeatureView]) -> list[FeatureView]:
         if views is None:

@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from featurestore.definitions import FeatureView
     from featurestore.duplicates import DuplicateCheck, DuplicateFinding, DuplicateMode
+
+T = TypeVar("T")
 
 
 def check_duplicates(
@@ -22,16 +25,21 @@ def check_duplicates(
     by_value: bool = True,
     correlation: float | None = None,
     views: Sequence[str] | None = None,
+    registered: Sequence[FeatureView] | None = None,
 ) -> DuplicateCheck:
     """The exact and (with ``by_value``) value duplicates among the new or changed views of
-    ``objects`` (or the views named); notes on stderr the views not compared by value."""
+    ``objects`` (or the views named); a note on stderr for each view whose values could not be
+    computed on the sample."""
     from featurestore.duplicates import DEFAULT_CORRELATION, find_duplicates
 
     def compare(views: Sequence[FeatureView], registered: Sequence[FeatureView]) -> list[DuplicateFinding]:
         from etl.duplicates import SampleComparer  # the engine loads only when a view is new or changed
 
-        limit = DEFAULT_CORRELATION if correlation is None else correlation
-        return SampleComparer(store, correlation=limit)(views, registered)
+        comparer = SampleComparer(store, correlation=DEFAULT_CORRELATION if correlation is None else correlation)
+        found = comparer(views, registered)
+        for why in comparer.failed:
+            click.echo(f"note: not compared by value for duplicates: {why}", err=True)
+        return found
 
     return find_duplicates(
         store.registry,
@@ -40,29 +48,48 @@ def check_duplicates(
         root=store.config.root,
         values=compare if by_value else None,
         views=views,
+        registered=registered,
     )
 
 
-def apply_with_duplicates(
-    store: Any, objects: Sequence[object], mode: DuplicateMode, apply: Any, **options: Any
-) -> Any:
-    """Run ``apply()`` with the duplicate check of ``mode``: ``warn`` prints each finding as a
-    warning, ``error`` raises before ``apply`` (nothing applied) when there is one, ``off``
-    checks nothing. The findings are recorded once ``apply`` succeeded."""
-    if mode == "off":
-        return apply()
-    check = check_duplicates(store, objects, **options)
+def _report(check: DuplicateCheck, mode: DuplicateMode) -> None:
+    label = "error" if mode == "error" else "warning"
     for finding in check.findings:
-        label = "error" if mode == "error" else "warning"
         click.secho(
             f"{label}: duplicate feature: {finding.render()}", fg="red" if mode == "error" else "yellow", err=True
         )
-    if check.findings and mode == "error":
-        raise click.ClickException(
-            f"nothing applied: {len(check.findings)} new feature(s) duplicate existing ones (--duplicates error); "
-            "reuse the existing features, or remove the copies, or apply with --duplicates warn"
-        )
-    result = apply()
+
+
+def apply_with_duplicates(
+    store: Any, objects: Sequence[object], mode: DuplicateMode, apply: Callable[[], T], **options: Any
+) -> T:
+    """Run ``apply()`` with the duplicate check of ``mode``, and record the findings once it
+    succeeded. ``error``: checked first, raising (nothing applied) when there is a finding.
+    ``warn``: checked in a thread while ``apply`` runs (the views as registered are read before
+    it), each finding printed as a warning. ``off``: not checked."""
+    if mode == "off":
+        return apply()
+    registered = store.registry.list_feature_views(store.project)
+    if mode == "error":
+        check = check_duplicates(store, objects, registered=registered, **options)
+        _report(check, mode)
+        if check.findings:
+            raise click.ClickException(
+                f"nothing applied: {len(check.findings)} new feature(s) duplicate existing ones (--duplicates error); "
+                "reuse the existing features, or remove the copies, or apply with --duplicates warn"
+            )
+        result = apply()
+    else:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duplicates")
+        future = pool.submit(check_duplicates, store, objects, registered=registered, **options)
+        try:
+            result = apply()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the apply's error first, not after the check
+            raise
+        pool.shutdown(wait=True)
+        check = future.result()
+        _report(check, mode)
     if check.changes_records:
         store.registry.record_duplicates(store.project, check.findings, checked=check.checked, views=check.views)
     return result

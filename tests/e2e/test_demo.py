@@ -55,6 +55,63 @@ def test_demo_runs_end_to_end_and_online_equals_offline(tmp_path: Path) -> None:
     assert re.search(r"^Browse the catalog: \S*featurestore -C \S+ ui  → http://127\.0\.0\.1:8080/$", out, re.M), out
     _check_model_loop(project, out)
     _check_request(project, out)
+    _check_duplicates(project)
+
+
+# A renamed copy of demo features (one feature as written, another scaled to cents: other values,
+# the same information) and an unrelated feature of the same customers.
+DUPLICATES = """
+
+spend_copy = FeatureView(
+    name="spend_copy",
+    entities=(customer,),
+    source=transactions,
+    timestamp_field="as_of",
+    ttl=timedelta(days=2),
+    transformation=customer_spend.transformation.replace("AS spend_30d", "AS monthly_spend").replace(
+        "round(sum(spend) OVER w7, 2) AS spend_7d", "100 * round(sum(spend) OVER w7, 2) AS weekly_spend_cents"
+    ),
+    features=(Feature("monthly_spend", Float64), Feature("weekly_spend_cents", Float64)),
+    owner="newcomer@bank.example",
+)
+balance_digits = FeatureView(
+    name="balance_digits",
+    entities=(customer,),
+    source=balances,
+    timestamp_field="ts",
+    ttl=timedelta(days=14),
+    transformation="SELECT customer_id, ts, abs(balance) % 97 AS balance_mod_97 FROM balance_snapshots",
+    features=(Feature("balance_mod_97", Float64),),
+)
+"""
+
+
+def _check_duplicates(project: Path) -> None:
+    """Issue 18 part 4: apply finds the renamed copy of demo features, exactly and by value on
+    the preview's sample, and not the unrelated feature; with --duplicates error it applies nothing."""
+    features = project / "features.py"
+    original = features.read_text()
+    features.write_text(original + DUPLICATES)
+    exe = Path(sys.executable).with_name("featurestore")
+    try:
+        ran = subprocess.run(
+            [str(exe), "-C", str(project), "apply", "--duplicates", "error"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        features.write_text(original)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    found = [line for line in ran.stderr.splitlines() if "duplicate feature:" in line]
+    assert [re.sub(r"[\d,]+ rows", "N rows", line) for line in found] == [
+        "error: duplicate feature: spend_copy:monthly_spend duplicates customer_spend:spend_30d "
+        "(owner risk-data@bank.example): exact: same source and expression",
+        "error: duplicate feature: spend_copy:weekly_spend_cents duplicates customer_spend:spend_7d "
+        "(owner risk-data@bank.example): correlated (r=1.000, N rows)",
+    ], ran.stderr
+    assert "nothing applied: 2 new feature(s) duplicate existing ones" in ran.stderr
+    assert "created" not in ran.stdout
 
 
 def _check_request(project: Path, out: str) -> None:
