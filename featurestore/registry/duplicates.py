@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from featurestore.duplicates import DuplicateFinding
+from featurestore.registry.locks import lock_name
 from featurestore.registry.schema import feature_duplicates_t
 
 
@@ -27,6 +28,9 @@ class Duplicates:
         rows = {(f.feature, f.duplicate_of): f for f in findings}
         now = datetime.now(UTC)
         with self._engine.begin() as conn:
+            # Two applies recording at once would both delete, then both insert a pair: the
+            # second fails on the primary key. The lock makes the second delete the first's rows.
+            lock_name(conn, f"featurestore.registry:feature_duplicates:{project}")
             mine = c.project == project
             conn.execute(
                 feature_duplicates_t.delete().where(
