@@ -93,22 +93,38 @@ def check_run(
         t0 = time.perf_counter()
         import_great_expectations()  # once per process, 5-9 s: timed apart from the validation
         timings["gx_import_s"] = time.perf_counter() - t0
+    previous = store.registry.list_statistics(store.project, view.name, limit=1)
+    baseline = previous[0]["statistics"] if previous else None
+    options = {"previous": baseline, "psi_threshold": config.psi_threshold, "bins": config.histogram_bins}
     t0 = time.perf_counter()
-    reference_time = engine.reference_time_for(end)
-    report = engine.validate(view, frame, reference_time=reference_time, examples=config.examples)
-    rows_computed = report.rows
-    rows_quarantined = 0
-    if report.blocked and quarantine and engine.quarantinable(report):
-        table_or_df = frame if backend != "arrow" else _arrow(frame)
-        good, bad, counts = engine.split(view, table_or_df, report, reference_time=reference_time)
-        path = quarantine_path(store, view, run_id)
-        after = engine.validate(view, good, reference_time=reference_time, examples=config.examples)
-        rows_quarantined = rows_computed - after.rows
-        report = report.with_quarantine(QuarantineInfo(rows_quarantined, str(path), counts), after)
-        if not report.blocked:
-            _write_quarantine(bad, path, spark)
-            frame = good
+    # A backend that can (the embedded engine's files) sums up the statistics in a thread while
+    # the gate scans the same frame; discarded if the gate fails or sets rows aside.
+    start = getattr(engine, "start_statistics", None)
+    pending = start(view, frame, **options) if start is not None else None
+    checked = frame
+    try:
+        reference_time = engine.reference_time_for(end)
+        report = engine.validate(view, frame, reference_time=reference_time, examples=config.examples)
+        rows_computed = report.rows
+        rows_quarantined = 0
+        if report.blocked and quarantine and engine.quarantinable(report):
+            table_or_df = frame if backend != "arrow" else _arrow(frame)
+            good, bad, counts = engine.split(view, table_or_df, report, reference_time=reference_time)
+            path = quarantine_path(store, view, run_id)
+            after = engine.validate(view, good, reference_time=reference_time, examples=config.examples)
+            rows_quarantined = rows_computed - after.rows
+            report = report.with_quarantine(QuarantineInfo(rows_quarantined, str(path), counts), after)
+            if not report.blocked:
+                _write_quarantine(bad, path, spark)
+                frame = good
+    except BaseException:
+        if pending is not None:
+            pending.discard()
+        raise
     timings["validate_s"] = time.perf_counter() - t0
+    if pending is not None and (report.blocked or frame is not checked):
+        pending.discard()  # of rows that are not published
+        pending = None
     if report.blocked:
         store.registry.record_run_quality(run_id, report.to_dict(), {})
         raise QualityCheckFailedError(
@@ -125,11 +141,8 @@ def check_run(
             rows_computed,
             report.quarantine.path,
         )
-    t0 = time.perf_counter()
-    previous = store.registry.list_statistics(store.project, view.name, limit=1)
-    baseline = previous[0]["statistics"] if previous else None
-    options = {"previous": baseline, "psi_threshold": config.psi_threshold, "bins": config.histogram_bins}
-    statistics = engine.statistics(view, frame, **options)
+    t0 = time.perf_counter()  # begun beside the gate: what the statistics add after it
+    statistics = pending.result() if pending is not None else engine.statistics(view, frame, **options)
     timings["statistics_s"] = time.perf_counter() - t0
     store.registry.record_run_quality(run_id, report.to_dict(), statistics)
     drifting = [f for f, s in statistics.items() if s.get("drift")]
