@@ -27,8 +27,12 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/uv
 	$(UV) -e '.[demo]'
 	touch $(DEMO_STAMP)
 
+# --compile-bytecode: PYTHONDONTWRITEBYTECODE=1 is set on our machines (CI may set it too), so
+# without .pyc files every test subprocess compiles what it imports again (featurestore, pandas,
+# pyarrow, duckdb, datamart: 7.8 s of CPU so, 2.2 s with .pyc). Compiling the venv costs ~63 s
+# of CPU once (12k files; 2026-11-29), spread over the cores.
 $(DEV_STAMP): pyproject.toml | $(BIN)/uv
-	$(UV) -e '.[dev]'
+	$(UV) --compile-bytecode -e '.[dev]'
 	touch $(DEV_STAMP) $(DEMO_STAMP)
 
 ## install: create .venv and install the project with its development tools
