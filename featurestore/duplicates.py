@@ -12,8 +12,9 @@ expression of a feature is the whole query reduced to the view's keys, its times
 one output column, parsed by sqlglot (DuckDB dialect) and normalized: output aliases, column
 qualifiers and table aliases removed, unquoted identifiers lower-cased, the source's own table
 name replaced by a placeholder, CTEs renamed by position, the operands of commutative operators
-(``+``, ``*``, ``=``, ``<>``, ``AND``, ``OR``) ordered. Names a query defines inside (a CTE's
-column aliases, a named window) are compared as written. A view without transformation compares
+(``+``, ``*``, ``=``, ``<>``, ``AND``, ``OR``) ordered, named windows renamed by their first use
+(unused ones dropped). The column aliases a query defines inside (a CTE's) are compared as
+written. A view without transformation compares
 the source column a feature takes. A pandas transformation cannot be looked into: two features
 of pandas views are exact duplicates only when their sources are the same, their functions'
 source texts are equal (whitespace and the function's name aside) and the features have the
@@ -186,6 +187,8 @@ def _normalize(tree: exp.Expr, tables: Mapping[str, str]) -> exp.Expr:
         table.set("alias", None)
     for column in tree.find_all(exp.Column):
         column.set("table", None)
+    for select in list(tree.find_all(exp.Select)):
+        _rename_windows(select)
     commutative = (exp.Add, exp.Mul, exp.And, exp.Or, exp.EQ, exp.NEQ)
     for node in reversed(list(tree.walk(bfs=False))):  # children before their parents
         if isinstance(node, commutative):
@@ -194,6 +197,34 @@ def _normalize(tree: exp.Expr, tables: Mapping[str, str]) -> exp.Expr:
                 node.set("this", right)
                 node.set("expression", left)
     return tree
+
+
+def _rename_windows(select: exp.Select) -> None:
+    """Named windows (``WINDOW w30 AS (...)``) renamed by their first use, the unused dropped."""
+    from sqlglot import exp
+
+    definitions = list(select.args.get("windows") or ())
+    named = {d.this.name.lower(): d for d in definitions if isinstance(d.this, exp.Identifier)}
+    if not named:
+        return
+    defining = {id(d) for d in definitions}
+    renames: dict[str, str] = {}
+    references: list[exp.Identifier] = []
+    for window in select.find_all(exp.Window):
+        if id(window) in defining:
+            continue
+        for part in (window.args.get("alias"), window.this):
+            if isinstance(part, exp.Identifier) and part.name.lower() in named:
+                renames.setdefault(part.name.lower(), f"__w{len(renames)}__")
+                references.append(part)
+    for ref in references:
+        ref.set("this", renames[ref.name.lower()])
+    kept = []
+    for name, new_name in sorted(renames.items(), key=lambda item: item[1]):
+        definition = named[name]
+        definition.set("this", exp.to_identifier(new_name))
+        kept.append(definition)
+    select.set("windows", kept or None)
 
 
 def _select_of(tree: exp.Expr) -> exp.Select | None:

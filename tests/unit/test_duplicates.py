@@ -61,8 +61,9 @@ def test_a_renamed_copy_of_a_demo_feature_is_an_exact_duplicate_and_an_unrelated
             "round(sum(spend) OVER w30, 2) AS spend_30d", "ROUND( SUM(spend)   OVER w30 ,2)   AS monthly_card_spend"
         )
         .replace("CAST(day + INTERVAL 1 DAY AS TIMESTAMP) AS as_of", "CAST(INTERVAL 1 DAY + day AS TIMESTAMP) AS as_of")
+        .replace("w30", "month_window")
     )
-    assert "dy.n" in sql and "gr.day" in sql and "monthly_card_spend" in sql  # the copy really differs in text
+    assert "dy.n" in sql and "gr.day" in sql and "OVER month_window" in sql  # the copy really differs in text
     copy = dataclasses.replace(
         spend,
         name="card_spend_monthly",
@@ -229,6 +230,18 @@ def test_apply_finds_features_equal_or_correlated_by_value_and_the_error_mode_ap
             ("rewritten:paid_so_far", "equal"),
             ("rewritten:paid_cents", "correlated"),
         }
+
+        # Checking the files now: not an exact duplicate (other expressions), equal and correlated by value.
+        code, out, _ = invoke(root, "duplicates", "rewritten", "--check", "--no-values")
+        assert (code, out) == (0, "no duplicate features of rewritten\n")
+        # A lower threshold: the running count (r=0.76) too, never the unrelated bucket.
+        code, out, _ = invoke(root, "duplicates", "rewritten", "--check", "--correlation", "0.7")
+        assert code == 0 and [line.split(" (owner")[0] for line in out.splitlines()] == [
+            "rewritten:paid_cents duplicates running:n",
+            "rewritten:paid_cents duplicates running:total",
+            "rewritten:paid_so_far duplicates running:n",
+            "rewritten:paid_so_far duplicates running:total",
+        ]
 
         # The catalog: a search for the original lists its duplicates right after it, marked.
         hits = search_catalog(catalog_entries(store.registry, store.project), "total")
