@@ -10,29 +10,30 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-from featurestore import training_datasets
 from featurestore.auth import local_actor
-from featurestore.config import ProjectConfig
-from featurestore.consistency import ConsistencyReport, check_consistency
+from featurestore.config import ParquetOfflineConfig, ProjectConfig
 from featurestore.definitions import FeatureService, FeatureView, Project, Source
 from featurestore.errors import NotFoundError
-from featurestore.lookup import EntityRows, LookupPlan, OnlineResponse
-from featurestore.offline.parquet import ParquetOfflineStore
-from featurestore.online import OnlineStore
 from featurestore.registry import ApplyReport, Registry, TrainingDatasetRecord
-from featurestore.retrieval import SpineLike, ViewRequest, as_of, normalize_spine, resolve_features, training_set
-from featurestore.serving_log import ServedVectorLog
-from featurestore.source_probe import SourceProbe, probe_sources
 from featurestore.times import aware_time
-from featurestore.training_datasets import DatasetVerification, TrainingDataset
 from featurestore.usage import UsageLog
 from featurestore.validation import SchemaResolver, validate_project
 
+# The modules of reads (training sets, lookups, consistency, the served-vector log) load on first
+# use: `featurestore apply` needs none of them (tests/unit/test_apply_imports.py).
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from featurestore.consistency import ConsistencyReport
     from featurestore.duplicates import DuplicateCheck, DuplicateFinding, ValueComparer
+    from featurestore.lookup import EntityRows, LookupPlan, OnlineResponse
+    from featurestore.offline.parquet import ParquetOfflineStore
+    from featurestore.online import OnlineStore
+    from featurestore.retrieval import SpineLike, ViewRequest
+    from featurestore.serving_log import ServedVectorLog
     from featurestore.skew import SkewReport
+    from featurestore.source_probe import SourceProbe
+    from featurestore.training_datasets import DatasetVerification, TrainingDataset
 
 FeatureRefs = Sequence[str] | FeatureService | str
 
@@ -51,6 +52,7 @@ def create_offline_store(config: ProjectConfig) -> ParquetOfflineStore:
     """The offline store named by the project's config. A Hive store is read like a Parquet one
     (through its manifest, no Spark needed); only the Spark engine publishes to it."""
     from featurestore.config import HiveOfflineConfig
+    from featurestore.offline.parquet import ParquetOfflineStore
 
     offline = config.offline_store
     if isinstance(offline, HiveOfflineConfig):
@@ -79,7 +81,11 @@ class FeatureStore:
         self.config = config if isinstance(config, ProjectConfig) else ProjectConfig.load(config)
         self.project = self.config.project
         self.registry = registry or Registry(self.config.registry_url)
-        self.offline_store = create_offline_store(self.config)
+        # A Parquet offline store (a folder) is made on first use; any other now, so that its
+        # settings fail here.
+        self._offline_store: ParquetOfflineStore | None = None
+        if not isinstance(self.config.offline_store, ParquetOfflineConfig):
+            self._offline_store = create_offline_store(self.config)
         self._online_store = online_store
         self._definitions_ttl = definitions_ttl
         self._views: dict[str, FeatureView] = {}
@@ -89,8 +95,27 @@ class FeatureStore:
         self._model_services: tuple[float, dict[str, str]] = (-1e18, {})
         self._lock = threading.Lock()
         self.usage = UsageLog(self.registry, self.project)
-        self.serving_log = ServedVectorLog.from_config(self.config)
-        """The served-vector log (``serving_log`` in featurestore.yaml), None when off."""
+        self._serving_log: ServedVectorLog | None = None
+        self._serving_log_made = self.config.serving_log.sample_rate <= 0  # off: None, nothing to make
+
+    @property
+    def offline_store(self) -> ParquetOfflineStore:
+        if self._offline_store is None:
+            self._offline_store = create_offline_store(self.config)
+        return self._offline_store
+
+    @property
+    def serving_log(self) -> ServedVectorLog | None:
+        """The served-vector log (``serving_log`` in featurestore.yaml), None when off; made on
+        first use."""
+        if not self._serving_log_made:
+            with self._lock:
+                if not self._serving_log_made:
+                    from featurestore.serving_log import ServedVectorLog
+
+                    self._serving_log = ServedVectorLog.from_config(self.config)
+                    self._serving_log_made = True
+        return self._serving_log
 
     @property
     def online_store(self) -> OnlineStore:
@@ -123,6 +148,8 @@ class FeatureStore:
         """Probe ``sources`` (default: every source applied) in parallel, each within
         ``quality.probe_timeout_seconds``, and keep each probe as its source's latest in the
         registry unless ``record`` is False (see :mod:`featurestore.source_probe`)."""
+        from featurestore.source_probe import probe_sources
+
         chosen = list(self.registry.list_sources(self.project) if sources is None else sources)
         quality = self.config.quality
         probes = probe_sources(
@@ -181,6 +208,8 @@ class FeatureStore:
         return views[name]
 
     def _resolve(self, features: FeatureRefs) -> list[ViewRequest]:
+        from featurestore.retrieval import resolve_features
+
         services = self.feature_services()
         if isinstance(features, str) and ":" not in features and features in services:
             features = services[features]
@@ -194,6 +223,8 @@ class FeatureStore:
             return self._plans[(ref, full_names)]
         except (KeyError, TypeError):
             pass
+        from featurestore.lookup import LookupPlan
+
         plan = LookupPlan.build(self._resolve(features), full_names=full_names)
         with self._lock:
             if len(self._plans) > 1000:  # callers with ever-changing feature lists: keep memory bounded
@@ -246,6 +277,8 @@ class FeatureStore:
         Its timestamps must carry a time zone (or be dates, 00:00 UTC; or ISO 8601 text with an
         offset): see :mod:`featurestore.times`. The result is the spine, in its order and with its
         timestamp column as given (same time zone), followed by the features."""
+        from featurestore.retrieval import normalize_spine, training_set
+
         requests = self._resolve(features)
         normalized = normalize_spine(spine, timestamp_column, requests)
         files = {r.view.name: self.offline_store.files(r.view) for r in requests}
@@ -269,6 +302,8 @@ class FeatureStore:
         and what it read recorded in the registry (see :mod:`featurestore.training_datasets`), by
         ``actor`` (default: this process's user@host). A name is immutable: saving it again gives
         the saved dataset back if the rows built now are the same bytes, else is refused."""
+        from featurestore import training_datasets
+
         who = actor or local_actor()
         named = service.name if isinstance(service, FeatureService) else service
         requests = self._resolve(service)
@@ -292,8 +327,10 @@ class FeatureStore:
     def get_training_dataset(self, name: str) -> TrainingDataset:
         """A saved dataset: its record and its rows exactly as they were built (the same bytes),
         whatever runs, backfills or pushes came since. An unknown name suggests the nearest."""
+        from featurestore import training_datasets
+
         record = self.registry.get_training_dataset(self.project, name)
-        return TrainingDataset(record, training_datasets.read_rows(self.offline_store, record))
+        return training_datasets.TrainingDataset(record, training_datasets.read_rows(self.offline_store, record))
 
     def list_training_datasets(self) -> list[TrainingDatasetRecord]:
         """The project's saved datasets, newest first."""
@@ -302,6 +339,8 @@ class FeatureStore:
     def verify_training_dataset(self, name: str) -> DatasetVerification:
         """Rebuild a saved dataset from today's offline state and compare it with the saved rows:
         identical or not, how many rows differ, and which runs replaced the ones it read."""
+        from featurestore import training_datasets
+
         record = self.registry.get_training_dataset(self.project, name)
         return training_datasets.verify_training_dataset(self.registry, self.offline_store, record, self._resolve)
 
@@ -342,6 +381,8 @@ class FeatureStore:
 
         ``as_of_time``: an aware datetime, or a date (that day from 00:00 UTC); a naive datetime is
         refused (see :mod:`featurestore.times`)."""
+        from featurestore.retrieval import as_of, resolve_features
+
         as_of_time = aware_time(as_of_time, "The as_of_time argument")
         refs = [f"{view}:{f}" for f in features] if features else [view]
         (request,) = resolve_features(self.feature_views(), refs, project=self.project)  # a view, not a service
@@ -359,6 +400,8 @@ class FeatureStore:
         """Compare the online store with the offline store as of the view's last published
         watermark (``sample`` random entities, or all when ``None``; ``seed`` repeats a sample,
         recorded in the report) and record the outcome."""
+        from featurestore.consistency import check_consistency
+
         fv = self.get_feature_view(view)
         report = check_consistency(
             fv,
@@ -385,8 +428,9 @@ class FeatureStore:
 
     def close(self) -> None:
         self.usage.close()
-        if self.serving_log is not None:
-            self.serving_log.close()
+        self._serving_log_made = True  # none made after closing
+        if self._serving_log is not None:
+            self._serving_log.close()
         if self._online_store is not None:
             self._online_store.close()
         self.registry.close()
