@@ -63,15 +63,7 @@ class Apply:
             for table, kind, objs in groups:
                 _apply_group(conn, project, table, kind, objs, at, report)
             _apply_views(conn, project, definitions.feature_views, old_sources, at, report)
-            # Models' and training datasets' edges are recorded when they are, not by applying definitions.
-            conn.execute(
-                lineage_t.delete().where(
-                    lineage_t.c.project == project, lineage_t.c.dst_kind.not_in(("model", "training_dataset"))
-                )
-            )
-            edges = _lineage_edges(definitions)
-            if edges:
-                conn.execute(lineage_t.insert(), [{"project": project, **e} for e in edges])
+            _apply_lineage(conn, project, definitions)
         return report
 
 
@@ -226,6 +218,12 @@ def _apply_views(
             )
         )
     }
+    f = features_t.c
+    feature_rows: dict[str, set[tuple[Any, ...]]] = {}
+    for r in conn.execute(
+        sa.select(f.view, f.name, f.dtype, f.description, f.owner, f.tags).where(f.project == project)
+    ):
+        feature_rows.setdefault(r.view, set()).add(tuple(r[1:]))
     for view in views:
         spec_dict = view.to_spec()
         spec_dict["join_keys"] = list(view.join_keys)
@@ -289,22 +287,20 @@ def _apply_views(
                 .where(views_t.c.project == project, views_t.c.name == view.name)
                 .values(spec=spec, version=version, fingerprint=fingerprint, updated_at=at)
             )
-        conn.execute(features_t.delete().where(features_t.c.project == project, features_t.c.view == view.name))
-        conn.execute(
-            features_t.insert(),
-            [
-                {
-                    "project": project,
-                    "view": view.name,
-                    "name": f.name,
-                    "dtype": f.dtype.value,
-                    "description": f.description,
-                    "owner": f.owner or view.owner,
-                    "tags": json.dumps(list(f.tags)),
-                }
-                for f in view.features
-            ],
-        )
+        rows = [
+            {
+                "name": feature.name,
+                "dtype": feature.dtype.value,
+                "description": feature.description,
+                "owner": feature.owner or view.owner,
+                "tags": json.dumps(list(feature.tags)),
+            }
+            for feature in view.features
+        ]
+        if feature_rows.get(view.name) == {tuple(row.values()) for row in rows}:
+            continue  # written as they are: an apply that changes nothing writes nothing
+        conn.execute(features_t.delete().where(f.project == project, f.view == view.name))
+        conn.execute(features_t.insert(), [{"project": project, "view": view.name, **row} for row in rows])
     wanted = {v.name for v in views}
     for name in set(existing) - wanted:
         conn.execute(views_t.delete().where(views_t.c.project == project, views_t.c.name == name))
@@ -365,6 +361,21 @@ def _describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         named = ", ".join("upstream sources" if k == "sources" else k.replace("_", " ") for k in fields)
         parts.append(f"changed source {new['source']} ({named})")
     return "; ".join(parts) or "changed"
+
+
+def _apply_lineage(conn: sa.Connection, project: str, definitions: Project) -> None:
+    """Make the project's edges those of ``definitions``, rewriting them only when they differ
+    (an apply that changes nothing writes nothing). Models' and training datasets' edges are
+    recorded when they are, not by applying definitions."""
+    c = lineage_t.c
+    ours = sa.and_(c.project == project, c.dst_kind.not_in(("model", "training_dataset")))
+    edges = _lineage_edges(definitions)
+    existing = {tuple(r) for r in conn.execute(sa.select(c.src_kind, c.src_name, c.dst_kind, c.dst_name).where(ours))}
+    if existing == {tuple(e.values()) for e in edges}:
+        return
+    conn.execute(lineage_t.delete().where(ours))
+    if edges:
+        conn.execute(lineage_t.insert(), [{"project": project, **e} for e in edges])
 
 
 def _lineage_edges(definitions: Project) -> list[dict[str, str]]:
