@@ -17,8 +17,10 @@ unset; ``--no-bytecode`` also times them with it set (no cached bytecode of the 
 
     .venv/bin/python bench/startup.py [--n 11] [--no-bytecode] [--json]
 
-Also printed: the heavy modules each command imported (pandas, pyarrow, numpy, duckdb, ...),
-from ``python -X importtime``: ``import featurestore`` and ``--help`` should import none.
+Also printed: each command's median CPU time (user + system, the process and its threads),
+which a loaded machine stretches far less than the wall time; and the heavy modules each command
+imported (pandas, pyarrow, numpy, duckdb, ...), from ``python -X importtime``: ``import
+featurestore`` and ``--help`` should import none.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import compileall
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,10 +44,14 @@ DEFINITIONS = "from featurestore import Entity, Feature, FeatureView, FileSource
 HEAVY = ("pandas", "pyarrow", "numpy", "duckdb", "sqlalchemy", "great_expectations", "pyspark", "fastapi", "redis")
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of ``cmd``, in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def heavy_imports(cmd: list[str], env: dict[str, str]) -> list[str]:
@@ -83,7 +90,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         apply_cmd = [featurestore, "-C", str(demo), "apply"]
-        first_apply = timed(apply_cmd, with_bytecode)
+        first_apply, _ = timed(apply_cmd, with_bytecode)
         commands = {
             "python -c pass": [python, "-c", "pass"],
             "import featurestore": [python, "-c", "import featurestore"],
@@ -97,24 +104,26 @@ def main() -> None:
         if args.no_bytecode:
             modes["no bytecode"] = without_bytecode
         results: dict[str, dict[str, float]] = {}
+        cpu: dict[str, dict[str, float]] = {}
         for mode, env in modes.items():
             for cmd in commands.values():  # warm the page cache
                 timed(cmd, env)
-            samples: dict[str, list[float]] = {name: [] for name in commands}
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
             for _ in range(args.n):
                 for name, cmd in commands.items():
                     samples[name].append(timed(cmd, env))
-            results[mode] = {name: statistics.median(s) for name, s in samples.items()}
+            results[mode] = {name: statistics.median(w for w, _ in s) for name, s in samples.items()}
+            cpu[mode] = {name: statistics.median(c for _, c in s) for name, s in samples.items()}
         heavy = {name: heavy_imports(cmd, with_bytecode) for name, cmd in commands.items()}
 
     floor = results["bytecode"]["python -c pass"]
     print(
         f"median of {args.n} fresh interpreters; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=out
     )
-    header = "".join(f"{mode:>14}" for mode in results)
+    header = "".join(f"{mode:>14}{'(CPU)':>10}" for mode in results)
     print(f"  {'command':28}{header}   heavy modules imported", file=out)
     for name in commands:
-        cells = "".join(f"{results[mode][name] * 1000:11.0f} ms" for mode in results)
+        cells = "".join(f"{results[m][name] * 1000:11.0f} ms{cpu[m][name] * 1000:7.0f} ms" for m in results)
         print(f"  {name:28}{cells}   {', '.join(heavy[name]) or '-'}", file=out)
     print(f"  first apply (creates the registry): {first_apply * 1000:.0f} ms", file=out)
     if args.json:
@@ -124,6 +133,7 @@ def main() -> None:
                     "n": args.n,
                     "floor_s": round(floor, 4),
                     "median_s": {m: {k: round(v, 4) for k, v in r.items()} for m, r in results.items()},
+                    "cpu_median_s": {m: {k: round(v, 4) for k, v in r.items()} for m, r in cpu.items()},
                     "heavy_imports": heavy,
                     "first_apply_s": round(first_apply, 3),
                 }
