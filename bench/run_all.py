@@ -204,7 +204,7 @@ def spark_rows(results: list[dict[str, Any]], measured: bool) -> list[Row]:
             f"{ratios['time_per_row']:.2f}x",
             "<= 1.10x",
             ratios["time_per_row"] <= 1.10,
-            f"run time {ratios['time']:.2f}x for {ratios['rows']:g}x the rows; CPU per row (driver and executors) "
+            f"run time {ratios['time']:.2f}x for {ratios['rows']:g}x the rows; executors' CPU per row "
             + (f"{ratios['cpu_per_row']:.2f}x" if "cpu_per_row" in ratios else "not measured"),
         ),
     ]
