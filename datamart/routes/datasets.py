@@ -172,7 +172,7 @@ def get_training_dataset_rows(
     name: str, store: StoreDep, _who: DatasetUser, format_: FormatQuery = None, accept: AcceptHeader = None
 ) -> Response:
     """Parquet: the saved file's bytes (checked against their SHA-256, sent in the ``X-Content-SHA256``
-    header); JSON and CSV: the same rows converted."""
+    header); JSON, CSV and the Arrow stream: the same rows converted."""
     record = store.registry.get_training_dataset(store.project, name)
     fmt = negotiate_format(format_, accept)
     if fmt == "parquet":

@@ -93,6 +93,8 @@ def test_the_rows_download_in_every_format_and_parquet_is_the_saved_file(
     assert as_json["columns"]["spend_1d"] == [15.0, 100.0, 7.0, None]
     as_csv = client._request("GET", "/training-datasets/churn_formats/rows", params={"format": "csv"}).text
     assert as_csv.splitlines()[0].replace('"', "") == "customer_id,ts,churned,spend_1d,txn_count_1d,segment"
+    as_arrow = client._request("GET", "/training-datasets/churn_formats/rows", params={"format": "arrow"}).content
+    assert pa.ipc.open_stream(as_arrow).read_all().equals(pq.read_table(pa.BufferReader(saved)))
 
 
 def test_an_invalid_name_is_refused_before_anything_is_built(client: DatamartClient) -> None:
