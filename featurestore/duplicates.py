@@ -9,12 +9,17 @@ one); nothing runs when every view is unchanged.
 source's normalized query over its inputs' identities; never the source's name), describe the
 same entities, and compute the same normalized expression. For a SQL transformation the
 expression of a feature is the whole query reduced to the view's keys, its timestamp and that
-one output column, parsed by sqlglot (DuckDB dialect) and normalized: output aliases, column
-qualifiers and table aliases removed, unquoted identifiers lower-cased, the source's own table
-name replaced by a placeholder, CTEs renamed by position, the operands of commutative operators
-(``+``, ``*``, ``=``, ``<>``, ``AND``, ``OR``) ordered, named windows renamed by their first use
-(unused ones dropped). The column aliases a query defines inside (a CTE's) are compared as
-written. A view without transformation compares
+one output column, parsed by sqlglot (DuckDB dialect) and normalized: references to other
+output columns (an alias used in the SELECT list, WHERE, GROUP BY, HAVING, QUALIFY, ORDER BY; a
+position; ``GROUP BY ALL``) replaced by their expressions first, output aliases removed, table
+aliases renamed by position (column qualifiers follow them, and are dropped where a SELECT reads
+one table), unquoted identifiers lower-cased, the source's own table name replaced by a
+placeholder, CTEs renamed by position, the operands of commutative operators (``+``, ``*``,
+``=``, ``<>``, ``AND``, ``OR``) ordered, named windows renamed by their first use (unused ones
+dropped). A feature has no signature (is never an exact duplicate) when its query cannot be told
+reduced: ``SELECT DISTINCT``, an alias whose expression reads a column of its own name, a column
+still naming a dropped output. The column aliases a query defines inside (a CTE's) are compared
+as written. A view without transformation compares
 the source column a feature takes. A pandas transformation cannot be looked into: two features
 of pandas views are exact duplicates only when their sources are the same, their functions'
 source texts are equal (whitespace and the function's name aside) and the features have the
@@ -164,19 +169,21 @@ def _normalized_query(sql: str, tables: Mapping[str, str]) -> str:
 
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
-    except sqlglot.errors.ParseError:
+    except sqlglot.errors.SqlglotError:
         return " ".join(sql.lower().split())
     return _normalize(tree, tables).sql(dialect="duckdb")
 
 
 def _normalize(tree: exp.Expr, tables: Mapping[str, str]) -> exp.Expr:
     """``tree`` normalized in place (see the module's docstring): ``tables`` (lower-case name →
-    placeholder) are renamed, CTEs renamed by position, qualifiers and table aliases dropped,
+    placeholder) are renamed, CTEs renamed by position, table aliases renamed by position (a
+    column's qualifier follows its table's; it is dropped only where its SELECT reads one table),
     identifiers lower-cased, commutative operands ordered."""
     from sqlglot import exp
     from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
     tree = normalize_identifiers(tree, dialect="duckdb")
+    _rename_table_aliases(tree)
     renames = dict(tables)
     for i, cte in enumerate(tree.find_all(exp.CTE)):
         renames[cte.alias_or_name.lower()] = f"__cte{i}__"
@@ -184,9 +191,6 @@ def _normalize(tree: exp.Expr, tables: Mapping[str, str]) -> exp.Expr:
     for table in tree.find_all(exp.Table):
         if not table.args.get("db") and table.name.lower() in renames:
             table.set("this", exp.to_identifier(renames[table.name.lower()]))
-        table.set("alias", None)
-    for column in tree.find_all(exp.Column):
-        column.set("table", None)
     for select in list(tree.find_all(exp.Select)):
         _rename_windows(select)
     commutative = (exp.Add, exp.Mul, exp.And, exp.Or, exp.EQ, exp.NEQ)
@@ -197,6 +201,54 @@ def _normalize(tree: exp.Expr, tables: Mapping[str, str]) -> exp.Expr:
                 node.set("this", right)
                 node.set("expression", left)
     return tree
+
+
+def _sources(select: exp.Select) -> list[exp.Expr]:
+    """What a SELECT reads: its FROM's and its joins' tables, subqueries, table functions."""
+    from_ = select.args.get("from_") or select.args.get("from")
+    found = [from_.this] if from_ is not None else []
+    found += [join.this for join in select.args.get("joins") or ()]
+    return [s for s in found if s is not None]
+
+
+def _rename_table_aliases(tree: exp.Expr) -> None:
+    """Each table (or subquery, table function) a SELECT reads gets the alias ``__tN__`` by its
+    position in the query, keeping an alias's column list; a column's qualifier is renamed to the
+    alias of the table it names (in its own SELECT or an enclosing one, for a correlated
+    subquery), and dropped when its own SELECT reads that one table alone. Dropping every alias
+    and qualifier would make ``a.amount`` and ``b.amount`` of a self-join the same."""
+    from sqlglot import exp
+
+    scopes: dict[int, tuple[dict[str, str], int]] = {}  # id(select) -> (name -> alias, number of sources)
+    counter = 0
+    for select in list(tree.find_all(exp.Select, bfs=False)):
+        names: dict[str, str] = {}
+        sources = _sources(select)
+        for source in sources:
+            alias = source.args.get("alias")
+            name = source.alias_or_name.lower() if isinstance(source, exp.Expr) else ""
+            new = f"__t{counter}__"
+            counter += 1
+            if name:
+                names.setdefault(name, new)
+            columns = alias.args.get("columns") if isinstance(alias, exp.TableAlias) else None
+            source.set("alias", exp.TableAlias(this=exp.to_identifier(new), columns=columns))
+        scopes[id(select)] = (names, len(sources))
+    for column in list(tree.find_all(exp.Column)):
+        qualifier = column.args.get("table")
+        if not isinstance(qualifier, exp.Identifier) or column.args.get("db"):
+            continue
+        own = column.find_ancestor(exp.Select)
+        scope: exp.Select | None = own
+        while scope is not None:
+            names, count = scopes.get(id(scope), ({}, 0))
+            if qualifier.name.lower() in names:
+                if scope is own and count == 1:
+                    column.set("table", None)
+                else:
+                    column.set("table", exp.to_identifier(names[qualifier.name.lower()]))
+                break
+            scope = scope.find_ancestor(exp.Select)
 
 
 def _rename_windows(select: exp.Select) -> None:
@@ -259,28 +311,99 @@ def feature_signatures(view: FeatureView, root: Path | None = None) -> dict[str,
 
 def _sql_signatures(view: FeatureView, sql: str, base: Mapping[str, Any]) -> dict[str, str]:
     import sqlglot
+    from sqlglot import exp
 
     try:
         tree = sqlglot.parse_one(textwrap.dedent(sql), read="duckdb")
-    except sqlglot.errors.ParseError:
+    except sqlglot.errors.SqlglotError:  # apply reports the query's own error
         return {}
     select = _select_of(tree)
-    if select is None:
+    if select is None or select.args.get("distinct") is not None:
+        return {}  # DISTINCT over fewer columns is another query
+    if not _resolve_output_references(select):
         return {}
     by_name = {p.alias_or_name.lower(): i for i, p in enumerate(select.expressions)}
     keys = [by_name[k.lower()] for k in _view_keys(view) if k.lower() in by_name]
     time = [by_name[view.timestamp_field.lower()]] if view.timestamp_field.lower() in by_name else []
+    aliases = {p.alias.lower(): i for i, p in enumerate(select.expressions) if isinstance(p, exp.Alias)}
     out: dict[str, str] = {}
     for f in view.features:
         at = by_name.get(f.name.lower())
         if at is None:
             continue
+        kept = (*keys, *time, at)
         copy = select.copy()
-        projections = [copy.expressions[i].unalias() for i in (*keys, *time, at)]
+        projections = [copy.expressions[i].unalias() for i in kept]
         copy.set("expressions", projections)
+        dropped = {name for name, i in aliases.items() if i not in kept}
+        if any(c.name.lower() in dropped for c in _own_columns(copy) if not c.table):
+            continue  # it still names a column this reduction dropped: cannot be told
         tables = {view.source.name.lower(): "__source__"}
         out[f.name] = _signature({**base, "sql": _normalize(copy, tables).sql(dialect="duckdb")})
     return out
+
+
+def _own_columns(select: exp.Select) -> list[exp.Column]:
+    """The columns of ``select`` itself, not those of the queries nested in it."""
+    from sqlglot import exp
+
+    return [c for c in select.find_all(exp.Column) if c.find_ancestor(exp.Select) is select]
+
+
+def _resolve_output_references(select: exp.Select) -> bool:
+    """Replace, in place, what refers to another output column of ``select`` by that column's
+    expression, so that reducing the query to one column keeps its meaning: a column naming
+    another output's alias (DuckDB's lateral aliases, in the SELECT list, WHERE, GROUP BY,
+    HAVING, QUALIFY, ORDER BY), a position (``GROUP BY 2``) and ``GROUP BY ALL`` /
+    ``ORDER BY ALL``. False when that cannot be told (an alias whose own expression reads a
+    column of its name, which DuckDB may resolve either way; a chain too deep)."""
+    from sqlglot import exp
+
+    outputs = [p.unalias() for p in select.expressions]
+    aliases = {p.alias.lower(): i for i, p in enumerate(select.expressions) if isinstance(p, exp.Alias)}
+    for name, i in list(aliases.items()):
+        target = outputs[i]
+        if isinstance(target, exp.Column) and not target.table and target.name.lower() == name:
+            del aliases[name]  # `x AS x`: the same either way
+        elif any(c.name.lower() == name and not c.table for c in target.find_all(exp.Column)):
+            return False  # `amount * 2 AS amount`: the source's column or the alias?
+    group = select.args.get("group")
+    if isinstance(group, exp.Group):
+        if group.args.get("all"):
+            plain = [o.copy() for o in outputs if not o.find(exp.AggFunc) and not o.find(exp.Window)]
+            select.set("group", exp.Group(expressions=plain))
+        else:
+            _replace_positions(group.expressions, outputs)
+    order = select.args.get("order")
+    if isinstance(order, exp.Order):
+        _replace_positions([o.this if isinstance(o, exp.Ordered) else o for o in order.expressions], outputs)
+        if any(isinstance(o.this, exp.Column) and o.this.name.lower() == "all" for o in order.expressions):
+            return False
+    for _ in range(len(aliases) + 1):
+        replaced = False
+        for column in _own_columns(select):
+            name = column.name.lower()
+            if column.table or name not in aliases:
+                continue
+            projection = column.find_ancestor(exp.Alias)
+            if projection is not None and projection.parent is select and projection.alias.lower() == name:
+                continue  # an alias's own column: `x AS x` was left out above
+            column.replace(outputs[aliases[name]].copy())
+            replaced = True
+        if not replaced:
+            return True
+        outputs = [p.unalias() for p in select.expressions]
+    return False
+
+
+def _replace_positions(nodes: Sequence[exp.Expr], outputs: Sequence[exp.Expr]) -> None:
+    from sqlglot import exp
+
+    for node in nodes:
+        if isinstance(node, exp.Literal) and not node.is_string and node.name.isdigit():
+            at = int(node.name) - 1
+            if 0 <= at < len(outputs):
+                node.replace(outputs[at].copy())
 
 
 def _view_keys(view: FeatureView) -> tuple[str, ...]:
