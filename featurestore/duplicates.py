@@ -22,8 +22,10 @@ still naming a dropped output. The column aliases a query defines inside (a CTE'
 as written. A view without transformation compares
 the source column a feature takes. A pandas transformation cannot be looked into: two features
 of pandas views are exact duplicates only when their sources are the same, their functions'
-source texts are equal (whitespace and the function's name aside) and the features have the
-same name.
+source texts are equal (whitespace and the function's name aside), the values they read from
+outside are equal (closure variables and the globals they name, by repr: constants and modules
+only) and the features have the same name; a lambda, a function without source text, or one
+reading any other outside value (another function, an object) has no signature.
 
 **Equal / correlated** (by value): computed in ``etl/duplicates.py`` on the preview's sample
 (this module only defines the seam, :class:`ValueComparer`, since the core does not import the
@@ -38,7 +40,7 @@ import json
 import os
 import re
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -301,12 +303,54 @@ def feature_signatures(view: FeatureView, root: Path | None = None) -> dict[str,
         for f in view.features:
             out[f.name] = _signature({**base, "column": f.name.lower(), "time": view.timestamp_field.lower()})
     elif kind == "pandas":
+        outside = _outside_values(t) if callable(t) else None
+        if outside is None:  # a lambda, no source text, or outside values it cannot tell
+            return {}
         body = re.sub(r"\bdef\s+\w+\s*\(", "def _(", textwrap.dedent(text), count=1)
         for f in view.features:
-            out[f.name] = _signature({**base, "pandas": " ".join(body.split()), "column": f.name})
+            out[f.name] = _signature({**base, "pandas": " ".join(body.split()), "outside": outside, "column": f.name})
     else:
         out.update(_sql_signatures(view, text, base))
     return out
+
+
+def _outside_values(function: Callable[..., Any]) -> dict[str, str] | None:
+    """The values a pandas function reads from outside (its closure's variables and the globals
+    it names, by repr), so that ``region_view("eu")`` and ``region_view("us")``, one function
+    text, differ; ``None`` when the function cannot be told by its text: a lambda (its source
+    text is the whole statement around it), no source text, or an outside value that is not a
+    plain constant or a module."""
+    import inspect
+    import types
+
+    if getattr(function, "__name__", "<lambda>") == "<lambda>":
+        return None
+    try:
+        inspect.getsource(function)
+        found = inspect.getclosurevars(function)
+    except (OSError, TypeError):
+        return None
+    out: dict[str, str] = {}
+    for scope, values in (("nonlocal", found.nonlocals), ("global", found.globals)):
+        for name, value in values.items():
+            if isinstance(value, types.ModuleType):
+                out[f"{scope}:{name}"] = f"module {value.__name__}"
+            elif _plain(value):
+                out[f"{scope}:{name}"] = repr(value)
+            else:
+                return None
+    return out
+
+
+def _plain(value: object, depth: int = 0) -> bool:
+    """Whether ``value``'s repr says what it is: constants, and containers of them."""
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return True
+    if depth < 3 and isinstance(value, (tuple, list, set, frozenset)):
+        return all(_plain(v, depth + 1) for v in value)
+    if depth < 3 and isinstance(value, dict):
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _sql_signatures(view: FeatureView, sql: str, base: Mapping[str, Any]) -> dict[str, str]:

@@ -4,7 +4,9 @@ filtered copies, the apply's warn mode when the check fails, and what the regist
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,38 @@ def test_queries_written_differently_that_compute_the_same_are_exact_duplicates(
 
 def test_a_query_sqlglot_cannot_tokenize_has_no_signature() -> None:
     assert feature_signatures(sql_view("broken", "SELECT customer_id, ts, 'abc AS x FROM tx")) == {}
+
+
+# ------------------------------------------------------------------------------ pandas views
+
+
+def region_view(name: str, region: str) -> FeatureView:
+    def transform(df: Any) -> Any:
+        return df[df.region == region]
+
+    return FeatureView(
+        name=name,
+        entities=(CUSTOMER,),
+        source=TX,
+        ttl=timedelta(days=1),
+        transformation=transform,
+        features=(Feature("spend", ValueType.FLOAT64),),
+    )
+
+
+def test_pandas_views_from_one_factory_differ_by_the_values_they_close_over() -> None:
+    eu, us, eu_again = region_view("spend_eu", "eu"), region_view("spend_us", "us"), region_view("eu2", "eu")
+    assert exact_duplicates([us], [eu]) == []
+    assert [f.duplicate_of for f in exact_duplicates([eu_again], [eu])] == ["spend_eu:spend"]
+
+
+def test_lambdas_and_functions_reading_values_it_cannot_tell_have_no_signature() -> None:
+    first = sql_view("first", "unused")
+    threshold = object()  # its repr tells nothing of what it holds
+
+    def reads_an_object(df: Any) -> Any:
+        return df[df.amount > threshold]
+
+    for transformation in (lambda df: df[df.amount > 1], lambda df: df[df.amount > 2], reads_an_object):
+        view = dataclasses.replace(first, name="lam", transformation=transformation)
+        assert feature_signatures(view) == {}
