@@ -7,10 +7,14 @@ entities that have published offline rows; a view without candidates is not comp
 Otherwise the view is computed as ``featurestore preview`` computes it (the
 :data:`~etl.preview.DEFAULT_SAMPLE` entities with the smallest MD5 of their keys, all of their
 source rows), and joined with each candidate's published rows of those entities on the keys and
-the event time. A pair of features is reported when, over at least ``min_rows`` joined rows
-where both have a value, the values are equal on ``equal_share`` of them (and the new feature
-takes at least two values there: two constant columns say nothing), or their Pearson
-correlation is at least ``correlation`` in absolute value (numbers and booleans only).
+the event time (the new view's rows within the time the candidate's rows cover). A pair of
+features is judged only when both have a value on at least ``min_rows`` joined rows of at least
+``min_entities`` entities, both take at least two values there, and both have one on at least
+``min_coverage`` of the rows where either has one (a copy filtered to some customers is another
+feature). It is reported when the values are equal on ``equal_share`` of the rows where either
+value differs from its feature's most common one (at least ``min_rows`` of those: two unrelated
+rare-event flags are both 0 almost everywhere), or their Pearson correlation is at least
+``correlation`` in absolute value (numbers and booleans only).
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ import duckdb
 
 from etl.local import LocalEngine
 from etl.preview import DEFAULT_SAMPLE, _sample_entities, _SampledEngine
-from featurestore.definitions import FeatureView
+from featurestore.definitions import Feature, FeatureView
 from featurestore.duplicates import (
     DEFAULT_CORRELATION,
     DEFAULT_EQUAL_SHARE,
+    DEFAULT_MIN_COVERAGE,
+    DEFAULT_MIN_ENTITIES,
     DEFAULT_MIN_ROWS,
     DuplicateFinding,
+    DuplicateKind,
     entity_names,
     feature_owner,
 )
@@ -52,12 +59,16 @@ class SampleComparer:
         correlation: float = DEFAULT_CORRELATION,
         equal_share: float = DEFAULT_EQUAL_SHARE,
         min_rows: int = DEFAULT_MIN_ROWS,
+        min_entities: int = DEFAULT_MIN_ENTITIES,
+        min_coverage: float = DEFAULT_MIN_COVERAGE,
     ) -> None:
         self.store = store
         self.sample = sample
         self.correlation = correlation
         self.equal_share = equal_share
         self.min_rows = min_rows
+        self.min_entities = min_entities
+        self.min_coverage = min_coverage
         self.skipped: list[str] = []
         """Views not compared by value as no other view of their entities has published rows."""
         self.failed: list[str] = []
@@ -111,59 +122,81 @@ class SampleComparer:
     ) -> list[DuplicateFinding]:
         keys = [q(k) for k in view.join_keys]
         pairs = [
-            (f, g)
-            for f in view.features
-            for g in old.features
+            (i, f, j, g)
+            for i, f in enumerate(view.features)
+            for j, g in enumerate(old.features)
             if (f.dtype in NUMERIC and g.dtype in NUMERIC) or (f.dtype == g.dtype == ValueType.STRING)
         ]
         if not pairs:
             return []
+        key_list = ", ".join(keys)
+        wanted = keys[0] if len(keys) == 1 else f"row({key_list})"
+
+        def value(side: str, feature: Feature) -> str:
+            column = f"{side}.{q(feature.name)}"
+            return column if feature.dtype == ValueType.STRING else f"CAST({column} AS DOUBLE)"
+
+        # The new view's rows within the time the candidate's rows cover, each with the
+        # candidate's values at the same entity and event time (NULL where it has none).
+        columns = [f"{value('n', f)} AS a{i}" for i, f in enumerate(view.features)]
+        columns += [f"{value('o', g)} AS b{j}" for j, g in enumerate(old.features)]
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __joined AS "
+            f"WITH n AS (SELECT *, CAST({q(view.timestamp_field)} AS TIMESTAMPTZ) AS __t "
+            f"FROM read_parquet([{', '.join(literal(p) for p in paths)}])), "
+            f"o AS (SELECT *, CAST({q(old.timestamp_field)} AS TIMESTAMPTZ) AS __t "
+            f"FROM read_parquet([{', '.join(literal(p) for p in files)}], union_by_name = true) "
+            f"WHERE {wanted} IN (SELECT {wanted} FROM __entities)) "
+            f"SELECT {wanted} AS __entity, {', '.join(columns)} FROM n LEFT JOIN o USING ({key_list}, __t) "
+            f"WHERE n.__t BETWEEN (SELECT min(__t) FROM o) AND (SELECT max(__t) FROM o)"
+        )
+        used_a = sorted({i for i, _, _, _ in pairs})
+        used_b = sorted({j for _, _, j, _ in pairs})
+        modes = [f"mode(a{i}) AS ma{i}" for i in used_a] + [f"mode(b{j}) AS mb{j}" for j in used_b]
         aggregates = []
-        for i, (f, g) in enumerate(pairs):
-            a, b = f"n.{q(f.name)}", f"o.{q(g.name)}"
+        for i, f, j, _ in pairs:
+            a, b = f"a{i}", f"b{j}"
             both = f"{a} IS NOT NULL AND {b} IS NOT NULL"
+            # Rows that say something: where either value differs from its most common one (two
+            # rare-event flags are both 0 almost everywhere, which says nothing).
+            telling = f"{both} AND ({a} IS DISTINCT FROM m.ma{i} OR {b} IS DISTINCT FROM m.mb{j})"
             if f.dtype == ValueType.STRING:
                 equal, corr = f"{a} = {b}", "NULL"
             else:
-                a, b = f"CAST({a} AS DOUBLE)", f"CAST({b} AS DOUBLE)"
-                equal = f"abs({a} - {b}) <= 1e-9 * greatest(1, abs({b}))"
-                corr = f"corr({a}, {b})"
+                equal, corr = f"abs({a} - {b}) <= 1e-9 * greatest(1, abs({b}))", f"corr({a}, {b})"
             aggregates += [
-                f"count(*) FILTER (WHERE {both}) AS n{i}",
-                f"count(*) FILTER (WHERE {both} AND {equal}) AS e{i}",
-                f"count(DISTINCT {a}) FILTER (WHERE {both}) AS d{i}",
-                f"{corr} AS r{i}",
+                f"count(*) FILTER (WHERE {both})",
+                f"count(*) FILTER (WHERE {a} IS NOT NULL OR {b} IS NOT NULL)",
+                f"count(*) FILTER (WHERE {telling})",
+                f"count(*) FILTER (WHERE {telling} AND {equal})",
+                f"least(count(DISTINCT {a}) FILTER (WHERE {both}), count(DISTINCT {b}) FILTER (WHERE {both}))",
+                f"count(DISTINCT __entity) FILTER (WHERE {both})",
+                corr,
             ]
-        new_time = f"CAST({q(view.timestamp_field)} AS TIMESTAMPTZ) AS __t"
-        old_time = f"CAST({q(old.timestamp_field)} AS TIMESTAMPTZ) AS __t"
-        key_list = ", ".join(keys)
-        wanted = keys[0] if len(keys) == 1 else f"row({key_list})"
-        sql = (
-            f"WITH n AS (SELECT *, {new_time} FROM read_parquet([{', '.join(literal(p) for p in paths)}])), "
-            f"o AS (SELECT *, {old_time} FROM read_parquet([{', '.join(literal(p) for p in files)}], "
-            f"union_by_name = true) WHERE {wanted} IN (SELECT {wanted} FROM __entities)) "
-            f"SELECT {', '.join(aggregates)} FROM n JOIN o USING ({key_list}, __t)"
-        )
-        row = con.execute(sql).fetchall()[0]
+        row = con.execute(
+            f"WITH m AS (SELECT {', '.join(modes)} FROM __joined) SELECT {', '.join(aggregates)} FROM __joined, m"
+        ).fetchall()[0]
         findings = []
-        for i, (f, g) in enumerate(pairs):
-            n, equal, distinct, r = row[4 * i : 4 * i + 4]
-            if not n or n < self.min_rows:
+        for at, (_, f, _, g) in enumerate(pairs):
+            n, either, telling, equal, distinct, entities, r = row[7 * at : 7 * at + 7]
+            coverage = n / either if either else 0.0
+            if n < self.min_rows or distinct < 2 or entities < self.min_entities or coverage < self.min_coverage:
                 continue
-            found = None
-            if distinct >= 2 and equal / n >= self.equal_share:
-                found = ("equal", equal / n)
+            found: tuple[DuplicateKind, float, int] | None = None
+            if telling >= self.min_rows and equal / telling >= self.equal_share:
+                found = ("equal", equal / telling, int(telling))
             elif r is not None and abs(r) >= self.correlation:
-                found = ("correlated", float(r))
+                found = ("correlated", float(r), int(n))
             if found is not None:
                 findings.append(
                     DuplicateFinding(
                         feature=f"{view.name}:{f.name}",
                         duplicate_of=f"{old.name}:{g.name}",
                         owner=feature_owner(old, g.name),
-                        kind=found[0],  # type: ignore[arg-type]
+                        kind=found[0],
                         figure=round(found[1], 6),
-                        rows=int(n),
+                        rows=found[2],
+                        coverage=round(coverage, 4),
                     )
                 )
         return findings

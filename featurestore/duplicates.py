@@ -61,15 +61,23 @@ DEFAULT_CORRELATION = 0.99
 DEFAULT_EQUAL_SHARE = 0.99
 """Share of the joined rows with equal values from which two features are reported as equal."""
 DEFAULT_MIN_ROWS = 20
-"""Joined rows (same entity, same event time, both values present) needed to judge by value."""
+"""Joined rows (same entity, same event time, both values present) needed to judge by value;
+for equality, rows where either value differs from that feature's most common value."""
+DEFAULT_MIN_ENTITIES = 10
+"""Distinct entities among the joined rows needed to judge by value."""
+DEFAULT_MIN_COVERAGE = 0.8
+"""Share of the rows where either feature has a value on which both have one (same entity and
+event time), needed to judge by value: a copy filtered to some entities or times is another
+feature."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class DuplicateFinding:
     """``feature`` (``view:feature``, the new one) computes what ``duplicate_of`` (owned by
     ``owner``) does: ``kind`` ``exact`` (same source and normalized expression), ``equal``
-    (``figure``: the share of ``rows`` joined rows with equal values) or ``correlated``
-    (``figure``: the Pearson correlation over ``rows`` joined rows)."""
+    (``figure``: the share of ``rows`` joined rows with equal values, counting the rows where
+    either value differs from its feature's most common one) or ``correlated`` (``figure``: the
+    Pearson correlation over ``rows`` joined rows)."""
 
     feature: str
     duplicate_of: str
@@ -77,6 +85,9 @@ class DuplicateFinding:
     kind: DuplicateKind
     figure: float | None = None
     rows: int | None = None
+    coverage: float | None = None
+    """By value: the share of the rows where either feature has a value on which both have one
+    (not recorded in the registry)."""
 
     @property
     def view(self) -> str:
@@ -84,10 +95,11 @@ class DuplicateFinding:
 
     def describe(self) -> str:
         """The kind with its figure: ``exact``, ``equal on 100.0% of 812 rows``, ``correlated (r=0.998, 812 rows)``."""
+        covered = "" if self.coverage is None else f", coverage {self.coverage:.0%}"
         if self.kind == "equal" and self.figure is not None:
-            return f"equal on {self.figure:.1%} of {self.rows or 0:,} rows"
+            return f"equal on {self.figure:.1%} of {self.rows or 0:,} rows{covered}"
         if self.kind == "correlated" and self.figure is not None:
-            return f"correlated (r={self.figure:.3f}, {self.rows or 0:,} rows)"
+            return f"correlated (r={self.figure:.3f}, {self.rows or 0:,} rows{covered})"
         return "exact: same source and expression"
 
     def render(self) -> str:
@@ -102,6 +114,7 @@ class DuplicateFinding:
             "kind": self.kind,
             "figure": self.figure,
             "rows": self.rows,
+            "coverage": self.coverage,
         }
 
     @classmethod
@@ -113,6 +126,7 @@ class DuplicateFinding:
             kind=data["kind"],
             figure=None if data.get("figure") is None else float(data["figure"]),
             rows=None if data.get("rows") is None else int(data["rows"]),
+            coverage=None if data.get("coverage") is None else float(data["coverage"]),
         )
 
 

@@ -5,13 +5,20 @@ filtered copies, the apply's warn mode when the check fails, and what the regist
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
-from typing import Any
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from etl.duplicates import SampleComparer
 from featurestore.definitions import Entity, Feature, FeatureView, FileSource
 from featurestore.duplicates import exact_duplicates, feature_signatures
+from featurestore.store import FeatureStore
 from featurestore.types import ValueType
 
 CUSTOMER = Entity(name="customer", join_keys=("customer_id",), key_types=(ValueType.INT64,))
@@ -133,3 +140,78 @@ def test_lambdas_and_functions_reading_values_it_cannot_tell_have_no_signature()
     for transformation in (lambda df: df[df.amount > 1], lambda df: df[df.amount > 2], reads_an_object):
         view = dataclasses.replace(first, name="lam", transformation=transformation)
         assert feature_signatures(view) == {}
+
+
+# --------------------------------------------------------------------------------- by value
+
+HOURS = 2000
+
+
+def compare_by_value(
+    tmp_path: Path, old: dict[str, Any], new: dict[str, Any], ids: list[int] | None = None
+) -> list[tuple[str, str, str]]:
+    """What SampleComparer finds between the new columns and the old ones, each a row per hour
+    of 100 customers in turn (``ids`` otherwise)."""
+    ids = ids if ids is not None else [h % 100 for h in range(HOURS)]
+    ts = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(HOURS)]
+
+    def view(name: str, columns: dict[str, list[Any]]) -> FeatureView:
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"customer_id": ids, "ts": ts, **columns}), path)
+        types = {int: ValueType.INT64, float: ValueType.FLOAT64}
+        features = tuple(
+            Feature(c, types[type(next(v for v in values if v is not None))]) for c, values in columns.items()
+        )
+        return FeatureView(
+            name=name,
+            entities=(CUSTOMER,),
+            source=dataclasses.replace(TX, path=str(path)),
+            ttl=timedelta(days=1),
+            timestamp_field="ts",
+            features=features,
+        )
+
+    before, after = view("before", old), view("after", new)
+    con = duckdb.connect()
+    try:
+        con.register("__entities", pa.table({"customer_id": sorted(set(ids))}))
+        comparer = SampleComparer(cast(FeatureStore, None))
+        found = comparer._pairs(con, after, [tmp_path / "after.parquet"], before, [tmp_path / "before.parquet"])
+    finally:
+        con.close()
+    return [(f.feature, f.duplicate_of, f.kind) for f in found]
+
+
+def spending() -> list[float]:
+    draw = random.Random(3)
+    return [draw.random() * 100 for _ in range(HOURS)]
+
+
+def rare(seed: int, share: float) -> list[int]:
+    draw = random.Random(seed)
+    return [1 if draw.random() < share else 0 for _ in range(HOURS)]
+
+
+def test_unrelated_rare_events_filtered_copies_and_few_entities_are_not_duplicates_by_value(tmp_path: Path) -> None:
+    spend = spending()
+    premium = [s if h % 10 == 0 else None for h, s in enumerate(spend)]  # 10 customers of 100
+    old = {"fraud_flag": rare(1, 0.005), "overdraft_count": [2 * v for v in rare(4, 0.004)], "spend_30d": spend}
+    assert compare_by_value(tmp_path, old, {"chargeback_flag": rare(2, 0.005), "premium_spend_30d": premium}) == []
+    # The same values, but every row of one or two customers: equal, yet nothing to judge by.
+    few = [h % 2 for h in range(HOURS)]
+    assert compare_by_value(tmp_path, {"spend_30d": spend}, {"copy": spend}, ids=few) == []
+
+
+def test_copies_by_value_are_still_found(tmp_path: Path) -> None:
+    spend = spending()
+    flags = rare(1, 0.05)
+    found = compare_by_value(
+        tmp_path,
+        {"spend_30d": spend, "fraud_flag": flags},
+        {"copy": list(spend), "cents": [100 * s for s in spend], "flag_copy": list(flags)},
+    )
+    assert found == [
+        ("after:copy", "before:spend_30d", "equal"),
+        ("after:cents", "before:spend_30d", "correlated"),
+        ("after:flag_copy", "before:fraud_flag", "equal"),
+    ]
