@@ -20,6 +20,7 @@ rare-event flags are both 0 almost everywhere), or their Pearson correlation is 
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +40,6 @@ from featurestore.duplicates import (
     entity_names,
     feature_owner,
 )
-from featurestore.errors import FeatureStoreError
 from featurestore.sql import literal
 from featurestore.sql import quote as q
 from featurestore.store import FeatureStore
@@ -61,6 +61,7 @@ class SampleComparer:
         min_rows: int = DEFAULT_MIN_ROWS,
         min_entities: int = DEFAULT_MIN_ENTITIES,
         min_coverage: float = DEFAULT_MIN_COVERAGE,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.sample = sample
@@ -69,6 +70,8 @@ class SampleComparer:
         self.min_rows = min_rows
         self.min_entities = min_entities
         self.min_coverage = min_coverage
+        self.cancel = cancel
+        """Once set, no further view is compared (the apply beside the check failed)."""
         self.skipped: list[str] = []
         """Views not compared by value as no other view of their entities has published rows."""
         self.failed: list[str] = []
@@ -77,6 +80,8 @@ class SampleComparer:
     def __call__(self, views: Sequence[FeatureView], registered: Sequence[FeatureView]) -> list[DuplicateFinding]:
         findings: list[DuplicateFinding] = []
         for view in views:
+            if self.cancel is not None and self.cancel.is_set():
+                break
             candidates = [
                 (c, files)
                 for c in registered
@@ -89,8 +94,8 @@ class SampleComparer:
                 continue
             try:
                 findings.extend(self._compare(view, candidates))
-            except (FeatureStoreError, duckdb.Error) as err:  # the value check never blocks an apply
-                self.failed.append(f"{view.name}: computing it on a sample failed: {err}")
+            except Exception as err:  # the value check never blocks an apply (OSError, ArrowInvalid...)
+                self.failed.append(f"{view.name}: computing it on a sample failed: {type(err).__name__}: {err}")
         return findings
 
     def _compare(self, view: FeatureView, candidates: list[tuple[FeatureView, list[Path]]]) -> list[DuplicateFinding]:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,19 +27,23 @@ def check_duplicates(
     correlation: float | None = None,
     views: Sequence[str] | None = None,
     registered: Sequence[FeatureView] | None = None,
+    cancel: threading.Event | None = None,
 ) -> DuplicateCheck:
     """The exact and (with ``by_value``) value duplicates among the new or changed views of
     ``objects`` (or the views named); a note on stderr for each view whose values could not be
-    computed on the sample."""
+    computed on the sample. ``cancel``, once set, stops the check by value before its next view."""
     from featurestore.duplicates import DEFAULT_CORRELATION, find_duplicates
+    from featurestore.secrets import redact
 
     def compare(views: Sequence[FeatureView], registered: Sequence[FeatureView]) -> list[DuplicateFinding]:
         from etl.duplicates import SampleComparer  # the engine loads only when a view is new or changed
 
-        comparer = SampleComparer(store, correlation=DEFAULT_CORRELATION if correlation is None else correlation)
+        comparer = SampleComparer(
+            store, correlation=DEFAULT_CORRELATION if correlation is None else correlation, cancel=cancel
+        )
         found = comparer(views, registered)
         for why in comparer.failed:
-            click.echo(f"note: not compared by value for duplicates: {why}", err=True)
+            click.echo(f"note: not compared by value for duplicates: {redact(why)}", err=True)
         return found
 
     return find_duplicates(
@@ -80,15 +85,24 @@ def apply_with_duplicates(
             )
         result = apply()
     else:
+        cancel = threading.Event()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duplicates")
-        future = pool.submit(check_duplicates, store, objects, registered=registered, **options)
+        future = pool.submit(check_duplicates, store, objects, registered=registered, cancel=cancel, **options)
         try:
             result = apply()
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # the apply's error first, not after the check
+            # The apply's error first: the check stops before its next view instead of running on.
+            cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        check = future.result()
+        try:
+            check = future.result()
+        except Exception as err:  # a warning's check never fails an apply that succeeded
+            from featurestore.secrets import redact
+
+            click.echo(f"note: the duplicate check failed, nothing recorded: {redact(str(err))}", err=True)
+            return result
         _report(check, mode)
     if check.changes_records:
         store.registry.record_duplicates(store.project, check.findings, checked=check.checked, views=check.views)

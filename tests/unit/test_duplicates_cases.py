@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -14,12 +15,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from etl.duplicates import SampleComparer
+from featurestore.cli import cli
 from featurestore.definitions import Entity, Feature, FeatureView, FileSource
 from featurestore.duplicates import exact_duplicates, feature_signatures
+from featurestore.errors import DefinitionError
 from featurestore.store import FeatureStore
 from featurestore.types import ValueType
+from tests.unit.test_duplicates import COPIES, FEATURES, invoke, write_project
 
 CUSTOMER = Entity(name="customer", join_keys=("customer_id",), key_types=(ValueType.INT64,))
 TX = FileSource(name="tx", path="/data/tx.parquet", timestamp_field="ts")
@@ -215,3 +220,43 @@ def test_copies_by_value_are_still_found(tmp_path: Path) -> None:
         ("after:cents", "before:spend_30d", "correlated"),
         ("after:flag_copy", "before:fraud_flag", "equal"),
     ]
+
+
+# ------------------------------------------------------------------------ apply's warn mode
+
+
+def test_a_failing_check_in_warn_mode_keeps_the_apply_and_a_broken_query_is_apply_s_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_project(tmp_path)
+    assert invoke(root, "apply")[0] == 0
+
+    def fails(self: SampleComparer, views: object, registered: object) -> None:
+        raise OSError("manifest unreadable at s3://user:hunter2secret@bucket/x")
+
+    monkeypatch.setattr(SampleComparer, "__call__", fails)
+    (root / "features.py").write_text(FEATURES + COPIES)
+    result = CliRunner().invoke(cli, ["-C", str(root), "apply"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "created  feature view rewritten" in result.stdout
+    assert "note: the duplicate check failed, nothing recorded: manifest unreadable" in result.stderr
+    assert "hunter2secret" not in result.stderr
+    with FeatureStore(root) as store:
+        assert {v.name for v in store.registry.list_feature_views(store.project)} == {"running", "rewritten"}
+        assert {p.source for p in store.registry.list_source_probes(store.project)} == {"payments"}
+
+    monkeypatch.undo()
+    broken = COPIES.replace("CAST(p.customer_id % 7 AS DOUBLE) AS bucket", "'abc AS bucket")
+    (root / "features.py").write_text(FEATURES + broken.replace("rewritten", "broken"))
+    for mode in ("error", "warn"):
+        result = CliRunner().invoke(cli, ["-C", str(root), "apply", "--duplicates", mode])
+        # Apply's own error (the CLI prints it), not sqlglot's TokenError.
+        assert isinstance(result.exception, DefinitionError), (mode, result.exception)
+        assert "Feature view 'broken'" in str(result.exception)
+
+
+def test_the_check_stops_before_its_next_view_once_cancelled() -> None:
+    cancel = threading.Event()
+    cancel.set()
+    comparer = SampleComparer(cast(FeatureStore, None), cancel=cancel)
+    assert comparer([sql_view("a", "SELECT 1"), sql_view("b", "SELECT 1")], [sql_view("c", "SELECT 1")]) == []
