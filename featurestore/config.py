@@ -1,7 +1,7 @@
 """The project file, ``featurestore.yaml``: typed, with unknown keys rejected by file and key.
 
-Each section is a pydantic model: the online stores' beside their store (``SqliteOnlineConfig``
-in ``featurestore/online/sqlite.py``...), found through :data:`ONLINE_STORE_KINDS`; the offline
+Each section is a pydantic model: the online stores' beside their store (``RedisOnlineConfig``
+in ``featurestore/online/redis.py``...), found through :data:`ONLINE_STORE_KINDS`; the offline
 stores', the engines' and the quality gate's here. Validation is pydantic's; this module turns
 its errors into :class:`~featurestore.errors.ConfigError` naming the file and the dotted key.
 """
@@ -80,14 +80,18 @@ class OnlineStoreConfig(Settings):
 class StoreKind:
     """Where a kind of online store lives: its module (imported only when a project uses the
     kind, so reading a project file never imports a store's client library), its settings model
-    and its store class, which has ``from_config(settings, project) -> OnlineStore``."""
+    and its store class, which has ``from_config(settings, project) -> OnlineStore``. The
+    settings may live in a module of their own (``config_module``), which a config load then
+    imports instead of the store's."""
 
     module: str
     config: str
     store: str
+    config_module: str | None = None
 
     def config_class(self) -> type[OnlineStoreConfig]:
-        cls: type[OnlineStoreConfig] = getattr(importlib.import_module(self.module), self.config)
+        module = importlib.import_module(self.config_module or self.module)
+        cls: type[OnlineStoreConfig] = getattr(module, self.config)
         return cls
 
     def store_class(self) -> Any:
@@ -95,7 +99,9 @@ class StoreKind:
 
 
 ONLINE_STORE_KINDS: Mapping[str, StoreKind] = {
-    "sqlite": StoreKind("featurestore.online.sqlite", "SqliteOnlineConfig", "SqliteOnlineStore"),
+    "sqlite": StoreKind(
+        "featurestore.online.sqlite", "SqliteOnlineConfig", "SqliteOnlineStore", "featurestore.online.sqlite_config"
+    ),
     "redis": StoreKind("featurestore.online.redis", "RedisOnlineConfig", "RedisOnlineStore"),
     "cassandra": StoreKind("featurestore.online.cassandra", "CassandraOnlineConfig", "CassandraOnlineStore"),
     "memory": StoreKind("featurestore.online.memory", "MemoryOnlineConfig", "MemoryOnlineStore"),

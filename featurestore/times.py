@@ -13,12 +13,15 @@ Times come back in UTC, except a training set's timestamp column, which is the s
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from featurestore.errors import InvalidRequestError
-from featurestore.types import UTC_TIMESTAMP
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow and its compute functions (~60 ms of CPU) load with the first time column parsed, not
+# with this module, which the SDK's facade imports: a command that parses no column needs neither.
 
 TIME_EXAMPLE = "2024-03-01T12:00:00Z"
 DATE_EXAMPLE = "2024-03-01"
@@ -85,6 +88,11 @@ def aware_time(value: datetime | date, subject: str) -> datetime:
 def parse_time_column(col: pa.ChunkedArray | pa.Array, subject: str) -> pa.ChunkedArray | pa.Array:
     """A text column of times as ``timestamp[us, UTC]``, by the rule of :func:`parse_time`. Nulls
     stay null. A value that breaks the rule is refused naming ``subject``, its row and the value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from featurestore.types import UTC_TIMESTAMP
+
     try:  # Arrow parses ISO 8601 with an offset at C speed, and refuses anything else
         parsed = pc.cast(col, UTC_TIMESTAMP)
         low, high = pc.min_max(pc.cast(parsed, pa.int64())).values()

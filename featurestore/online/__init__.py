@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Protocol
 
 from featurestore.definitions import FeatureView
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EVENT_TIME_COLUMN = "__event_timestamp"
 """Column of :meth:`OnlineStore.read` results holding each row's event time (null when missing)."""

@@ -31,16 +31,20 @@ from typing import Any, Final, NamedTuple, cast
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from featurestore.definitions import FeatureView
 from featurestore.errors import InvalidRequestError, UnreadableValueError
 from featurestore.online import EVENT_TIME_COLUMN
 from featurestore.types import UTC_TIMESTAMP, ValueType
 
+# pyarrow.compute (~60 ms of CPU to import) is imported by the functions that compute: loading a
+# project's config or applying it loads this module and computes nothing.
+
 
 def cast_keys(view: FeatureView, table: pa.Table) -> list[pa.Array]:
     """The view's join-key columns of ``table``, cast to the declared key types."""
+    import pyarrow.compute as pc
+
     out = []
     for key, vtype in view.key_schema.items():
         if key not in table.column_names:
@@ -59,6 +63,8 @@ def cast_keys(view: FeatureView, table: pa.Table) -> list[pa.Array]:
 
 def encode_keys(view: FeatureView, key_columns: Sequence[pa.Array]) -> list[str]:
     """One string per row naming the entity: ``7`` or ``["a",7]`` for compound keys."""
+    import pyarrow.compute as pc
+
     if len(key_columns) == 1 and pa.types.is_integer(key_columns[0].type) and not key_columns[0].null_count:
         # An integer's JSON is its decimal text: Arrow casts the whole column at C speed.
         return pc.cast(key_columns[0], pa.string()).to_pylist()  # type: ignore[no-any-return]
@@ -166,6 +172,8 @@ def layout_names(view: FeatureView) -> bytes:
 
 def encode_values(view: FeatureView, rows: pa.Table, micros: Sequence[int]) -> list[bytes]:
     """One stored value per row: ``[event µs, layout, value, ...]`` (see the module docs)."""
+    import pyarrow.compute as pc
+
     layout = layout_id(view.feature_names)
     cols = []
     for f in view.features:
@@ -191,6 +199,8 @@ def restore_infinities(values: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def event_micros(view: FeatureView, rows: pa.Table) -> list[int]:
+    import pyarrow.compute as pc
+
     col = pc.cast(rows.column(view.timestamp_field), UTC_TIMESTAMP)
     micros: list[int] = pc.cast(col, pa.int64()).to_pylist()
     return micros
@@ -413,6 +423,8 @@ def decode(
     """The stored value per requested key (None: missing) as Arrow columns of the declared types,
     with what could not be read said apart rather than raised, so one bad value spoils nothing
     else (the consistency checker counts it; :func:`decode_rows` raises)."""
+    import pyarrow.compute as pc
+
     parsed = parse_values(raw)
     conformed = conform(view, parsed.rows, layouts)
     rows = [row if type(row) is list else None for row in conformed]

@@ -6,11 +6,10 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from featurestore.config import ConfigPath, OnlineStoreConfig
 from featurestore.definitions import FeatureView
 from featurestore.errors import StoreUnavailableError
 from featurestore.online import SyncStats, WriteStats
@@ -24,6 +23,7 @@ from featurestore.online.codec import (
     layout_id,
     layout_names,
 )
+from featurestore.online.sqlite_config import SqliteOnlineConfig  # its own module: a config load imports no Arrow
 
 if TYPE_CHECKING:
     from featurestore.config import ProjectConfig
@@ -34,14 +34,6 @@ _CREATE_LAYOUTS = (
     "(feature_view TEXT NOT NULL, layout INTEGER NOT NULL, names BLOB NOT NULL, PRIMARY KEY (feature_view, layout)) "
     "WITHOUT ROWID"
 )
-
-
-class SqliteOnlineConfig(OnlineStoreConfig):
-    """``online_store: {type: sqlite, path: data/online.db}``: the embedded online store in one
-    SQLite file (relative to the project's folder), no server needed."""
-
-    type: Literal["sqlite"] = "sqlite"
-    path: ConfigPath = Path("data/online.db")
 
 
 class SqliteOnlineStore:

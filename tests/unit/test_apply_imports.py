@@ -82,3 +82,19 @@ def test_an_apply_of_a_registry_at_head_imports_no_module_of_reads_nor_alembic(p
     loaded = _apply(project)
     assert {"sqlalchemy", "duckdb", "featurestore.registry", "featurestore.source_probe"} <= loaded  # it applied
     assert _among(loaded, NOT_FOR_APPLY) == []
+
+
+def test_reading_the_config_of_a_sqlite_online_project_imports_no_arrow(project: Path) -> None:
+    # The SQLite store's settings live apart from the store (featurestore/online/sqlite_config.py):
+    # before, every config load imported the store, its value codec, pyarrow and numpy (~300 ms).
+    script = (
+        "import json, sys\n"
+        "from featurestore.config import ProjectConfig\n"
+        f"config = ProjectConfig.load({str(project)!r})\n"
+        "assert config.online_store.type == 'sqlite', config.online_store\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "featurestore.online.sqlite_config" in loaded
+    assert _among(loaded, ("pyarrow", "numpy", "featurestore.online.sqlite", "featurestore.online.codec")) == []
