@@ -15,7 +15,7 @@ Workloads (``make bench`` runs ``--quick``; ``make bench BENCH_ARGS=--full`` the
 - default (about 10 minutes): ETL at 1M and 10M rows; memory at 10M only.
 - ``--full`` (15 minutes measured, before the Spark rows): also a 30M-row run (SQLite online)
   for the memory target, and ``spark_driver.py`` (a standalone cluster of its own, 10M and 30M
-  rows on Spark: about 25 more minutes on a quiet machine); the local 30M run peaked at 1.2 GB
+  rows on Spark: 42 more minutes measured at load 9-16); the local 30M run peaked at 1.2 GB
   (19.6 GB before the local engine computed into date files): on 2 cores, run nothing beside it.
 
 Targets and how each is judged (the issue's numbers):
@@ -172,7 +172,7 @@ def etl_rows(results: list[dict[str, Any]], sizes: list[int]) -> list[Row]:
 def spark_rows(results: list[dict[str, Any]], measured: bool) -> list[Row]:
     """Target 2 on Spark (``spark_driver.py``): the standalone cluster's driver (its Python process
     and JVM) at 10M and 30M rows, flat; the run time linear in the rows."""
-    how = "not measured: --full, or bench/spark_driver.py alone (about 25 minutes)"
+    how = "not measured: --full, or bench/spark_driver.py alone (42 minutes at load 9-16)"
     if not measured:
         return [
             Row("2 Spark driver peak 30M / 10M", "-", "-", "-", "<= 1.10x", None, how),

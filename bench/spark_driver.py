@@ -19,8 +19,9 @@ The cluster is stopped at the end (``infra/spark/stop.sh``), also on failure.
 ``--data-dir``: keep the generated sources there (``events-<rows>.parquet``) and reuse them in
 later runs (generating 30M rows takes about a minute); by default a temporary folder.
 
-About 10 minutes on 2 cores with nothing else running (30M rows: a 0.7 GB source file in the
-temporary folder, and the run's offline files beside it).
+42 minutes measured on 2 cores at load average 9-16, under ``nice -n 10`` (10M: 696 s, 30M:
+1,800 s, each plus its session's start); 30M rows need a 0.7 GB source file in the temporary
+folder, and the run's offline files beside it.
 """
 
 from __future__ import annotations
