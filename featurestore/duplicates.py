@@ -36,12 +36,14 @@ Findings are recorded in the registry (:mod:`featurestore.registry.duplicates`) 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -474,31 +476,48 @@ def _signature(parts: Mapping[str, Any]) -> str:
 
 
 def exact_duplicates(
-    checked: Sequence[FeatureView], others: Sequence[FeatureView], root: Path | None = None
+    checked: Sequence[FeatureView],
+    others: Sequence[FeatureView],
+    root: Path | None = None,
+    registered_at: Mapping[str, datetime] | None = None,
 ) -> list[DuplicateFinding]:
-    """The features of ``checked`` (new or changed views) with the signature of another
-    feature, of ``others`` (the project's other views) or of ``checked``. Between two checked
-    features the later name is the duplicate; an unchecked feature is always the original."""
+    """The pairs of features with one signature of which one at least is of ``checked`` (new or
+    changed views), the other of ``others`` (the project's other views) or of ``checked``. The
+    original is the feature whose view was registered first (``registered_at``, view name →
+    time; a view not registered comes after every registered one, an unchecked before a checked
+    one), then by name: a changed view registered before its copy stays the original."""
     signatures: dict[str, list[tuple[str, FeatureView, str]]] = {}
     checked_names = {v.name for v in checked}
     for view in [*others, *checked]:
         for feature, signature in feature_signatures(view, root).items():
             signatures.setdefault(signature, []).append((f"{view.name}:{feature}", view, feature))
+    order = _registration_order(registered_at)
     findings: list[DuplicateFinding] = []
     for group in signatures.values():
         if len(group) < 2:
             continue
-        # Originals first: features of unchecked views, then by name.
-        group.sort(key=lambda item: (item[1].name in checked_names, item[0]))
+        # Registered views by registration time, then the unchecked, then the checked ones.
+        group.sort(key=lambda item: (*order(item[1].name), item[1].name in checked_names, item[0]))
         ref, view, feature = group[0]
         for name, other, _ in group[1:]:
-            if other.name in checked_names:
+            if other.name in checked_names or view.name in checked_names:
                 findings.append(
                     DuplicateFinding(
                         feature=name, duplicate_of=ref, owner=feature_owner(view, feature), kind="exact", figure=None
                     )
                 )
     return sorted(findings, key=lambda f: (f.feature, f.duplicate_of))
+
+
+def _registration_order(registered_at: Mapping[str, datetime] | None) -> Callable[[str], tuple[int, float, str]]:
+    """A sort key of view names: registered views by registration time, then the others."""
+    times = registered_at or {}
+
+    def key(name: str) -> tuple[int, float, str]:
+        at = times.get(name)
+        return (0, at.timestamp(), "") if at is not None else (1, 0.0, "")
+
+    return key
 
 
 # ------------------------------------------------------------------------------------- the check
@@ -560,12 +579,20 @@ def find_duplicates(
         return DuplicateCheck((), names, (), removed)
     checked_names = {v.name for v in checked}
     others = [v for v in defined if v.name not in checked_names]
-    findings = exact_duplicates(checked, others, root)
+    registered_at = registry.view_registration_times(project)
+    findings = exact_duplicates(checked, others, root, registered_at)
     if values is not None:
-        exact = {(f.feature, f.duplicate_of) for f in findings}
+        order = _registration_order(registered_at)
+        by_name = {v.name: v for v in defined}
+        exact = {frozenset((f.feature, f.duplicate_of)) for f in findings}
         comparable = [v for v in registered if v.name not in checked_names and v.name in names]
         for found in values(checked, comparable):
-            if (found.feature, found.duplicate_of) not in exact:
-                findings.append(found)
+            if frozenset((found.feature, found.duplicate_of)) in exact:
+                continue
+            if order(found.view) < order(found.duplicate_of.partition(":")[0]):  # the checked one is older
+                view, feature = found.view, found.feature.partition(":")[2]
+                owner = feature_owner(by_name[view], feature) if view in by_name else ""
+                found = dataclasses.replace(found, feature=found.duplicate_of, duplicate_of=found.feature, owner=owner)
+            findings.append(found)
     findings.sort(key=lambda f: (f.feature, f.duplicate_of))
     return DuplicateCheck(tuple(sorted(checked_names)), names, tuple(findings), removed)

@@ -73,7 +73,9 @@ def apply_with_duplicates(
     ``warn``: checked in a thread while ``apply`` runs (the views as registered are read before
     it), each finding printed as a warning. ``off``: not checked."""
     if mode == "off":
-        return apply()
+        result = apply()
+        store.registry.prune_duplicates(store.project)  # a view removed unchecked takes its findings
+        return result
     registered = store.registry.list_feature_views(store.project)
     if mode == "error":
         check = check_duplicates(store, objects, registered=registered, **options)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from featurestore.duplicates import DuplicateFinding
 from featurestore.registry.locks import lock_name
-from featurestore.registry.schema import feature_duplicates_t
+from featurestore.registry.schema import feature_duplicates_t, views_t
 
 
 class Duplicates:
@@ -21,7 +21,7 @@ class Duplicates:
     def record_duplicates(
         self, project: str, findings: Iterable[DuplicateFinding], *, checked: Iterable[str], views: Iterable[str]
     ) -> None:
-        """In one transaction: forget the findings about the features of the ``checked`` views
+        """In one transaction: forget the findings naming a ``checked`` view on either side
         (checked again) and those naming a view not in ``views`` (removed), then keep ``findings``."""
         c = feature_duplicates_t.c
         checked, views = list(checked), list(views)
@@ -34,7 +34,13 @@ class Duplicates:
             mine = c.project == project
             conn.execute(
                 feature_duplicates_t.delete().where(
-                    mine, sa.or_(c.view.in_(checked), c.view.not_in(views), c.duplicate_view.not_in(views))
+                    mine,
+                    sa.or_(
+                        c.view.in_(checked),
+                        c.duplicate_view.in_(checked),
+                        c.view.not_in(views),
+                        c.duplicate_view.not_in(views),
+                    ),
                 )
             )
             if rows:  # a pair found again by a check of the other side replaces its row
@@ -72,3 +78,25 @@ class Duplicates:
             DuplicateFinding(feature=f, duplicate_of=d, owner=o, kind=k, figure=fig, rows=r)
             for f, d, o, k, fig, r in found
         ]
+
+    def view_registration_times(self, project: str) -> dict[str, datetime]:
+        """When each of the project's feature views was first registered: of two duplicates,
+        the one registered first is the original."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(views_t.c.name, views_t.c.created_at).where(views_t.c.project == project))
+            return {name: at for name, at in rows}
+
+    def prune_duplicates(self, project: str) -> int:
+        """Forget the findings naming a view the registry no longer holds (an apply that did
+        not check, ``--duplicates off``, removed it); how many. Writes only when there are some."""
+        c = feature_duplicates_t.c
+        current = sa.select(views_t.c.name).where(views_t.c.project == project)
+        stale = sa.and_(c.project == project, sa.or_(c.view.not_in(current), c.duplicate_view.not_in(current)))
+        with self._engine.connect() as conn:
+            if (
+                conn.execute(sa.select(sa.func.count()).select_from(feature_duplicates_t).where(stale)).scalar_one()
+                == 0
+            ):
+                return 0
+        with self._engine.begin() as conn:
+            return conn.execute(feature_duplicates_t.delete().where(stale)).rowcount

@@ -1,6 +1,7 @@
 """Duplicates recorded by ``featurestore apply`` (``Registry.record_duplicates``), on SQLite and
-PostgreSQL: a view checked again replaces its own findings, a removed view's findings go, and
-several applies recording at once leave one row per pair and none fails on the primary key."""
+PostgreSQL: a view checked again replaces the findings naming it on either side, a removed view's
+findings go, and several applies recording at once leave one row per pair and none fails on the
+primary key."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def test_findings_are_replaced_by_a_new_check_and_pruned_with_their_views(regist
         assert {f.feature for f in registry.list_duplicates("bank")} == {"copy:b", "other:c"}
         registry.record_duplicates("bank", [], checked=[], views=["copy", "other"])
         assert [f.feature for f in registry.list_duplicates("bank")] == ["other:c"]
+        # copy checked again, found on neither side: other's finding about it goes too.
+        registry.record_duplicates("bank", [], checked=["copy"], views=["copy", "other"])
+        assert registry.list_duplicates("bank") == []
         assert registry.list_duplicates("shop") == [finding("x:a", "y:a")]  # another project's untouched
     finally:
         registry.close()

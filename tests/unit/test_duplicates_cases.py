@@ -260,3 +260,34 @@ def test_the_check_stops_before_its_next_view_once_cancelled() -> None:
     cancel.set()
     comparer = SampleComparer(cast(FeatureStore, None), cancel=cancel)
     assert comparer([sql_view("a", "SELECT 1"), sql_view("b", "SELECT 1")], [sql_view("c", "SELECT 1")]) == []
+
+
+# ---------------------------------------------------------------------------- what is recorded
+
+
+def test_the_original_is_the_view_registered_first_and_stale_findings_go(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    copy = FEATURES.split("running = FeatureView(")[1].replace('name="running"', 'name="running2"')
+    copy = "running2 = FeatureView(" + copy.replace("payments-team", "other")
+
+    def recorded() -> list[tuple[str, str]]:
+        with FeatureStore(root) as store:
+            return [(f.feature, f.duplicate_of) for f in store.find_recorded_duplicates()]
+
+    assert invoke(root, "apply")[0] == 0
+    (root / "features.py").write_text(FEATURES + copy)
+    assert invoke(root, "apply")[0] == 0
+    assert recorded() == [("running2:n", "running:n"), ("running2:total", "running:total")]
+    # The original changes (its total another expression): running2 stays the copy of its n,
+    # and the pair of totals, no longer exact, goes although running2 was not checked.
+    changed = FEATURES.replace("timedelta(days=30)", "timedelta(days=31)").replace(
+        "sum(amount) OVER", "max(amount) OVER"
+    )
+    (root / "features.py").write_text(changed + copy)
+    code, _, err = invoke(root, "apply")
+    assert code == 0 and "running2:n duplicates running:n (owner payments-team@example.com)" in err, err
+    assert recorded() == [("running2:n", "running:n")]
+    # The copy removed by an apply that does not check: its findings go too.
+    (root / "features.py").write_text(changed)
+    assert invoke(root, "apply", "--duplicates", "off")[0] == 0
+    assert recorded() == []
