@@ -23,16 +23,27 @@ from the installed package's files, parsed with :mod:`ast`:
 itself for every expectation it registers. Nothing here imports Great Expectations. A release of
 another major version than 1 is not read: :func:`featurestore.validation.gx_expectation_problems`
 then asks Great Expectations itself.
+
+What :func:`installed_catalog` reads is kept in a JSON file in the user's cache folder
+(``$XDG_CACHE_HOME/featurestore``, else ``~/.cache/featurestore``), one per Great Expectations
+version and folder, valid while the files it was read from and this module keep their
+modification times and sizes: finding an expectation in its sources costs ~50 ms of CPU on
+every ``featurestore apply`` of a project that declares one, in the cache ~5 ms. A cache that
+cannot be read or written is ignored (the sources are parsed, as without one).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import math
+import os
 import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,23 +305,33 @@ class GxExpectationSchema:
 
 
 class GxCatalog:
-    """The expectations of the Great Expectations installed at ``root`` (its package folder)."""
+    """The expectations of the Great Expectations installed at ``root`` (its package folder).
+    With a ``cache`` file, what was read before is taken from it while still valid (see the
+    module's docs) and what is read anew is added to it."""
 
     SUPPORTED_MAJOR = "1"
     """Great Expectations 1.x: expectations are pydantic v1 models under expectations/core."""
 
-    def __init__(self, root: Path, version: str | None = None) -> None:
+    def __init__(self, root: Path, version: str | None = None, cache: Path | None = None) -> None:
         self.root = root
         self.version = version
         self._modules: dict[str, _Module | None] = {}
-        core = self._module(CORE)
-        self._classes: dict[str, str] = {}  # snake-case name (its module's) -> class name
-        if core is not None:
-            for name, (module, attr) in core.imports.items():
-                if module.startswith(CORE + ".") and name == attr:
-                    self._classes[module.rsplit(".", 1)[1]] = name
-        self._by_class = {c: n for n, c in self._classes.items()}
         self._schemas: dict[str, GxExpectationSchema | None] = {}
+        self._cache = cache
+        self._files: dict[str, list[int]] = {}  # files read, relative to root -> [mtime_ns, size]
+        self._cached: dict[str, str | None] = {}  # snake-case name -> schema as JSON text (None: none)
+        self._dirty = False
+        classes = self._load_cache()
+        if classes is None:
+            classes = {}  # snake-case name (its module's) -> class name
+            core = self._module(CORE)
+            if core is not None:
+                for name, (module, attr) in core.imports.items():
+                    if module.startswith(CORE + ".") and name == attr:
+                        classes[module.rsplit(".", 1)[1]] = name
+            self._dirty = cache is not None
+        self._classes: dict[str, str] = classes
+        self._by_class = {c: n for n, c in self._classes.items()}
 
     @property
     def supported(self) -> bool:
@@ -322,17 +343,89 @@ class GxCatalog:
 
     def names(self) -> list[str]:
         """Every expectation's snake-case name, sorted (reads every expectation's file)."""
-        return sorted(n for n in self._classes if self._schema(n) is not None)
+        found = sorted(n for n in self._classes if self._schema(n) is not None)
+        self._save_cache()
+        return found
 
     def find(self, name: str) -> GxExpectationSchema | None:
         """The expectation called ``name`` (snake-case or class name), or None."""
         snake = self._by_class.get(name, name)
-        return self._schema(snake) if snake in self._classes else None
+        found = self._schema(snake) if snake in self._classes else None
+        self._save_cache()
+        return found
 
     def _schema(self, snake: str) -> GxExpectationSchema | None:
         if snake not in self._schemas:
-            self._schemas[snake] = self._read_schema(snake)
+            try:
+                data = self._cached[snake]
+                self._schemas[snake] = None if data is None else _schema_from_json(data)
+            except (KeyError, TypeError, ValueError):  # not cached (or not readable): read it
+                schema = self._schemas[snake] = self._read_schema(snake)
+                if self._cache is not None:
+                    data = None if schema is None else _schema_to_json(schema)
+                    # Kept only if it reads back the same (any value JSON would change is not).
+                    if data is None or repr(_schema_from_json(data)) == repr(schema):
+                        self._cached[snake] = data
+                        self._dirty = True
         return self._schemas[snake]
+
+    # -------------------------------------------------------------- the cache file
+
+    def _load_cache(self) -> dict[str, str] | None:
+        """The expectations' class names from the cache, its schemas put in ``_cached``; None
+        when there is no valid cache."""
+        if self._cache is None:
+            return None
+        try:
+            data = json.loads(self._cache.read_text(encoding="utf-8"))
+            valid = (
+                data["format"] == _CACHE_FORMAT
+                and data["root"] == str(self.root)
+                and data["version"] == self.version
+                and data["reader"] == _reader_stamp()
+                and all(_stamp(self.root / rel) == stamp for rel, stamp in data["files"].items())
+            )
+            if not valid:
+                return None
+            classes: dict[str, str] = data["classes"]
+            self._files, self._cached = data["files"], data["schemas"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return classes
+
+    def _save_cache(self) -> None:
+        """Write what was read to the cache file (atomically: readers see the old or the new
+        one); best effort, a cache that cannot be written is not an error."""
+        if not self._dirty or self._cache is None:
+            return
+        self._dirty = False
+        data = {
+            "format": _CACHE_FORMAT,
+            "root": str(self.root),
+            "version": self.version,
+            "reader": _reader_stamp(),
+            "files": self._files,
+            "classes": self._classes,
+            "schemas": self._cached,
+        }
+        tmp: str | None = None
+        try:
+            self._cache.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._cache.parent, prefix=self._cache.name, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+            os.replace(tmp, self._cache)
+        except OSError:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+
+    def _read_text(self, path: Path) -> str:
+        """A source file's text, its modification time and size noted for the cache."""
+        text = path.read_text(encoding="utf-8")
+        stamp = _stamp(path)
+        if stamp is not None:
+            self._files[str(path.relative_to(self.root))] = stamp
+        return text
 
     def _read_schema(self, snake: str) -> GxExpectationSchema | None:
         class_name = self._classes[snake]
@@ -368,7 +461,7 @@ class GxCatalog:
     def _module(self, dotted: str) -> _Module | None:
         if dotted not in self._modules:
             path = self._path(dotted)
-            self._modules[dotted] = _Module(dotted, path, path.name == "__init__.py") if path else None
+            self._modules[dotted] = _Module(dotted, path, self._read_text(path)) if path else None
         return self._modules[dotted]
 
     def _defines_class(self, dotted: str, name: str) -> bool:
@@ -380,7 +473,7 @@ class GxCatalog:
         path = self._path(dotted)
         if path is None:
             return False
-        text = path.read_text(encoding="utf-8")
+        text = self._read_text(path)
         word = re.escape(name)
         return (
             re.search(rf"^class {word}\b", text, re.MULTILINE) is not None
@@ -633,9 +726,10 @@ class _Field:
 class _Module:
     """One parsed source file: its imports, module-level assignments and classes."""
 
-    def __init__(self, name: str, path: Path, package: bool) -> None:
+    def __init__(self, name: str, path: Path, text: str) -> None:
         self.name = name
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        package = path.name == "__init__.py"
+        tree = ast.parse(text, filename=str(path))
         self.imports: dict[str, tuple[str, str]] = {}
         self.assigns: dict[str, ast.expr] = {}
         self.classes: dict[str, ast.ClassDef] = {}
@@ -753,7 +847,8 @@ def _validated_fields(stmt: ast.stmt) -> set[str]:
 @functools.cache
 def installed_catalog() -> GxCatalog | None:
     """The catalog of the installed Great Expectations, or None when it is not installed.
-    ``find_spec`` of a top-level package locates it without running it."""
+    ``find_spec`` of a top-level package locates it without running it. Cached in the user's
+    cache folder (see the module's docs)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.origin is None:
         return None
@@ -761,4 +856,78 @@ def installed_catalog() -> GxCatalog | None:
         version: str | None = importlib.metadata.version(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         version = None
-    return GxCatalog(Path(spec.origin).parent, version)
+    root = Path(spec.origin).parent
+    return GxCatalog(root, version, cache=cache_file(root, version))
+
+
+# ---------------------------------------------------------------------- the cache's format
+
+_CACHE_FORMAT = 2
+
+
+def cache_file(root: Path, version: str | None) -> Path:
+    """The cache file of the Great Expectations ``version`` installed at ``root``."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return base / "featurestore" / f"gx_catalog-{version or 'unknown'}-{folder}.json"
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
+
+
+@functools.cache
+def _reader_stamp() -> list[int] | None:
+    """This module's own file's stamp: a cache written by another version of it is not read."""
+    return _stamp(Path(__file__))
+
+
+def _type_to_json(t: _Type) -> Any:
+    """A type as JSON: its kind alone when the rest is the default (most are), else an object
+    of its kind and the fields that are not."""
+    if t == _Type(t.kind):
+        return t.kind
+    out: dict[str, Any] = {"kind": t.kind}
+    if t.args:
+        out["args"] = [_type_to_json(a) for a in t.args]
+    if t.strict:
+        out["strict"] = True
+    if t.literals:
+        out["literals"] = list(t.literals)
+    if t.bounds:
+        out["bounds"] = [list(b) for b in t.bounds]
+    return out
+
+
+def _type_from_json(data: Any) -> _Type:
+    if isinstance(data, str):
+        return _Type(data)
+    return _Type(
+        data["kind"],
+        tuple(_type_from_json(a) for a in data.get("args", ())),
+        data.get("strict", False),
+        tuple(data.get("literals", ())),
+        tuple((name, value) for name, value in data.get("bounds", ())),
+    )
+
+
+def _schema_to_json(schema: GxExpectationSchema) -> str:
+    """A schema as JSON text, kept as a string in the cache file: reading the file then parses
+    only the schemas asked for (all of them are ~90 kB)."""
+    arguments = [
+        [a.name, a.required, _type_to_json(a.type), a.allow_none, a.validated] for a in schema.arguments.values()
+    ]
+    return json.dumps([schema.name, schema.class_name, arguments], separators=(",", ":"))
+
+
+def _schema_from_json(text: str) -> GxExpectationSchema:
+    name, class_name, listed = json.loads(text)
+    arguments = {
+        arg: GxArgument(name=arg, required=required, type=_type_from_json(t), allow_none=allow_none, validated=v)
+        for arg, required, t, allow_none, v in listed
+    }
+    return GxExpectationSchema(name, class_name, arguments)
