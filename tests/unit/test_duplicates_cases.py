@@ -181,7 +181,8 @@ def compare_by_value(
     try:
         con.register("__entities", pa.table({"customer_id": sorted(set(ids))}))
         comparer = SampleComparer(cast(FeatureStore, None))
-        found = comparer._pairs(con, after, [tmp_path / "after.parquet"], before, [tmp_path / "before.parquet"])
+        published = pq.read_table(tmp_path / "before.parquet")
+        found = comparer._pairs(con, after, [tmp_path / "after.parquet"], before, published)
     finally:
         con.close()
     return [(f.feature, f.duplicate_of, f.kind) for f in found]
@@ -291,3 +292,39 @@ def test_the_original_is_the_view_registered_first_and_stale_findings_go(tmp_pat
     (root / "features.py").write_text(changed)
     assert invoke(root, "apply", "--duplicates", "off")[0] == 0
     assert recorded() == []
+
+
+# ------------------------------------------------------------------------------- bounded check
+
+
+def test_the_check_by_value_reads_a_recent_window_and_stops_at_its_time_budget(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    assert invoke(root, "apply")[0] == 0
+    assert invoke(root, "run", "running", "--no-progress")[0] == 0
+    copy = dataclasses.replace(
+        next(v for v in load_views(root) if v.name == "running"), name="again", owner="someone@else"
+    )
+    with FeatureStore(root) as store:
+        registered = store.registry.list_feature_views(store.project)
+        # The last 3 days of the published rows (days 8 to 10), not the 10 days.
+        found = SampleComparer(store, window=timedelta(days=3))([copy], registered)
+        last_days = sum(1 for day in (8, 9, 10) for c in range(1, 41) if (c * day) % 3 != 0)
+        assert {(f.feature, f.duplicate_of, f.kind) for f in found} == {
+            ("again:total", "running:total", "equal"),
+            ("again:n", "running:n", "equal"),
+        }
+        assert all(20 <= (f.rows or 0) <= last_days for f in found), found
+        whole = SampleComparer(store)([copy], registered)  # 30 days: all 10
+        assert [f.rows or 0 for f in whole if f.feature == "again:total"][0] > last_days
+        # No time left: the view is said skipped, nothing computed.
+        late = SampleComparer(store, budget_s=-1)
+        assert late([copy], registered) == []
+        assert late.failed == ["again: not compared, the check's time budget (-1 s) was spent"]
+
+
+def load_views(root: Path) -> list[FeatureView]:
+    from featurestore.config import ProjectConfig
+    from featurestore.project_files import load_definitions
+    from featurestore.validation import validate_project
+
+    return list(validate_project(load_definitions(ProjectConfig.load(root))).feature_views)
