@@ -75,7 +75,7 @@ def catalog_entries(registry: Registry, project: str) -> list[CatalogEntry]:
     view_entities = {v.name: tuple(e.name for e in v.resolved_entities()) for v in views}
     duplicate_of: dict[str, list[str]] = {}
     duplicated_by: dict[str, list[str]] = {}
-    found_pairs = registry.list_duplicates(project) if hasattr(registry, "list_duplicates") else []
+    found_pairs = registry.list_duplicates(project)
     # Exact duplicates first, then equal, then correlated ones.
     for found in sorted(found_pairs, key=lambda f: (DUPLICATE_KINDS.index(f.kind), f.feature, f.duplicate_of)):
         duplicate_of.setdefault(found.feature, []).append(found.duplicate_of)

@@ -456,7 +456,7 @@ def view_page(registry: Registry, config: ProjectConfig, name: str) -> ViewPage:
     models = sorted(m.name for m in registry.list_models(project) if m.feature_service in services)
     transformation = view.to_spec()["transformation"]
     duplicates: dict[str, list[tuple[str, str, str]]] = {}
-    for found in registry.list_duplicates(project, name) if hasattr(registry, "list_duplicates") else ():
+    for found in registry.list_duplicates(project, name):
         if found.view == name:
             duplicates.setdefault(found.feature, []).append(("duplicate of", found.duplicate_of, found.describe()))
         if found.duplicate_of.partition(":")[0] == name:
