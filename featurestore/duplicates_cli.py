@@ -28,18 +28,23 @@ def check_duplicates(
     views: Sequence[str] | None = None,
     registered: Sequence[FeatureView] | None = None,
     cancel: threading.Event | None = None,
+    budget_s: float | None = None,
 ) -> DuplicateCheck:
     """The exact and (with ``by_value``) value duplicates among the new or changed views of
     ``objects`` (or the views named); a note on stderr for each view whose values could not be
-    computed on the sample. ``cancel``, once set, stops the check by value before its next view."""
+    computed on the sample. ``cancel``, once set, stops the check by value before its next view;
+    ``budget_s``: its time budget (default :data:`etl.duplicates.DEFAULT_BUDGET_S`)."""
     from featurestore.duplicates import DEFAULT_CORRELATION, find_duplicates
     from featurestore.secrets import redact
 
     def compare(views: Sequence[FeatureView], registered: Sequence[FeatureView]) -> list[DuplicateFinding]:
-        from etl.duplicates import SampleComparer  # the engine loads only when a view is new or changed
+        from etl.duplicates import DEFAULT_BUDGET_S, SampleComparer  # the engine loads only when needed
 
         comparer = SampleComparer(
-            store, correlation=DEFAULT_CORRELATION if correlation is None else correlation, cancel=cancel
+            store,
+            correlation=DEFAULT_CORRELATION if correlation is None else correlation,
+            cancel=cancel,
+            budget_s=DEFAULT_BUDGET_S if budget_s is None else budget_s,
         )
         found = comparer(views, registered)
         for why in comparer.failed:
@@ -121,10 +126,21 @@ def apply_with_duplicates(
 )
 @click.option("--no-values", is_flag=True, help="With --check: compare the definitions only, not values.")
 @click.option("--correlation", type=click.FloatRange(0, 1), help="With --check: the |correlation| reported (0.99).")
+@click.option(
+    "--budget",
+    type=click.FloatRange(0),
+    help="With --check: seconds the comparison by value may take before it skips the views left (10).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the duplicates as JSON.")
 @click.pass_obj
 def duplicates(
-    state: Any, view: str | None, check: bool, no_values: bool, correlation: float | None, as_json: bool
+    state: Any,
+    view: str | None,
+    check: bool,
+    no_values: bool,
+    correlation: float | None,
+    budget: float | None,
+    as_json: bool,
 ) -> None:
     """Features that compute what another does: exact duplicates (same source and normalized
     expression), or features whose values on the preview's sample are equal or correlated with
@@ -142,7 +158,12 @@ def duplicates(
             raise NotFoundError("feature view", view, project=store.project, candidates=names)
         objects = [*project.entities, *project.sources, *project.feature_views]
         found = check_duplicates(
-            store, objects, by_value=not no_values, correlation=correlation, views=None if view is None else [view]
+            store,
+            objects,
+            by_value=not no_values,
+            correlation=correlation,
+            views=None if view is None else [view],
+            budget_s=budget,
         ).findings
     else:
         if view is not None:

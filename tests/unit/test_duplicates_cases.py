@@ -315,11 +315,20 @@ def test_the_check_by_value_reads_a_recent_window_and_stops_at_its_time_budget(t
         }
         assert all(20 <= (f.rows or 0) <= last_days for f in found), found
         whole = SampleComparer(store)([copy], registered)  # 30 days: all 10
-        assert [f.rows or 0 for f in whole if f.feature == "again:total"][0] > last_days
+        assert next(f.rows or 0 for f in whole if f.feature == "again:total") > last_days
         # No time left: the view is said skipped, nothing computed.
         late = SampleComparer(store, budget_s=-1)
         assert late([copy], registered) == []
         assert late.failed == ["again: not compared, the check's time budget (-1 s) was spent"]
+    # The budget from the command line.
+    again = FEATURES.split("running = FeatureView(")[1].replace('name="running"', 'name="again"')
+    (root / "features.py").write_text(FEATURES + "again = FeatureView(" + again)
+    code, out, err = invoke(root, "duplicates", "again", "--check", "--budget", "0")
+    assert code == 0 and "again: not compared, the check's time budget (0 s) was spent" in err, err
+    assert out.splitlines() == [  # the exact check is not bounded
+        "again:n duplicates running:n (owner payments-team@example.com): exact: same source and expression",
+        "again:total duplicates running:total (owner payments-team@example.com): exact: same source and expression",
+    ]
 
 
 def load_views(root: Path) -> list[FeatureView]:
