@@ -104,11 +104,11 @@ def _check_duplicates(project: Path) -> None:
         features.write_text(original)
     assert ran.returncode == 1, ran.stdout + ran.stderr
     found = [line for line in ran.stderr.splitlines() if "duplicate feature:" in line]
-    assert [re.sub(r"[\d,]+ rows", "N rows", line) for line in found] == [
+    assert [re.sub(r"coverage \d+%", "coverage N%", re.sub(r"[\d,]+ rows", "N rows", line)) for line in found] == [
         "error: duplicate feature: spend_copy:monthly_spend duplicates customer_spend:spend_30d "
         "(owner risk-data@bank.example): exact: same source and expression",
         "error: duplicate feature: spend_copy:weekly_spend_cents duplicates customer_spend:spend_7d "
-        "(owner risk-data@bank.example): correlated (r=1.000, N rows)",
+        "(owner risk-data@bank.example): correlated (r=1.000, N rows, coverage N%)",
     ], ran.stderr
     assert "nothing applied: 2 new feature(s) duplicate existing ones" in ran.stderr
     assert "created" not in ran.stdout
