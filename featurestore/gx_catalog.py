@@ -29,7 +29,9 @@ What :func:`installed_catalog` reads is kept in a JSON file in the user's cache 
 version and folder, valid while the files it was read from and this module keep their
 modification times and sizes: finding an expectation in its sources costs ~50 ms of CPU on
 every ``featurestore apply`` of a project that declares one, in the cache ~5 ms. A cache that
-cannot be read or written is ignored (the sources are parsed, as without one).
+cannot be read or written is ignored (the sources are parsed, as without one), and so is one
+this user does not own or that others can write (file or folder; a shared home directory),
+and there is none without a home directory or an absolute ``XDG_CACHE_HOME``.
 """
 
 from __future__ import annotations
@@ -362,7 +364,10 @@ class GxCatalog:
             except (KeyError, TypeError, ValueError):  # not cached (or not readable): read it
                 schema = self._schemas[snake] = self._read_schema(snake)
                 if self._cache is not None:
-                    data = None if schema is None else _schema_to_json(schema)
+                    try:
+                        data = None if schema is None else _schema_to_json(schema)
+                    except (TypeError, ValueError):  # a literal JSON cannot hold: not cached
+                        return schema
                     # Kept only if it reads back the same (any value JSON would change is not).
                     if data is None or repr(_schema_from_json(data)) == repr(schema):
                         self._cached[snake] = data
@@ -377,7 +382,7 @@ class GxCatalog:
         if self._cache is None:
             return None
         try:
-            data = json.loads(self._cache.read_text(encoding="utf-8"))
+            data = json.loads(_read_own_file(self._cache))
             valid = (
                 data["format"] == _CACHE_FORMAT
                 and data["root"] == str(self.root)
@@ -410,12 +415,12 @@ class GxCatalog:
         }
         tmp: str | None = None
         try:
-            self._cache.parent.mkdir(parents=True, exist_ok=True)
+            self._cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self._cache.parent, prefix=self._cache.name, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f)
             os.replace(tmp, self._cache)
-        except OSError:
+        except (OSError, TypeError, ValueError):  # not writable, or a value JSON cannot hold
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
 
@@ -865,11 +870,34 @@ def installed_catalog() -> GxCatalog | None:
 _CACHE_FORMAT = 2
 
 
-def cache_file(root: Path, version: str | None) -> Path:
-    """The cache file of the Great Expectations ``version`` installed at ``root``."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def cache_file(root: Path, version: str | None) -> Path | None:
+    """The cache file of the Great Expectations ``version`` installed at ``root``, or None when
+    there is no cache folder: no home directory (a container running under an arbitrary user
+    id has none) and no absolute ``XDG_CACHE_HOME`` (a relative one is ignored, as the XDG
+    specification says)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    try:
+        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    except (RuntimeError, KeyError, OSError):  # Path.home(): no HOME and no passwd entry
+        return None
     folder = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     return base / "featurestore" / f"gx_catalog-{version or 'unknown'}-{folder}.json"
+
+
+def _read_own_file(path: Path) -> str:
+    """The text of ``path`` if this user owns it and its folder, and neither can be written by
+    anyone else (a shared home or cache folder: another account's file would change what
+    ``apply`` accepts); OSError otherwise. Symbolic links are not followed."""
+    folder = os.stat(path.parent)
+    uid = os.geteuid()
+    if folder.st_uid != uid or folder.st_mode & 0o022:
+        raise PermissionError(f"{path.parent} is not this user's own folder")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "r", encoding="utf-8") as f:
+        st = os.fstat(f.fileno())
+        if st.st_uid != uid or st.st_mode & 0o022:
+            raise PermissionError(f"{path} is not this user's own file")
+        return f.read()
 
 
 def _stamp(path: Path) -> list[int] | None:

@@ -99,7 +99,7 @@ def test_the_installed_great_expectations_reads_the_same_from_its_cache(
         gx_catalog.installed_catalog.cache_clear()
     assert first is not None and first.version is not None
     cache = cache_file(first.root, first.version)
-    assert cache.parent == tmp_path / "featurestore"
+    assert cache is not None and cache.parent == tmp_path / "featurestore"
     uncached = GxCatalog(first.root, first.version)
     names = uncached.names()
     assert len(names) > 50 and first.names() == names
@@ -108,3 +108,45 @@ def test_the_installed_great_expectations_reads_the_same_from_its_cache(
     cached = GxCatalog(first.root, first.version, cache=cache)
     assert cached.names() == names
     assert all(repr(cached.find(n)) == repr(uncached.find(n)) for n in names)
+
+
+def test_a_cache_others_can_write_is_not_read(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "cache"
+    cache = folder / "gx.json"
+    expected = _answers(GxCatalog(root, "1.24.1", cache=cache))  # written, this user's own (0600 in 0700)
+    assert cache.stat().st_mode & 0o077 == 0 and folder.stat().st_mode & 0o077 == 0
+    _no_parsing(monkeypatch)
+    assert _answers(GxCatalog(root, "1.24.1", cache=cache)) == expected  # read: no source parsed
+    cache.chmod(0o666)  # anyone may have changed it: read the sources instead
+    with pytest.raises(AssertionError, match="parsed"):
+        GxCatalog(root, "1.24.1", cache=cache).find("expect_values_to_fit")
+    cache.chmod(0o600)
+    folder.chmod(0o777)  # a folder others can write: they could have replaced the file
+    with pytest.raises(AssertionError, match="parsed"):
+        GxCatalog(root, "1.24.1", cache=cache).find("expect_values_to_fit")
+    folder.chmod(0o700)
+    link = folder / "link.json"
+    link.symlink_to(cache)  # a symbolic link is not followed
+    with pytest.raises(AssertionError, match="parsed"):
+        GxCatalog(root, "1.24.1", cache=link).find("expect_values_to_fit")
+
+
+def test_no_home_and_no_absolute_xdg_cache_home_means_no_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cache_file(tmp_path, "1.24.1") is None
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as the XDG specification says
+    assert cache_file(tmp_path, "1.24.1") is None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    found = cache_file(tmp_path, "1.24.1")
+    assert found is not None and found.parent == tmp_path / "featurestore"
+    gx_catalog.installed_catalog.cache_clear()
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    try:
+        catalog = gx_catalog.installed_catalog()  # works without a cache
+    finally:
+        gx_catalog.installed_catalog.cache_clear()
+    assert catalog is not None and "expect_column_values_to_not_be_null" in catalog.names()
