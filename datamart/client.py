@@ -30,7 +30,7 @@ import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
 from datamart.errors import error_from_body
-from datamart.tables import PARQUET_MEDIA_TYPE
+from datamart.tables import ARROW_STREAM_MEDIA_TYPE, PARQUET_MEDIA_TYPE
 from featurestore.errors import ConfigError, FeatureStoreError, StoreUnavailableError
 from featurestore.times import aware_time
 
@@ -223,12 +223,13 @@ class DatamartClient:
         full_feature_names: bool = False,
     ) -> pa.Table:
         """Point-in-time correct features for every spine row (the spine sent as Parquet, the
-        result received as an Arrow IPC stream)."""
+        result received as an Arrow IPC stream, or as Parquet from a server that has no Arrow
+        answers: asked for by ``Accept``, read by the answer's ``Content-Type``)."""
         refs = _features(features)
         response = self._request(
             "POST",
             "/training-set/upload",
-            params={"format": "arrow"},
+            headers={"Accept": TABLE_ACCEPT},
             data={
                 "features": [refs] if isinstance(refs, str) else refs,
                 "timestamp_column": timestamp_column,
@@ -236,8 +237,7 @@ class DatamartClient:
             },
             files={"spine": ("spine.parquet", _spine_parquet(spine), PARQUET_MEDIA_TYPE)},
         )
-        # The stream holds the table's buffers as they are: reading it copies nothing.
-        return paipc.open_stream(response.content).read_all()
+        return _table_answer(response)
 
     # ------------------------------------------------------------------ training datasets
 
@@ -382,3 +382,22 @@ def _columns(entities: EntityRows) -> dict[str, list[Any]]:
         return {str(k): _plain(v) for k, v in entities.items()}
     names = list(dict.fromkeys(k for row in entities for k in row))
     return {n: _plain([row.get(n) for row in entities]) for n in names}
+
+
+TABLE_ACCEPT = f"{ARROW_STREAM_MEDIA_TYPE}, {PARQUET_MEDIA_TYPE}"
+"""What the client asks tables as: an Arrow IPC stream, else Parquet (a server older than the
+Arrow answers skips the type it does not know and answers Parquet)."""
+
+
+def _table_answer(response: httpx.Response) -> pa.Table:
+    """A table answer read by its ``Content-Type``: an Arrow IPC stream (its buffers used as they
+    are: reading copies nothing) or Parquet."""
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == ARROW_STREAM_MEDIA_TYPE:
+        return paipc.open_stream(response.content).read_all()
+    if media == PARQUET_MEDIA_TYPE:
+        return pq.read_table(pa.BufferReader(response.content))
+    raise FeatureStoreError(
+        f"the Datamart API answered a table as {media or 'no content type'}, not Arrow or Parquet: "
+        "is the base URL a Datamart API?"
+    )

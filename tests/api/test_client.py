@@ -102,6 +102,27 @@ def test_training_set_from_pandas_round_trips_its_types(client: DatamartClient) 
     assert str(frame["applied_at"].dt.tz) == "UTC"
 
 
+def test_training_set_from_a_server_without_arrow_answers_comes_as_parquet(
+    client: DatamartClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server older than the Arrow answers knows only json/csv/parquet: it skips the Arrow type
+    # the client's Accept names first and answers Parquet, which the client reads by its type.
+    from datamart import tables
+    from datamart.routes import reads
+
+    def older(requested: tables.TableFormat | None, accept: str | None) -> tables.TableFormat:
+        known = ",".join(m for m in (accept or "").split(",") if tables.ARROW_STREAM_MEDIA_TYPE not in m)
+        found = tables.negotiate_format(requested, known)
+        assert found != "arrow"
+        return found
+
+    monkeypatch.setattr(reads, "negotiate_format", older)
+    spine = pa.table({"customer_id": [2], "event_timestamp": [datetime(2024, 3, 2, tzinfo=UTC)]})
+    table = client.get_training_set(spine, "churn", full_feature_names=True)
+    assert table.column("customer_stats__spend_1d").to_pylist() == [100.0]
+    assert table.column("customer_profile__segment").to_pylist() == ["affluent"]
+
+
 def test_training_set_of_a_service_from_an_arrow_spine(client: DatamartClient) -> None:
     spine = pa.table({"customer_id": [2], "event_timestamp": [datetime(2024, 3, 2, tzinfo=UTC)]})
     table = client.get_training_set(spine, "churn", full_feature_names=True)
