@@ -429,12 +429,15 @@ class PendingStatistics:
         self.view, self.frame, self.previous = view, frame, previous
         self.psi_threshold, self.bins = psi_threshold, bins
         numeric = [f for f in view.features if is_numeric(f)]
+        self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statistics")
-        self._moments = self._pool.submit(_numeric_moments, view, frame, numeric, previous, bins)
+        self._moments = self._pool.submit(_numeric_moments, view, frame, numeric, previous, bins, self._stop)
         self._pool.shutdown(wait=False)  # the thread ends with its one task
 
     def discard(self) -> None:
-        """Wait for the thread (it reads the frame's files) and drop what it summed up."""
+        """Stop the thread at its next batch, wait for it (it reads the frame's files: a run
+        that failed or was interrupted must not leave it reading) and drop what it summed up."""
+        self._stop.set()
         try:
             self._moments.result()
         except Exception:  # the statistics are not wanted: their error is not the run's
@@ -629,10 +632,12 @@ def _numeric_moments(
     numeric: Sequence[Any],
     previous: Mapping[str, Any] | None,
     bins: int,
+    stop: threading.Event | None = None,
 ) -> dict[str, _Moments]:
     """Moments and histograms of the numeric features, in one pass over ``frame`` a batch at a
     time (the bins need each feature's min and max first: the files' Parquet statistics give
-    them, or a first pass when those are missing or not finite)."""
+    them, or a first pass when those are missing or not finite). ``stop`` set: abandoned
+    (:class:`_Stopped`) before the next batch."""
     names = [f.name for f in numeric]
     if not names:
         return {}
@@ -640,6 +645,7 @@ def _numeric_moments(
     if any(b is None for b in bounds.values()):
         bounds = {}
         for table in _batches(view, frame, names):
+            _check(stop)
             for name in names:
                 values, _ = _finite_values(table.column(name))
                 if len(values):
@@ -656,9 +662,19 @@ def _numeric_moments(
     # reading, threaded, costs more), and a thread pool's hand-offs per date and column cost far
     # more than that on a busy machine (statistics of 1M rows took 22 s at load 20 with one).
     for table in _batches(view, frame, names):
+        _check(stop)
         for name in names:
             out[name].add(*_finite_values(table.column(name)))
     return out
+
+
+class _Stopped(Exception):
+    """Statistics abandoned: :meth:`PendingStatistics.discard` asked the thread to stop."""
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise _Stopped
 
 
 def _bounds(frame: Frame, names: list[str]) -> dict[str, tuple[float, float] | None]:
