@@ -51,8 +51,8 @@ FEAST_VENV = Path(__file__).resolve().parents[2] / ".venv-feast"
 @pytest.fixture(scope="session")
 def feast_python() -> Path:
     """The interpreter of Feast's own venv (``.venv-feast``, Feast 0.67), installed by
-    ``infra/feast/install.sh`` when missing (idempotent: returns at once when installed; ~15 s the
-    first time). Feast pins its dependencies against ours, so it never enters the project's venv:
+    ``infra/feast/install.sh`` when missing (idempotent: returns at once when installed; 1-2 min
+    the first time, most of it compiling its bytecode). Feast pins its dependencies against ours, so it never enters the project's venv:
     tests run Feast's side as scripts with this interpreter."""
     script = FEAST_VENV.parents[0] / "infra" / "feast" / "install.sh"
     proc = subprocess.run(
