@@ -6,32 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from featurestore import Entity, Feature, FeatureService, FeatureView, FileSource, Float64, Int64
+from featurestore import Feature, FeatureService, Float64, Int64
 from featurestore.registry import FeatureRecord, LineageEdge, Registry
 from featurestore.validation import validate_project
-
-PROJECT = "cards"
-CUSTOMER = Entity(name="customer", join_keys=("customer_id",), key_types=(Int64,))
-TRANSACTIONS = FileSource(name="transactions", path="data/transactions.parquet", timestamp_field="ts")
-SPEND = FeatureView(
-    name="customer_spend",
-    entities=(CUSTOMER,),
-    source=TRANSACTIONS,
-    timestamp_field="ts",
-    ttl=timedelta(days=30),
-    owner="risk",
-    features=(
-        Feature("spend_30d", Float64, description="Card spend", tags=("money",)),
-        Feature("txn_count_30d", Int64, owner="ops"),
-    ),
-)
-SCORING = FeatureService(name="scoring", features=(SPEND,))
+from tests.registry.test_records import CUSTOMER, PROJECT, SCORING, SPEND, TRANSACTIONS
 
 
 @pytest.fixture
