@@ -17,6 +17,7 @@ from featurestore.errors import FeatureStoreError, InvalidRequestError
 from featurestore.secrets import install_log_redaction, redact, redact_url
 
 if TYPE_CHECKING:
+    from featurestore.duplicates import DuplicateMode
     from featurestore.store import FeatureStore
 
 
@@ -127,7 +128,7 @@ def init(directory: Path, project_name: str | None) -> None:
     help="|Pearson correlation| on the preview's sample from which a new feature is a duplicate.",
 )
 @click.pass_obj
-def apply(state: _Context, strict: bool, duplicate_mode: str, duplicate_correlation: float) -> None:
+def apply(state: _Context, strict: bool, duplicate_mode: DuplicateMode, duplicate_correlation: float) -> None:
     """Validate every definition and record them in the registry (new versions when schemas change).
     Every source is probed (see 'featurestore source check'): a bad one is a warning, or with
     --strict an error before anything is applied. The features of new or changed views are
@@ -143,7 +144,7 @@ def apply(state: _Context, strict: bool, duplicate_mode: str, duplicate_correlat
         report = apply_with_duplicates(
             store,
             objects,
-            duplicate_mode,  # type: ignore[arg-type]
+            duplicate_mode,
             lambda: store.apply(objects, schema_resolver=LocalEngine(store).infer_schema),
             correlation=duplicate_correlation,
         )
