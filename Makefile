@@ -67,7 +67,7 @@ test: $(DEV_STAMP) lint
 test-fast: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest tests/unit tests/contract -q -m "not server" -n auto
+	$(BIN)/python -m pytest tests/unit tests/contract -q -m "not server and not slow" -n auto
 # `server`: the store parametrizations that need a server, marked in tests/conftest.py from the
 # parameter's value (the -k on test ids this replaces missed ids like [int64-cassandra]).
 

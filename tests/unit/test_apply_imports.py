@@ -18,9 +18,12 @@ import pytest
 
 from featurestore.scaffold import scaffold_project
 
+pytestmark = pytest.mark.slow  # whole projects applied in subprocesses: outside `make test-fast`
+
 APPLY = """
 import json, sys
 from featurestore.cli import cli
+
 try:
     cli.main(["-C", {project!r}, "apply"])
 except SystemExit as done:

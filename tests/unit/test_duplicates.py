@@ -28,6 +28,8 @@ from registry_ui import create_app as create_ui_app
 from tests.api.conftest import TestClient  # type: ignore[attr-defined]  # imported there with Starlette's httpx warning silenced
 from tests.unit.tiny_projects import UTC_US, new_project, utc, write_parquet
 
+pytestmark = pytest.mark.slow  # whole projects applied and run: outside `make test-fast`
+
 BANK = Path(__file__).resolve().parents[2] / "examples" / "bank"
 
 
