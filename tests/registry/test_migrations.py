@@ -1,6 +1,6 @@
 """The registry's schema migrations: a registry created by release 0.1 (before migrations) is
-upgraded when opened and reads back the same; a fresh registry is built by the migrations into
-exactly the tables the code declares; upgrading is idempotent; opening a registry at head does
+upgraded when opened and reads back the same; a fresh registry is the tables the code declares,
+stamped at head, which the migrations build too from an empty database; upgrading is idempotent; opening a registry at head does
 not import Alembic.
 
 ``tests/fixtures/registry_release_0_1.db`` was written by release 0.1 and
@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -207,7 +208,9 @@ def test_upgrading_is_idempotent(release_0_1: str) -> None:
     registry.close()
 
 
-def test_a_fresh_registry_is_built_by_the_migrations_into_the_declared_tables(tmp_path: Path, release_0_1: str) -> None:
+def test_a_fresh_registry_is_the_declared_tables_at_head_which_the_migrations_build_too(
+    tmp_path: Path, release_0_1: str
+) -> None:
     fresh = f"sqlite:///{tmp_path / 'fresh' / 'registry.db'}"
     Registry(fresh).close()
     assert revisions(fresh) == [HEAD]
@@ -216,13 +219,59 @@ def test_a_fresh_registry_is_built_by_the_migrations_into_the_declared_tables(tm
     engine = sa.create_engine(declared)
     metadata.create_all(engine)
     engine.dispose()
+    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"  # revision by revision from an empty database
+    engine = sa.create_engine(migrated)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    engine.dispose()
+    assert revisions(migrated) == [HEAD]
     upgrade(release_0_1)
 
-    assert schema(fresh) == schema(declared) == schema(release_0_1)
-    engine = sa.create_engine(fresh)
-    with engine.connect() as conn:  # nothing for Alembic's autogenerate to add either
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    assert schema(fresh) == schema(declared) == schema(migrated) == schema(release_0_1)
+    assert version_table(fresh) == version_table(migrated)  # as Alembic's stamp writes it
+    for url in (fresh, migrated):
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:  # nothing for Alembic's autogenerate to add either
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        engine.dispose()
+
+
+def version_table(url: str) -> str:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'alembic_version'").scalar())
+    finally:
+        engine.dispose()
+
+
+def test_processes_creating_one_registry_at_once_take_turns(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    code = (  # each opens it at one moment, after its imports
+        "import logging, sys, time; logging.basicConfig(level=logging.INFO); "
+        "from featurestore.registry import Registry; time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+        "Registry(sys.argv[1]).close()"
+    )
+    at = str(time.time() + 3)
+    started = [
+        subprocess.Popen([sys.executable, "-c", code, url, at], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in started]
+    assert [p.returncode for p in started] == [0] * 4, errors
+    assert sum("Creating the registry" in e for e in errors) == 1, errors
+    assert not any("Upgrading" in e or "looking again" in e for e in errors), errors  # the others waited
+    assert revisions(url) == [HEAD]
+    assert schema(url) == schema_of_declared(tmp_path)
+
+
+def schema_of_declared(tmp_path: Path) -> dict[str, Any]:
+    declared = f"sqlite:///{tmp_path / 'declared.db'}"
+    engine = sa.create_engine(declared)
+    metadata.create_all(engine)
     engine.dispose()
+    return schema(declared)
 
 
 def test_the_migrations_downgrade_and_upgrade_again(release_0_1: str) -> None:
