@@ -67,7 +67,9 @@ test: $(DEV_STAMP) lint
 test-fast: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest tests/unit tests/contract -q -m "not server and not slow" -n auto
+	$(BIN)/python -m pytest tests/unit tests/contract -q -m "not server and not slow" -n auto --dist loadfile
+# --dist loadfile: a module's tests on one worker, so a module-scoped fixture (a project applied and
+# run) is built once, not once per worker: ~8 s of CPU less than --dist load, measured side by side.
 # `server`: the store parametrizations that need a server, marked in tests/conftest.py from the
 # parameter's value (the -k on test ids this replaces missed ids like [int64-cassandra]).
 

@@ -32,8 +32,6 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from featurestore.config import LocalEngineConfig
 from featurestore.definitions import FeatureView, FileSource, Source, SqlSource, StoredTransformation
@@ -50,6 +48,7 @@ from featurestore.types import ValueType
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow.parquet as pq
 
     from etl.runs import RunResult
 
@@ -247,6 +246,8 @@ class LocalEngine:
         a null key or time, or when a date holds repeated (keys, event time): the ordered path
         then writes them again, keeping the last row emitted (which only it knows), and names
         the nulls."""
+        import pyarrow.parquet as pq  # ~10 ms of CPU to import (pyarrow.fs, ssl): not for an apply
+
         select = _sql_conform(view, relation.columns, [str(t) for t in relation.types])
         if select is None:
             return None
@@ -406,6 +407,9 @@ def _write_ordered(
 ) -> dict[str, Path]:
     """Each table conformed, checked for null keys and times, cut to the window and appended
     to its dates' files in order (so a file's row order is the order the rows were emitted)."""
+    import pyarrow.compute as pc  # ~60 ms of CPU to import: not for an apply
+    import pyarrow.parquet as pq
+
     schema = view_schema(view)
     writers: dict[str, pq.ParquetWriter] = {}
     nulls = {c: 0 for c in (*view.join_keys, view.timestamp_field)}
@@ -440,6 +444,8 @@ def _write_ordered(
 
 
 def _in_window(view: FeatureView, table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
+    import pyarrow.compute as pc
+
     ts = table.column(view.timestamp_field)
     mask = None
     if start is not None:
@@ -466,6 +472,8 @@ def _day_figures(con: duckdb.DuckDBPyConnection, view: FeatureView, paths: list[
 
 def _deduplicate(con: duckdb.DuckDBPyConnection, view: FeatureView, files: dict[str, Path], out: Path) -> DayFiles:
     """Each date file with one row per (keys, event time), the last in file order kept."""
+    import pyarrow.parquet as pq
+
     keys = ", ".join(_quote(k) for k in (*view.join_keys, view.timestamp_field))
     rows = 0
     for day, path in sorted(files.items()):
