@@ -11,7 +11,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import orjson
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
@@ -106,8 +106,11 @@ _CONSUMER_HEADER = {
 }
 
 
+ONLINE_PATH = "/online-features"
+
+
 @router.post(
-    "/online-features",
+    ONLINE_PATH,
     tags=["reads"],
     response_model=OnlineFeatures,
     summary="Latest feature values of entities, with a status per value",
@@ -251,7 +254,16 @@ def _check_service_reads(store: FeatureStore, who: Identity, features: FeatureRe
     )
 
 
-def _online_request(raw: bytes, max_entities: int) -> OnlineFeaturesRequest:
+class _OnlineRequest(NamedTuple):
+    """An online lookup's body, as :class:`OnlineFeaturesRequest` validates it (a tuple: built
+    in ~1 µs, where the model's ``model_construct`` took ~6)."""
+
+    features: FeatureRefs
+    entities: dict[str, list[int | str]]
+    full_feature_names: bool
+
+
+def _online_request(raw: bytes, max_entities: int) -> _OnlineRequest:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
@@ -263,16 +275,17 @@ def _online_request(raw: bytes, max_entities: int) -> OnlineFeaturesRequest:
     if common is not None:
         return common
     try:
-        return OnlineFeaturesRequest.model_validate(data)
+        valid = OnlineFeaturesRequest.model_validate(data)
     except ValidationError as err:
         raise RequestValidationError(_key_errors(err.errors(include_url=False))) from err
+    return _OnlineRequest(valid.features, valid.entities, valid.full_feature_names)
 
 
 _REQUEST_FIELDS = frozenset(OnlineFeaturesRequest.model_fields)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _common_request(data: Any) -> OnlineFeaturesRequest | None:
+def _common_request(data: Any) -> _OnlineRequest | None:
     """The request, built without pydantic's validation when the body has the common shape that
     validation would accept unchanged (feature references as text, each key column all int64
     integers or all strings, ``full_feature_names`` a boolean, no other field); else None, and
@@ -299,7 +312,7 @@ def _common_request(data: Any) -> OnlineFeaturesRequest | None:
                 return None
         elif kinds and kinds != _STR_ONLY:
             return None
-    return OnlineFeaturesRequest.model_construct(features=features, entities=entities, full_feature_names=full_names)
+    return _OnlineRequest(features, entities, full_names)
 
 
 _STR_ONLY = frozenset({str})

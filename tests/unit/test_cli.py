@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
@@ -174,31 +173,8 @@ def test_help_does_not_import_spark_cassandra_or_great_expectations() -> None:
 # ---------------------------------------------------------------------- init and apply
 
 
-def test_init_scaffolds_a_project_that_apply_and_run_accept(tmp_path: Path) -> None:
-    project = tmp_path / "drivers"
-    created = featurestore("init", project)
-    assert created.code == 0, created.err
-    for name in ("featurestore.yaml", "features.py", "data/trips.csv", "spine.csv"):
-        assert (project / name).is_file()
-        assert f"created {project / name}" in created.out
-
-    applied = featurestore("-C", project, "apply")
-    assert applied.code == 0, applied.err
-    assert "created  feature view driver_daily (version 1)" in applied.out
-    assert "created  feature service driver_ranking" in applied.out
-
-    ran = featurestore("-C", project, "run", "--all", "--no-progress")
-    assert ran.code == 0, ran.err
-    # The example data: a trip every four hours from 2024-01-01 01:00 UTC to the end of yesterday,
-    # drivers 1, 2, 3 in turn, rating 3 + (trip number mod 3): each driver makes 2 trips a day,
-    # driver 1 always rated 3. One row per driver and day, published at the next midnight.
-    days = (datetime.now(UTC).date() - date(2024, 1, 1)).days
-    assert f"driver_daily: {3 * days:,} rows offline, 3 online" in ran.out
-    looked_up = featurestore("-C", project, "lookup", "-f", "driver_ranking", "-k", "driver_id=1")
-    assert looked_up.code == 0, looked_up.err
-    (row,) = json.loads(looked_up.out)
-    assert row["trips"] == {"value": 2, "status": "present"}
-    assert row["avg_rating"] == {"value": 3.0, "status": "present"}
+# test_init_scaffolds_a_project_that_apply_and_run_accept: in test_empty_selections.py, whose
+# module fixture is that project (scaffolding and running it once costs ~4 s).
 
 
 def test_init_refuses_to_overwrite_a_project(tmp_path: Path) -> None:

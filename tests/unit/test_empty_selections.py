@@ -4,28 +4,70 @@ is not before its end is refused (``run``, ``validate``).
 
 One ``featurestore init`` project, applied and run once: ``driver_daily`` over trips from
 2024-01-01 01:00 UTC to the end of yesterday, published at each next midnight (2024-01-02 on).
+Scaffolding, applying and running it is itself a test (the first below): it costs ~4 s, paid once.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from featurestore.coverage import DataRange, duration_text, rows_with_values, window_text
-from tests.unit.test_cli import featurestore
+from tests.unit.test_cli import Outcome, featurestore
+
+
+@dataclass(frozen=True)
+class Scaffolded:
+    root: Path
+    created: Outcome
+    applied: Outcome
+    ran: Outcome
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Scaffolded:
     root = tmp_path_factory.mktemp("empty") / "drivers"
-    for args in (("init", root), ("-C", root, "apply"), ("-C", root, "run", "--all", "--no-progress")):
-        outcome = featurestore(*args)
+    created = featurestore("init", root)
+    applied = featurestore("-C", root, "apply")
+    ran = featurestore("-C", root, "run", "--all", "--no-progress")
+    return Scaffolded(root, created, applied, ran)
+
+
+@pytest.fixture
+def project(scaffolded: Scaffolded) -> Path:
+    for outcome in (scaffolded.created, scaffolded.applied, scaffolded.ran):
         assert outcome.code == 0, outcome.err
-    return root
+    return scaffolded.root
+
+
+def test_init_scaffolds_a_project_that_apply_and_run_accept(scaffolded: Scaffolded) -> None:
+    project, created, applied, ran = scaffolded.root, scaffolded.created, scaffolded.applied, scaffolded.ran
+    assert created.code == 0, created.err
+    for name in ("featurestore.yaml", "features.py", "data/trips.csv", "spine.csv"):
+        assert (project / name).is_file()
+        assert f"created {project / name}" in created.out
+
+    assert applied.code == 0, applied.err
+    assert "created  feature view driver_daily (version 1)" in applied.out
+    assert "created  feature service driver_ranking" in applied.out
+
+    assert ran.code == 0, ran.err
+    # The example data: a trip every four hours from 2024-01-01 01:00 UTC to the end of yesterday,
+    # drivers 1, 2, 3 in turn, rating 3 + (trip number mod 3): each driver makes 2 trips a day,
+    # driver 1 always rated 3. One row per driver and day, published at the next midnight.
+    days = (datetime.now(UTC).date() - date(2024, 1, 1)).days
+    assert f"driver_daily: {3 * days:,} rows offline, 3 online" in ran.out
+    looked_up = featurestore("-C", project, "lookup", "-f", "driver_ranking", "-k", "driver_id=1")
+    assert looked_up.code == 0, looked_up.err
+    (row,) = json.loads(looked_up.out)
+    assert row["trips"] == {"value": 2, "status": "present"}
+    assert row["avg_rating"] == {"value": 3.0, "status": "present"}
 
 
 YESTERDAY = f"{(datetime.now(UTC) - timedelta(days=1)):%Y-%m-%d}"
