@@ -44,6 +44,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -339,42 +340,47 @@ class ParquetOfflineStore:
         key_cols = ", ".join(_quote(k) for k in view.join_keys)
         ts = _quote(view.timestamp_field)
         schema = view_schema(view)
-        columns = [f.name for f in schema]
-        if files:
-            available = set().union(*(pq.read_schema(f).names for f in files))
-            columns = [c for c in columns if c in available]
-        selected = ", ".join(f"t.{_quote(c)}" for c in columns)
 
-        def newest(wanted: str | None) -> str:
-            # Each entity's newest time by a hash aggregate over two columns, then its row by a
-            # join on (keys, time): 2-5x faster than ranking every row with a window, and its
-            # memory is the entities', not the rows'. The window left ranks ties only.
-            only = f" SEMI JOIN {wanted} w USING ({key_cols})" if wanted else ""
-            stamps = f"SELECT {key_cols}, max({ts}) AS __newest FROM {_files_sql(files)}{only} GROUP BY ALL"
-            rank = ", ".join(f"t.{_quote(k)}" for k in view.join_keys)
+        def query(columns: list[str]) -> str:
+            selected = ", ".join(f"t.{_quote(c)}" for c in columns)
+
+            def newest(wanted: str | None) -> str:
+                # Each entity's newest time by a hash aggregate over two columns, then its row by a
+                # join on (keys, time): 2-5x faster than ranking every row with a window, and its
+                # memory is the entities', not the rows'. The window left ranks ties only.
+                only = f" SEMI JOIN {wanted} w USING ({key_cols})" if wanted else ""
+                stamps = f"SELECT {key_cols}, max({ts}) AS __newest FROM {_files_sql(files)}{only} GROUP BY ALL"
+                rank = ", ".join(f"t.{_quote(k)}" for k in view.join_keys)
+                return (
+                    f"SELECT {selected} FROM {_files_sql(files)} t JOIN ({stamps}) m USING ({key_cols}) "
+                    f"WHERE t.{ts} = m.__newest QUALIFY row_number() OVER (PARTITION BY {rank} ORDER BY t.{ts} DESC) = 1"
+                )
+
+            if keys is None:
+                return f"SELECT *, false AS __gone FROM ({newest(None)})"
+            wanted = _files_sql([keys])
+            if not files:
+                return f"SELECT {key_cols}, true AS __gone FROM {wanted}"
+            rest = ", ".join(f"r.{_quote(c)}" for c in columns if c not in view.join_keys)
             return (
-                f"SELECT {selected} FROM {_files_sql(files)} t JOIN ({stamps}) m USING ({key_cols}) "
-                f"WHERE t.{ts} = m.__newest QUALIFY row_number() OVER (PARTITION BY {rank} ORDER BY t.{ts} DESC) = 1"
+                f"SELECT {', '.join(f'k.{_quote(c)}' for c in view.join_keys)}, {rest}, "
+                f"r.{ts} IS NULL AS __gone FROM {wanted} k LEFT JOIN ({newest(wanted)}) r USING ({key_cols})"
             )
 
+        if keys is None and not files:
+            return
         con = duckdb_cursor()
         try:
-            if keys is None:
-                if not files:
-                    return
-                sql = f"SELECT *, false AS __gone FROM ({newest(None)})"
-            else:
-                wanted = _files_sql([keys])
-                if not files:
-                    sql = f"SELECT {key_cols}, true AS __gone FROM {wanted}"
-                else:
-                    latest = newest(wanted)
-                    rest = ", ".join(f"r.{_quote(c)}" for c in columns if c not in view.join_keys)
-                    sql = (
-                        f"SELECT {', '.join(f'k.{_quote(c)}' for c in view.join_keys)}, {rest}, "
-                        f"r.{ts} IS NULL AS __gone FROM {wanted} k LEFT JOIN ({latest}) r USING ({key_cols})"
-                    )
-            reader = con.sql(sql).to_arrow_reader(batch_rows)
+            columns = [f.name for f in schema]
+            try:
+                relation = con.sql(query(columns))
+            except duckdb.BinderException:
+                # A feature no file has yet (added to the view since): select the columns some
+                # file has (the others read as null). Found only then: reading every file's
+                # schema first cost ~0.2 ms a file, 1,063 times over for a project of daily files.
+                available = set().union(*(pq.read_schema(f).names for f in files))
+                relation = con.sql(query([c for c in columns if c in available]))
+            reader = relation.to_arrow_reader(batch_rows)
             for batch in reader:
                 table = pa.Table.from_batches([batch])
                 gone = table.column("__gone")
@@ -627,9 +633,13 @@ class ParquetOfflineStore:
             if old_files:
                 old = f"SELECT {keys} FROM {_files_sql(old_files)}{where}"
                 computed = old
-                if any(PUSHED_AT in pq.read_schema(f).names for f in old_files):  # pushed rows are kept
-                    computed += f" {'AND' if where else 'WHERE'} {_quote(PUSHED_AT)} IS NULL"
-                row = con.execute(f"SELECT count(*) FROM ({computed})", params).fetchone()
+                # Pushed rows are kept: not counted. Their marker column exists when some file has
+                # it (read by name); asked of DuckDB instead of each file's schema (~0.2 ms a file).
+                marked = f"{computed} {'AND' if where else 'WHERE'} {_quote(PUSHED_AT)} IS NULL"
+                try:
+                    row = con.execute(f"SELECT count(*) FROM ({marked})", params).fetchone()
+                except duckdb.BinderException:  # no file has the marker: no pushed row
+                    row = con.execute(f"SELECT count(*) FROM ({computed})", params).fetchone()
                 staged.rows_before = int(row[0]) if row else 0
                 if not merge:
                     parts.append(old)
