@@ -9,25 +9,18 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from featurestore.definitions import FeatureView
 from featurestore.errors import StoreUnavailableError
 from featurestore.online import SyncStats, WriteStats
-from featurestore.online.codec import (
-    LayoutCache,
-    cast_keys,
-    decode_rows,
-    encode_keys,
-    encode_values,
-    event_micros,
-    layout_id,
-    layout_names,
-)
 from featurestore.online.sqlite_config import SqliteOnlineConfig  # its own module: a config load imports no Arrow
 
+# The value codec (and with it pyarrow and numpy, ~250 ms of CPU) is imported by the methods that
+# encode or decode: an apply opens the store to prepare its tables and encodes nothing.
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from featurestore.config import ProjectConfig
+    from featurestore.online.codec import LayoutCache
 
 _MAX_VARIABLES = 900  # below SQLite's default limit of host parameters per statement
 _CACHE_KIB = 65_536
@@ -59,7 +52,7 @@ class SqliteOnlineStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._layouts = LayoutCache()
+        self._layouts: LayoutCache | None = None  # made by layout(), the first read
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn()
@@ -96,6 +89,15 @@ class SqliteOnlineStore:
             )
 
     def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
+        from featurestore.online.codec import (
+            cast_keys,
+            encode_keys,
+            encode_values,
+            event_micros,
+            layout_id,
+            layout_names,
+        )
+
         if rows.num_rows == 0:
             return WriteStats(0, 0)
         keys = encode_keys(view, cast_keys(view, rows))
@@ -127,6 +129,15 @@ class SqliteOnlineStore:
     def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
         """One transaction: the removed entities deleted, then the rows set (``INSERT OR
         REPLACE``, whatever event time was stored)."""
+        from featurestore.online.codec import (
+            cast_keys,
+            encode_keys,
+            encode_values,
+            event_micros,
+            layout_id,
+            layout_names,
+        )
+
         keys = encode_keys(view, cast_keys(view, rows)) if rows.num_rows else []
         times = event_micros(view, rows) if rows.num_rows else []
         values = encode_values(view, rows, times) if rows.num_rows else []
@@ -156,6 +167,8 @@ class SqliteOnlineStore:
         return SyncStats(written=len(keys), removed=len(gone))
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
+        from featurestore.online.codec import cast_keys, decode_rows, encode_keys
+
         key_cols = cast_keys(view, keys)
         entity_keys = encode_keys(view, key_cols)
         return decode_rows(view, key_cols, self.read_packed(view, entity_keys), features, self.layout, entity_keys)
@@ -178,6 +191,11 @@ class SqliteOnlineStore:
         return [found.get(k) for k in entity_keys]
 
     def layout(self, view: FeatureView, layout: int) -> tuple[str, ...] | None:
+        if self._layouts is None:
+            from featurestore.online.codec import LayoutCache
+
+            self._layouts = LayoutCache()
+
         def load() -> dict[int, bytes]:
             try:
                 return dict(

@@ -33,7 +33,7 @@ import pytest
 from featurestore import Bool, Entity, Feature, FeatureView, FileSource, Float64, Int64, String, Timestamp
 from featurestore.config import ProjectConfig
 from featurestore.lookup import FeatureStatus, LookupPlan
-from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, SyncStats, WriteStats
+from featurestore.online import EVENT_TIME_COLUMN, OnlineStore, SyncStats, WriteStats, codec
 from featurestore.online.codec import cast_keys, decode_keys, encode_keys, layout_id
 from featurestore.retrieval import ViewRequest
 from featurestore.schema import view_schema
@@ -805,7 +805,7 @@ def test_a_failed_sync_leaves_a_transactional_store_as_it_was(
     write(prepared, VIEW, *(row(k, T2, i=k, s="before") for k in range(6)))
     before = read(prepared, VIEW, *range(8))
     module = sys.modules[type(prepared).__module__]
-    real = module.encode_values
+    real = codec.encode_values
     produced: list[bytes] = []
 
     def failing(view: FeatureView, rows: pa.Table, micros: Sequence[int]) -> Iterator[bytes]:
@@ -815,7 +815,11 @@ def test_a_failed_sync_leaves_a_transactional_store_as_it_was(
             produced.append(value)
             yield value
 
-    monkeypatch.setattr(module, "encode_values", failing)
+    # A store imports the codec at its top (its own name to patch) or where it encodes (the SQLite
+    # store, so that an apply loads no pyarrow): the codec's name is read then.
+    monkeypatch.setattr(codec, "encode_values", failing)
+    if hasattr(module, "encode_values"):
+        monkeypatch.setattr(module, "encode_values", failing)
     with pytest.raises(_Failure):
         sync(prepared, VIEW, *(row(k, T1, i=-k, s="synced") for k in (0, 1, 2, 3, 6)), removed=[4, 5])
     assert len(produced) == 2  # the failure came midway, not before the first row
