@@ -31,13 +31,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
-
-import duckdb
+from typing import TYPE_CHECKING, Any, Literal
 
 from featurestore.definitions import FileSource, Source, SqlSource
 from featurestore.partitions import discover, source_files
-from featurestore.sql import cursor, literal, quote
+
+# DuckDB (~75 ms of CPU to import) and featurestore.sql (which imports it) are imported by the
+# functions that probe: the registry and the catalog read recorded probes (SourceProbe) without it.
+if TYPE_CHECKING:
+    import duckdb
 
 Status = Literal["ok", "missing", "unreadable", "failed"]
 
@@ -202,6 +204,8 @@ class _Deadline:
 
     def query(self, con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]] | None:
         """The rows of ``sql``, or None when the bound passes first."""
+        import duckdb
+
         left = self.left()
         if left <= 0:
             return None
@@ -225,6 +229,8 @@ def probe_source(
 ) -> SourceProbe:
     """Probe one source (see the module's documentation). Never raises for what the source holds:
     the answer says what is wrong. ``root`` resolves relative paths."""
+    from featurestore.sql import cursor
+
     started = time.perf_counter()
     deadline = _Deadline(timeout)
     probed_at = now or datetime.now(UTC)
@@ -266,6 +272,8 @@ def _probe(
     deadline: _Deadline,
     today: date,
 ) -> dict[str, Any]:
+    from featurestore.sql import quote
+
     notes: list[str] = []
     facts: dict[str, Any] = {}
     _register(con, source, root, deadline, today, facts, notes, top=True)
@@ -328,6 +336,10 @@ def _register(
 ) -> None:
     """Create a view named as the source, reading what the engines read; the probed (top) file
     source's footers fill ``facts`` (files, rows, time range, partitions)."""
+    import duckdb
+
+    from featurestore.sql import literal, quote
+
     if isinstance(source, SqlSource):
         for up in source.sources:
             try:
@@ -434,6 +446,10 @@ def _file_rows(con: duckdb.DuckDBPyConnection, files: Sequence[Path], deadline: 
     """Rows per Parquet file, from their footers (DuckDB's ``parquet_file_metadata``: no data
     read, and no pyarrow.parquet, whose import costs a second under load); None when the
     probe's time bound passes first."""
+    import duckdb
+
+    from featurestore.sql import literal
+
     if not files:
         return {}
     listed = "[" + ", ".join(literal(f) for f in files) + "]"
