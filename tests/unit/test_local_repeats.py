@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pytest
 from tiny_projects import new_project, utc
 
 from etl.local import LocalEngine, _day_figures
+from featurestore.errors import RunError
 from featurestore.sql import connect
 from featurestore.store import FeatureStore
 from tests.unit.test_runs import SQL, TRANSACTIONS, VIEW, definitions, offline_rows, online_rows, write_transactions
@@ -67,3 +70,55 @@ def test_the_check_counts_the_rows_beyond_the_first_of_each_key_and_time_and_nul
         assert _day_figures(con, view, [path]) == {"repeated": 3, "customer_id": 3}
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "sql"),
+    [
+        (
+            "customer_id",
+            SQL.replace(
+                "SELECT customer_id,", "SELECT CASE WHEN customer_id = 3 THEN NULL ELSE customer_id END AS customer_id,"
+            ),
+        ),
+        (
+            "as_of",
+            SQL.replace(
+                "date_trunc('day', ts) + INTERVAL 1 DAY AS as_of",
+                "CASE WHEN customer_id = 3 THEN NULL ELSE date_trunc('day', ts) + INTERVAL 1 DAY END AS as_of",
+            ),
+        ),
+    ],
+)
+def test_a_null_key_or_time_fails_the_run_naming_the_column_and_publishes_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, column: str, sql: str
+) -> None:
+    with pytest.raises(RunError, match=f"1 computed row\\(s\\) have a null '{column}'"):
+        run(tmp_path, sql, caplog)
+    with FeatureStore(tmp_path / "cards") as store:
+        assert offline_rows(store) == []
+
+
+class _WithoutReturnStats:
+    """A DuckDB connection that refuses ``RETURN_STATS`` as DuckDB before 1.3 does."""
+
+    def __init__(self, con: Any) -> None:
+        self._con = con
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if "RETURN_STATS" in sql:
+            raise duckdb.ParserException("unrecognized option RETURN_STATS")
+        return self._con.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def test_without_return_stats_the_written_files_are_listed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = LocalEngine._connect
+    monkeypatch.setattr(LocalEngine, "_connect", lambda self, spill: _WithoutReturnStats(real(self, spill)))
+    with run(tmp_path, SQL, caplog) as store:
+        assert "computing again" not in caplog.text
+        assert len(offline_rows(store)) == 6
