@@ -1347,6 +1347,7 @@ cli.add_command(duplicates)
 
 
 def main() -> None:
+    _skip_collections_at_exit()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -1369,6 +1370,20 @@ def main() -> None:
 
         click.secho(redact(traceback.format_exc()), fg="red", err=True)
         sys.exit(1)
+
+
+def _skip_collections_at_exit() -> None:
+    """At the interpreter's exit, before it is torn down, the objects left are frozen (``gc.freeze``):
+    its garbage collections then skip them instead of scanning every object the imports made
+    (~130 ms of CPU after a repeat apply of the demo, measured). No code of ours waits for a
+    collection at exit: a command's stores and connections are closed by its context, temporary
+    folders by their own atexit finalizers. Registered once, and only at exit, so that a process
+    calling :func:`main` (a test) is otherwise unchanged."""
+    import atexit
+    import gc
+
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 if __name__ == "__main__":
