@@ -7,11 +7,11 @@ of ``featurestore.yaml`` (:class:`~featurestore.config.ServingLogConfig`), off b
 The request's thread does little: it decides whether the request is sampled and puts a
 reference to the response on a bounded queue (a few microseconds, measured by
 ``bench/serving_log.py``). When the queue is full the vector is dropped and counted
-(:attr:`ServedVectorLog.dropped`), never waited for. One background thread turns each response
-into a small Arrow table as it arrives (spreading the work evenly rather than in bursts that
-would hold the interpreter lock) and writes Parquet files when ``flush_rows`` entity rows are
-waiting, ``flush_seconds`` after the oldest arrived, on :meth:`ServedVectorLog.flush` and on
-:meth:`ServedVectorLog.close`. Files are written under a temporary name and renamed, so readers
+(:attr:`ServedVectorLog.dropped`), never waited for. One background thread keeps the responses
+and converts them to Arrow a chunk of lookups at a time (one ``pa.array`` per column over about
+twenty 100-entity lookups, yielding the interpreter lock between columns), and writes Parquet
+files when ``flush_rows`` entity rows are waiting, ``flush_seconds`` after the oldest arrived,
+on :meth:`ServedVectorLog.flush` and on :meth:`ServedVectorLog.close`. Files are written under a temporary name and renamed, so readers
 never see half a file.
 
 Layout, under ``serving_log.path`` (default ``<offline store path>/_served_vectors``)::
@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
-import io
+import itertools
 import json
 import logging
 import os
@@ -55,12 +55,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from featurestore.config import ProjectConfig, ServingLogConfig
@@ -95,8 +93,11 @@ def _status_texts() -> pa.Array:
     return pa.array([s.value for s in FeatureStatus], pa.string())
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+_CHUNK_ROWS = 2_000
+"""Entity rows of a batch converted together (see :class:`_Batch`): few enough that a column's
+conversion holds the interpreter lock for tens of microseconds, many enough that the fixed cost
+of a ``pa.array`` call is spread over about twenty 100-entity lookups."""
 
 
 def request_id_from(header: str | None) -> str | None:
@@ -115,8 +116,9 @@ def sampled(request_id: str, rate: float) -> bool:
     return int.from_bytes(digest, "big") < rate * _HASH_SPACE
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
+    """One sampled lookup, as the request's thread queues it: references, nothing converted."""
+
     at_us: int
     request_id: str
     consumer: str
@@ -261,6 +263,7 @@ class ServedVectorLog:
 
     def _run(self) -> None:
         batches: dict[tuple[str, str, int], _Batch] = {}
+        days: dict[int, str] = {}
         rows = 0
         oldest: float | None = None
         while True:
@@ -271,7 +274,10 @@ class ServedVectorLog:
             except queue.Empty:
                 item = threading.Event()  # the time is up: flush, nobody waits on it
             if isinstance(item, _Entry):
-                day = datetime.fromtimestamp(item.at_us / 1e6, UTC).date().isoformat()
+                day_number = item.at_us // _DAY_US
+                day = days.get(day_number)
+                if day is None:
+                    day = days[day_number] = datetime.fromtimestamp(item.at_us / 1e6, UTC).date().isoformat()
                 key = (day, item.service or VIEWS_SERVICE, id(item.plan))
                 batch = batches.get(key)
                 try:
@@ -284,12 +290,11 @@ class ServedVectorLog:
                         rows += batch.add(item)
                 except Exception:  # vectors that cannot be written must not stop the log
                     self.write_errors += 1
-                    log.exception("serving log: a lookup's vectors could not be converted; skipped")
+                    log.exception("serving log: a lookup's vectors could not be kept; skipped")
                     continue
                 if oldest is None:
                     oldest = time.monotonic()
-                # Let the request threads have the interpreter lock between lookups: converting
-                # several at a stretch would make a lookup that wants it back wait for its turn.
+                # Let the request threads have the interpreter lock between lookups.
                 time.sleep(0)
                 if rows < self.settings.flush_rows:
                     continue
@@ -313,10 +318,14 @@ class ServedVectorLog:
         tables: list[pa.Table] = []
         for batch in batches:  # each on its own: one batch that cannot be read loses only its rows
             try:
-                tables.append(batch.table())
+                table = batch.table()
             except Exception:
                 self.write_errors += 1
                 log.exception("serving log: could not convert %d served rows for %s", batch.rows, folder)
+            else:
+                if table is not None:
+                    tables.append(table)
+            self.write_errors += batch.failed  # lookups that could not be converted, each counted once
         if not tables:
             return
         try:
@@ -338,91 +347,153 @@ class ServedVectorLog:
 
 
 class _Batch:
-    """The lookups of one feature list waiting to be written, kept as JSON lines (one per lookup,
-    its columns as lists) until the file is written: ``orjson`` turns a lookup into bytes about
-    three times faster than building Arrow arrays from its lists, and Arrow's JSON reader, C++
-    that does not hold the interpreter lock, does the rest (see :meth:`table`)."""
+    """The lookups of one feature list waiting to be written. :meth:`add` keeps a reference to
+    the lookup's response (its lists as the lookup made them) and nothing else; every
+    :data:`_CHUNK_ROWS` entity rows, and at the flush, the lookups kept are converted together,
+    one ``pa.array`` per column over all of them (statuses as codes, all-present ones a run of
+    zeros; absent model versions one null array), yielding the interpreter lock between columns
+    so that a lookup waiting for it never waits for more than one column's conversion."""
 
     def __init__(self, plan: LookupPlan, response: OnlineResponse) -> None:
         self.plan = plan  # kept: its id() keys the batch
-        self.lines: list[bytes] = []
+        self.pending: list[_Entry] = []
+        self.counts: list[int] = []
+        self.pending_rows = 0
+        self.chunks: list[pa.Table] = []
         self.rows = 0
+        self.failed = 0
+        """Lookups that could not be converted (their rows are not written)."""
         types = response.types
         fields = [
-            pa.field("request_time", pa.int64()),
+            pa.field("request_time", _UTC_US),
             pa.field("request_id", pa.string()),
             pa.field("consumer", pa.string()),
             pa.field("service", pa.string()),
             pa.field("model", pa.string()),
-            pa.field("model_version", pa.list_(pa.int64())),
+            pa.field("model_version", pa.int64()),
         ]
-        self.keys = [(f"key:{k}", k) for k in response.keys]
-        fields += [pa.field(c, pa.list_(types[k])) for c, k in self.keys]
-        self.values: list[tuple[str, str, str, bool]] = []
+        self.keys = [(f"key:{k}", k, types[k]) for k in response.keys]
+        fields += [pa.field(c, t) for c, _, t in self.keys]
+        self.values: list[tuple[str, str, str, pa.DataType]] = []
         self.names: dict[str, list[str]] = {}
         self.views: list[tuple[str, str]] = []
+        # Each column's place among the fields: (kind, column, source name, type).
+        self.columns: list[tuple[str, str, str, pa.DataType]] = [("key", c, k, t) for c, k, t in self.keys]
         for view in plan.views:
             for feature, out in zip(view.features, view.outputs, strict=True):
                 if out not in response.columns:
                     continue
-                is_time = pa.types.is_timestamp(types[out])
-                self.values.append((f"value:{out}", f"status:{out}", out, is_time))
+                value_type = _UTC_US if pa.types.is_timestamp(types[out]) else types[out]
+                self.values.append((f"value:{out}", f"status:{out}", out, value_type))
                 self.names[out] = [view.view.name, feature]
-                fields.append(pa.field(f"value:{out}", pa.list_(pa.int64() if is_time else types[out])))
-                fields.append(pa.field(f"status:{out}", pa.list_(pa.int8())))
+                fields.append(pa.field(f"value:{out}", value_type))
+                fields.append(pa.field(f"status:{out}", pa.string()))
+                self.columns.append(("value", f"value:{out}", out, value_type))
+                self.columns.append(("status", f"status:{out}", out, pa.string()))
             if view.view.name in response.event_micros:
                 self.views.append((f"event_time:{view.view.name}", view.view.name))
-                fields.append(pa.field(f"event_time:{view.view.name}", pa.list_(pa.int64())))
+                fields.append(pa.field(f"event_time:{view.view.name}", _UTC_US))
+                self.columns.append(("event_time", f"event_time:{view.view.name}", view.view.name, _UTC_US))
         self.schema = pa.schema(fields)
 
     def add(self, e: _Entry) -> int:
         """Keep one lookup; returns its entity rows."""
-        r = e.response
-        n = len(next(iter(r.keys.values()), []))
-        record: dict[str, Any] = {
-            "request_time": e.at_us,
-            "request_id": e.request_id,
-            "consumer": e.consumer,
-            "service": e.service,
-            "model": e.model,
-            "model_version": e.versions if e.versions is not None else [None] * n,
-        }
-        for column, k in self.keys:
-            record[column] = r.keys[k]
-        for value_column, status_column, out, is_time in self.values:
-            values = r.columns[out]
-            record[value_column] = (
-                [None if v is None else (v - _EPOCH) // _MICROSECOND for v in values] if is_time else values
-            )
-            statuses = r.statuses[out]
-            record[status_column] = (
-                [0] * n if statuses.count(_PRESENT) == n else list(map(_STATUS_CODE.__getitem__, statuses))
-            )
-        for column, view in self.views:
-            record[column] = r.event_micros[view]
-        self.lines.append(orjson.dumps(record))
+        n = len(next(iter(e.response.keys.values()), []))
+        self.pending.append(e)
+        self.counts.append(n)
         self.rows += n
+        self.pending_rows += n
+        if self.pending_rows >= _CHUNK_ROWS:
+            self._convert()
         return n
 
-    def table(self) -> pa.Table:
-        """The lookups as one row per entity (see the module's text)."""
-        options = pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
-        read = pajson.read_json(io.BytesIO(b"\n".join(self.lines)), parse_options=options)
-        lists = [f.name for f in self.schema if pa.types.is_list(f.type)]
-        parents = pc.list_parent_indices(read.column(lists[0]))
-        columns: dict[str, Any] = {
-            "request_time": pc.cast(read.column("request_time").take(parents), _UTC_US),
-            **{c: read.column(c).take(parents) for c in ("request_id", "consumer", "service", "model")},
-        }
-        timestamps = {v for v, _, _, is_time in self.values if is_time} | {c for c, _ in self.views}
-        for c in lists:
-            flat = pc.list_flatten(read.column(c))
-            if c.startswith("status:"):
-                flat = pc.take(_status_texts(), flat)
-            elif c in timestamps:
-                flat = pc.cast(flat, _UTC_US)
-            columns[c] = flat
-        return pa.table(columns)
+    def table(self) -> pa.Table | None:
+        """The lookups as one row per entity (see the module's text); None when none could be
+        converted."""
+        if self.pending:
+            self._convert()
+        if not self.chunks:
+            return None
+        return pa.concat_tables(self.chunks)
+
+    def _convert(self) -> None:
+        entries, counts = self.pending, self.counts
+        self.pending, self.counts, self.pending_rows = [], [], 0
+        try:
+            self.chunks.append(self._arrays(entries, counts))
+            return
+        except Exception:
+            if len(entries) == 1:
+                self.failed += 1
+                self.rows -= counts[0]
+                log.exception("serving log: a lookup's vectors could not be converted; skipped")
+                return
+        for entry, n in zip(entries, counts, strict=True):  # each alone: only the bad ones are lost
+            self.pending, self.counts = [entry], [n]
+            self._convert()
+
+    def _arrays(self, entries: list[_Entry], counts: list[int]) -> pa.Table:
+        """The lookups ``entries`` (of ``counts`` entity rows) as one table of the batch's schema."""
+        total = sum(counts)
+        offsets = pa.array(itertools.accumulate(counts, initial=0), pa.int32())
+        # Each entity row's lookup: the per-lookup columns are taken by it.
+        parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, pa.nulls(total)))
+        arrays: list[pa.Array] = [
+            pa.array([e.at_us for e in entries], _UTC_US).take(parents),
+            pa.array([e.request_id for e in entries], pa.string()).take(parents),
+            pa.array([e.consumer for e in entries], pa.string()).take(parents),
+            pa.array([e.service for e in entries], pa.string()).take(parents),
+            pa.array([e.model for e in entries], pa.string()).take(parents),
+        ]
+        if all(e.versions is None for e in entries):
+            arrays.append(pa.nulls(total, pa.int64()))
+        else:
+            versions = (
+                itertools.repeat(None, n) if e.versions is None else e.versions
+                for e, n in zip(entries, counts, strict=True)
+            )
+            arrays.append(pa.array(list(itertools.chain.from_iterable(versions)), pa.int64()))
+        responses = [e.response for e in entries]
+        present: pa.Array | None = None
+        for kind, _, name, type_ in self.columns:
+            if kind == "status":
+                codes = _status_codes([r.statuses[name] for r in responses], counts, total)
+                if codes is None:  # all present: one array for every such column of the chunk
+                    if present is None:
+                        zeros = pa.Array.from_buffers(pa.int8(), total, [None, pa.py_buffer(bytes(total))])
+                        present = pc.take(_status_texts(), zeros)
+                    arrays.append(present)
+                else:
+                    arrays.append(pc.take(_status_texts(), codes))
+                continue
+            if kind == "key":
+                lists: Any = (r.keys[name] for r in responses)
+            elif kind == "value":
+                lists = (r.columns[name] for r in responses)
+            else:  # microseconds: read as integers and viewed as times (half the cost of reading them as times)
+                micros = list(itertools.chain.from_iterable(r.event_micros[name] for r in responses))
+                arrays.append(pa.array(micros, pa.int64()).view(type_))
+                time.sleep(0)
+                continue
+            arrays.append(pa.array(list(itertools.chain.from_iterable(lists)), type_))
+            time.sleep(0)  # a lookup waiting for the interpreter lock gets it between columns
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _status_codes(statuses: list[list[FeatureStatus]], counts: list[int], total: int) -> pa.Array | None:
+    """One column's statuses over the lookups of a chunk as int8 codes; None when all present.
+    Only the lookups with another status are looked at value by value."""
+    codes: bytearray | None = None
+    offset = 0
+    for values, n in zip(statuses, counts, strict=True):
+        if values.count(_PRESENT) != n:  # C speed (identity first)
+            if codes is None:
+                codes = bytearray(total)  # zeros: present
+            codes[offset : offset + n] = bytes(map(_STATUS_CODE.__getitem__, values))
+        offset += n
+    if codes is None:
+        return None
+    return pa.Array.from_buffers(pa.int8(), total, [None, pa.py_buffer(codes)])
 
 
 def _rows_of(response: OnlineResponse, positions: Sequence[int]) -> OnlineResponse:
