@@ -139,8 +139,8 @@ def _create(engine: Engine, where: str) -> None:
             lock_name(conn, MIGRATION_LOCK)
         elif conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        if sa.inspect(conn).get_table_names():
-            return  # made by another process while this one waited
+        if set(sa.inspect(conn).get_table_names()) & {VERSION_TABLE, *metadata.tables}:
+            return  # made by another process while this one waited (other applications' tables do not count)
         log.info("Creating the registry at %s (revision %s)", where, HEAD)
         metadata.create_all(conn)
         version = sa.Table(

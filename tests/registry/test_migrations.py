@@ -238,6 +238,25 @@ def test_a_fresh_registry_is_the_declared_tables_at_head_which_the_migrations_bu
         engine.dispose()
 
 
+def test_a_registry_is_created_in_a_database_holding_other_applications_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE other_app (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO other_app VALUES (7)")
+    engine.dispose()
+    registry = Registry(url)
+    assert registry.projects() == []
+    registry.close()
+    assert revisions(url) == [HEAD]
+    tables = schema(url)
+    assert {t: v for t, v in tables.items() if t != "other_app"} == schema_of_declared(tmp_path)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id FROM other_app").scalars().all() == [7]
+    engine.dispose()
+
+
 def version_table(url: str) -> str:
     engine = sa.create_engine(url)
     try:
