@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -23,7 +24,6 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 
 from datamart.errors import error_body, http_status
@@ -54,6 +54,9 @@ from featurestore.errors import ConfigError, FeatureStoreError, InvalidRequestEr
 from featurestore.secrets import install_log_redaction
 from featurestore.store import FeatureStore
 from registry_ui.app import create_app as create_ui_app
+
+if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ def create_app(
         # Served below from files of a package instead of FastAPI's CDN links: /docs works offline.
         docs_url=None,
         redoc_url=None,
-        telemetry=_telemetry(),
+        **_telemetry_option(),
     )
     app.state.store = stores[0]
     app.state.stores = by_project
@@ -194,6 +197,16 @@ def create_app(
     return app
 
 
+def _telemetry_option() -> dict[str, Any]:
+    """``telemetry=`` for FastAPI releases that have their own OpenTelemetry instrumentation
+    (``fastapi.telemetry``); nothing for older ones (the project allows fastapi>=0.115)."""
+    try:
+        import fastapi.telemetry  # noqa: F401
+    except ImportError:
+        return {}
+    return {"telemetry": _telemetry()}
+
+
 def _telemetry() -> TelemetryConfig | None:
     """FastAPI's own OpenTelemetry instrumentation, left on where this process has OpenTelemetry
     providers when the app is made (``opentelemetry-instrument``, code that sets them first) or
@@ -202,8 +215,10 @@ def _telemetry() -> TelemetryConfig | None:
     since (~10 µs a request, 5 % of an online lookup's time on the event loop)."""
     if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").lower() == "true":
         return None
-    from opentelemetry import _logs, metrics, trace
-
+    try:
+        from opentelemetry import _logs, metrics, trace
+    except ImportError:  # FastAPI then has nothing to ask per request
+        return None
     providers = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
     # The API's placeholders until a provider is set (what FastAPI checks on each request).
     if all((type(p).__module__, type(p).__name__) in _OTEL_PLACEHOLDERS for p in providers):

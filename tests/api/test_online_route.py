@@ -5,6 +5,7 @@ OpenTelemetry providers when the app is made."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -106,3 +107,29 @@ def test_fastapi_telemetry_is_left_to_fastapi_when_asked_to_configure(
     assert _telemetry() == {"tracing": False, "metrics": False, "logs": False}
     monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
     assert _telemetry() is None
+
+
+def test_a_fastapi_without_its_own_telemetry_gets_no_telemetry_option(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyproject allows fastapi>=0.115, whose releases before ``fastapi.telemetry`` take no
+    ``telemetry=``: the app passes none there, and still serves."""
+    import fastapi
+
+    from datamart.app import _telemetry_option
+
+    assert "telemetry" in _telemetry_option()
+    monkeypatch.setitem(sys.modules, "fastapi.telemetry", None)  # import fails, as on such a release
+    monkeypatch.delattr(fastapi, "telemetry", raising=False)
+    assert _telemetry_option() == {}
+    made: list[dict[str, Any]] = []
+    real = fastapi.FastAPI.__init__
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(kwargs)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi.FastAPI, "__init__", recording)
+    with TestClient(create_app(store)) as client:
+        assert client.post("/v1/online-features", json=BODIES[0]).status_code == 200
+    assert made and all("telemetry" not in kwargs for kwargs in made)
