@@ -20,7 +20,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     or views (an engine's run); others take a :func:`cursor`.
     """
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")  # GLOBAL: its cursors too (SET is the connection's own)
     return con
 
 
