@@ -18,8 +18,11 @@ from featurestore.types import ValueType
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SchemaResolver = Callable[[FeatureView], "pa.Schema"]
-"""Gives the schema of a view's transformation output (the engine runs it on no or few rows)."""
+    from featurestore.schema import OutputSchema
+
+SchemaResolver = Callable[[FeatureView], "pa.Schema | OutputSchema"]
+"""Gives the schema of a view's transformation output (the engine runs it on no or few rows):
+Arrow's, or DuckDB's plan named in Arrow's terms (:class:`featurestore.schema.OutputSchema`)."""
 
 
 def validate_project(objects: Sequence[object], schema_resolver: SchemaResolver | None = None) -> Project:
@@ -168,7 +171,7 @@ def _resolve_entities(view: FeatureView, declared: dict[str, Entity], problems: 
     return dataclasses.replace(view, entities=tuple(ents))
 
 
-def check_output_schema(view: FeatureView, schema: pa.Schema) -> list[str]:
+def check_output_schema(view: FeatureView, schema: pa.Schema | OutputSchema) -> list[str]:
     """Problems of a view's computed schema against its definition."""
     out: list[str] = []
     names = schema.names
