@@ -7,12 +7,13 @@ of ``featurestore.yaml`` (:class:`~featurestore.config.ServingLogConfig`), off b
 The request's thread does little: it decides whether the request is sampled and puts a
 reference to the response on a bounded queue (a few microseconds, measured by
 ``bench/serving_log.py``). When the queue is full the vector is dropped and counted
-(:attr:`ServedVectorLog.dropped`), never waited for. One background thread keeps the responses
-and converts them to Arrow a chunk of lookups at a time (one ``pa.array`` per column over about
-twenty 100-entity lookups, yielding the interpreter lock between columns), and writes Parquet
-files when ``flush_rows`` entity rows are waiting, ``flush_seconds`` after the oldest arrived,
-on :meth:`ServedVectorLog.flush` and on :meth:`ServedVectorLog.close`. Files are written under a temporary name and renamed, so readers
-never see half a file.
+(:attr:`ServedVectorLog.dropped`), never waited for. One background thread, which takes the
+queued lookups every 10 ms rather than being woken by each, keeps the responses and converts
+them to Arrow a chunk of lookups at a time (one ``pa.array`` per column over about twenty
+100-entity lookups, yielding the interpreter lock between columns), and writes Parquet files
+when ``flush_rows`` entity rows are waiting, ``flush_seconds`` after the oldest arrived, on
+:meth:`ServedVectorLog.flush` and on :meth:`ServedVectorLog.close`. Files are written under a
+temporary name and renamed, so readers never see half a file.
 
 Layout, under ``serving_log.path`` (default ``<offline store path>/_served_vectors``)::
 
@@ -40,6 +41,7 @@ random at the configured rate.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import functools
 import hashlib
@@ -47,7 +49,8 @@ import itertools
 import json
 import logging
 import os
-import queue
+import random
+import struct
 import threading
 import time
 import uuid
@@ -94,6 +97,12 @@ def _status_texts() -> pa.Array:
 
 
 _DAY_US = 86_400_000_000
+_FLOAT64 = pa.float64()
+_UUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID_V4 = (0x8000 << 48) | (4 << 76)
+"""The variant (RFC 4122) and version (4) bits of a random UUID, as :class:`uuid.UUID` sets them."""
+_POLL_SECONDS = 0.01
+"""How often the writer looks for lookups to take when nobody wakes it."""
 _CHUNK_ROWS = 2_000
 """Entity rows of a batch converted together (see :class:`_Batch`): few enough that a column's
 conversion holds the interpreter lock for tens of microseconds, many enough that the fixed cost
@@ -120,7 +129,8 @@ class _Entry(NamedTuple):
     """One sampled lookup, as the request's thread queues it: references, nothing converted."""
 
     at_us: int
-    request_id: str
+    request_id: str | None
+    """None: the request had none; the writer gives it a random one."""
     consumer: str
     service: str | None
     plan: LookupPlan
@@ -148,7 +158,13 @@ class ServedVectorLog:
         self.settings = settings
         self.root = root
         self.rate = settings.sample_rate
-        self._queue: queue.Queue[_Entry | threading.Event | None] = queue.Queue(settings.queue_size)
+        # The lookups waiting for the writer, and markers (flush: an event to set; close: None). A
+        # deque rather than a queue.Queue: appending takes no lock and wakes no thread; the writer
+        # looks every _POLL_SECONDS, or at once when asked (:meth:`flush`, :meth:`close`, or the
+        # queue half full), so that lookups following each other do not wake it one by one.
+        self._queue: collections.deque[_Entry | threading.Event | None] = collections.deque()
+        self._wake = threading.Event()
+        self._wake_at = max(1, settings.queue_size // 2)
         self.queued = 0
         self.dropped = 0
         self.rows_written = 0
@@ -181,19 +197,27 @@ class ServedVectorLog:
     ) -> bool:
         """Queue the vectors of one lookup if its request is sampled; never blocks. False when not
         sampled, dropped (queue full, counted) or the log is closed."""
-        rid = request_id or REQUEST_ID.get() or uuid.uuid4().hex
-        if self._closed or not sampled(rid, self.rate):
+        rid = request_id or REQUEST_ID.get()
+        if self._closed:
+            return False
+        if rid is None:
+            # No id: a random one, made by the writer (_random_ids), so a draw at the rate decides
+            # what hashing that random id would.
+            if self.rate < 1.0 and random.random() >= self.rate:
+                return False
+        elif not sampled(rid, self.rate):
             return False
         at_us = response.served_at_us if response.served_at_us is not None else time.time_ns() // 1000
-        entry = _Entry(at_us, rid, consumer, service, plan, response, model, versions)
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
+        waiting = len(self._queue)
+        if waiting >= self.settings.queue_size:
             self.dropped += 1  # a lost update under a race costs one count, not a lock per lookup
             return False
+        self._queue.append(_Entry(at_us, rid, consumer, service, plan, response, model, versions))
         self.queued += 1
         if self._thread is None:
             self._start()
+        elif waiting + 1 == self._wake_at:
+            self._wake.set()
         return True
 
     def log_prediction(
@@ -235,10 +259,8 @@ class ServedVectorLog:
         if self._thread is None:
             return True
         done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout)
-        except queue.Full:
-            return False
+        self._queue.append(done)
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float = 60.0) -> None:
@@ -249,12 +271,11 @@ class ServedVectorLog:
             self._closed = True
             thread = self._thread
         if thread is not None:
-            try:
-                self._queue.put(None, timeout=timeout)
-            except queue.Full:
-                log.warning("serving log: the writer did not drain its queue in %s s; vectors left unwritten", timeout)
-                return
+            self._queue.append(None)
+            self._wake.set()
             thread.join(timeout)
+            if thread.is_alive():
+                log.warning("serving log: the writer did not drain its queue in %s s; vectors left unwritten", timeout)
 
     def stats(self) -> ServingLogStats:
         return ServingLogStats(self.queued, self.dropped, self.rows_written, self.files_written, self.write_errors)
@@ -266,12 +287,18 @@ class ServedVectorLog:
         days: dict[int, str] = {}
         rows = 0
         oldest: float | None = None
+        pending = self._queue
+        taken = 0
         while True:
-            wait = None if oldest is None else max(0.0, oldest + self.settings.flush_seconds - time.monotonic())
             item: _Entry | threading.Event | None
-            try:
-                item = self._queue.get(timeout=wait)
-            except queue.Empty:
+            if pending:
+                item = pending.popleft()
+            else:
+                due = None if oldest is None else oldest + self.settings.flush_seconds - time.monotonic()
+                if due is None or due > 0:
+                    self._wake.wait(_POLL_SECONDS if due is None else min(_POLL_SECONDS, due))
+                    self._wake.clear()  # before looking: a marker appended after it is seen next time
+                    continue
                 item = threading.Event()  # the time is up: flush, nobody waits on it
             if isinstance(item, _Entry):
                 day_number = item.at_us // _DAY_US
@@ -294,8 +321,9 @@ class ServedVectorLog:
                     continue
                 if oldest is None:
                     oldest = time.monotonic()
-                # Let the request threads have the interpreter lock between lookups.
-                time.sleep(0)
+                taken += 1
+                if taken % 16 == 0:  # let the request threads have the interpreter lock now and then
+                    time.sleep(0)
                 if rows < self.settings.flush_rows:
                     continue
             by_file: dict[tuple[str, str], list[_Batch]] = {}
@@ -440,7 +468,7 @@ class _Batch:
         parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, pa.nulls(total)))
         arrays: list[pa.Array] = [
             pa.array([e.at_us for e in entries], _UTC_US).take(parents),
-            pa.array([e.request_id for e in entries], pa.string()).take(parents),
+            pa.array(_request_ids(entries), pa.string()).take(parents),
             pa.array([e.consumer for e in entries], pa.string()).take(parents),
             pa.array([e.service for e in entries], pa.string()).take(parents),
             pa.array([e.model for e in entries], pa.string()).take(parents),
@@ -455,7 +483,9 @@ class _Batch:
             arrays.append(pa.array(list(itertools.chain.from_iterable(versions)), pa.int64()))
         responses = [e.response for e in entries]
         present: pa.Array | None = None
-        for kind, _, name, type_ in self.columns:
+        for column, (kind, _, name, type_) in enumerate(self.columns, 1):
+            if column % 4 == 0:  # a lookup waiting for the interpreter lock gets it every few columns
+                time.sleep(0)
             if kind == "status":
                 codes = _status_codes([r.statuses[name] for r in responses], counts, total)
                 if codes is None:  # all present: one array for every such column of the chunk
@@ -466,18 +496,53 @@ class _Batch:
                 else:
                     arrays.append(pc.take(_status_texts(), codes))
                 continue
+            values: list[Any] = []
             if kind == "key":
-                lists: Any = (r.keys[name] for r in responses)
+                for r in responses:
+                    values += r.keys[name]
             elif kind == "value":
-                lists = (r.columns[name] for r in responses)
-            else:  # microseconds: read as integers and viewed as times (half the cost of reading them as times)
-                micros = list(itertools.chain.from_iterable(r.event_micros[name] for r in responses))
-                arrays.append(pa.array(micros, pa.int64()).view(type_))
-                time.sleep(0)
-                continue
-            arrays.append(pa.array(list(itertools.chain.from_iterable(lists)), type_))
-            time.sleep(0)  # a lookup waiting for the interpreter lock gets it between columns
+                for r in responses:
+                    values += r.columns[name]
+            else:
+                for r in responses:
+                    values += r.event_micros[name]
+            if kind == "event_time":  # microseconds: read as integers, viewed as times (half the cost)
+                arrays.append(pa.array(values, pa.int64()).view(type_))
+            elif type_ == _FLOAT64:
+                arrays.append(_floats(values))
+            else:
+                arrays.append(pa.array(values, type_))
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _floats(values: list[Any]) -> pa.Array:
+    """A float64 column: packed by ``struct`` when no value is missing (about half the cost of
+    ``pa.array``), else by ``pa.array``."""
+    try:
+        data = struct.pack(f"{len(values)}d", *values)
+    except struct.error:  # None among them
+        return pa.array(values, _FLOAT64)
+    return pa.Array.from_buffers(_FLOAT64, len(values), [None, pa.py_buffer(data)])
+
+
+def _request_ids(entries: list[_Entry]) -> list[str]:
+    """Each lookup's request id; random ones (version-4 UUIDs as 32 hex digits, as
+    ``uuid.uuid4().hex`` writes them) for those that had none, from one read of the system's
+    random source for the chunk."""
+    missing = sum(e.request_id is None for e in entries)
+    if not missing:
+        return [e.request_id for e in entries]  # type: ignore[misc]
+    raw = os.urandom(16 * missing)
+    ids = []
+    taken = 0
+    for e in entries:
+        if e.request_id is not None:
+            ids.append(e.request_id)
+            continue
+        n = int.from_bytes(raw[taken : taken + 16], "big")
+        taken += 16
+        ids.append(f"{(n & _UUID_CLEAR) | _UUID_V4:032x}")
+    return ids
 
 
 def _status_codes(statuses: list[list[FeatureStatus]], counts: list[int], total: int) -> pa.Array | None:

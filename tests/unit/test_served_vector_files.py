@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -238,3 +239,37 @@ def test_a_chunk_is_converted_while_lookups_arrive_not_all_at_the_flush() -> Non
     assert len(batch.chunks) == 1 and len(batch.pending) == 1
     table = batch.table()
     assert table is not None and table.num_rows == len(entries) * 100
+
+
+def test_lookups_with_no_value_missing_are_written_the_same(tmp_path: Path) -> None:
+    # No None among a chunk's floats: they are packed another way than a chunk with some missing.
+    log = ServedVectorLog(ServingLogConfig(sample_rate=1.0, flush_seconds=3600, flush_rows=10**6), tmp_path)
+    the_plan = plan()
+    expected: list[dict[str, Any]] = []
+    for i in (0, 4, 6, 10, 12, 16):  # all present, or infinities and NaN
+        r = response(i, 500)
+        log.log(r, the_plan, consumer="c", service="spend_model", request_id=f"r{i}")
+        expected += expected_rows(r, f"r{i}", "c", "spend_model", None, None)
+    log.close()
+    (file,) = tmp_path.glob("date=2024-03-01/service=spend_model/*.parquet")
+    assert_rows(pq.read_table(file), expected)
+
+
+def test_a_lookup_without_a_request_id_gets_a_random_one_and_is_sampled_at_the_rate(tmp_path: Path) -> None:
+    log = ServedVectorLog(ServingLogConfig(sample_rate=1.0, flush_seconds=3600, flush_rows=10**6), tmp_path)
+    the_plan = plan()
+    for i in range(5):
+        assert log.log(response(i, 5), the_plan, consumer="c", service="spend_model")
+    log.close()
+    (file,) = tmp_path.glob("date=2024-03-01/service=spend_model/*.parquet")
+    ids = pq.read_table(file).column("request_id").to_pylist()
+    assert all(len(set(ids[i : i + 5])) == 1 for i in range(0, 25, 5))  # one id per lookup
+    assert len(set(ids)) == 5
+    for value in set(ids):  # as uuid.uuid4().hex writes them
+        assert uuid.UUID(hex=value).version == 4 and uuid.UUID(hex=value).hex == value
+
+    sampled_log = ServedVectorLog(ServingLogConfig(sample_rate=0.3), tmp_path / "sampled")
+    sampled_log._start = lambda: None  # type: ignore[method-assign]  # no writer: only the decision
+    n = 5_000
+    logged = sum(sampled_log.log(response(0, 1), the_plan, consumer="c", service="s") for _ in range(n))
+    assert abs(logged - 0.3 * n) < 4 * (n * 0.3 * 0.7) ** 0.5
