@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from featurestore.online.codec import LayoutCache
 
 _MAX_VARIABLES = 900  # below SQLite's default limit of host parameters per statement
-_CACHE_KIB = 65_536
-"""Page cache of a connection (SQLite's default is 2 MiB): a run's write of 100k entities
-touches ~20 MiB of B-tree pages, which a 2 MiB cache reads again and again."""
+_WRITE_CACHE_KIB = 65_536
+"""Page cache of a connection while it writes (SQLite's default is 2 MiB): a run's write of 100k
+entities touches ~20 MiB of B-tree pages, which a 2 MiB cache reads again and again. Only
+while it writes: each lookup thread of the datamart has a connection of its own (up to 40), and
+a cache this size on each would hold up to ~2.5 GB of a large store's pages."""
+_READ_CACHE_KIB = 2_000  # SQLite's default, for the connections' reads
 _CREATE_LAYOUTS = (
     "CREATE TABLE IF NOT EXISTS featurestore_layouts "
     "(feature_view TEXT NOT NULL, layout INTEGER NOT NULL, names BLOB NOT NULL, PRIMARY KEY (feature_view, layout)) "
@@ -69,7 +72,6 @@ class SqliteOnlineStore:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")  # negative: KiB, not pages
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -105,6 +107,7 @@ class SqliteOnlineStore:
         values = encode_values(view, rows, times)
         table = self._table(view)
         conn = self._conn()
+        conn.execute(f"PRAGMA cache_size=-{_WRITE_CACHE_KIB}")  # negative: KiB, not pages
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(_CREATE_LAYOUTS)  # a file prepared by a version without it
@@ -124,6 +127,8 @@ class SqliteOnlineStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.execute(f"PRAGMA cache_size=-{_READ_CACHE_KIB}")  # frees the pages beyond it
         return WriteStats(written=written, skipped_older=rows.num_rows - written)
 
     def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
@@ -146,6 +151,7 @@ class SqliteOnlineStore:
             return SyncStats(written=0, removed=0)
         table = self._table(view)
         conn = self._conn()
+        conn.execute(f"PRAGMA cache_size=-{_WRITE_CACHE_KIB}")
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(_CREATE_LAYOUTS)  # a file prepared by a version without it
@@ -164,6 +170,8 @@ class SqliteOnlineStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.execute(f"PRAGMA cache_size=-{_READ_CACHE_KIB}")
         return SyncStats(written=len(keys), removed=len(gone))
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:

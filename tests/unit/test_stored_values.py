@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -274,3 +275,28 @@ def test_fits_agrees_with_the_value_by_value_check(dtype: ValueType, values: lis
     for may_have_null, may_have_bool in hints:
         assert fits(dtype, values, may_have_null=may_have_null, may_have_bool=may_have_bool) == (not bad)
     assert fits(dtype, []) and fits(dtype, [None, None])
+
+
+def test_the_larger_page_cache_is_a_writes_own(online: SqliteOnlineStore) -> None:
+    """A write and a sync raise their connection's page cache and give it back; the reading
+    connections (one per datamart lookup thread) keep SQLite's default 2 MiB."""
+    conn = online._conn()
+    said: list[str] = []
+    conn.set_trace_callback(said.append)
+    online.write(VIEW, rows())
+    online.sync(VIEW, rows(), rows().slice(0, 0))
+    conn.set_trace_callback(None)
+    caches = [s for s in said if s.startswith("PRAGMA cache_size")]
+    assert caches == ["PRAGMA cache_size=-65536", "PRAGMA cache_size=-2000"] * 2, said
+    assert conn.execute("PRAGMA cache_size").fetchone() == (-2000,)
+
+    seen: list[tuple[int, ...]] = []
+
+    def read() -> None:
+        assert lookup(online, ACCOUNTS).values["n"].to_pylist() == [a * 10 for a in ACCOUNTS]
+        seen.append(online._conn().execute("PRAGMA cache_size").fetchone())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join()
+    assert seen == [(-2000,)]
