@@ -300,3 +300,33 @@ def test_the_larger_page_cache_is_a_writes_own(online: SqliteOnlineStore) -> Non
     reader.start()
     reader.join()
     assert seen == [(-2000,)]
+
+
+def test_a_sync_failing_midway_through_its_inserts_is_rolled_back(
+    online: SqliteOnlineStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite binds the third row's value and fails, after its removals and two rows' inserts:
+    the store is as before."""
+    import featurestore.online.sqlite as module
+
+    before = lookup(online, ACCOUNTS).values["balance"].to_pylist()
+    real = module._in_key_order
+    inserted: list[int] = []
+
+    def spoiled(rows: Any) -> list[Any]:
+        ordered = real(rows)
+        return [*ordered[:2], (ordered[2][0], ordered[2][1], object()), *ordered[3:]]
+
+    def count(statement: str) -> None:
+        if statement.startswith("INSERT OR REPLACE"):
+            inserted.append(1)
+
+    monkeypatch.setattr(module, "_in_key_order", spoiled)
+    online._conn().set_trace_callback(count)
+    table = rows()
+    changed = table.set_column(table.schema.get_field_index("balance"), "balance", pa.array([-1.0] * len(ACCOUNTS)))
+    with pytest.raises(sqlite3.Error):
+        online.sync(VIEW, changed, rows().slice(0, 2))
+    online._conn().set_trace_callback(None)
+    assert len(inserted) == 2  # two rows went in before the failure
+    assert lookup(online, ACCOUNTS).values["balance"].to_pylist() == before
