@@ -7,13 +7,12 @@ of ``featurestore.yaml`` (:class:`~featurestore.config.ServingLogConfig`), off b
 The request's thread does little: it decides whether the request is sampled and puts a
 reference to the response on a bounded queue (a few microseconds, measured by
 ``bench/serving_log.py``). When the queue is full the vector is dropped and counted
-(:attr:`ServedVectorLog.dropped`), never waited for. One background thread, which takes the
-queued lookups every 10 ms rather than being woken by each, keeps the responses and converts
-them to Arrow a chunk of lookups at a time (one ``pa.array`` per column over about twenty
-100-entity lookups, yielding the interpreter lock between columns), and writes Parquet files
-when ``flush_rows`` entity rows are waiting, ``flush_seconds`` after the oldest arrived, on
-:meth:`ServedVectorLog.flush` and on :meth:`ServedVectorLog.close`. Files are written under a
-temporary name and renamed, so readers never see half a file.
+(:attr:`ServedVectorLog.dropped`), never waited for. One background thread turns each response
+into a small Arrow table as it arrives (spreading the work evenly rather than in bursts that
+would hold the interpreter lock) and writes Parquet files when ``flush_rows`` entity rows are
+waiting, ``flush_seconds`` after the oldest arrived, on :meth:`ServedVectorLog.flush` and on
+:meth:`ServedVectorLog.close`. Files are written under a temporary name and renamed, so readers
+never see half a file.
 
 Layout, under ``serving_log.path`` (default ``<offline store path>/_served_vectors``)::
 
@@ -41,16 +40,14 @@ random at the configured rate.
 
 from __future__ import annotations
 
-import collections
 import contextvars
 import functools
 import hashlib
-import itertools
+import io
 import json
 import logging
 import os
-import random
-import struct
+import queue
 import threading
 import time
 import uuid
@@ -58,10 +55,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from featurestore.config import ProjectConfig, ServingLogConfig
@@ -96,17 +95,8 @@ def _status_texts() -> pa.Array:
     return pa.array([s.value for s in FeatureStatus], pa.string())
 
 
-_DAY_US = 86_400_000_000
-_FLOAT64 = pa.float64()
-_UUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
-_UUID_V4 = (0x8000 << 48) | (4 << 76)
-"""The variant (RFC 4122) and version (4) bits of a random UUID, as :class:`uuid.UUID` sets them."""
-_POLL_SECONDS = 0.01
-"""How often the writer looks for lookups to take when nobody wakes it."""
-_CHUNK_ROWS = 2_000
-"""Entity rows of a batch converted together (see :class:`_Batch`): few enough that a column's
-conversion holds the interpreter lock for tens of microseconds, many enough that the fixed cost
-of a ``pa.array`` call is spread over about twenty 100-entity lookups."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def request_id_from(header: str | None) -> str | None:
@@ -125,12 +115,10 @@ def sampled(request_id: str, rate: float) -> bool:
     return int.from_bytes(digest, "big") < rate * _HASH_SPACE
 
 
-class _Entry(NamedTuple):
-    """One sampled lookup, as the request's thread queues it: references, nothing converted."""
-
+@dataclass(frozen=True)
+class _Entry:
     at_us: int
-    request_id: str | None
-    """None: the request had none; the writer gives it a random one."""
+    request_id: str
     consumer: str
     service: str | None
     plan: LookupPlan
@@ -158,13 +146,7 @@ class ServedVectorLog:
         self.settings = settings
         self.root = root
         self.rate = settings.sample_rate
-        # The lookups waiting for the writer, and markers (flush: an event to set; close: None). A
-        # deque rather than a queue.Queue: appending takes no lock and wakes no thread; the writer
-        # looks every _POLL_SECONDS, or at once when asked (:meth:`flush`, :meth:`close`, or the
-        # queue half full), so that lookups following each other do not wake it one by one.
-        self._queue: collections.deque[_Entry | threading.Event | None] = collections.deque()
-        self._wake = threading.Event()
-        self._wake_at = max(1, settings.queue_size // 2)
+        self._queue: queue.Queue[_Entry | threading.Event | None] = queue.Queue(settings.queue_size)
         self.queued = 0
         self.dropped = 0
         self.rows_written = 0
@@ -197,27 +179,19 @@ class ServedVectorLog:
     ) -> bool:
         """Queue the vectors of one lookup if its request is sampled; never blocks. False when not
         sampled, dropped (queue full, counted) or the log is closed."""
-        rid = request_id or REQUEST_ID.get()
-        if self._closed:
-            return False
-        if rid is None:
-            # No id: a random one, made by the writer (_random_ids), so a draw at the rate decides
-            # what hashing that random id would.
-            if self.rate < 1.0 and random.random() >= self.rate:
-                return False
-        elif not sampled(rid, self.rate):
+        rid = request_id or REQUEST_ID.get() or uuid.uuid4().hex
+        if self._closed or not sampled(rid, self.rate):
             return False
         at_us = response.served_at_us if response.served_at_us is not None else time.time_ns() // 1000
-        waiting = len(self._queue)
-        if waiting >= self.settings.queue_size:
+        entry = _Entry(at_us, rid, consumer, service, plan, response, model, versions)
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
             self.dropped += 1  # a lost update under a race costs one count, not a lock per lookup
             return False
-        self._queue.append(_Entry(at_us, rid, consumer, service, plan, response, model, versions))
         self.queued += 1
         if self._thread is None:
             self._start()
-        elif waiting + 1 == self._wake_at:
-            self._wake.set()
         return True
 
     def log_prediction(
@@ -259,8 +233,10 @@ class ServedVectorLog:
         if self._thread is None:
             return True
         done = threading.Event()
-        self._queue.append(done)
-        self._wake.set()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
         return done.wait(timeout)
 
     def close(self, timeout: float = 60.0) -> None:
@@ -271,11 +247,12 @@ class ServedVectorLog:
             self._closed = True
             thread = self._thread
         if thread is not None:
-            self._queue.append(None)
-            self._wake.set()
-            thread.join(timeout)
-            if thread.is_alive():
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
                 log.warning("serving log: the writer did not drain its queue in %s s; vectors left unwritten", timeout)
+                return
+            thread.join(timeout)
 
     def stats(self) -> ServingLogStats:
         return ServingLogStats(self.queued, self.dropped, self.rows_written, self.files_written, self.write_errors)
@@ -284,27 +261,17 @@ class ServedVectorLog:
 
     def _run(self) -> None:
         batches: dict[tuple[str, str, int], _Batch] = {}
-        days: dict[int, str] = {}
         rows = 0
         oldest: float | None = None
-        pending = self._queue
-        taken = 0
         while True:
+            wait = None if oldest is None else max(0.0, oldest + self.settings.flush_seconds - time.monotonic())
             item: _Entry | threading.Event | None
-            if pending:
-                item = pending.popleft()
-            else:
-                due = None if oldest is None else oldest + self.settings.flush_seconds - time.monotonic()
-                if due is None or due > 0:
-                    self._wake.wait(_POLL_SECONDS if due is None else min(_POLL_SECONDS, due))
-                    self._wake.clear()  # before looking: a marker appended after it is seen next time
-                    continue
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
                 item = threading.Event()  # the time is up: flush, nobody waits on it
             if isinstance(item, _Entry):
-                day_number = item.at_us // _DAY_US
-                day = days.get(day_number)
-                if day is None:
-                    day = days[day_number] = datetime.fromtimestamp(item.at_us / 1e6, UTC).date().isoformat()
+                day = datetime.fromtimestamp(item.at_us / 1e6, UTC).date().isoformat()
                 key = (day, item.service or VIEWS_SERVICE, id(item.plan))
                 batch = batches.get(key)
                 try:
@@ -317,13 +284,13 @@ class ServedVectorLog:
                         rows += batch.add(item)
                 except Exception:  # vectors that cannot be written must not stop the log
                     self.write_errors += 1
-                    log.exception("serving log: a lookup's vectors could not be kept; skipped")
+                    log.exception("serving log: a lookup's vectors could not be converted; skipped")
                     continue
                 if oldest is None:
                     oldest = time.monotonic()
-                taken += 1
-                if taken % 16 == 0:  # let the request threads have the interpreter lock now and then
-                    time.sleep(0)
+                # Let the request threads have the interpreter lock between lookups: converting
+                # several at a stretch would make a lookup that wants it back wait for its turn.
+                time.sleep(0)
                 if rows < self.settings.flush_rows:
                     continue
             by_file: dict[tuple[str, str], list[_Batch]] = {}
@@ -346,14 +313,10 @@ class ServedVectorLog:
         tables: list[pa.Table] = []
         for batch in batches:  # each on its own: one batch that cannot be read loses only its rows
             try:
-                table = batch.table()
+                tables.append(batch.table())
             except Exception:
                 self.write_errors += 1
                 log.exception("serving log: could not convert %d served rows for %s", batch.rows, folder)
-            else:
-                if table is not None:
-                    tables.append(table)
-            self.write_errors += batch.failed  # lookups that could not be converted, each counted once
         if not tables:
             return
         try:
@@ -375,190 +338,91 @@ class ServedVectorLog:
 
 
 class _Batch:
-    """The lookups of one feature list waiting to be written. :meth:`add` keeps a reference to
-    the lookup's response (its lists as the lookup made them) and nothing else; every
-    :data:`_CHUNK_ROWS` entity rows, and at the flush, the lookups kept are converted together,
-    one ``pa.array`` per column over all of them (statuses as codes, all-present ones a run of
-    zeros; absent model versions one null array), yielding the interpreter lock between columns
-    so that a lookup waiting for it never waits for more than one column's conversion."""
+    """The lookups of one feature list waiting to be written, kept as JSON lines (one per lookup,
+    its columns as lists) until the file is written: ``orjson`` turns a lookup into bytes about
+    three times faster than building Arrow arrays from its lists, and Arrow's JSON reader, C++
+    that does not hold the interpreter lock, does the rest (see :meth:`table`)."""
 
     def __init__(self, plan: LookupPlan, response: OnlineResponse) -> None:
         self.plan = plan  # kept: its id() keys the batch
-        self.pending: list[_Entry] = []
-        self.counts: list[int] = []
-        self.pending_rows = 0
-        self.chunks: list[pa.Table] = []
+        self.lines: list[bytes] = []
         self.rows = 0
-        self.failed = 0
-        """Lookups that could not be converted (their rows are not written)."""
         types = response.types
         fields = [
-            pa.field("request_time", _UTC_US),
+            pa.field("request_time", pa.int64()),
             pa.field("request_id", pa.string()),
             pa.field("consumer", pa.string()),
             pa.field("service", pa.string()),
             pa.field("model", pa.string()),
-            pa.field("model_version", pa.int64()),
+            pa.field("model_version", pa.list_(pa.int64())),
         ]
-        self.keys = [(f"key:{k}", k, types[k]) for k in response.keys]
-        fields += [pa.field(c, t) for c, _, t in self.keys]
-        self.values: list[tuple[str, str, str, pa.DataType]] = []
+        self.keys = [(f"key:{k}", k) for k in response.keys]
+        fields += [pa.field(c, pa.list_(types[k])) for c, k in self.keys]
+        self.values: list[tuple[str, str, str, bool]] = []
         self.names: dict[str, list[str]] = {}
         self.views: list[tuple[str, str]] = []
-        # Each column's place among the fields: (kind, column, source name, type).
-        self.columns: list[tuple[str, str, str, pa.DataType]] = [("key", c, k, t) for c, k, t in self.keys]
         for view in plan.views:
             for feature, out in zip(view.features, view.outputs, strict=True):
                 if out not in response.columns:
                     continue
-                value_type = _UTC_US if pa.types.is_timestamp(types[out]) else types[out]
-                self.values.append((f"value:{out}", f"status:{out}", out, value_type))
+                is_time = pa.types.is_timestamp(types[out])
+                self.values.append((f"value:{out}", f"status:{out}", out, is_time))
                 self.names[out] = [view.view.name, feature]
-                fields.append(pa.field(f"value:{out}", value_type))
-                fields.append(pa.field(f"status:{out}", pa.string()))
-                self.columns.append(("value", f"value:{out}", out, value_type))
-                self.columns.append(("status", f"status:{out}", out, pa.string()))
+                fields.append(pa.field(f"value:{out}", pa.list_(pa.int64() if is_time else types[out])))
+                fields.append(pa.field(f"status:{out}", pa.list_(pa.int8())))
             if view.view.name in response.event_micros:
                 self.views.append((f"event_time:{view.view.name}", view.view.name))
-                fields.append(pa.field(f"event_time:{view.view.name}", _UTC_US))
-                self.columns.append(("event_time", f"event_time:{view.view.name}", view.view.name, _UTC_US))
+                fields.append(pa.field(f"event_time:{view.view.name}", pa.list_(pa.int64())))
         self.schema = pa.schema(fields)
 
     def add(self, e: _Entry) -> int:
         """Keep one lookup; returns its entity rows."""
-        n = len(next(iter(e.response.keys.values()), []))
-        self.pending.append(e)
-        self.counts.append(n)
+        r = e.response
+        n = len(next(iter(r.keys.values()), []))
+        record: dict[str, Any] = {
+            "request_time": e.at_us,
+            "request_id": e.request_id,
+            "consumer": e.consumer,
+            "service": e.service,
+            "model": e.model,
+            "model_version": e.versions if e.versions is not None else [None] * n,
+        }
+        for column, k in self.keys:
+            record[column] = r.keys[k]
+        for value_column, status_column, out, is_time in self.values:
+            values = r.columns[out]
+            record[value_column] = (
+                [None if v is None else (v - _EPOCH) // _MICROSECOND for v in values] if is_time else values
+            )
+            statuses = r.statuses[out]
+            record[status_column] = (
+                [0] * n if statuses.count(_PRESENT) == n else list(map(_STATUS_CODE.__getitem__, statuses))
+            )
+        for column, view in self.views:
+            record[column] = r.event_micros[view]
+        self.lines.append(orjson.dumps(record))
         self.rows += n
-        self.pending_rows += n
-        if self.pending_rows >= _CHUNK_ROWS:
-            self._convert()
         return n
 
-    def table(self) -> pa.Table | None:
-        """The lookups as one row per entity (see the module's text); None when none could be
-        converted."""
-        if self.pending:
-            self._convert()
-        if not self.chunks:
-            return None
-        return pa.concat_tables(self.chunks)
-
-    def _convert(self) -> None:
-        entries, counts = self.pending, self.counts
-        self.pending, self.counts, self.pending_rows = [], [], 0
-        try:
-            self.chunks.append(self._arrays(entries, counts))
-            return
-        except Exception:
-            if len(entries) == 1:
-                self.failed += 1
-                self.rows -= counts[0]
-                log.exception("serving log: a lookup's vectors could not be converted; skipped")
-                return
-        for entry, n in zip(entries, counts, strict=True):  # each alone: only the bad ones are lost
-            self.pending, self.counts = [entry], [n]
-            self._convert()
-
-    def _arrays(self, entries: list[_Entry], counts: list[int]) -> pa.Table:
-        """The lookups ``entries`` (of ``counts`` entity rows) as one table of the batch's schema."""
-        total = sum(counts)
-        offsets = pa.array(itertools.accumulate(counts, initial=0), pa.int32())
-        # Each entity row's lookup: the per-lookup columns are taken by it.
-        parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, pa.nulls(total)))
-        arrays: list[pa.Array] = [
-            pa.array([e.at_us for e in entries], _UTC_US).take(parents),
-            pa.array(_request_ids(entries), pa.string()).take(parents),
-            pa.array([e.consumer for e in entries], pa.string()).take(parents),
-            pa.array([e.service for e in entries], pa.string()).take(parents),
-            pa.array([e.model for e in entries], pa.string()).take(parents),
-        ]
-        if all(e.versions is None for e in entries):
-            arrays.append(pa.nulls(total, pa.int64()))
-        else:
-            versions = (
-                itertools.repeat(None, n) if e.versions is None else e.versions
-                for e, n in zip(entries, counts, strict=True)
-            )
-            arrays.append(pa.array(list(itertools.chain.from_iterable(versions)), pa.int64()))
-        responses = [e.response for e in entries]
-        present: pa.Array | None = None
-        for column, (kind, _, name, type_) in enumerate(self.columns, 1):
-            if column % 4 == 0:  # a lookup waiting for the interpreter lock gets it every few columns
-                time.sleep(0)
-            if kind == "status":
-                codes = _status_codes([r.statuses[name] for r in responses], counts, total)
-                if codes is None:  # all present: one array for every such column of the chunk
-                    if present is None:
-                        zeros = pa.Array.from_buffers(pa.int8(), total, [None, pa.py_buffer(bytes(total))])
-                        present = pc.take(_status_texts(), zeros)
-                    arrays.append(present)
-                else:
-                    arrays.append(pc.take(_status_texts(), codes))
-                continue
-            values: list[Any] = []
-            if kind == "key":
-                for r in responses:
-                    values += r.keys[name]
-            elif kind == "value":
-                for r in responses:
-                    values += r.columns[name]
-            else:
-                for r in responses:
-                    values += r.event_micros[name]
-            if kind == "event_time":  # microseconds: read as integers, viewed as times (half the cost)
-                arrays.append(pa.array(values, pa.int64()).view(type_))
-            elif type_ == _FLOAT64:
-                arrays.append(_floats(values))
-            else:
-                arrays.append(pa.array(values, type_))
-        return pa.Table.from_arrays(arrays, schema=self.schema)
-
-
-def _floats(values: list[Any]) -> pa.Array:
-    """A float64 column: packed by ``struct`` when no value is missing (about half the cost of
-    ``pa.array``), else by ``pa.array``."""
-    try:
-        data = struct.pack(f"{len(values)}d", *values)
-    except struct.error:  # None among them
-        return pa.array(values, _FLOAT64)
-    return pa.Array.from_buffers(_FLOAT64, len(values), [None, pa.py_buffer(data)])
-
-
-def _request_ids(entries: list[_Entry]) -> list[str]:
-    """Each lookup's request id; random ones (version-4 UUIDs as 32 hex digits, as
-    ``uuid.uuid4().hex`` writes them) for those that had none, from one read of the system's
-    random source for the chunk."""
-    missing = sum(e.request_id is None for e in entries)
-    if not missing:
-        return [e.request_id for e in entries]  # type: ignore[misc]
-    raw = os.urandom(16 * missing)
-    ids = []
-    taken = 0
-    for e in entries:
-        if e.request_id is not None:
-            ids.append(e.request_id)
-            continue
-        n = int.from_bytes(raw[taken : taken + 16], "big")
-        taken += 16
-        ids.append(f"{(n & _UUID_CLEAR) | _UUID_V4:032x}")
-    return ids
-
-
-def _status_codes(statuses: list[list[FeatureStatus]], counts: list[int], total: int) -> pa.Array | None:
-    """One column's statuses over the lookups of a chunk as int8 codes; None when all present.
-    Only the lookups with another status are looked at value by value."""
-    codes: bytearray | None = None
-    offset = 0
-    for values, n in zip(statuses, counts, strict=True):
-        if values.count(_PRESENT) != n:  # C speed (identity first)
-            if codes is None:
-                codes = bytearray(total)  # zeros: present
-            codes[offset : offset + n] = bytes(map(_STATUS_CODE.__getitem__, values))
-        offset += n
-    if codes is None:
-        return None
-    return pa.Array.from_buffers(pa.int8(), total, [None, pa.py_buffer(codes)])
+    def table(self) -> pa.Table:
+        """The lookups as one row per entity (see the module's text)."""
+        options = pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
+        read = pajson.read_json(io.BytesIO(b"\n".join(self.lines)), parse_options=options)
+        lists = [f.name for f in self.schema if pa.types.is_list(f.type)]
+        parents = pc.list_parent_indices(read.column(lists[0]))
+        columns: dict[str, Any] = {
+            "request_time": pc.cast(read.column("request_time").take(parents), _UTC_US),
+            **{c: read.column(c).take(parents) for c in ("request_id", "consumer", "service", "model")},
+        }
+        timestamps = {v for v, _, _, is_time in self.values if is_time} | {c for c, _ in self.views}
+        for c in lists:
+            flat = pc.list_flatten(read.column(c))
+            if c.startswith("status:"):
+                flat = pc.take(_status_texts(), flat)
+            elif c in timestamps:
+                flat = pc.cast(flat, _UTC_US)
+            columns[c] = flat
+        return pa.table(columns)
 
 
 def _rows_of(response: OnlineResponse, positions: Sequence[int]) -> OnlineResponse:
