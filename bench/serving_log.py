@@ -20,13 +20,17 @@ slowest of 1,000) lands in that tail or not by the luck of the round, so the rat
 swings (0.35-3.2 per round, 0.92-1.43 as medians of 7 rounds, 2026-11-29). The full collector ran
 in no timed phase. In the rounds the machine left alone the log's own cost shows: the writer
 thread shares the interpreter lock with the lookups, which here follow each other without a
-pause. With the writer converting each lookup as it came (orjson lines, woken per lookup), p50
-and p99 both grew ~2x in such rounds (0.31 -> 0.61 ms, 0.57 -> 1.45 ms) and the writer used
-~215-234 us of CPU per logged lookup during the timed lookups; taking the lookups every 10 ms
-and converting them a chunk at a time with one array per column brought that to ~167-183 us
-(plus ~180 us per lookup in the untimed flush, mostly the Parquet write, which releases the
-lock) and the p50 ratio from 1.15-1.53 to 1.16-1.19; p99 ratios 0.92-1.60 before and 1.14-1.56
-after, no quiet round in any of these runs (runs alternated, load 1.5-2.1, 2026-11-29).
+pause. With the writer converting each lookup as it comes (orjson lines, woken per lookup), p50
+and p99 both grew ~2x in such rounds (0.31 -> 0.61 ms, 0.57 -> 1.45 ms); its thread uses
+~195-235 us of CPU per logged lookup during the timed lookups (load 1-2, 2026-11-29). Tried and
+reverted the same day (2e44d06, e5b3a53; reverted by a1cfb4c): keeping the
+responses and converting them a chunk of ~20 lookups at a time with one pa.array per column,
+taken every 10 ms, cut that to ~145-183 us and the p50 ratio to 1.08-1.24, but lookups over
+2 ms in the logged phases went from 2-28 to 61-114 per run and the p99 ratio from 1.29-1.36 to
+3.1-3.7 (runs alternated), and each run had a full garbage collection (80-230 ms) in a logged
+phase: the responses kept alive until their chunk is converted are promoted to the old
+generation. Dropping only the statuses' and versions' filler lists from the orjson lines (made
+at the flush instead) saved no measurable CPU (182-206 us).
 
     .venv/bin/python bench/serving_log.py [--store redis|sqlite] [--rounds 7] [--calls 1000] [--json]
 
