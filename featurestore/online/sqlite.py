@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,22 +91,13 @@ class SqliteOnlineStore:
                 "(entity_key TEXT PRIMARY KEY, event_us INTEGER NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
             )
 
-    def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
-        from featurestore.online.codec import (
-            cast_keys,
-            encode_keys,
-            encode_values,
-            event_micros,
-            layout_id,
-            layout_names,
-        )
+    @contextmanager
+    def _writing(self, view: FeatureView) -> Iterator[sqlite3.Connection]:
+        """A write transaction of this thread's connection (``BEGIN IMMEDIATE``: the database's
+        write lock from the start) with the view's value layout recorded, committed when the
+        block ends, rolled back when it raises; the larger page cache only meanwhile."""
+        from featurestore.online.codec import layout_id, layout_names
 
-        if rows.num_rows == 0:
-            return WriteStats(0, 0)
-        keys = encode_keys(view, cast_keys(view, rows))
-        times = event_micros(view, rows)
-        values = encode_values(view, rows, times)
-        table = self._table(view)
         conn = self._conn()
         conn.execute(f"PRAGMA cache_size=-{_WRITE_CACHE_KIB}")  # negative: KiB, not pages
         conn.execute("BEGIN IMMEDIATE")
@@ -115,6 +107,29 @@ class SqliteOnlineStore:
                 "INSERT OR IGNORE INTO featurestore_layouts (feature_view, layout, names) VALUES (?, ?, ?)",
                 (view.name, layout_id(view.feature_names), layout_names(view)),
             )
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.execute(f"PRAGMA cache_size=-{_READ_CACHE_KIB}")  # frees the pages beyond it
+
+    def write(self, view: FeatureView, rows: pa.Table) -> WriteStats:
+        from featurestore.online.codec import (
+            cast_keys,
+            encode_keys,
+            encode_values,
+            event_micros,
+        )
+
+        if rows.num_rows == 0:
+            return WriteStats(0, 0)
+        keys = encode_keys(view, cast_keys(view, rows))
+        times = event_micros(view, rows)
+        values = encode_values(view, rows, times)
+        table = self._table(view)
+        with self._writing(view) as conn:
             before = conn.total_changes
             conn.executemany(
                 f"INSERT INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?) "
@@ -123,12 +138,6 @@ class SqliteOnlineStore:
                 _in_key_order(zip(keys, times, values, strict=True)),
             )
             written = conn.total_changes - before
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.execute(f"PRAGMA cache_size=-{_READ_CACHE_KIB}")  # frees the pages beyond it
         return WriteStats(written=written, skipped_older=rows.num_rows - written)
 
     def sync(self, view: FeatureView, rows: pa.Table, removed: pa.Table) -> SyncStats:
@@ -139,8 +148,6 @@ class SqliteOnlineStore:
             encode_keys,
             encode_values,
             event_micros,
-            layout_id,
-            layout_names,
         )
 
         keys = encode_keys(view, cast_keys(view, rows)) if rows.num_rows else []
@@ -150,15 +157,7 @@ class SqliteOnlineStore:
         if not keys and not gone:
             return SyncStats(written=0, removed=0)
         table = self._table(view)
-        conn = self._conn()
-        conn.execute(f"PRAGMA cache_size=-{_WRITE_CACHE_KIB}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_CREATE_LAYOUTS)  # a file prepared by a version without it
-            conn.execute(
-                "INSERT OR IGNORE INTO featurestore_layouts (feature_view, layout, names) VALUES (?, ?, ?)",
-                (view.name, layout_id(view.feature_names), layout_names(view)),
-            )
+        with self._writing(view) as conn:
             for start in range(0, len(gone), _MAX_VARIABLES):
                 chunk = gone[start : start + _MAX_VARIABLES]
                 conn.execute(f"DELETE FROM {table} WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk)
@@ -166,12 +165,6 @@ class SqliteOnlineStore:
                 f"INSERT OR REPLACE INTO {table} (entity_key, event_us, value) VALUES (?, ?, ?)",
                 _in_key_order(zip(keys, times, values, strict=True)),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.execute(f"PRAGMA cache_size=-{_READ_CACHE_KIB}")
         return SyncStats(written=len(keys), removed=len(gone))
 
     def read(self, view: FeatureView, keys: pa.Table, features: Sequence[str]) -> pa.Table:
