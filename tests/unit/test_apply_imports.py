@@ -59,13 +59,12 @@ NOT_FOR_A_SQLITE_APPLY = (
 
 def _apply(project: Path) -> set[str]:
     """The modules an ``apply`` of ``project`` in a fresh interpreter imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", APPLY.format(project=str(project))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    return _loaded_by(APPLY.format(project=str(project)))
+
+
+def _loaded_by(script: str) -> set[str]:
+    """The modules imported by ``script`` in a fresh interpreter; it prints them, as JSON, last."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -117,8 +116,7 @@ def test_reading_the_registry_imports_no_duckdb() -> None:
         "import featurestore.registry, featurestore.source_probe, featurestore.store\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    loaded = _loaded_by(script)
     assert "featurestore.registry.source_probes" in loaded
     assert _among(loaded, ("duckdb", "featurestore.sql", "pyarrow", "numpy")) == []
 
@@ -133,8 +131,7 @@ def test_reading_the_config_of_a_sqlite_online_project_imports_no_arrow(project:
         "assert config.online_store.type == 'sqlite', config.online_store\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    loaded = _loaded_by(script)
     assert "featurestore.online.sqlite_config" in loaded
     assert _among(loaded, ("pyarrow", "numpy", "featurestore.online.sqlite", "featurestore.online.codec")) == []
 
